@@ -1,19 +1,32 @@
 """Live events for the police console (Server-Sent Events) and the benchmarks.
 
 In one process the bus is an in-memory fan-out: `publish()` puts the event in the
-queue of every current subscriber. Across several server processes on PostgreSQL
-the console part adds LISTEN/NOTIFY on top (see console/), so this module stays
-the single place events go through.
+queue of every current subscriber. When the server runs as several processes on
+PostgreSQL, `enable_pg_fanout(url)` adds LISTEN/NOTIFY on top: every event
+published here is also sent with `pg_notify`, and a listener thread delivers the
+events of the *other* processes to this process's subscribers. Local delivery
+never waits for PostgreSQL, and a PostgreSQL outage never loses a local event.
+This module stays the single place events go through: `publish()` and
+`subscribe()` keep the same signatures whatever the fan-out.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 _MAX_QUEUED = 10_000  # a stalled console tab must not grow memory without bound
+PG_CHANNEL = "tgd_events"
+_PG_PAYLOAD_LIMIT = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+RESYNC_EVENT = "bus.resync"  # "you may have missed events: reload what you show"
 
 _lock = threading.Lock()
 _subscribers: set[Subscription] = set()
@@ -56,6 +69,7 @@ class Subscription:
 
 
 def subscribe() -> Subscription:
+    _ensure_pg_bridge()
     sub = Subscription()
     with _lock:
         _subscribers.add(sub)
@@ -63,9 +77,205 @@ def subscribe() -> Subscription:
 
 
 def publish(event: dict) -> None:
-    """Deliver `event` to every subscriber. `event["type"]` names it."""
+    """Deliver `event` to every subscriber (of every process when PG fan-out is on).
+
+    `event["type"]` names it.
+    """
     event.setdefault("published_at", time.time())
+    _deliver_locally(event)
+    bridge = _ensure_pg_bridge()
+    if bridge is not None:
+        bridge.send(event)
+
+
+def _deliver_locally(event: dict) -> None:
     with _lock:
         targets = list(_subscribers)
     for sub in targets:
         sub._offer(event)
+
+
+# --- PostgreSQL LISTEN/NOTIFY fan-out across processes --------------------------------
+
+_pg_url: str | None = None
+_pg_bridge: PgBridge | None = None
+
+
+def enable_pg_fanout(database_url: str) -> None:
+    """Fan events out across processes through PostgreSQL `database_url`.
+
+    Accepts an SQLAlchemy URL (`postgresql+psycopg://...`) or a libpq one. Nothing
+    connects here: the bridge starts on the first publish/subscribe of each process,
+    so a pre-forking server (gunicorn --preload) gets one bridge per worker.
+    """
+    global _pg_url
+    with _lock:
+        _pg_url = to_libpq_url(database_url)
+
+
+def disable_pg_fanout() -> None:
+    global _pg_url, _pg_bridge
+    with _lock:
+        bridge, _pg_bridge, _pg_url = _pg_bridge, None, None
+    if bridge is not None:
+        bridge.stop()
+
+
+def pg_fanout_status() -> dict:
+    """For health pages and tests: is the bridge on, connected, how many failures."""
+    bridge = _pg_bridge
+    if bridge is None:
+        return {"enabled": _pg_url is not None, "listening": False}
+    return {
+        "enabled": True,
+        "listening": bridge.listening.is_set(),
+        "send_failures": bridge.send_failures,
+        "received": bridge.received,
+    }
+
+
+def to_libpq_url(database_url: str) -> str:
+    """`postgresql+psycopg://u@h/db` -> `postgresql://u@h/db` (libpq has no driver part)."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or not scheme.startswith(("postgresql", "postgres")):
+        raise ValueError(f"not a PostgreSQL URL: {scheme or database_url!r}")
+    return "postgresql://" + rest
+
+
+def _ensure_pg_bridge() -> PgBridge | None:
+    global _pg_bridge
+    if _pg_url is None:
+        return None
+    bridge = _pg_bridge
+    if bridge is not None and bridge.pid == os.getpid():
+        return bridge
+    with _lock:
+        # Re-check under the lock; a bridge inherited through fork() has no thread.
+        if _pg_bridge is None or _pg_bridge.pid != os.getpid():
+            _pg_bridge = PgBridge(_pg_url, deliver=_deliver_locally)
+            _pg_bridge.start()
+        return _pg_bridge
+
+
+def encode_for_notify(event: dict, origin: str) -> str | None:
+    """The NOTIFY payload: the event plus its origin, shrunk to its scalar keys if too big.
+
+    None when even that does not fit (the event then stays local, and is logged).
+    """
+    payload = json.dumps({**event, "_origin": origin}, separators=(",", ":"), default=str)
+    if len(payload.encode()) < _PG_PAYLOAD_LIMIT:
+        return payload
+    slim = {k: v for k, v in event.items() if isinstance(v, str | int | float | bool | None)}
+    slim.update({"_origin": origin, "truncated": True})
+    payload = json.dumps(slim, separators=(",", ":"), default=str)
+    if len(payload.encode()) < _PG_PAYLOAD_LIMIT:
+        return payload
+    return None
+
+
+class PgBridge:
+    """One process's link to the other processes: a sender and a listener thread."""
+
+    RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
+
+    def __init__(
+        self,
+        url: str,
+        deliver: Callable[[dict], None],
+        origin: str | None = None,
+        channel: str = PG_CHANNEL,
+    ) -> None:
+        self.url = url
+        self.deliver = deliver
+        self.origin = origin or f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.channel = channel
+        self.pid = os.getpid()
+        self.listening = threading.Event()
+        self.send_failures = 0
+        self.received = 0
+        self._stop = threading.Event()
+        self._send_lock = threading.Lock()
+        self._send_conn = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._listen_forever, name="tgd-events-pg-listen", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._send_lock:
+            if self._send_conn is not None:
+                self._send_conn.close()
+                self._send_conn = None
+
+    def send(self, event: dict) -> bool:
+        payload = encode_for_notify(event, self.origin)
+        if payload is None:
+            log.warning("event %s too large for NOTIFY: kept local", event.get("type"))
+            self.send_failures += 1
+            return False
+        with self._send_lock:
+            for attempt in (1, 2):  # a connection dropped by the server is re-opened once
+                try:
+                    if self._send_conn is None or self._send_conn.closed:
+                        self._send_conn = self._connect()
+                    self._send_conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+                    return True
+                except Exception as exc:  # psycopg.Error and socket errors alike
+                    log.warning("NOTIFY failed (attempt %d): %s", attempt, exc)
+                    self._close_sender()
+            self.send_failures += 1
+            return False
+
+    def _close_sender(self) -> None:
+        if self._send_conn is not None:
+            try:
+                self._send_conn.close()
+            except Exception:  # already broken: nothing more to release
+                pass
+            self._send_conn = None
+
+    def _connect(self):
+        import psycopg  # only servers on PostgreSQL need the driver
+
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+
+    def _listen_forever(self) -> None:
+        failures = 0
+        first = True
+        while not self._stop.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(f'LISTEN "{self.channel}"')
+                    self.listening.set()
+                    failures = 0
+                    if not first:
+                        # Events sent while we were away are lost to us: tell the pages.
+                        self.deliver({"type": RESYNC_EVENT, "published_at": time.time()})
+                    first = False
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._on_notify(note.payload)
+            except Exception as exc:
+                self.listening.clear()
+                delay = self.RECONNECT_DELAYS_S[min(failures, len(self.RECONNECT_DELAYS_S) - 1)]
+                failures += 1
+                log.warning("event listener lost PostgreSQL (%s): retry in %ss", exc, delay)
+                self._stop.wait(delay)
+        self.listening.clear()
+
+    def _on_notify(self, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            log.warning("ignored a non-JSON notification on %s", self.channel)
+            return
+        if not isinstance(event, dict) or event.pop("_origin", None) == self.origin:
+            return  # our own event was already delivered locally
+        self.received += 1
+        self.deliver(event)

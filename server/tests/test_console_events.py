@@ -1,0 +1,98 @@
+"""The event bus: in-process fan-out, and PostgreSQL LISTEN/NOTIFY across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from tgd_server import events
+
+PG_URL = os.environ.get("TGD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+needs_pg = pytest.mark.skipif(not _pg_reachable(), reason=f"PostgreSQL not reachable at {PG_URL}")
+
+
+def test_publish_reaches_every_subscriber_and_closed_ones_no_more():
+    a, b = events.subscribe(), events.subscribe()
+    events.publish({"type": "alarm.created", "alarm_id": 1})
+    assert a.get(1)["alarm_id"] == 1
+    assert b.get(1)["alarm_id"] == 1
+    b.close()
+    events.publish({"type": "alarm.updated", "alarm_id": 1})
+    assert a.get(1)["type"] == "alarm.updated"
+    assert b.get(0.05) is None
+    a.close()
+
+
+def test_to_libpq_url_drops_the_driver_and_refuses_other_databases():
+    assert events.to_libpq_url("postgresql+psycopg://u@h:5432/db") == "postgresql://u@h:5432/db"
+    with pytest.raises(ValueError):
+        events.to_libpq_url("sqlite:///var/tgd.sqlite3")
+
+
+def test_a_too_large_event_is_slimmed_to_its_scalar_keys():
+    event = {"type": "alarm.updated", "alarm_id": 7, "positions": [{"lat": 1.0}] * 2000}
+    payload = json.loads(events.encode_for_notify(event, "me"))
+    assert payload == {"type": "alarm.updated", "alarm_id": 7, "_origin": "me", "truncated": True}
+    assert events.encode_for_notify({"type": "x", "blob": "y" * 9000}, "me") is None
+
+
+@needs_pg
+def test_two_bridges_exchange_events_and_never_echo_their_own():
+    got_a: list[dict] = []
+    got_b: list[dict] = []
+    a = events.PgBridge(PG_URL, got_a.append, origin="a", channel="tgd_events_test")
+    b = events.PgBridge(PG_URL, got_b.append, origin="b", channel="tgd_events_test")
+    a.start()
+    b.start()
+    try:
+        assert a.listening.wait(5) and b.listening.wait(5)
+        assert a.send({"type": "alarm.created", "alarm_id": 42})
+        deadline = time.monotonic() + 5
+        while not got_b and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert got_b == [{"type": "alarm.created", "alarm_id": 42}]
+        time.sleep(0.2)
+        assert got_a == []  # a's own event is not delivered twice to a
+    finally:
+        a.stop()
+        b.stop()
+
+
+@needs_pg
+def test_an_event_published_in_another_process_reaches_a_subscriber_here():
+    events.enable_pg_fanout(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        sub = events.subscribe()
+        assert events._pg_bridge is not None and events._pg_bridge.listening.wait(5)
+        script = textwrap.dedent(
+            f"""
+            from tgd_server import events
+            events.enable_pg_fanout({PG_URL!r})
+            events.publish({{"type": "alarm.created", "alarm_id": 99, "from": "child"}})
+            events.disable_pg_fanout()
+            """
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+        event = sub.get(5)
+        assert event is not None, "the child's event never arrived"
+        assert (event["type"], event["alarm_id"], event["from"]) == ("alarm.created", 99, "child")
+        sub.close()
+    finally:
+        events.disable_pg_fanout()
