@@ -1,0 +1,446 @@
+# AT command engine for the SIM7600 over one asyncio stream (docs/interfaces.md §3).
+#
+# One reader task owns the UART: it frames lines (CR LF; partial lines across reads;
+# garbage bytes and non-UTF-8 lines are logged and skipped), recognises the SMS/MQTT
+# prompt ("> " or ">" without a line end) and the HTTP "DOWNLOAD" prompt, reads the
+# raw payload announced by "+HTTPREAD: DATA,<n>", and routes every line:
+#   1. "RDY": the modem (re)started: the pending command and every waiter get
+#      ModemRebooted, then `on_reboot` is called;
+#   2. the pending command's echo, prompt, final result code or `expect` line;
+#   3. a known URC prefix: to the URC handlers (and also to the pending command when
+#      it is that command's own answer, e.g. "+CLCC:" to AT+CLCC);
+#   4. anything else: to the pending command, or logged as an unknown URC.
+# `send()` holds a lock: one command in flight. Retrying is the caller's business.
+import asyncio
+import time
+
+from micropython import const
+
+from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
+
+DEFAULT_TIMEOUT_MS = const(5000)
+_LINE_MAX = const(512)  # longer lines are garbage: dropped up to the next LF
+_RAW_MAX = const(4096)  # an HTTP answer body is kept up to this size
+_READ_CHUNK = const(128)
+_EOF_PAUSE_MS = const(20)
+_CTRL_Z = b"\x1a"
+_ESC = b"\x1b"
+
+# Lines that can arrive at any time (sim7600-at.md "Framing"), plus the answers that
+# come after the OK of their command (+HTTPACTION, +CMQTT..., +NETOPEN).
+URC_PREFIXES = (
+    "RING", "+CLIP:", "+CMTI:", "+CDS:", "VOICE CALL:", "+CLCC:", "NO CARRIER", "BUSY",
+    "NO ANSWER", "+CMQTT", "+HTTP_PEER_CLOSED", "+HTTP_NONET_EVENT", "+HTTPACTION:",
+    "+CPIN:", "SMS DONE", "PB DONE", "+CGPS:", "+CREG:", "+CGREG:", "+CEREG:",
+    "+NETOPEN:", "+CTZV:", "+CGEV:",
+)
+# Final result codes that end a dial (ATD/ATA) but are URCs at any other time.
+_CALL_FINALS = ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
+# A line that announces <n> raw bytes right after it.
+_RAW_PREFIX = "+HTTPREAD: DATA,"
+
+
+def _response_prefix(cmd):
+    # "AT+CLCC" -> "+CLCC:"; "AT+CGPS?" -> "+CGPS:"; "ATD17;" -> None.
+    if not cmd.startswith("AT+"):
+        return None
+    end = 3
+    while end < len(cmd) and cmd[end] not in "=?":
+        end += 1
+    return cmd[2:end] + ":"
+
+
+class _Pending:
+    # The one command in flight and what it has received so far.
+    def __init__(self, cmd, expect, wants_prompt):
+        self.cmd = cmd
+        self.expect = expect
+        self.wants_prompt = wants_prompt
+        self.prompted = False
+        self.ok_seen = False
+        self.expect_seen = expect is None
+        self.is_dial = cmd.startswith("ATD") or cmd == "ATA"
+        self.response_prefix = _response_prefix(cmd)
+        self.lines = []
+        self.error = None
+        self.done = False
+        self.event = asyncio.Event()
+
+    def finish(self, error=None):
+        self.error = error
+        self.done = True
+        self.event.set()
+
+
+class UrcWaiter:
+    """Waits for the next URC that starts with `prefix` (register it BEFORE the command)."""
+
+    def __init__(self, engine, prefix):
+        self._engine = engine
+        self.prefix = prefix
+        self.line = None
+        self.error = None
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout_ms):
+        try:
+            await asyncio.wait_for_ms(self.event.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            raise AtTimeout(self.prefix, [])
+        finally:
+            self.cancel()
+        if self.error is not None:
+            raise self.error
+        return self.line
+
+    def cancel(self):
+        self._engine._drop_waiter(self)
+
+
+class AtEngine:
+    def __init__(self, stream, log):
+        self._stream = stream
+        self._log = log
+        self._lock = asyncio.Lock()
+        self._pending = None
+        self._handlers = []  # (prefix, callback(line))
+        self._waiters = []
+        self._line = bytearray(_LINE_MAX)
+        self._len = 0
+        self._overflow = False
+        self._raw = None
+        self._raw_len = 0
+        self._raw_left = 0
+        self._task = None
+        self.on_reboot = None  # callback() when "RDY" arrives
+        self.last_rx_ms = None  # ticks of the last byte received (None: nothing yet)
+
+    # ---- life cycle -------------------------------------------------------------
+
+    def start(self):
+        """Start the reader task (idempotent). Needs a running event loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._reader())
+
+    def deinit(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        p = self._pending
+        if p is not None and not p.done:
+            p.finish(AtTimeout(p.cmd, p.lines))
+
+    # ---- URC routing ------------------------------------------------------------
+
+    def on_urc(self, prefix, callback):
+        """Call `callback(line)` for every line that starts with `prefix`.
+
+        `prefix` should be one of URC_PREFIXES (or a longer form of one); another
+        prefix is added to the URC set for this engine.
+        """
+        self._handlers.append((prefix, callback))
+
+    def urc_waiter(self, prefix):
+        w = UrcWaiter(self, prefix)
+        self._waiters.append(w)
+        return w
+
+    def _drop_waiter(self, waiter):
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+
+    def _is_urc(self, line):
+        for prefix in URC_PREFIXES:
+            if line.startswith(prefix):
+                return True
+        for prefix, _ in self._handlers:
+            if line.startswith(prefix):
+                return True
+        return False
+
+    def _dispatch_urc(self, line):
+        for prefix, callback in self._handlers:
+            if line.startswith(prefix):
+                try:
+                    callback(line)
+                except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
+                    self._log.error("urc_handler", e)
+        for w in self._waiters:
+            if w.line is None and w.error is None and line.startswith(w.prefix):
+                w.line = line
+                w.event.set()
+
+    # ---- commands ---------------------------------------------------------------
+
+    async def send(self, cmd, expect=None, timeout_ms=DEFAULT_TIMEOUT_MS, payload=None):
+        """Send `cmd` ("AT+CSQ"), return its answer lines (str; raw blocks as bytes).
+
+        - ends at OK (returned) or ERROR / +CME ERROR / +CMS ERROR (raised; for ATD/ATA
+          also NO CARRIER / BUSY / NO ANSWER, raised as AtError);
+        - `expect`: a line prefix that must ALSO arrive (before or after the OK), e.g.
+          "+HTTPREAD: 0";
+        - `payload` (bytes): sent after the prompt ("> " / ">" / "DOWNLOAD"); an SMS
+          payload must end with Ctrl-Z (see sms_payload);
+        - raises AtTimeout(partial_lines) after `timeout_ms` in all, ModemRebooted
+          if "RDY" arrives meanwhile.
+        """
+        self.start()
+        async with self._lock:
+            p = _Pending(cmd, expect, payload is not None)
+            self._pending = p
+            deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+            try:
+                self._log.debug("AT_TX", cmd=cmd)
+                self._stream.write(cmd.encode() + b"\r")
+                await self._stream.drain()
+                if payload is not None:
+                    await self._wait(p, deadline, True)
+                    if p.error is not None:
+                        raise p.error
+                    if not p.done:
+                        p.event.clear()
+                        self._stream.write(payload)
+                        await self._stream.drain()
+                await self._wait(p, deadline, False)
+                if p.error is not None:
+                    raise p.error
+                return p.lines
+            finally:
+                self._pending = None
+
+    async def _wait(self, p, deadline, for_prompt):
+        remaining = time.ticks_diff(deadline, time.ticks_ms())
+        if not p.event.is_set():
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError()
+                await asyncio.wait_for_ms(p.event.wait(), remaining)
+            except asyncio.TimeoutError:
+                if for_prompt:
+                    # A prompt that comes late would swallow the next commands as text.
+                    self._stream.write(_ESC)
+                    await self._stream.drain()
+                raise AtTimeout(p.cmd, p.lines)
+
+    # ---- reader -----------------------------------------------------------------
+
+    async def _reader(self):
+        stream = self._stream
+        eof_logged = False
+        while True:
+            try:
+                data = await stream.read(_READ_CHUNK)
+                if not data:
+                    if not eof_logged:
+                        self._log.error("at_rx", "eof")
+                        eof_logged = True
+                    await asyncio.sleep_ms(_EOF_PAUSE_MS)
+                    continue
+                eof_logged = False
+                self.last_rx_ms = time.ticks_ms()
+                self.feed(data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the reader must outlive any surprise
+                self._log.error("at_rx", e)
+                await asyncio.sleep_ms(_EOF_PAUSE_MS)
+
+    def feed(self, data):
+        """Frame received bytes (called by the reader; public for tests and replays)."""
+        i = 0
+        n = len(data)
+        mv = memoryview(data)
+        while i < n:
+            if self._raw_left > 0:
+                take = min(self._raw_left, n - i)
+                keep = min(take, len(self._raw) - self._raw_len)
+                if keep > 0:
+                    self._raw[self._raw_len:self._raw_len + keep] = mv[i:i + keep]
+                    self._raw_len += keep
+                self._raw_left -= take
+                i += take
+                if self._raw_left == 0:
+                    self._raw_done()
+                continue
+            j = data.find(b"\n", i)
+            end = n if j < 0 else j
+            self._append(mv, i, end)
+            if j < 0:
+                break
+            i = j + 1
+            self._line_done()
+        self._check_prompt()
+
+    def _append(self, mv, start, end):
+        k = end - start
+        if k <= 0:
+            return
+        if self._overflow or self._len + k > _LINE_MAX:
+            if not self._overflow:
+                self._log.error("at_rx", "line_too_long")
+            self._overflow = True
+            self._len = 0
+            return
+        self._line[self._len:self._len + k] = mv[start:end]
+        self._len += k
+
+    def _line_done(self):
+        buf = self._line
+        start = 0
+        end = self._len
+        self._len = 0
+        if self._overflow:
+            self._overflow = False
+            return
+        # Noise at wake-up or from a glitch comes before the text: drop it.
+        while start < end and (buf[start] < 0x20 or buf[start] > 0x7E):
+            start += 1
+        while end > start and buf[end - 1] <= 0x20:
+            end -= 1
+        if start > 0 and end > start:
+            self._log.error("at_rx", "garbage_bytes:%d" % start)
+        if end <= start:
+            return
+        try:
+            line = bytes(buf[start:end]).decode()
+        except UnicodeError:
+            self._log.error("at_rx", "not_utf8:%d_bytes" % (end - start))
+            return
+        self._on_line(line)
+
+    def _check_prompt(self):
+        # "> " arrives without a line end: look at the unfinished line.
+        p = self._pending
+        if p is None or p.done or not p.wants_prompt or p.prompted or self._len == 0:
+            return
+        buf = self._line
+        i = 0
+        while i < self._len and buf[i] in (0x0D, 0x20):
+            i += 1
+        if i < self._len and buf[i] == 0x3E and self._len - i <= 2:  # ">" or "> "
+            self._len = 0
+            p.prompted = True
+            p.event.set()
+
+    def _raw_done(self):
+        data = bytes(self._raw[:self._raw_len])
+        self._raw = None
+        p = self._pending
+        if p is not None and not p.done:
+            p.lines.append(data)
+        else:
+            self._log.error("at_rx", "raw_block_without_command:%d" % len(data))
+
+    # ---- routing ----------------------------------------------------------------
+
+    def _on_line(self, line):
+        self._log.debug("AT_RX", line=line)
+        p = self._pending
+        if p is not None and p.done:
+            p = None
+        if line == "RDY":
+            self._rebooted()
+            return
+        if line.startswith(_RAW_PREFIX):
+            self._start_raw(line)
+        if p is not None and self._for_command(p, line):
+            return
+        if self._is_urc(line):
+            self._dispatch_urc(line)
+            if p is not None and p.response_prefix is not None and line.startswith(p.response_prefix):
+                p.lines.append(line)
+            return
+        if p is not None:
+            p.lines.append(line)
+            return
+        if line.startswith("AT") or line in ("OK", ">"):
+            # A late echo or a late answer of a command that timed out.
+            self._log.debug("AT_STALE", line=line)
+            return
+        self._log.debug("AT_URC_UNKNOWN", line=line)
+
+    def _for_command(self, p, line):
+        # True when the line belongs to the pending command (and was consumed).
+        if line == p.cmd:
+            return True  # echo (ATE1)
+        if p.wants_prompt and not p.prompted and line in (">", "DOWNLOAD"):
+            p.prompted = True
+            p.event.set()
+            return True
+        if line == "OK":
+            p.ok_seen = True
+            if p.expect_seen:
+                p.finish()
+            return True
+        if line == "ERROR":
+            p.finish(AtError(line))
+            return True
+        if line.startswith("+CME ERROR:"):
+            p.finish(CmeError(line, _error_code(line)))
+            return True
+        if line.startswith("+CMS ERROR:"):
+            p.finish(CmsError(line, _error_code(line)))
+            return True
+        if p.is_dial and line in _CALL_FINALS:
+            p.finish(AtError(line))
+            return True
+        if p.expect is not None and not p.expect_seen and _matches_expect(line, p.expect):
+            p.lines.append(line)
+            p.expect_seen = True
+            if p.ok_seen:
+                p.finish()
+            return True
+        return False
+
+    def _start_raw(self, line):
+        try:
+            n = int(line[len(_RAW_PREFIX):].strip())
+        except ValueError:
+            self._log.error("at_rx", "bad_raw_length")
+            return
+        if n <= 0:
+            return
+        if n > _RAW_MAX:
+            self._log.error("at_rx", "raw_block_truncated:%d" % n)
+        self._raw = bytearray(min(n, _RAW_MAX))
+        self._raw_len = 0
+        self._raw_left = n
+
+    def _rebooted(self):
+        self._log.debug("AT_RDY")
+        p = self._pending
+        if p is not None and not p.done:
+            p.finish(ModemRebooted(p.cmd))
+        self._len = 0
+        self._raw_left = 0
+        self._raw = None
+        for w in self._waiters:
+            if w.prefix == "RDY":
+                if w.line is None:
+                    w.line = "RDY"
+                    w.event.set()
+            elif w.line is None and w.error is None:
+                w.error = ModemRebooted(w.prefix)
+                w.event.set()
+        if self.on_reboot is not None:
+            try:
+                self.on_reboot()
+            except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
+                self._log.error("reboot_handler", e)
+
+
+def _matches_expect(line, expect):
+    # "+HTTPREAD: 0" also matches "+HTTPREAD:0" (firmware versions differ on the space).
+    if line.startswith(expect):
+        return True
+    return " " in expect and line.replace(" ", "") == expect.replace(" ", "")
+
+
+def _error_code(line):
+    v = line[line.find(":") + 1:].strip()
+    return int(v) if v.isdigit() else v
+
+
+def sms_payload(text):
+    """The bytes that follow the SMS prompt: the text and Ctrl-Z."""
+    return text.encode() + _CTRL_Z
