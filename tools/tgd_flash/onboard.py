@@ -1,0 +1,87 @@
+"""Talking to firmware/selftest.py on the board through the REPL.
+
+The on-board script prints one result per line, prefixed ``TGD `` and followed
+by compact JSON, so the host can tell results from anything else the firmware
+logs. This module runs it and parses those lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from .board import Board
+from .errors import BoardError, FirmwareMissing, ModemNotAnswering
+
+PREFIX = "TGD "
+
+
+def parse_result_line(line: str) -> dict | None:
+    """The JSON object on a ``TGD {...}`` line, else None."""
+    line = line.strip()
+    if not line.startswith(PREFIX):
+        return None
+    try:
+        value = json.loads(line[len(PREFIX) :])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class LineSplitter:
+    """Feeds bytes in, calls ``on_line`` for every complete text line."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self._buf = b""
+        self._on_line = on_line
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            self._on_line(line.decode(errors="replace").rstrip("\r"))
+
+    def flush(self) -> None:
+        if self._buf:
+            rest, self._buf = self._buf, b""
+            self._on_line(rest.decode(errors="replace").rstrip("\r"))
+
+
+def require_firmware(board: Board) -> list[str]:
+    names = board.listdir()
+    if not any(n in names for n in ("selftest.py", "selftest.mpy")):
+        raise FirmwareMissing(
+            f"the handset on {board.port} has no TGD firmware: run `tgd-flash flash` first"
+        )
+    return names
+
+
+def run_results(board: Board, call: str, on_result: Callable[[dict], None], timeout_s: float) -> list[dict]:
+    """Run ``import selftest; selftest.<call>`` and collect its result lines."""
+    results: list[dict] = []
+
+    def on_line(line: str) -> None:
+        result = parse_result_line(line)
+        if result is not None:
+            results.append(result)
+            on_result(result)
+
+    splitter = LineSplitter(on_line)
+    board.run(f"import selftest\nselftest.{call}", timeout_s=timeout_s, on_output=splitter.feed)
+    splitter.flush()
+    return results
+
+
+def read_identity(board: Board, timeout_s: float = 90) -> tuple[str, str]:
+    """IMEI and ICCID, read from the modem by the firmware's driver on the board."""
+    results = run_results(board, "identity()", lambda _r: None, timeout_s)
+    final = results[-1] if results else {}
+    if final.get("ok") and final.get("imei") and final.get("iccid"):
+        return str(final["imei"]), str(final["iccid"])
+    detail = final.get("detail") or "no answer from the on-board self-test"
+    if final.get("error") in ("modem_not_answering", None):
+        raise ModemNotAnswering(
+            f"the modem does not answer ({detail}): check that the SIM7600 is powered "
+            "(battery charged, PWRKEY wiring), then retry"
+        )
+    raise BoardError(f"reading the modem's identity failed: {detail}")

@@ -1,0 +1,197 @@
+"""`provision`: a device key, config.json, and the server registration, all or nothing.
+
+Order: everything that can be checked is checked first (config valid, board
+has firmware and no config yet, modem answers with its IMEI/ICCID). Then the
+device is registered on the server, then config.json is written atomically
+(temporary file, sha256 checked, rename). If the write fails the registration
+is deleted, so a failed provision leaves the server and the handset as they were.
+
+``provision_host`` does the same for a host-board handset (a directory used as
+its flash): the rig and the demo call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from . import fwbuild, handset_config, onboard, serverapi
+from .board import Board
+from .errors import (
+    AlreadyProvisioned,
+    BoardError,
+    FlashToolError,
+    InvalidConfig,
+    VerificationFailed,
+)
+from .handset_config import CONFIG_NAME
+from .serverapi import ServerTarget
+
+_TMP = CONFIG_NAME + ".tmp"
+
+
+@dataclass
+class ProvisionResult:
+    config: dict
+    key: str
+    imei: str
+    iccid: str
+    registered: bool
+    where: str  # port or directory
+
+    @property
+    def device_id(self) -> str:
+        return self.config["device_id"]
+
+
+def _settings_and_url(server: ServerTarget | None, server_url: str | None) -> str:
+    if server_url:
+        return server_url
+    if server is not None:
+        return server.device_messages_url
+    raise InvalidConfig("give the server's URL (--server) or the device URL (--device-url)")
+
+
+def _register_then_write(
+    server: ServerTarget | None,
+    cfg: dict,
+    imei: str,
+    iccid: str,
+    fw_version: str,
+    write,
+) -> bool:
+    """Register (if a server is given), then write; undo the registration if the write fails."""
+    if server is not None:
+        serverapi.register_device(
+            server,
+            {
+                "device_id": cfg["device_id"],
+                "special_number": cfg["special_number"],
+                "imei": imei,
+                "iccid": iccid,
+                "key": cfg["key"],
+                "fw_version": fw_version,
+            },
+        )
+    try:
+        write()
+    except BaseException as exc:
+        if server is not None:
+            try:
+                serverapi.delete_device(server, cfg["device_id"])
+            except FlashToolError as undo:
+                raise VerificationFailed(
+                    f"writing the configuration failed ({exc}) AND removing the registration of "
+                    f"{cfg['device_id']} failed ({undo}): delete it on the server by hand"
+                ) from exc
+        raise
+    return server is not None
+
+
+def provision_host(
+    directory: Path | str,
+    *,
+    device_id: str,
+    special_number: str,
+    sms_number: str,
+    server: ServerTarget | None = None,
+    server_url: str | None = None,
+    imei: str = "",
+    iccid: str = "",
+    key: str | None = None,
+    overwrite: bool = False,
+    **settings: object,
+) -> ProvisionResult:
+    """Write config.json for a host-board handset into ``directory`` (its flash).
+
+    Registers the device on ``server`` first when one is given. Returns the
+    config and the key (the rig needs the key to check signatures).
+    """
+    directory = Path(directory)
+    key = key or handset_config.new_device_key()
+    cfg = handset_config.build_config(
+        device_id=device_id,
+        key=key,
+        special_number=special_number,
+        sms_number=sms_number,
+        server_url=_settings_and_url(server, server_url),
+        **settings,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / CONFIG_NAME
+    if target.exists() and not overwrite:
+        raise AlreadyProvisioned(f"{target} exists: this handset is already provisioned")
+    data = handset_config.config_bytes(cfg)
+    fw_version = fwbuild.firmware_version(fwbuild.firmware_dir())
+    registered = _register_then_write(
+        server, cfg, imei, iccid, fw_version, lambda: handset_config.write_atomically(target, data)
+    )
+    return ProvisionResult(cfg, key, imei, iccid, registered, str(directory))
+
+
+def provision_board(
+    port: str,
+    *,
+    device_id: str,
+    special_number: str,
+    sms_number: str,
+    server: ServerTarget | None,
+    server_url: str | None = None,
+    overwrite: bool = False,
+    out: TextIO,
+    identity_timeout_s: float = 90,
+    **settings: object,
+) -> ProvisionResult:
+    key = handset_config.new_device_key()
+    cfg = handset_config.build_config(
+        device_id=device_id,
+        key=key,
+        special_number=special_number,
+        sms_number=sms_number,
+        server_url=_settings_and_url(server, server_url),
+        **settings,
+    )
+    data = handset_config.config_bytes(cfg)
+    with Board(port) as board:
+        onboard.require_firmware(board)
+        existing = board.read_json(CONFIG_NAME)
+        if existing is not None and not overwrite:
+            old = existing.get("device_id") if isinstance(existing, dict) else None
+            raise AlreadyProvisioned(
+                f"the handset on {port} is already provisioned"
+                + (f" as {old}" if old else "")
+                + ": use --overwrite to replace its configuration (and its key)"
+            )
+        print("reading IMEI and ICCID from the modem ...", file=out, flush=True)
+        imei, iccid = onboard.read_identity(board, timeout_s=identity_timeout_s)
+        print(f"modem IMEI {imei}, ICCID {iccid}", file=out)
+        manifest = board.read_json(fwbuild.MANIFEST)
+        fw_version = manifest.get("fw", "unknown") if isinstance(manifest, dict) else "unknown"
+        registered = _register_then_write(
+            server, cfg, imei, iccid, fw_version, lambda: write_config_on_board(board, data)
+        )
+    if registered:
+        print(f"registered {device_id} on {server.base_url}", file=out)
+    print(f"config.json written to the handset on {port} and verified (sha256)", file=out)
+    return ProvisionResult(cfg, key, imei, iccid, registered, port)
+
+
+def write_config_on_board(board: Board, data: bytes) -> None:
+    """Temp file, sha256 checked on the board, rename, checked again."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        board.write_file(_TMP, data)
+        if board.sha256([_TMP]).get(_TMP) != digest:
+            raise VerificationFailed("config.json was corrupted on its way to the handset")
+        board.rename(_TMP, CONFIG_NAME)
+    except BaseException:
+        try:
+            board.remove_if_exists(_TMP)
+        except BoardError:
+            pass
+        raise
+    if board.sha256([CONFIG_NAME]).get(CONFIG_NAME) != digest:
+        board.remove_if_exists(CONFIG_NAME)  # never leave a config that is not the registered one
+        raise VerificationFailed("config.json on the handset differs from what was written")

@@ -1,0 +1,114 @@
+"""The server's device-management API (docs/interfaces.md §5), for technicians.
+
+POST /api/v1/devices registers a handset; DELETE /api/v1/devices/<id> undoes
+it. Every failure becomes a typed error that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from .errors import AlreadyRegistered, ServerError, ServerUnreachable, TokenRefused
+
+DEVICE_MESSAGES_PATH = "/api/v1/device/messages"
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    base_url: str  # e.g. http://127.0.0.1:8080
+    token: str
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+    @property
+    def device_messages_url(self) -> str:
+        return self.url(DEVICE_MESSAGES_PATH)
+
+
+def _request(target: ServerTarget, method: str, path: str, body: dict | None = None, timeout_s: float = 15):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(target.url(path), data=data, method=method)
+    req.add_header("Authorization", f"Bearer {target.token}")
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.status, _json(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, _json(exc.read())
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ServerUnreachable(
+            f"cannot reach the server at {target.base_url}: {reason}; check the URL and the network"
+        ) from exc
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {"detail": raw[:200].decode(errors="replace")}
+    return value if isinstance(value, dict) else {"detail": value}
+
+
+def _refused(target: ServerTarget, status: int, answer: dict) -> None:
+    if status in (401, 403):
+        raise TokenRefused(
+            f"the server refused the technician token (HTTP {status}): ask an administrator "
+            "for a valid token with the technician role (tgd-server create-token)"
+        )
+
+
+def register_device(target: ServerTarget, record: dict) -> dict:
+    """Register one handset. ``record`` holds device_id, special_number, imei, iccid, key, fw_version."""
+    status, answer = _request(target, "POST", "/api/v1/devices", record)
+    if status in (200, 201):
+        return answer
+    _refused(target, status, answer)
+    if status == 409:
+        raise AlreadyRegistered(
+            f"device id {record['device_id']} is already registered on the server: choose "
+            "another id, or have the old registration removed first (nothing was written to the handset)"
+        )
+    detail = answer.get("detail") or answer.get("error") or answer
+    raise ServerError(f"the server refused the registration (HTTP {status}): {detail}")
+
+
+def delete_device(target: ServerTarget, device_id: str) -> None:
+    """Undo a registration (used when writing the handset failed)."""
+    quoted = urllib.parse.quote(device_id, safe="")
+    status, answer = _request(target, "DELETE", f"/api/v1/devices/{quoted}")
+    if status in (200, 204, 404):
+        return
+    _refused(target, status, answer)
+    raise ServerError(f"the server refused to delete {device_id} (HTTP {status}): {answer}")
+
+
+def get_device(target: ServerTarget, device_id: str) -> dict | None:
+    quoted = urllib.parse.quote(device_id, safe="")
+    status, answer = _request(target, "GET", f"/api/v1/devices/{quoted}")
+    if status == 404:
+        return None
+    if status == 200:
+        return answer
+    _refused(target, status, answer)
+    raise ServerError(f"the server answered HTTP {status} for device {device_id}: {answer}")
+
+
+def get_alarms(target: ServerTarget, device_id: str) -> list:
+    query = urllib.parse.urlencode({"state": "all", "device": device_id})
+    status, answer = _request(target, "GET", f"/api/v1/alarms?{query}")
+    if status != 200:
+        _refused(target, status, answer)
+        raise ServerError(f"the server answered HTTP {status} listing alarms: {answer}")
+    if isinstance(answer, dict):
+        for key in ("alarms", "items", "data"):
+            if isinstance(answer.get(key), list):
+                return answer[key]
+    return answer if isinstance(answer, list) else []

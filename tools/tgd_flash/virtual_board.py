@@ -1,0 +1,210 @@
+"""A virtual board: the MicroPython unix port's REPL served on a TCP socket.
+
+Tools reach it exactly like a handset on USB, through pyserial's
+``socket://127.0.0.1:PORT`` URL (mpremote accepts it): raw REPL, file
+transfer, code execution. The VM runs in a pseudo-terminal with its working
+directory and MICROPYPATH set to the board's flash directory, and TGD_UART
+pointing at the modem (the SIM7600 emulator's pty), so the firmware modules
+uploaded to "flash" import and drive the modem as on the ESP32.
+
+A soft reset (Ctrl-D at the REPL) ends the unix VM; the bridge then starts a
+new one, as a real board reboots. The VM keeps running between connections.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_CHUNK = 4096
+
+
+def micropython_executable() -> str:
+    """The MicroPython unix port installed next to this Python (the venv)."""
+    candidate = Path(sys.executable).with_name("micropython")
+    return str(candidate) if candidate.exists() else "micropython"
+
+
+@dataclass
+class VirtualBoard:
+    """A MicroPython VM whose REPL is served on 127.0.0.1:<port>."""
+
+    flash_dir: Path
+    uart: str | None = None
+    heapsize: str = "96k"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    executable: str = field(default_factory=micropython_executable)
+
+    def __post_init__(self) -> None:
+        self.flash_dir = Path(self.flash_dir)
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._master_fd: int | None = None
+        self.boots = 0
+
+    # -- lifecycle -------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._listener is None:
+            raise RuntimeError("virtual board not started")
+        return self._listener.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    def start(self) -> VirtualBoard:
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self._listener = listener
+        self._boot()
+        self._thread = threading.Thread(target=self._serve, name="virtual-board", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._halt_vm()
+
+    def __enter__(self) -> VirtualBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the VM ----------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = f"{self.flash_dir}:.frozen"
+        env["TGD_FLASH"] = str(self.flash_dir)
+        if self.uart:
+            env["TGD_UART"] = self.uart
+        env.update(self.extra_env)
+        return env
+
+    def _boot(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        self._proc = subprocess.Popen(
+            [self.executable, "-X", f"heapsize={self.heapsize}"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=self.flash_dir,
+            env=self._env(),
+            start_new_session=True,
+            close_fds=True,
+        )
+        os.close(slave)
+        self._master_fd = master
+        self.boots += 1
+
+    def _halt_vm(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        self._proc = None
+        if self._master_fd is not None:
+            os.close(self._master_fd)
+            self._master_fd = None
+
+    def _reboot_if_dead(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self._halt_vm()
+            self._boot()
+
+    # -- the bridge ------------------------------------------------------
+    def _serve(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            readable, _, _ = select.select([self._listener], [], [], 0.2)
+            if readable:
+                try:
+                    conn, _ = self._listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    self._pump(conn)
+            else:
+                self._drain_unattended()
+
+    def _drain_unattended(self) -> None:
+        """Output nobody reads is dropped (a USB REPL with no host attached)."""
+        self._reboot_if_dead()
+        fd = self._master_fd
+        while fd is not None and select.select([fd], [], [], 0)[0]:
+            try:
+                if not os.read(fd, _CHUNK):
+                    break
+            except OSError:
+                self._reboot_if_dead()
+                break
+
+    def _pump(self, conn: socket.socket) -> None:
+        self._reboot_if_dead()
+        raw_repl = False
+        while not self._stop.is_set():
+            fd = self._master_fd
+            assert fd is not None
+            readable, _, _ = select.select([conn, fd], [], [], 0.2)
+            if conn in readable:
+                data = conn.recv(_CHUNK)
+                if not data:
+                    return
+                raw_repl = _raw_repl_after(data, raw_repl)
+                os.write(fd, data)
+            exited = False
+            if fd in readable:
+                try:
+                    out = os.read(fd, _CHUNK)
+                except OSError:
+                    out = b""
+                if out:
+                    conn.sendall(out)
+                else:
+                    exited = True
+            elif self._proc is not None and self._proc.poll() is not None:
+                exited = True
+            if exited:
+                self._soft_reboot(conn, raw_repl)
+
+    def _soft_reboot(self, conn: socket.socket, raw_repl: bool) -> None:
+        """The unix VM exits where a board soft-resets: boot a new one.
+
+        A board soft-reset from the raw REPL prints "soft reboot" and comes
+        back in the raw REPL (without running main.py); reproduce that.
+        """
+        self._halt_vm()
+        conn.sendall(b"MPY: soft reboot\r\n")
+        self._boot()
+        if raw_repl and self._master_fd is not None:
+            os.write(self._master_fd, b"\x01")
+
+
+def _raw_repl_after(data: bytes, raw_repl: bool) -> bool:
+    """Whether the REPL is in raw mode after the host sent ``data``."""
+    for byte in data:
+        if byte == 0x01:
+            raw_repl = True
+        elif byte == 0x02:
+            raw_repl = False
+    return raw_repl
