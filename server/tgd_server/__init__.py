@@ -1,0 +1,38 @@
+"""TGD telemetry server: device ingest, REST API, police console, admin commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from flask import Flask
+
+from . import db, settings
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """The Flask app. Settings come from the environment (settings.py), then `test_config`."""
+    app = Flask(__name__)
+    app.config.from_mapping(settings.from_environment())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = app.config["SECRET_KEY_LOADER"]()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+
+    from . import admin, api, ingest_http
+
+    app.register_blueprint(ingest_http.bp)
+    app.register_blueprint(api.bp)
+    admin.init_app(app)
+    if importlib.util.find_spec("tgd_server.console") is not None:
+        from . import console
+
+        init_console = getattr(console, "init_app", None)
+        if init_console is not None:
+            init_console(app)
+        else:
+            app.register_blueprint(console.bp)
+    return app

@@ -1,0 +1,136 @@
+"""Administration commands: `flask --app tgd_server <command>` (docs/server.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from . import db, migrate
+from .auth import AuthError, create_token, create_user
+from .devices import DeviceError, assign_case, new_key_hex, register_device
+from .models import ROLES, User
+from .retention import purge_positions
+
+
+def init_app(app) -> None:
+    for command in (init_db_command, db_upgrade_command, create_user_command,
+                    create_token_command, add_device_command, assign_case_command,
+                    import_cells_command, purge_positions_command):
+        app.cli.add_command(command)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create or upgrade the database schema (runs the Alembic migrations)."""
+    migrate.upgrade(db.engine())
+    click.echo(f"database at revision {migrate.current_revision(db.engine())}")
+
+
+@click.command("db-upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade_command(revision: str) -> None:
+    """Run the Alembic migrations up to REVISION."""
+    migrate.upgrade(db.engine(), revision)
+    click.echo(f"database at revision {migrate.current_revision(db.engine())}")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", "display_name", default="")
+@click.password_option("--password", prompt=True)
+def create_user_command(username: str, role: str, display_name: str, password: str) -> None:
+    """Create a user (operator, supervisor, technician or admin)."""
+    with db.write_session() as session:
+        try:
+            create_user(session, username, role, password, display_name)
+        except AuthError as exc:
+            _fail(str(exc))
+    click.echo(f"user {username} ({role}) created")
+
+
+@click.command("create-token")
+@click.argument("username")
+@click.option("--name", default="", help="what the token is for")
+def create_token_command(username: str, name: str) -> None:
+    """Create an API token for USERNAME; it is printed once and never stored in clear."""
+    with db.write_session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            _fail(f"no user {username}")
+        token = create_token(session, user, name)
+    click.echo(token)
+
+
+@click.command("add-device")
+@click.argument("device_id")
+@click.option("--special-number", required=True, help="caller id the police sees")
+@click.option("--imei", default="")
+@click.option("--iccid", default="")
+@click.option("--fw-version", default="")
+@click.option("--key", default=None, help="64 hex digits; generated and printed if absent")
+def add_device_command(device_id, special_number, imei, iccid, fw_version, key) -> None:
+    """Register a handset."""
+    generated = key is None
+    key = key or new_key_hex()
+    with db.write_session() as session:
+        try:
+            register_device(session, {"device_id": device_id, "special_number": special_number,
+                                      "imei": imei, "iccid": iccid, "fw_version": fw_version,
+                                      "key": key})
+        except DeviceError as exc:
+            _fail(exc.detail)
+    click.echo(f"device {device_id} registered")
+    if generated:
+        click.echo(f"key {key}")
+
+
+@click.command("assign-case")
+@click.argument("device_id")
+@click.option("--ref", "judicial_ref", required=True, help="judicial reference")
+@click.option("--name", required=True, help="the protected person's name")
+@click.option("--address", default="")
+@click.option("--notes", default="", help="notes for the police")
+def assign_case_command(device_id, judicial_ref, name, address, notes) -> None:
+    """Assign a handset to a protected person's case (created or updated)."""
+    with db.write_session() as session:
+        try:
+            case = assign_case(session, device_id, judicial_ref, name, address, notes)
+        except DeviceError as exc:
+            _fail(exc.detail)
+        case_id = case.id
+    click.echo(f"device {device_id} assigned to case {judicial_ref} (#{case_id})")
+
+
+@click.command("import-cells")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_cells_command(path: str) -> None:
+    """Import an OpenCelliD-layout CSV (plain or .gz) into the cell table."""
+    from . import cells
+
+    with db.write_session() as session:
+        report = cells.import_csv(session, path)
+    summary = getattr(report, "summary", None)
+    click.echo(summary() if callable(summary) else str(report))
+
+
+@click.command("purge-positions")
+@click.option("--days", type=int, default=None,
+              help="keep this many days (default TGD_POSITION_RETENTION_DAYS)")
+def purge_positions_command(days: int | None) -> None:
+    """Delete positions older than the retention period."""
+    days = days or current_app.config["TGD_POSITION_RETENTION_DAYS"]
+    if days < 1:
+        _fail("--days must be at least 1")
+    with db.write_session() as session:
+        counts = purge_positions(session, days)
+    click.echo(json.dumps(counts))

@@ -1,0 +1,522 @@
+"""The ingest core: every channel's device messages go through one pipeline.
+
+`ingest_device_message(body, signature, channel, source)` runs the steps of
+`STEPS` in order (docs/protocol.md is the contract):
+
+    bytes:        check_size, require_signature, parse_body
+    read:         verify_signature            (device key; unknown device = bad_signature)
+    one write     check_sequence, validate_values, store_message, update_device,
+    transaction:  join_alarm, store_position, add_message_timeline, settle_commands,
+                  detect_events, build_answer
+    after commit: publish_events
+
+A step raises `MessageRefused` to refuse: the transaction is rolled back
+(nothing stored), one row goes to the security log, and the result carries the
+protocol's error answer. The handset is answered only after what it sent is
+committed. Concurrent messages of one device are serialised by the device row
+(SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite); concurrent
+first messages of one alarm meet on the unique (device, aid) constraint.
+
+`open_or_join_alarm`, `add_position` and `add_timeline` are also the building
+blocks of the SMS channel (sms/ingest_sms.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import db, events
+from .message import (
+    MAX_BODY_BYTES,
+    DeviceMessage,
+    MessageRefused,
+    parse_envelope,
+    validate,
+)
+from .models import Alarm, AlarmEvent, Cell, Command, Device, Position, utcnow
+from .models import DeviceMessage as StoredMessage
+from .security_log import log_refusal
+from .seqwindow import SeqRefused, SeqState, advance, from_signed, to_signed
+
+log = logging.getLogger("tgd.ingest")
+
+# An SMS (no aid) or a first data message joins an open alarm of the device that
+# is younger than this; later it opens a new one.
+ALARM_JOIN_WINDOW = timedelta(hours=4)
+LOW_BATTERY_HYSTERESIS_MV = 100
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class IngestResult:
+    status: int
+    answer: dict
+
+
+@dataclass
+class Context:
+    """What the steps share for one message."""
+
+    body: bytes
+    signature: str | None
+    channel: str
+    source: str
+    ingested_at: float
+    received_at: datetime
+    now: float
+    envelope: dict | None = None
+    key_hex: str | None = None
+    message: DeviceMessage | None = None
+    session: Session | None = None
+    device: Device | None = None
+    alarm: Alarm | None = None
+    alarm_created: bool = False
+    positions: list[Position] = field(default_factory=list)
+    device_flags: list[str] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    answer: dict | None = None
+
+
+# --- bytes only ---------------------------------------------------------------
+
+def check_size(ctx: Context) -> None:
+    if len(ctx.body) > MAX_BODY_BYTES:
+        raise MessageRefused(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+    if not ctx.body:
+        raise MessageRefused(400, "malformed_json", "empty body")
+
+
+def require_signature(ctx: Context) -> None:
+    if not ctx.signature:
+        raise MessageRefused(401, "unsigned", "no signature")
+
+
+def parse_body(ctx: Context) -> None:
+    ctx.envelope = parse_envelope(ctx.body)
+
+
+# --- read: the device key -----------------------------------------------------
+
+def verify_signature(ctx: Context) -> None:
+    """HMAC-SHA256 of the exact body; an unknown or retired device is a bad signature too."""
+    dev = ctx.envelope["dev"]
+    row = ctx.session.execute(
+        select(Device.key_hex).where(Device.id == dev, Device.retired_at.is_(None))
+    ).first()
+    # Compute an HMAC even for an unknown device so that timing does not tell.
+    key = bytes.fromhex(row.key_hex) if row is not None else b"\0" * 32
+    expected = hmac.new(key, ctx.body, hashlib.sha256).hexdigest()
+    given = ctx.signature.strip().lower()
+    if row is None or not hmac.compare_digest(expected.encode(), given.encode("ascii", "replace")):
+        raise MessageRefused(401, "bad_signature", "signature does not match the body")
+    ctx.key_hex = row.key_hex
+
+
+# --- one write transaction ----------------------------------------------------
+
+def check_sequence(ctx: Context) -> None:
+    device = ctx.session.scalars(
+        select(Device).where(Device.id == ctx.envelope["dev"]).with_for_update()
+    ).one()
+    if device.key_hex != ctx.key_hex or device.retired_at is not None:
+        # The key changed between the check and the lock (re-provisioning).
+        raise MessageRefused(401, "bad_signature", "signature does not match the body")
+    ctx.device = device
+    seq = ctx.envelope.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**31 - 1:
+        raise MessageRefused(400, "bad_value", "seq must be an integer in 1..2147483647")
+    try:
+        state = advance(SeqState(device.seq_high, from_signed(device.seq_bitmap)), seq)
+    except SeqRefused as refused:
+        raise MessageRefused(409, refused.code, str(refused), seq_floor=refused.high) from None
+    device.seq_high, device.seq_bitmap = state.high, to_signed(state.bitmap)
+
+
+def validate_values(ctx: Context) -> None:
+    ctx.message = validate(ctx.envelope, now=ctx.now)
+
+
+def store_message(ctx: Context) -> None:
+    msg = ctx.message
+    ctx.session.add(StoredMessage(device_id=msg.dev, seq=msg.seq, type=msg.type,
+                                  channel=ctx.channel, received_at=ctx.received_at,
+                                  body=ctx.body.decode("utf-8")))
+
+
+def update_device(ctx: Context) -> None:
+    device, msg = ctx.device, ctx.message
+    device.last_seen_at = ctx.received_at
+    device.fw_version = msg.fw
+    if msg.bat is not None:
+        device.battery_mv = msg.bat
+    if msg.csq is not None:
+        device.signal_csq = msg.csq
+    if msg.cell is not None:
+        device.last_cell = json.dumps(msg.cell, separators=(",", ":"))
+    if msg.type == "heartbeat":
+        device.last_heartbeat_at = ctx.received_at
+    low = msg.type == "low_battery" or (msg.bat is not None and msg.bat < device.low_battery_mv)
+    recovered = (msg.type != "low_battery" and msg.bat is not None
+                 and msg.bat >= device.low_battery_mv + LOW_BATTERY_HYSTERESIS_MV)
+    if low and not device.low_battery:
+        device.low_battery = True
+        ctx.device_flags.append("low_battery")
+    elif recovered and device.low_battery:
+        device.low_battery = False
+        ctx.device_flags.append("battery_ok")
+    if msg.type == "last_gasp":
+        device.last_gasp_at = ctx.received_at
+        ctx.device_flags.append("last_gasp")
+
+
+def join_alarm(ctx: Context) -> None:
+    msg = ctx.message
+    if msg.aid is None:
+        return
+    at = _utc(msg.at) if msg.at is not None else None
+    if msg.type in ("alarm", "position", "test"):
+        ctx.alarm, ctx.alarm_created = open_or_join_alarm(
+            ctx.session, ctx.device, msg.aid, ctx.channel, at,
+            test=msg.type == "test", received_at=ctx.received_at)
+    else:  # low_battery / last_gasp during an alarm: join it, never open one
+        ctx.alarm = ctx.session.scalars(
+            select(Alarm).where(Alarm.device_id == ctx.device.id, Alarm.aid == msg.aid)
+        ).one_or_none()
+    if ctx.alarm is not None:
+        ctx.alarm.updated_at = ctx.received_at
+
+
+def store_position(ctx: Context) -> None:
+    msg, device = ctx.message, ctx.device
+    fix = msg.fix
+    if fix.method == "G":
+        lat, lon, acc = fix.lat, fix.lon, fix.acc_m
+    elif fix.method == "C" and msg.cell is not None:
+        located = locate_cell(ctx.session, msg.cell)
+        if located is None:
+            return
+        lat, lon, acc = located
+    else:
+        return
+    fix_at = _utc(fix.t) if fix.t is not None else (
+        _utc(msg.t) if msg.t is not None and fix.method == "C" else None)
+    if ctx.alarm is None and _same_fix(device, lat, lon, fix.method, fix_at):
+        return  # a heartbeat repeating the last known fix adds nothing
+    cell = json.dumps(msg.cell, separators=(",", ":")) if msg.cell is not None else None
+    ctx.positions.append(add_position(
+        ctx.session, device, ctx.alarm, lat, lon, acc, fix.method, fix_at, ctx.channel,
+        cell=cell, received_at=ctx.received_at))
+
+
+def add_message_timeline(ctx: Context) -> None:
+    alarm, msg = ctx.alarm, ctx.message
+    if alarm is None:
+        return
+    detail = f"type={msg.type} seq={msg.seq} fix={msg.fix.method}"
+    if msg.call_state:
+        detail += f" call={msg.call_state}"
+    if msg.sms_state:
+        detail += f" sms={msg.sms_state}"
+    add_timeline(ctx.session, alarm, ctx.channel, "message", detail, at=ctx.received_at)
+    if msg.call_state and msg.call_state != alarm.call_state:
+        alarm.call_state = msg.call_state
+        add_timeline(ctx.session, alarm, "call", msg.call_state,
+                     "reported by the handset", at=ctx.received_at)
+    if msg.sms_state and msg.sms_state != alarm.sms_state:
+        alarm.sms_state = msg.sms_state
+        add_timeline(ctx.session, alarm, "sms", msg.sms_state,
+                     "reported by the handset", at=ctx.received_at)
+    if msg.type == "last_gasp":
+        add_timeline(ctx.session, alarm, ctx.channel, "last_gasp",
+                     f"battery {msg.bat} mV: the handset is switching off", at=ctx.received_at)
+
+
+def settle_commands(ctx: Context) -> None:
+    """Drop what the handset reports done; hand out what is still pending."""
+    session, device_id = ctx.session, ctx.device.id
+    if ctx.message.cmd:
+        session.execute(
+            update(Command)
+            .where(Command.device_id == device_id, Command.id <= ctx.message.cmd,
+                   Command.done_at.is_(None))
+            .values(done_at=ctx.received_at)
+        )
+    pending = session.scalars(
+        select(Command).where(Command.device_id == device_id, Command.done_at.is_(None))
+        .order_by(Command.id)
+    ).all()
+    cmds = []
+    for command in pending:
+        command.sent_at = ctx.received_at
+        item = {"id": command.id, "type": command.type}
+        if command.type == "config":
+            item["set"] = json.loads(command.payload)
+        cmds.append(item)
+    ctx.answer = {"ok": True, "seq": ctx.message.seq, "cmds": cmds}
+
+
+def detect_events(ctx: Context) -> None:
+    session = ctx.session
+    session.flush()  # ids for the events
+    device, base = ctx.device, {"ingested_at": ctx.ingested_at, "channel": ctx.channel}
+    if ctx.alarm is not None:
+        kind = "alarm.created" if ctx.alarm_created else "alarm.updated"
+        ctx.events.append({"type": kind, **base, **alarm_summary(ctx.alarm, device)})
+    for position in ctx.positions:
+        ctx.events.append({"type": "position.added", **base, **position_summary(position)})
+    ctx.events.append({
+        "type": "device.updated", **base, "device_id": device.id,
+        "message_type": ctx.message.type, "battery_mv": device.battery_mv,
+        "signal_csq": device.signal_csq, "low_battery": device.low_battery,
+        "flags": list(ctx.device_flags),
+    })
+
+
+def build_answer(ctx: Context) -> None:
+    if ctx.alarm is not None:
+        ctx.answer["alarm"] = {"aid": ctx.alarm.aid, "state": ctx.alarm.state}
+
+
+# --- after commit ---------------------------------------------------------------
+
+def publish_events(ctx: Context) -> None:
+    for event in ctx.events:
+        events.publish(event)
+
+
+BYTE_STEPS: tuple[Callable[[Context], None], ...] = (check_size, require_signature, parse_body)
+READ_STEPS: tuple[Callable[[Context], None], ...] = (verify_signature,)
+WRITE_STEPS: tuple[Callable[[Context], None], ...] = (
+    check_sequence, validate_values, store_message, update_device, join_alarm,
+    store_position, add_message_timeline, settle_commands, detect_events, build_answer,
+)
+AFTER_COMMIT_STEPS: tuple[Callable[[Context], None], ...] = (publish_events,)
+STEPS = BYTE_STEPS + READ_STEPS + WRITE_STEPS + AFTER_COMMIT_STEPS
+
+
+def ingest_device_message(body: bytes, signature: str | None, channel: str, source: str,
+                          *, factory: sessionmaker | None = None,
+                          now: float | None = None) -> IngestResult:
+    """Run one signed message through the pipeline; never raises MessageRefused.
+
+    `factory` defaults to the current Flask app's sessions (call inside an app
+    context). Unexpected errors (a database down) propagate: the HTTP edge turns
+    them into a 500 that the handset retries.
+    """
+    ingested_at = time.time()
+    factory = factory or db.session_factory()
+    ctx = Context(body=body, signature=signature, channel=channel, source=source,
+                  ingested_at=ingested_at, received_at=utcnow(),
+                  now=ingested_at if now is None else now)
+    try:
+        for step in BYTE_STEPS:
+            step(ctx)
+        with factory() as session:
+            ctx.session = session
+            for step in READ_STEPS:
+                step(ctx)
+        _run_write_steps(ctx, factory)
+    except MessageRefused as refused:
+        return _refuse(ctx, refused, factory)
+    for step in AFTER_COMMIT_STEPS:
+        step(ctx)
+    return IngestResult(200, ctx.answer)
+
+
+def _run_write_steps(ctx: Context, factory: sessionmaker) -> None:
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        _reset(ctx)
+        try:
+            with db.write_session(factory) as session:
+                ctx.session = session
+                for step in WRITE_STEPS:
+                    step(ctx)
+            return
+        except (IntegrityError, OperationalError) as exc:
+            # A concurrent writer won a race (unique aid, lock timeout): start again
+            # from a fresh read; the refusal or success is then decided on its result.
+            if attempt == _WRITE_ATTEMPTS:
+                raise
+            log.info("ingest retry %d after %s", attempt, type(exc).__name__)
+        finally:
+            ctx.session = None
+
+
+def _reset(ctx: Context) -> None:
+    ctx.device = ctx.alarm = ctx.answer = None
+    ctx.alarm_created = False
+    ctx.positions, ctx.device_flags, ctx.events = [], [], []
+
+
+def _refuse(ctx: Context, refused: MessageRefused, factory: sessionmaker) -> IngestResult:
+    dev = ctx.envelope.get("dev") if isinstance(ctx.envelope, dict) else None
+    dev = dev if isinstance(dev, str) else None
+    log_refusal(ctx.channel, ctx.source, refused.code, device_id=dev,
+                detail=refused.detail, body=ctx.body, factory=factory)
+    answer = {"ok": False, "error": refused.code, "detail": refused.detail, **refused.extra}
+    return IngestResult(refused.status, answer)
+
+
+# --- building blocks shared with the SMS channel --------------------------------------
+
+def open_or_join_alarm(session: Session, device: Device, aid: str | None, channel: str,
+                       at: datetime | None, *, test: bool = False,
+                       received_at: datetime | None = None) -> tuple[Alarm, bool]:
+    """The alarm of (device, aid), created if new: (alarm, created).
+
+    With an `aid`: the alarm with that aid; else an open alarm that an AML SMS
+    opened without an aid (it takes this aid); else a new one. Without an `aid`
+    (SMS): the device's open alarm younger than ALARM_JOIN_WINDOW, else a new one
+    without an aid that the first data message will join. Safe against a
+    concurrent request creating the same alarm (ON CONFLICT DO NOTHING on the
+    unique (device, aid)).
+    """
+    received_at = received_at or utcnow()
+    if aid is None:
+        alarm = _recent_open_alarm(session, device.id, received_at, aid_missing=False)
+        if alarm is not None:
+            return alarm, False
+        alarm = Alarm(device_id=device.id, aid=None, test=test, triggered_at=at,
+                      created_at=received_at, updated_at=received_at, first_channel=channel)
+        session.add(alarm)
+        session.flush()
+        return alarm, True
+
+    alarm = _alarm_by_aid(session, device.id, aid)
+    if alarm is not None:
+        return alarm, False
+    orphan = _recent_open_alarm(session, device.id, received_at, aid_missing=True)
+    if orphan is not None:
+        joined = session.execute(
+            update(Alarm).where(Alarm.id == orphan.id, Alarm.aid.is_(None))
+            .values(aid=aid, triggered_at=at or orphan.triggered_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if joined:
+            session.refresh(orphan)
+            return orphan, False
+    insert = _insert_for(session)
+    result = session.execute(
+        insert(Alarm).values(device_id=device.id, aid=aid, state="received", test=test,
+                             triggered_at=at, created_at=received_at, updated_at=received_at,
+                             first_channel=channel, close_note="", notes="")
+        .on_conflict_do_nothing(index_elements=["device_id", "aid"])
+    )
+    alarm = _alarm_by_aid(session, device.id, aid)
+    if alarm is None:  # cannot happen: the conflicting row is committed or ours
+        raise IntegrityError("alarm vanished after insert", None, Exception(aid))
+    return alarm, bool(result.rowcount)
+
+
+def add_position(session: Session, device: Device, alarm: Alarm | None, lat: float, lon: float,
+                 acc_m: int | None, method: str, fix_at: datetime | None, channel: str,
+                 *, cell: str | None = None, received_at: datetime | None = None) -> Position:
+    """Store a position and make it the device's last one if it is the newest."""
+    received_at = received_at or utcnow()
+    position = Position(device_id=device.id, alarm_id=alarm.id if alarm is not None else None,
+                        lat=lat, lon=lon, acc_m=acc_m, method=method, fix_at=fix_at,
+                        received_at=received_at, channel=channel, cell=cell)
+    session.add(position)
+    newest = device.last_fix_at is None or (fix_at or received_at) >= device.last_fix_at
+    if newest:
+        device.last_lat, device.last_lon, device.last_acc_m = lat, lon, acc_m
+        device.last_method, device.last_fix_at = method, fix_at or received_at
+    return position
+
+
+def add_timeline(session: Session, alarm: Alarm, channel: str, kind: str, detail: str = "",
+                 at: datetime | None = None) -> AlarmEvent:
+    entry = AlarmEvent(alarm_id=alarm.id, channel=channel, kind=kind, detail=detail,
+                       at=at or utcnow())
+    session.add(entry)
+    return entry
+
+
+def locate_cell(session: Session, cell: dict) -> tuple[float, float, int] | None:
+    """The cell's circle from the cell table; an unknown cell is recorded for later survey."""
+    try:
+        from . import cells
+    except ImportError:  # the cell table module is optional
+        return None
+    located = cells.locate(session, [cell])
+    if located is None:
+        _remember_unknown_cell(session, cell)
+        return None
+    lat, lon, radius = located
+    return lat, lon, int(radius)
+
+
+def _remember_unknown_cell(session: Session, cell: dict) -> None:
+    radio = {"WCDMA": "UMTS"}.get(cell["rat"], cell["rat"])
+    insert = _insert_for(session)
+    session.execute(
+        insert(Cell).values(radio=radio, mcc=cell["mcc"], mnc=cell["mnc"], area=cell["lac"],
+                            cell=cell["ci"], lat=None, lon=None, range_m=None, samples=0,
+                            updated=utcnow())
+        .on_conflict_do_nothing(index_elements=["radio", "mcc", "mnc", "area", "cell"])
+    )
+
+
+def alarm_summary(alarm: Alarm, device: Device) -> dict:
+    return {
+        "alarm_id": alarm.id, "device_id": device.id, "aid": alarm.aid, "state": alarm.state,
+        "test": alarm.test, "special_number": device.special_number,
+        "created_at": alarm.created_at.isoformat(),
+        "lat": device.last_lat, "lon": device.last_lon, "acc_m": device.last_acc_m,
+        "method": device.last_method,
+        "fix_at": device.last_fix_at.isoformat() if device.last_fix_at else None,
+    }
+
+
+def position_summary(position: Position) -> dict:
+    return {
+        "position_id": position.id, "device_id": position.device_id,
+        "alarm_id": position.alarm_id, "lat": position.lat, "lon": position.lon,
+        "acc_m": position.acc_m, "method": position.method,
+        "fix_at": position.fix_at.isoformat() if position.fix_at else None,
+        "received_at": position.received_at.isoformat(),
+    }
+
+
+def _alarm_by_aid(session: Session, device_id: str, aid: str) -> Alarm | None:
+    return session.scalars(
+        select(Alarm).where(Alarm.device_id == device_id, Alarm.aid == aid)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _recent_open_alarm(session: Session, device_id: str, now: datetime,
+                       aid_missing: bool) -> Alarm | None:
+    conditions = [Alarm.device_id == device_id, Alarm.state != "closed",
+                  Alarm.created_at >= now - ALARM_JOIN_WINDOW]
+    if aid_missing:
+        conditions.append(Alarm.aid.is_(None))
+    return session.scalars(
+        select(Alarm).where(and_(*conditions)).order_by(Alarm.created_at.desc()).limit(1)
+    ).first()
+
+
+def _insert_for(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _same_fix(device: Device, lat: float, lon: float, method: str,
+              fix_at: datetime | None) -> bool:
+    return (device.last_lat == lat and device.last_lon == lon and device.last_method == method
+            and (fix_at is None or fix_at == device.last_fix_at))
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
