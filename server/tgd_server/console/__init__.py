@@ -1,6 +1,18 @@
-"""French police console: session login, live alarm list (SSE), alarm pages, devices, audit."""
+"""French police console: session login, live alarm list (SSE), alarm pages, devices, audit.
 
-from flask import Blueprint
+The blueprint `bp` is registered by create_app at `/`. Its guards (login, roles,
+CSRF) run before every console view; its security headers go on every answer.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+
+from . import access, csrf
+from . import strings_fr as t
 
 bp = Blueprint(
     "console",
@@ -9,3 +21,86 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/console-static",
 )
+
+DEFAULT_TIMEZONE = "Pacific/Noumea"
+STALE_FIX_S = 120  # during an alarm a fix older than this is shown as old (track every 30 s)
+
+# Fetches and the live stream get a status, not a login page.
+_NON_PAGE_ENDPOINTS = ("console.stream", "console.alarms_fragment", "console.alarm_fragment")
+
+
+@bp.record_once
+def _configure(state) -> None:
+    app = state.app
+    app.config.setdefault("TGD_TIMEZONE", DEFAULT_TIMEZONE)
+    app.config.setdefault("TGD_STALE_FIX_S", STALE_FIX_S)
+    url = app.config.get("TGD_DATABASE_URL", "")
+    # On PostgreSQL the live events cross processes (LISTEN/NOTIFY); tests opt in.
+    fan_out = app.config.get("TGD_EVENTS_PG")
+    if fan_out is None:
+        fan_out = not app.testing
+    if url.startswith(("postgresql", "postgres")) and fan_out:
+        from .. import events
+
+        events.enable_pg_fanout(url)
+
+
+@bp.before_request
+def _guard_csrf():
+    try:
+        access.check_csrf()
+    except csrf.CsrfError:
+        return render_template("console/error.html", title=t.FORBIDDEN_TITLE,
+                               text=t.CSRF_FAILED), 400
+
+
+@bp.after_request
+def _headers(response):
+    return access.secure_headers(response)
+
+
+@bp.errorhandler(access.NotLoggedIn)
+def _not_logged_in(_exc):
+    if request.endpoint in _NON_PAGE_ENDPOINTS:
+        return jsonify({"ok": False, "error": "login_required",
+                        "login": url_for("console.login")}), 401
+    return access.login_redirect()
+
+
+@bp.errorhandler(403)
+def _forbidden(_exc):
+    return render_template("console/error.html", title=t.FORBIDDEN_TITLE,
+                           text=t.FORBIDDEN_TEXT), 403
+
+
+@bp.errorhandler(404)
+def _not_found(_exc):
+    return render_template("console/error.html", title=t.NOT_FOUND_TITLE,
+                           text=t.NOT_FOUND_TEXT), 404
+
+
+@bp.app_template_filter("local_time")
+def _local_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "—"
+    tz = zoneinfo.ZoneInfo(current_app.config.get("TGD_TIMEZONE", DEFAULT_TIMEZONE))
+    return datetime.fromtimestamp(epoch, tz).strftime("%d/%m/%Y %H:%M:%S")
+
+
+@bp.context_processor
+def _template_globals() -> dict:
+    from flask import session
+
+    user = access.current_user()
+    return {
+        "t": t,
+        "user": user,
+        "csrf_token": lambda: csrf.token(session),
+        "can_see_cases": access.can_see_cases(user),
+        "can_see_devices": access.can_see_devices(user),
+        "can_audit": access.can_audit(user),
+        "stale_fix_s": current_app.config.get("TGD_STALE_FIX_S", STALE_FIX_S),
+    }
+
+
+from . import views  # noqa: E402,F401  (routes register themselves on bp)

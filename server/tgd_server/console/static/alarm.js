@@ -1,0 +1,100 @@
+/* One alarm: the map (fix, accuracy circle, track), live updates of state and positions. */
+(function () {
+  'use strict';
+
+  var NC_CENTRE = [-21.5, 165.5];
+
+  document.addEventListener('DOMContentLoaded', function () {
+    var TGD = window.TGD;
+    var S = TGD.strings;
+    var live = document.getElementById('alarm-live');
+    var mapEl = document.getElementById('map');
+    var alarmId = String(live.dataset.alarmId);
+
+    var map = L.map(mapEl, {zoomControl: true, attributionControl: !!mapEl.dataset.tileUrl});
+    if (mapEl.dataset.tileUrl) {
+      L.tileLayer(mapEl.dataset.tileUrl, {maxZoom: 19, attribution: mapEl.dataset.tileAttribution || ''}).addTo(map);
+    } else {
+      mapEl.classList.add('no-tiles');
+    }
+    L.control.scale({imperial: false, maxWidth: 200}).addTo(map);
+    map.setView(NC_CENTRE, 7);
+    var layer = L.layerGroup().addTo(map);
+    var lastLatestKey = null;
+    var latestMarker = null;
+    var latestFix = null;
+
+    function describe(p) {
+      var text = S.latest_fix + ' · ' + (S.method[p.m] || p.m);
+      if (p.acc !== null && p.acc !== undefined) text += ' · ' + TGD.fmt(S.accuracy, {acc: Math.round(p.acc)});
+      if (p.t) text += ' · ' + TGD.formatAge(p.t);
+      return text;
+    }
+
+    function draw() {
+      var block = live.querySelector('.tgd-map-data');
+      var data = block ? JSON.parse(block.textContent) : {positions: []};
+      var positions = data.positions || [];  // newest first
+      layer.clearLayers();
+      latestMarker = null;
+      if (!positions.length) return;
+      var track = positions.slice().reverse().map(function (p) { return [p.lat, p.lon]; });
+      if (track.length > 1) {
+        L.polyline(track, {className: 'tgd-track', weight: 3, dashArray: '6 6'}).addTo(layer);
+      }
+      positions.slice(1).forEach(function (p) {
+        L.circleMarker([p.lat, p.lon], {radius: 4, className: 'tgd-fix-old'}).addTo(layer);
+      });
+      var latest = positions[0];
+      var circle = null;
+      if (latest.acc) {
+        circle = L.circle([latest.lat, latest.lon], {radius: latest.acc, className: 'tgd-accuracy'}).addTo(layer);
+      }
+      var stale = latest.t && (Date.now() / 1000 - latest.t) > Number(document.body.dataset.staleAfter || 120);
+      var marker = L.circleMarker([latest.lat, latest.lon], {
+        radius: 10, className: 'tgd-fix-latest' + (stale ? ' stale' : '') + ' method-' + latest.m,
+      }).addTo(layer);
+      marker.bindTooltip(describe(latest), {permanent: true, direction: 'top', offset: [0, -10], className: 'tgd-fix-label'});
+      latestMarker = marker;
+      latestFix = latest;
+      var key = latest.lat + ',' + latest.lon + ',' + latest.acc;
+      if (key !== lastLatestKey) {
+        lastLatestKey = key;
+        var bounds = circle ? circle.getBounds() : L.latLngBounds([latest.lat, latest.lon], [latest.lat, latest.lon]);
+        if (track.length > 1) bounds.extend(L.latLngBounds(track));
+        map.fitBounds(bounds.pad(0.3), {maxZoom: 17});
+      }
+    }
+
+    function refresh() {
+      var note = live.querySelector('#close-note');
+      var kept = note ? note.value : '';
+      var focused = note && document.activeElement === note;
+      fetch(live.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})
+        .then(function (r) {
+          if (r.status === 401) { window.location.reload(); return null; }
+          return r.ok ? r.text() : null;
+        })
+        .then(function (html) {
+          if (html === null) return;
+          live.innerHTML = html;
+          var again = live.querySelector('#close-note');
+          if (again && kept) again.value = kept;  // never lose what the operator is typing
+          if (again && focused) again.focus();
+          TGD.tickAges(live);
+          draw();
+        })
+        .catch(function () {});
+    }
+
+    var pending = null;
+    TGD.onEvent(function (type, data) {
+      if (type === 'bus.resync' || String(data.alarm_id) === alarmId) {
+        if (!pending) pending = setTimeout(function () { pending = null; refresh(); }, 150);
+      }
+    });
+    // Keep the label's age current between updates.
+    setInterval(function () { if (latestMarker) latestMarker.setTooltipContent(describe(latestFix)); }, 1000);
+    draw();
+  });
+})();

@@ -1,0 +1,88 @@
+/* Live alarm list: re-fetch the rows on every event, flag and ring for a new alarm. */
+(function () {
+  'use strict';
+
+  document.addEventListener('DOMContentLoaded', function () {
+    var TGD = window.TGD;
+    var S = TGD.strings;
+    var list = document.getElementById('alarm-list');
+    var banner = document.getElementById('new-alarm-banner');
+    var audio = document.getElementById('alert-sound');
+    var toggle = document.getElementById('sound-toggle');
+    var soundOn = sessionStorage.getItem('tgd-sound') === 'on';
+    var pending = null;
+
+    function openIds() {
+      var ids = new Set();
+      list.querySelectorAll('table.alarm-table:not(.closed) tr[data-alarm-id]').forEach(function (row) {
+        ids.add(row.dataset.alarmId);
+      });
+      return ids;
+    }
+    var known = openIds();
+
+    function showSoundState() {
+      toggle.textContent = soundOn ? S.sound_on : S.sound_enable;
+      toggle.classList.toggle('on', soundOn);
+    }
+
+    function ring() {
+      if (!soundOn) return;
+      audio.currentTime = 0;
+      var played = audio.play();
+      if (played && played.catch) played.catch(function () { soundOn = false; showSoundState(); });
+    }
+
+    toggle.addEventListener('click', function () {
+      soundOn = !soundOn;
+      sessionStorage.setItem('tgd-sound', soundOn ? 'on' : 'off');
+      showSoundState();
+      if (soundOn) ring();  // a user gesture unlocks audio for the page
+    });
+    showSoundState();
+
+    banner.addEventListener('click', function () { banner.hidden = true; });
+
+    function announce(rows) {
+      var numbers = rows.map(function (row) {
+        var cell = row.querySelector('.number');
+        return cell ? cell.textContent.trim() : '';
+      });
+      banner.textContent = S.new_alarm + ' — ' + numbers.join(', ');
+      banner.hidden = false;
+      document.title = '(!) ' + document.title.replace(/^\(!\) /, '');
+      ring();
+    }
+
+    function refresh() {
+      pending = null;
+      fetch(list.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})
+        .then(function (r) {
+          if (r.status === 401) { window.location.reload(); return null; }
+          return r.ok ? r.text() : null;
+        })
+        .then(function (html) {
+          if (html === null) return;
+          list.innerHTML = html;
+          var fresh = [];
+          openIds().forEach(function (id) {
+            if (!known.has(id)) {
+              var row = list.querySelector('tr[data-alarm-id="' + id + '"]');
+              row.classList.add('new-alarm');
+              fresh.push(row);
+              known.add(id);
+            }
+          });
+          if (fresh.length) announce(fresh);
+          TGD.tickAges(list);
+        })
+        .catch(function () {});
+    }
+
+    TGD.onEvent(function (type) {
+      if (type.indexOf('alarm.') === 0 || type === 'position.added' || type === 'bus.resync') {
+        if (!pending) pending = setTimeout(refresh, 150);
+      }
+    });
+  });
+})();

@@ -1,0 +1,118 @@
+/* TGD police console: shared page code (no inline script; CSP script-src 'self').
+ * - ages of fixes and events, updated every second, with stale fixes marked;
+ * - the live feed (Server-Sent Events) with reconnection and a status badge;
+ * - a periodic resync, so that a page never shows stale data for long even if
+ *   an event was lost while the connection was down.
+ */
+(function () {
+  'use strict';
+
+  var S = JSON.parse(document.getElementById('tgd-strings').textContent);
+  var handlers = [];
+  var RESYNC_EVERY_MS = 60000;
+
+  function fmt(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (m, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : m;
+    });
+  }
+
+  function formatDuration(seconds) {
+    var s = Math.floor(seconds);
+    if (s < 60) return fmt(S.seconds, {n: s});
+    var m = Math.floor(s / 60);
+    if (m < 10) return fmt(S.minutes_seconds, {m: m, s: s % 60});
+    if (m < 60) return fmt(S.minutes, {n: m});
+    var h = Math.floor(m / 60);
+    if (h < 24) return fmt(S.hours, {h: h, m: m % 60});
+    return fmt(S.days, {d: Math.floor(h / 24), h: h % 24});
+  }
+
+  function formatAge(epochSeconds) {
+    var age = Date.now() / 1000 - epochSeconds;
+    if (age < -30) return S.in_future;
+    return fmt(S.ago, {d: formatDuration(Math.max(0, age))});
+  }
+
+  function staleAfter() {
+    return Number(document.body.dataset.staleAfter || 120);
+  }
+
+  function tickAges(root) {
+    var limit = staleAfter();
+    (root || document).querySelectorAll('[data-age-of]').forEach(function (el) {
+      var when = Number(el.dataset.ageOf);
+      var age = Date.now() / 1000 - when;
+      var stale = el.dataset.staleCheck === '1' && age > limit;
+      el.textContent = formatAge(when) + (stale ? ' · ' + S.stale : '');
+      el.classList.toggle('stale', stale);
+      var fix = el.closest('.fix');
+      if (fix) fix.classList.toggle('stale', stale);
+    });
+  }
+
+  function dispatch(type, data) {
+    handlers.forEach(function (fn) {
+      try { fn(type, data); } catch (e) { if (window.console) console.error(e); }
+    });
+  }
+
+  function setStatus(live) {
+    var el = document.getElementById('live-status');
+    if (!el) return;
+    el.textContent = live ? S.live : S.reconnecting;
+    el.classList.toggle('live', live);
+    el.classList.toggle('down', !live);
+    document.body.classList.toggle('feed-down', !live);
+  }
+
+  var EVENT_TYPES = ['alarm.created', 'alarm.updated', 'position.added', 'device.updated', 'bus.resync'];
+  var backoffMs = 1000;
+  var everConnected = false;
+
+  function connect() {
+    var url = document.body.dataset.streamUrl;
+    if (!url || !window.EventSource) return;
+    var source = new EventSource(url);
+    EVENT_TYPES.forEach(function (type) {
+      source.addEventListener(type, function (e) {
+        var data = {};
+        try { data = JSON.parse(e.data); } catch (err) { return; }
+        dispatch(type, data);
+      });
+    });
+    source.onopen = function () {
+      setStatus(true);
+      backoffMs = 1000;
+      if (everConnected) dispatch('bus.resync', {});  // we may have missed events
+      everConnected = true;
+    };
+    source.onerror = function () {
+      setStatus(false);
+      if (source.readyState === EventSource.CLOSED) {
+        // The server refused the stream (e.g. session expired): check, then retry.
+        source.close();
+        fetch(window.location.href, {redirect: 'manual', credentials: 'same-origin'})
+          .then(function (r) { if (r.type === 'opaqueredirect' || r.status === 401) window.location.reload(); })
+          .catch(function () {});
+        setTimeout(connect, backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 30000);
+      }
+    };
+  }
+
+  window.TGD = {
+    strings: S,
+    fmt: fmt,
+    formatAge: formatAge,
+    tickAges: tickAges,
+    onEvent: function (fn) { handlers.push(fn); },
+  };
+
+  document.addEventListener('DOMContentLoaded', function () {
+    tickAges();
+    setInterval(tickAges, 1000);
+    connect();
+    setInterval(function () { dispatch('bus.resync', {}); }, RESYNC_EVERY_MS);
+  });
+})();

@@ -1,0 +1,269 @@
+"""Every French string of the police console, in one place.
+
+Templates read them as `t.NAME`; the page scripts get `JS` as a JSON block.
+Code and comments stay in English.
+"""
+
+from __future__ import annotations
+
+APP_TITLE = "TGD — Console police"
+APP_SHORT = "TGD"
+
+# Navigation and layout
+NAV_ALARMS = "Alarmes"
+NAV_DEVICES = "Appareils"
+NAV_AUDIT = "Journal d'audit"
+NAV_SMS = "SMS reçus"
+NAV_LOGOUT = "Se déconnecter"
+LOGGED_IN_AS = "Connecté :"
+SEARCH_LABEL = "Numéro de l'appelant"
+SEARCH_PLACEHOLDER = "ex. 75 10 01"
+SEARCH_BUTTON = "Rechercher"
+SKIP_TO_CONTENT = "Aller au contenu"
+
+ROLE_LABELS = {
+    "operator": "opérateur",
+    "supervisor": "superviseur",
+    "technician": "technicien",
+    "admin": "administrateur",
+}
+
+# Login
+LOGIN_TITLE = "Connexion"
+LOGIN_USERNAME = "Identifiant"
+LOGIN_PASSWORD = "Mot de passe"
+LOGIN_SUBMIT = "Se connecter"
+LOGIN_FAILED = "Identifiant ou mot de passe incorrect."
+LOGIN_RATE_LIMITED = "Trop de tentatives. Réessayez dans {minutes} min."
+LOGIN_REQUIRED = "Veuillez vous connecter."
+LOGGED_OUT = "Vous êtes déconnecté."
+SESSION_EXPIRED = "Session expirée : reconnectez-vous."
+
+# Errors
+CSRF_FAILED = "Formulaire expiré ou invalide : rechargez la page et recommencez."
+FORBIDDEN_TITLE = "Accès refusé"
+FORBIDDEN_TEXT = "Votre rôle ne permet pas d'afficher cette page."
+NOT_FOUND_TITLE = "Introuvable"
+NOT_FOUND_TEXT = "Cette page n'existe pas ou plus."
+BACK_HOME = "Retour aux alarmes"
+
+# Alarm states
+STATE_LABELS = {
+    "received": "Reçue",
+    "acknowledged": "Prise en charge",
+    "closed": "Clôturée",
+}
+TEST_BADGE = "TEST"
+
+# Live alarm list
+ALARMS_TITLE = "Alarmes en cours"
+ALARMS_EMPTY = "Aucune alarme en cours."
+ALARMS_RECENT_CLOSED = "Alarmes clôturées récemment"
+COL_STATE = "État"
+COL_SPECIAL_NUMBER = "N° spécial"
+COL_PERSON = "Personne protégée"
+COL_ADDRESS = "Adresse"
+COL_TRIGGERED = "Déclenchée"
+COL_LAST_FIX = "Dernière position"
+COL_CHANNELS = "Canaux"
+COL_DEVICE = "Appareil"
+NEW_ALARM_BANNER = "NOUVELLE ALARME"
+OPEN_ALARM = "Ouvrir"
+LIVE_CONNECTED = "En direct"
+LIVE_RECONNECTING = "Connexion perdue — reconnexion…"
+SOUND_ENABLE = "Activer le son"
+SOUND_ON = "Son activé"
+NO_CASE = "Aucun dossier associé"
+NO_FIX = "Aucune position"
+
+# Fix methods and ages
+METHOD_LABELS = {"G": "GNSS", "C": "cellule", "N": "aucune"}
+ACCURACY = "précision ±{acc} m"
+STALE = "ANCIENNE"
+
+# Alarm page
+ALARM_TITLE = "Alarme"
+CASE_TITLE = "Personne protégée"
+CASE_REFERENCE = "Référence judiciaire"
+CASE_NAME = "Nom"
+CASE_ADDRESS = "Adresse"
+CASE_NOTES = "Consignes pour la police"
+DEVICE_TITLE = "Appareil"
+DEVICE_ID = "Identifiant"
+SPECIAL_NUMBER = "Numéro spécial"
+BATTERY = "Batterie"
+SIGNAL = "Signal"
+FIRMWARE = "Version logicielle"
+MAP_TITLE = "Carte"
+MAP_NO_TILES = "Fond de carte indisponible : positions et échelle seulement."
+POSITIONS_TITLE = "Positions"
+COL_FIX_TIME = "Heure du point"
+COL_AGE = "Âge"
+COL_METHOD = "Méthode"
+COL_ACCURACY = "Précision"
+COL_COORDS = "Coordonnées"
+COL_RECEIVED = "Reçue à"
+TIMELINE_TITLE = "Chronologie des canaux"
+COL_TIME = "Heure"
+COL_CHANNEL = "Canal"
+COL_EVENT = "Événement"
+COL_BY = "Par"
+CHANNEL_LABELS = {
+    "data": "Données",
+    "http": "Données (HTTP)",
+    "mqtt": "Données (MQTT)",
+    "sms": "SMS",
+    "call": "Appel",
+    "console": "Console",
+}
+CALL_STATE_LABELS = {
+    "idle": "pas d'appel",
+    "dialing": "numérotation",
+    "alerting": "sonnerie",
+    "active": "en communication",
+    "ended": "terminé",
+    "failed": "échec",
+}
+SMS_STATE_LABELS = {
+    "pending": "en attente",
+    "sent": "envoyé",
+    "delivered": "remis",
+    "failed": "échec",
+}
+ACK_BUTTON = "Prendre en charge"
+ACK_HELP = "L'appareil vibrera « secours en route » à son prochain échange."
+ACKED_BY = "Prise en charge par {user} à {time}"
+ACK_DONE = "Alarme prise en charge. L'appareil en sera informé à son prochain échange."
+ACK_ALREADY = "Cette alarme est déjà prise en charge."
+CLOSE_TITLE = "Clôturer l'alarme"
+CLOSE_NOTE = "Note de clôture (obligatoire)"
+CLOSE_BUTTON = "Clôturer"
+CLOSE_DONE = "Alarme clôturée."
+CLOSE_NOTE_REQUIRED = "Une note est obligatoire pour clôturer."
+CLOSE_NOTE_TOO_LONG = "La note est trop longue (4000 caractères au plus)."
+CLOSED_BY = "Clôturée par {user} à {time}"
+ALREADY_CLOSED = "Cette alarme est déjà clôturée."
+ALARM_UPDATED_LIVE = "Mise à jour en direct"
+
+# Search by caller number
+SEARCH_EMPTY = "Saisissez le numéro affiché sur l'appel entrant."
+SEARCH_BAD = "« {number} » n'est pas un numéro de téléphone."
+SEARCH_NOT_FOUND = "Aucun appareil TGD n'a le numéro {number}."
+SEARCH_NO_OPEN_ALARM = "Pas d'alarme en cours pour ce numéro : fiche de l'appareil."
+
+# Devices page
+DEVICES_TITLE = "Appareils"
+DEVICE_PAGE_TITLE = "Appareil {id}"
+COL_LAST_HEARTBEAT = "Dernier signe de vie"
+COL_BATTERY = "Batterie"
+COL_SIGNAL = "Signal"
+COL_FIRMWARE = "Version"
+COL_FLAGS = "Alertes"
+FLAG_SILENT = "SILENCIEUX"
+FLAG_LOW_BATTERY = "BATTERIE FAIBLE"
+FLAG_STALE_FIX = "POSITION ANCIENNE"
+FLAG_NEVER_SEEN = "JAMAIS VU"
+FLAG_OK = "OK"
+DEVICES_SUMMARY = "{total} appareils — {silent} silencieux, {low} batterie faible, {stale} position ancienne"
+DEVICE_ALARMS = "Alarmes de cet appareil"
+NEVER = "jamais"
+MILLIVOLTS = "{mv} mV"
+
+# Audit and SMS review
+AUDIT_TITLE = "Journal d'audit"
+COL_WHO = "Qui"
+COL_WHEN = "Quand"
+COL_WHAT = "Quoi"
+COL_OBJECT = "Objet"
+COL_DETAIL = "Détail"
+AUDIT_FILTER_USER = "Utilisateur"
+AUDIT_FILTER = "Filtrer"
+AUDIT_EMPTY = "Aucune entrée."
+SMS_TITLE = "SMS reçus (à vérifier)"
+COL_SENDER = "Expéditeur"
+COL_TEXT = "Texte"
+COL_RESULT = "Résultat"
+SMS_EMPTY = "Aucun SMS conservé."
+OLDER = "Plus anciens"
+
+# Audit action names (what the audit page shows for the codes views write)
+AUDIT_ACTIONS = {
+    "view_alarm": "a consulté l'alarme",
+    "view_alarm_list": "a consulté la liste des alarmes",
+    "view_case": "a consulté le dossier",
+    "view_positions": "a consulté les positions",
+    "view_device": "a consulté l'appareil",
+    "view_devices": "a consulté la liste des appareils",
+    "view_audit": "a consulté le journal d'audit",
+    "view_sms": "a consulté les SMS reçus",
+    "search_number": "a recherché un numéro",
+    "ack_alarm": "a pris en charge l'alarme",
+    "close_alarm": "a clôturé l'alarme",
+    "login": "s'est connecté",
+    "logout": "s'est déconnecté",
+}
+
+# Strings the page scripts need (passed as JSON, never inline script)
+JS = {
+    "ago": "il y a {d}",
+    "in_future": "dans le futur",
+    "seconds": "{n} s",
+    "minutes": "{n} min",
+    "minutes_seconds": "{m} min {s} s",
+    "hours": "{h} h {m} min",
+    "days": "{d} j {h} h",
+    "stale": STALE,
+    "live": LIVE_CONNECTED,
+    "reconnecting": LIVE_RECONNECTING,
+    "new_alarm": NEW_ALARM_BANNER,
+    "sound_on": SOUND_ON,
+    "sound_enable": SOUND_ENABLE,
+    "method": METHOD_LABELS,
+    "accuracy": ACCURACY,
+    "no_tiles": MAP_NO_TILES,
+    "latest_fix": "Dernière position",
+    "address_marker": "Adresse du dossier",
+}
+
+# Channel timeline: what each recorded event kind means (unknown kinds show as recorded)
+TIMELINE_KINDS = {
+    "created": "alarme ouverte",
+    "alarm": "message d'alarme reçu",
+    "message": "message reçu",
+    "position": "position reçue",
+    "heartbeat": "signe de vie",
+    "call": "appel",
+    "call_state": "appel",
+    "sms": "SMS d'alerte (AML) reçu",
+    "aml": "SMS d'alerte (AML) reçu",
+    "sms_state": "SMS d'alerte",
+    "acknowledged": "prise en charge",
+    "closed": "clôture",
+    "ack_delivered": "appareil informé de la prise en charge",
+    "close_delivered": "appareil informé de la clôture",
+    "last_gasp": "dernier message (batterie ou arrêt)",
+    "low_battery": "batterie faible",
+}
+FLAG_LABELS = {
+    "silent": FLAG_SILENT,
+    "never_seen": FLAG_NEVER_SEEN,
+    "low_battery": FLAG_LOW_BATTERY,
+    "stale_fix": FLAG_STALE_FIX,
+}
+SMS_STATUS_LABELS = {
+    "accepted": "accepté",
+    "rejected": "refusé",
+    "unknown_sender": "expéditeur inconnu",
+    "review": "à vérifier",
+}
+TIMELINE_AML_SMS = "SMS d'alerte (AML)"
+TIMELINE_REPORTED_BY_HANDSET = "(signalé par l'appareil)"
+TIMELINE_MESSAGE = "Message « {type} » n° {seq} reçu, position : {method}"
+MESSAGE_TYPE_LABELS = {
+    "alarm": "alarme",
+    "position": "position",
+    "heartbeat": "signe de vie",
+    "low_battery": "batterie faible",
+    "last_gasp": "dernier message",
+    "test": "test",
+}

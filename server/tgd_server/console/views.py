@@ -1,0 +1,320 @@
+"""The console's pages. Each view: check access, read or act, audit, render."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    stream_with_context,
+    url_for,
+)
+
+from .. import db, events
+from ..auth import CASE_READERS, DEVICE_READERS, audit, authenticate
+from ..models import Alarm, Device, User, utcnow
+from ..security_log import log_refusal
+from . import access, actions, bp, login_limit, phone, queries, sound, stream
+from . import strings_fr as t
+
+ALL_ROLES = ()  # require_roles() with nothing: any logged-in user
+TILE_ATTRIBUTION_DEFAULT = ""
+
+
+def _leaflet_dir() -> Path:
+    import xstatic.pkg.leaflet
+
+    return Path(xstatic.pkg.leaflet.BASE_DIR)
+
+
+# --- static parts -------------------------------------------------------------------
+
+@bp.route("/leaflet/<path:filename>")
+def leaflet_file(filename: str):
+    """Leaflet from the xstatic-leaflet package: never a CDN."""
+    return send_from_directory(_leaflet_dir(), filename, max_age=86400)
+
+
+@bp.route("/son/alerte.wav")
+def alert_sound():
+    return Response(sound.alert_wav(), mimetype="audio/wav",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+# --- login ----------------------------------------------------------------------------
+
+@bp.route("/")
+def home():
+    user = access.current_user()
+    if user is None:
+        return redirect(url_for("console.login"))
+    if access.can_see_cases(user):
+        return redirect(url_for("console.alarms"))
+    if access.can_see_devices(user):
+        return redirect(url_for("console.devices"))
+    abort(403)
+
+
+@bp.route("/connexion", methods=["GET", "POST"])
+def login():
+    next_url = access.safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if access.current_user() is not None:
+            return redirect(next_url or url_for("console.home"))
+        return render_template("console/login.html", next_url=next_url)
+
+    username = request.form.get("username", "").strip()[:64]
+    password = request.form.get("password", "")[:1024]
+    ip = request.remote_addr or "?"
+    session = db.get_session()
+    known = session.query(User).filter(User.username == username).one_or_none()
+    by_ip, by_user = login_limit.failure_times(
+        session, ip, username, utcnow(), user_since=known.last_login_at if known else None)
+    now = utcnow()
+    wait = max(login_limit.retry_after(by_ip, now), login_limit.retry_after(by_user, now))
+    if wait > 0:
+        log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_LIMITED,
+                    detail=login_limit.user_detail(username))
+        minutes = max(1, round(wait / 60))
+        page = render_template("console/login.html", next_url=next_url, username=username,
+                               error=t.LOGIN_RATE_LIMITED.format(minutes=minutes))
+        return page, 429, {"Retry-After": str(int(wait) + 1)}
+
+    user = authenticate(session, username, password) if username and password else None
+    if user is None:
+        session.rollback()
+        log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_FAILED,
+                    detail=login_limit.user_detail(username))
+        page = render_template("console/login.html", next_url=next_url, username=username,
+                               error=t.LOGIN_FAILED)
+        return page, 401
+    session.commit()  # last_login_at, a rehashed password
+    access.log_in(user)
+    audit(user, "login", "user", user.id, detail=f"ip={ip}")
+    return redirect(next_url or url_for("console.home"))
+
+
+@bp.route("/deconnexion", methods=["POST"])
+@access.require_roles()
+def logout():
+    audit(access.current_user(), "logout", "user", access.current_user().id)
+    access.log_out()
+    flash(t.LOGGED_OUT, "info")
+    return redirect(url_for("console.login"))
+
+
+# --- live alarm list ------------------------------------------------------------------
+
+def _alarm_list_context() -> dict:
+    session = db.get_session()
+    open_ = queries.open_alarms(session, with_case=True)
+    closed = queries.recently_closed(session, with_case=True)
+    ids = ",".join(str(a.id) for a in open_ + closed)
+    audit(access.current_user(), "view_alarm_list", "alarm", "list", detail=f"ids={ids}")
+    return {"open_alarms": open_, "recent_closed": closed}
+
+
+@bp.route("/alarmes")
+@access.require_roles(*CASE_READERS)
+def alarms():
+    return render_template("console/alarms.html", nav="alarms", **_alarm_list_context())
+
+
+@bp.route("/alarmes/fragment")
+@access.require_roles(*CASE_READERS)
+def alarms_fragment():
+    return render_template("console/_alarm_rows.html", **_alarm_list_context())
+
+
+@bp.route("/flux", endpoint="stream")
+@access.require_roles()
+def stream_events():
+    sub = events.subscribe()  # before the response: nothing published from now on is missed
+    body = stream.event_stream(sub, keepalive_s=current_app.config.get(
+        "TGD_SSE_KEEPALIVE_S", stream.KEEPALIVE_S), max_s=current_app.config.get(
+        "TGD_SSE_MAX_S", stream.MAX_STREAM_S))
+    return Response(stream_with_context(body), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+
+# --- one alarm ------------------------------------------------------------------------
+
+def _alarm_or_404(alarm_id: int) -> Alarm:
+    alarm = db.get_session().get(Alarm, alarm_id)
+    if alarm is None:
+        abort(404)
+    return alarm
+
+
+def _alarm_live_context(alarm: Alarm) -> dict:
+    session = db.get_session()
+    fixes = queries.positions(session, alarm.id)
+    return {
+        "alarm": queries.alarm_view(session, alarm, with_case=True),
+        "positions": fixes,
+        "timeline": queries.timeline(session, alarm.id),
+        "map_data": queries.map_data(fixes),
+    }
+
+
+@bp.route("/alarmes/<int:alarm_id>")
+@access.require_roles(*CASE_READERS)
+def alarm(alarm_id: int):
+    row = _alarm_or_404(alarm_id)
+    user = access.current_user()
+    context = _alarm_live_context(row)
+    audit(user, "view_alarm", "alarm", row.id)
+    if row.device.case_id is not None:
+        audit(user, "view_case", "case", row.device.case_id, detail=f"alarm={row.id}")
+    audit(user, "view_positions", "alarm", row.id, detail=f"count={len(context['positions'])}")
+    return render_template("console/alarm.html", nav="alarms",
+                           tile_url=current_app.config.get("TGD_TILE_URL", ""),
+                           tile_attribution=current_app.config.get(
+                               "TGD_TILE_ATTRIBUTION", TILE_ATTRIBUTION_DEFAULT),
+                           **context)
+
+
+@bp.route("/alarmes/<int:alarm_id>/fragment")
+@access.require_roles(*CASE_READERS)
+def alarm_fragment(alarm_id: int):
+    row = _alarm_or_404(alarm_id)
+    context = _alarm_live_context(row)
+    audit(access.current_user(), "view_positions", "alarm", row.id,
+          detail=f"count={len(context['positions'])} live=1")
+    return render_template("console/_alarm_live.html", **context)
+
+
+ACTION_MESSAGES = {
+    "already_acknowledged": t.ACK_ALREADY,
+    "already_closed": t.ALREADY_CLOSED,
+    "note_required": t.CLOSE_NOTE_REQUIRED,
+    "note_too_long": t.CLOSE_NOTE_TOO_LONG,
+}
+
+
+@bp.route("/alarmes/<int:alarm_id>/prise-en-charge", methods=["POST"])
+@access.require_roles(*CASE_READERS)
+def acknowledge(alarm_id: int):
+    _alarm_or_404(alarm_id)
+    try:
+        actions.acknowledge(alarm_id, access.current_user())
+        flash(t.ACK_DONE, "ok")
+    except actions.ActionRefused as refused:
+        flash(ACTION_MESSAGES[refused.code], "error")
+    return redirect(url_for("console.alarm", alarm_id=alarm_id))
+
+
+@bp.route("/alarmes/<int:alarm_id>/cloture", methods=["POST"])
+@access.require_roles(*CASE_READERS)
+def close(alarm_id: int):
+    _alarm_or_404(alarm_id)
+    try:
+        actions.close(alarm_id, access.current_user(), request.form.get("note", ""))
+        flash(t.CLOSE_DONE, "ok")
+    except actions.ActionRefused as refused:
+        flash(ACTION_MESSAGES[refused.code], "error")
+    return redirect(url_for("console.alarm", alarm_id=alarm_id))
+
+
+# --- search by the caller's number -------------------------------------------------------
+
+@bp.route("/recherche")
+@access.require_roles(*CASE_READERS)
+def search():
+    number = request.args.get("numero", "").strip()[:40]
+    user = access.current_user()
+    if not number:
+        flash(t.SEARCH_EMPTY, "error")
+        return redirect(url_for("console.alarms"))
+    session = db.get_session()
+    try:
+        device = queries.device_by_number(session, number)
+    except phone.BadNumber:
+        audit(user, "search_number", "number", number, detail="bad_number")
+        flash(t.SEARCH_BAD.format(number=number), "error")
+        return redirect(url_for("console.alarms"))
+    if device is None:
+        audit(user, "search_number", "number", number, detail="not_found")
+        flash(t.SEARCH_NOT_FOUND.format(number=number), "error")
+        return redirect(url_for("console.alarms"))
+    open_alarm = queries.open_alarm_of(session, device.id)
+    audit(user, "search_number", "device", device.id,
+          detail=f"typed={number} alarm={open_alarm.id if open_alarm else '-'}")
+    if open_alarm is not None:
+        return redirect(url_for("console.alarm", alarm_id=open_alarm.id))
+    flash(t.SEARCH_NO_OPEN_ALARM, "info")
+    return redirect(url_for("console.device", device_id=device.id))
+
+
+# --- devices --------------------------------------------------------------------------
+
+@bp.route("/appareils")
+@access.require_roles(*DEVICE_READERS)
+def devices():
+    rows = queries.devices(db.get_session(), time.time())
+    audit(access.current_user(), "view_devices", "device", "list", detail=f"count={len(rows)}")
+    summary = {
+        "total": len(rows),
+        "silent": sum(1 for d in rows if {"silent", "never_seen"} & set(d.flags)),
+        "low": sum(1 for d in rows if "low_battery" in d.flags),
+        "stale": sum(1 for d in rows if "stale_fix" in d.flags),
+    }
+    versions: dict[str, int] = {}
+    for d in rows:
+        versions[d.fw_version or "?"] = versions.get(d.fw_version or "?", 0) + 1
+    return render_template("console/devices.html", nav="devices", devices=rows,
+                           summary=summary, versions=sorted(versions.items()))
+
+
+@bp.route("/appareils/<device_id>")
+@access.require_roles(*(set(DEVICE_READERS) | set(CASE_READERS)))
+def device(device_id: str):
+    session = db.get_session()
+    row = session.get(Device, device_id)
+    if row is None:
+        abort(404)
+    user = access.current_user()
+    with_case = access.can_see_cases(user)
+    view = queries.device_view(row, time.time(), with_case=with_case)
+    alarms_ = queries.device_alarms(session, row.id, with_case=False)
+    audit(user, "view_device", "device", row.id)
+    if view.last_fix is not None:
+        audit(user, "view_positions", "device", row.id, detail="last_fix")
+    if with_case and row.case_id is not None:
+        audit(user, "view_case", "case", row.case_id, detail=f"device={row.id}")
+    return render_template("console/device.html", nav="devices", device=view,
+                           device_alarms=alarms_, can_open_alarms=with_case)
+
+
+# --- supervision: audit log and SMS kept for review -------------------------------------
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isdigit() else None
+
+
+@bp.route("/audit")
+@access.require_roles(*access.AUDIT_READERS)
+def audit_log():
+    username = request.args.get("utilisateur", "").strip()[:64] or None
+    rows = queries.audit_rows(db.get_session(), username, _int_arg("avant"))
+    audit(access.current_user(), "view_audit", "audit_log", username or "all")
+    return render_template("console/audit.html", nav="audit", rows=rows,
+                           filter_user=username or "")
+
+
+@bp.route("/sms")
+@access.require_roles(*access.AUDIT_READERS)
+def inbound_sms():
+    rows = queries.inbound_sms_rows(db.get_session(), _int_arg("avant"))
+    audit(access.current_user(), "view_sms", "inbound_sms", "list", detail=f"count={len(rows)}")
+    return render_template("console/sms.html", nav="sms", rows=rows)
