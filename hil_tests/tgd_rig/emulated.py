@@ -1,0 +1,324 @@
+"""The emulated backend: real firmware on the MicroPython VM, SIM7600 emulator, real server.
+
+Per handset: a flash directory with its config.json, a button FIFO the rig keeps a
+writer on, a `Sim7600Emulator` on a pty (with its PWRKEY FIFO), and the firmware
+process `micropython -X heapsize=64k firmware/main.py` (docs/interfaces.md §1).
+Shared: one simulated `Network` (police endpoint at the emergency number, an SMS
+sink at the SMS number that plays the server's SMS gateway) and one real server
+(`ServerHarness`).
+
+A power cut kills the firmware process (SIGKILL: no cleanup, like a battery pulled)
+and powers the emulated modem off; power_on() starts the firmware again on the
+same flash, and the firmware must power the modem up itself through PWRKEY.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .devicelog import DeviceLog, LogLine
+from .errors import FirmwareExited, RigError
+from .provision import HandsetIdentity, handset_config, write_host_config
+from .rig import Handset, Rig
+from .server_harness import ServerHarness
+
+REPO = Path(__file__).resolve().parents[2]
+FIRMWARE_MAIN = REPO / "firmware" / "main.py"
+HEAP = "64k"
+DEFAULT_SMS_NUMBER = "+687700100"
+DEFAULT_EMERGENCY_NUMBER = "17"
+FAST_SCALE = 0.05
+
+
+def micropython_bin() -> str:
+    exe = Path(sys.executable).with_name("micropython")
+    return str(exe) if exe.exists() else "micropython"
+
+
+def make_timing(timing: Any, fast_scale: float | None = None):
+    from .emulator import Timing
+
+    if isinstance(timing, Timing):
+        return timing
+    if timing == "realistic":
+        return Timing.realistic()
+    if timing == "fast":
+        return Timing.fast(fast_scale or FAST_SCALE)
+    raise RigError(f"timing must be 'fast', 'realistic' or a Timing, not {timing!r}")
+
+
+class EmulatedHandset(Handset):
+    def __init__(self, rig: EmulatedRig, identity: HandsetIdentity, workdir: Path, *,
+                 track, indoor: bool, battery_mv: int, config: dict[str, Any]):
+        self.rig = rig
+        self.identity = identity
+        self.device_id = identity.device_id
+        self.workdir = workdir
+        self.flash_dir = workdir / "flash"
+        self.button_path = workdir / "button.fifo"
+        self.track = track
+        self.indoor = indoor
+        self.battery_mv = battery_mv
+        self.config = config
+        self.log = DeviceLog(self.device_id, workdir / "device.log")
+        self.modem = None
+        self.proc: subprocess.Popen | None = None
+        self._button_fd: int | None = None
+        self._lock = threading.Lock()
+        self._pressed = False
+        self.restarts = 0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        from .emulator import Sim7600Emulator
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_host_config(self.flash_dir, self.config)
+        if not self.button_path.exists():
+            os.mkfifo(self.button_path)
+        # Read-write: never blocks on open and keeps the FIFO alive across firmware restarts.
+        self._button_fd = os.open(self.button_path, os.O_RDWR)
+        self.log.open()
+        self.log.subscribe(self._on_line)
+        self.modem = Sim7600Emulator(self.rig.net, msisdn=self.identity.special_number,
+                                     imei=self.identity.imei, iccid=self.identity.iccid,
+                                     imsi=self.identity.imsi, track=self.track, indoor=self.indoor)
+        self.modem.battery_mv = self.battery_mv
+        self.modem.open(pwrkey_fifo=True)
+
+    def _on_line(self, line: LogLine) -> None:
+        self.rig.events.emit("device", "log", self.device_id, t=line.t, line=line)
+
+    def power_on(self) -> None:
+        """Start the firmware (the modem stays off until the firmware pulses PWRKEY)."""
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return
+            env = dict(os.environ)
+            env.update({"TGD_UART": self.modem.port, "TGD_BUTTON": str(self.button_path),
+                        "TGD_FLASH": str(self.flash_dir), "TGD_PWRKEY": self.modem.pwrkey_path,
+                        "TGD_LOG": self.rig.log_level})
+            self.log.note(f"power on (firmware start #{self.restarts + 1})")
+            self.proc = subprocess.Popen(
+                [micropython_bin(), "-X", f"heapsize={HEAP}", str(FIRMWARE_MAIN)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=env, cwd=str(FIRMWARE_MAIN.parent), start_new_session=True)
+            self.restarts += 1
+            self.log.follow(self.proc.stdout)
+        self.rig.events.emit("rig", "power_on", self.device_id)
+
+    def power_cut(self) -> None:
+        with self._lock:
+            proc, self.proc = self.proc, None
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            if proc is not None:
+                proc.wait(timeout=10)
+                if proc.stdout:
+                    proc.stdout.close()
+            if self.modem is not None:
+                self.modem.power_off()
+            self.log.note("power cut")
+        self.rig.events.emit("rig", "power_cut", self.device_id)
+
+    def close(self) -> None:
+        self.power_cut()
+        if self.modem is not None:
+            self.modem.close()
+        if self._button_fd is not None:
+            os.close(self._button_fd)
+            self._button_fd = None
+        self.log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_running(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise FirmwareExited(f"{self.device_id}: firmware exited with code "
+                                 f"{self.proc.returncode}; log: {self.log.path}\n"
+                                 + "\n".join(self.log.recent(20)))
+
+    # -- button ----------------------------------------------------------------------------
+
+    def _button(self, down: bool) -> float:
+        if self._button_fd is None:
+            raise RigError("handset not open")
+        t = time.monotonic()
+        os.write(self._button_fd, b"1" if down else b"0")
+        self._pressed = down
+        self.rig.events.emit("rig", "press" if down else "release", self.device_id, t=t)
+        return t
+
+    def press(self, seconds: float | None = None, wait: bool = True) -> float:
+        t = self._button(True)
+        if seconds is None:
+            return t
+        if wait:
+            time.sleep(max(0.0, seconds - (time.monotonic() - t)))
+            self._button(False)
+        else:
+            timer = threading.Timer(max(0.0, seconds - (time.monotonic() - t)), self._button,
+                                    args=(False,))
+            timer.daemon = True
+            timer.start()
+        return t
+
+    def release(self) -> float:
+        return self._button(False)
+
+
+class EmulatedRig(Rig):
+    backend = "emulated"
+
+    def __init__(self, workdir: Path | str | None = None, timing: Any = "fast",
+                 fast_scale: float | None = None, seed: int = 1,
+                 emergency_number: str = DEFAULT_EMERGENCY_NUMBER,
+                 sms_number: str = DEFAULT_SMS_NUMBER, police_answer_after_s: float = 3.0,
+                 log_level: str = "info", database_url: str | None = None):
+        super().__init__()
+        self._tmp = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="tgd-rig-")
+            workdir = self._tmp.name
+        self.workdir = Path(workdir)
+        self.timing_name = timing if isinstance(timing, str) else "custom"
+        self.timing = timing
+        self.fast_scale = fast_scale
+        self.seed = seed
+        self.emergency_number = emergency_number
+        self.sms_number = sms_number
+        self.police_answer_after_s = police_answer_after_s
+        self.log_level = log_level
+        self.server = ServerHarness(self.workdir / "server", bus=self.events,
+                                    database_url=database_url)
+        self.net = None
+        self.police = None
+        self.sms_sink = None
+        self.handsets: dict[str, EmulatedHandset] = {}  # type: ignore[assignment]
+        self._sms_queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._msisdn_to_device: dict[str, str] = {}
+        self._started = False
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from .emulator import Network
+
+        if self._started:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.server.start()
+        self.net = Network(timing=make_timing(self.timing, self.fast_scale), seed=self.seed)
+        self.net.start()
+        self.police = self.net.add_police(self.emergency_number,
+                                          answer_after_s=self.police_answer_after_s)
+        self.sms_sink = self.net.add_sms_sink(self.sms_number, self._on_sms)
+        for target in (self._pump_network, self._pump_sms):
+            thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._started = True
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        for handset in list(self.handsets.values()):
+            handset.close()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.net is not None:
+            self.net.stop()
+        self.server.stop()
+        self._started = False
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def add_handset(self, device_id: str, *, track=None, lat: float = -22.2758, lon: float = 166.4580,
+                    indoor: bool = False, battery_mv: int = 3987, config: dict[str, Any] | None = None,
+                    special_number: str | None = None, register: bool = True) -> EmulatedHandset:
+        """Provision, register and open a handset (its firmware is not started: power_on())."""
+        from .emulator import Track
+
+        if device_id in self.handsets:
+            raise RigError(f"handset {device_id} already exists")
+        index = len(self.handsets) + 1
+        identity = HandsetIdentity.generate(device_id, index, special_number)
+        overrides = {"emergency_number": self.emergency_number, "sms_number": self.sms_number}
+        overrides.update(config or {})
+        cfg = handset_config(identity, self.server.ingest_url, overrides)
+        if register:
+            self.server.register_device(identity)
+        handset = EmulatedHandset(self, identity, self.workdir / "handsets" / device_id,
+                                  track=track or Track.fixed(lat, lon), indoor=indoor,
+                                  battery_mv=battery_mv, config=cfg)
+        handset.open()
+        self.handsets[device_id] = handset
+        self._msisdn_to_device[identity.special_number] = device_id
+        return handset
+
+    # -- what the network and the server saw -------------------------------------------------
+
+    def _pump_network(self) -> None:
+        """Forward the network's events (their own monotonic times) to the rig's bus."""
+        seen = 0
+        while not self._stop.is_set():
+            events = self.net.events
+            while seen < len(events):
+                ev = dict(events[seen])
+                seen += 1
+                kind = ev.pop("kind")
+                t = ev.pop("t")
+                device = self._msisdn_to_device.get(ev.get("modem") or ev.get("caller") or "")
+                if kind == "sms_delivered":
+                    ev["sender"] = ev.get("modem")
+                self.events.emit("network", kind, device, t=t, **ev)
+            self._stop.wait(0.005)
+
+    def _on_sms(self, sender: str, text: str, epoch: float) -> None:
+        # Runs in the network loop: hand over to a thread, the loop must not wait on SQL.
+        self._sms_queue.put((sender, text, epoch))
+
+    def _pump_sms(self) -> None:
+        """Play the server's SMS gateway: each AML SMS goes to the server's SMS ingest."""
+        while not self._stop.is_set():
+            try:
+                sender, text, epoch = self._sms_queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                from datetime import UTC, datetime
+
+                from tgd_server import ingest
+
+                receive = getattr(ingest, "ingest_aml_sms", None)
+                if receive is None:
+                    continue
+                with self.server.app.app_context():
+                    receive(sender, text, datetime.fromtimestamp(epoch, UTC))
+            except Exception as exc:  # noqa: BLE001 - reported, and the rig goes on
+                self.events.emit("rig", "sms_gateway_error", self._msisdn_to_device.get(sender),
+                                 error=repr(exc))
+
+    # -- Rig operations --------------------------------------------------------------------------
+
+    def server_alarms(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        return self.server.alarms(device_id)
+
+    def inject(self, device_id: str, fault: str, at_s: float = 0.0, **params: Any) -> None:
+        self.handsets[device_id].modem.schedule(at_s, fault, **params)
+        self.events.emit("rig", "fault", device_id, fault=fault, at_s=at_s, **params)
