@@ -229,6 +229,7 @@ def cell_key(reported: dict) -> tuple[str, int, int, int, int] | None:
 def locate(session, cells: list[dict]) -> tuple[float, float, int] | None:
     """Position (lat, lon, radius_m) of a handset that reports `cells`, or None."""
     from sqlalchemy import select
+
     from tgd_server.models import Cell
 
     keys = list(dict.fromkeys(k for k in (cell_key(c) for c in cells or []) if k))
@@ -288,6 +289,7 @@ def import_csv(session, path: str | Path, batch_size: int = 1000) -> ImportRepor
 
 def _count(session) -> int:
     from sqlalchemy import func, select
+
     from tgd_server.models import Cell
 
     return session.execute(select(func.count()).select_from(Cell)).scalar_one()

@@ -1,0 +1,190 @@
+"""The SMS gateway loop: a SIM7600 on a serial port receives the handsets' AML SMS.
+
+    tgd-server sms-gateway --port /dev/ttyUSB2
+
+Policy (the modem client below it only speaks AT):
+- initialise: ATE0, CMEE=2, CMGF=1 (text), CSCS="GSM", CPMS="SM","SM","SM",
+  CNMI=2,1,0,0,0 so that every new message is announced by `+CMTI: "SM",<i>`;
+- then sweep: AT+CMGL="ALL" reads whatever arrived while nobody listened;
+- on `+CMTI`: AT+CMGR=<i>, hand the message to `deliver` (which commits it to the
+  database), and only then AT+CMGD=<i>. A message whose delivery failed stays on
+  the modem and is tried again at the next sweep: nothing is ever lost;
+- a sweep also runs every `sweep_interval_s` (a +CMTI drowned in line noise) and
+  whenever the storage is found full (the network holds messages while it is full
+  and sends them once there is room);
+- `RDY` (the modem rebooted), a time-out, an error or garbage: resynchronise,
+  initialise again and sweep; a serial port that vanished is reopened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import serial
+
+from .modem import AtModem, ModemError, ModemRebooted, StoredSms, parse_cmti
+
+log = logging.getLogger("tgd.sms.gateway")
+
+# deliver(sender, text, received_at) stores the SMS durably or raises.
+Deliver = Callable[[str, str, datetime], object]
+
+INIT_COMMANDS = ("E0", "+CMEE=2", "+CMGF=1", '+CSCS="GSM"', '+CPMS="SM","SM","SM"',
+                 "+CNMI=2,1,0,0,0")
+
+
+@dataclass
+class GatewayConfig:
+    sweep_interval_s: float = 60.0
+    command_timeout_s: float = 5.0
+    list_timeout_s: float = 30.0
+    boot_wait_s: float = 30.0  # after RDY, SMS commands wait for "SMS DONE"
+    backoff_s: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30)
+
+
+@dataclass
+class GatewayStats:
+    delivered: int = 0
+    deleted: int = 0
+    delivery_failures: int = 0
+    reboots: int = 0
+    resyncs: int = 0
+    sweeps: int = 0
+    storage_full: int = 0
+    garbage_lines: int = 0
+
+
+class SmsGateway:
+    def __init__(self, modem: AtModem, deliver: Deliver, config: GatewayConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.modem = modem
+        self.deliver = deliver
+        self.config = config or GatewayConfig()
+        self.stats = GatewayStats()
+        self._clock = clock
+        self._needs_init = True
+        self._next_sweep = 0.0
+        self._failures = 0
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set. Opens (and reopens) the port itself."""
+        while not stop.is_set():
+            try:
+                self.modem.open()
+                log.info("gateway modem port %s open", self.modem.port)
+                self._needs_init = True
+                while not stop.is_set():
+                    self.step()
+            except (serial.SerialException, OSError) as err:
+                log.error("gateway serial port %s failed: %s", self.modem.port, err)
+            finally:
+                self.modem.close()
+            stop.wait(self._backoff())
+
+    def step(self, wait_s: float = 0.5) -> None:
+        """One turn: (re)initialise if needed, serve one URC or a due sweep."""
+        try:
+            if self._needs_init:
+                self._initialise()
+                self.sweep()
+                self._needs_init = False
+                self._failures = 0
+            urc = self.modem.next_urc(timeout=wait_s)
+            if urc is not None:
+                self._on_unsolicited(urc)
+            if self._clock() >= self._next_sweep:
+                self.sweep()
+        except ModemRebooted:
+            self.stats.reboots += 1
+            log.warning("gateway modem rebooted: initialising again")
+            self._wait_for_sms_ready()
+            self._needs_init = True
+        except ModemError as err:
+            self._failures += 1
+            log.warning("gateway modem error (%s): resynchronising", err)
+            self._needs_init = True
+            time.sleep(self._backoff())
+
+    # --- initialisation ---------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        self.stats.resyncs += 1
+        if not self.modem.resync(timeout=self.config.command_timeout_s):
+            raise ModemError("the modem does not answer AT")
+        for cmd in INIT_COMMANDS:
+            self.modem.command(cmd, timeout=self.config.command_timeout_s)
+        log.info("gateway modem initialised (text mode, +CMTI announcements)")
+
+    def _wait_for_sms_ready(self) -> None:
+        """After RDY the SIM7600 says SMS DONE when its SMS service is usable."""
+        deadline = self._clock() + self.config.boot_wait_s
+        while self._clock() < deadline:
+            line = self.modem.next_urc(timeout=0.5)
+            if line == "SMS DONE":
+                return
+            if line is not None and line != "RDY":
+                self._on_unsolicited(line, during_boot=True)
+
+    # --- messages ---------------------------------------------------------------------
+
+    def _on_unsolicited(self, line: str, during_boot: bool = False) -> None:
+        index = parse_cmti(line)
+        if index is not None:
+            if not during_boot:
+                self.fetch(index)
+            return  # during boot the sweep that follows initialisation reads it
+        if line == "RDY":
+            raise ModemRebooted("RDY")
+        if line.startswith(("+CPIN:", "SMS DONE", "PB DONE", "+CDS", "+CREG", "+CEREG",
+                            "+CGREG", "+CIEV", "+CGEV")):
+            log.debug("gateway urc %s", line)
+            return
+        self.stats.garbage_lines += 1
+        log.debug("gateway ignored line %r", line[:80])
+
+    def fetch(self, index: int) -> None:
+        """Read the message at `index`, store it, then delete it from the modem."""
+        sms = self.modem.read_sms(index, timeout=self.config.command_timeout_s)
+        if sms is None:
+            return  # already handled (e.g. by a sweep)
+        self._store_then_delete(sms)
+
+    def sweep(self) -> int:
+        """Read every stored message (AT+CMGL="ALL"); returns how many were stored."""
+        self.stats.sweeps += 1
+        self._next_sweep = self._clock() + self.config.sweep_interval_s
+        stored = 0
+        for sms in self.modem.list_sms("ALL", timeout=self.config.list_timeout_s):
+            stored += self._store_then_delete(sms)
+        used, capacity = self.modem.storage_use()
+        if capacity and used >= capacity:
+            self.stats.storage_full += 1
+            log.error("gateway SMS storage full (%d/%d) although swept: is the database "
+                      "refusing writes?", used, capacity)
+        return stored
+
+    def _store_then_delete(self, sms: StoredSms) -> int:
+        received_at = sms.scts or datetime.now(UTC)
+        try:
+            self.deliver(sms.sender, sms.text, received_at)
+        except Exception:  # noqa: BLE001 - any storage failure: keep it on the modem
+            self.stats.delivery_failures += 1
+            log.exception("gateway could not store SMS %d from %s: kept on the modem",
+                          sms.index, sms.sender)
+            self._next_sweep = min(self._next_sweep, self._clock() + self._backoff())
+            return 0
+        self.stats.delivered += 1
+        self.modem.delete_sms(sms.index)
+        self.stats.deleted += 1
+        return 1
+
+    def _backoff(self) -> float:
+        steps = self.config.backoff_s
+        return steps[min(self._failures, len(steps) - 1)]

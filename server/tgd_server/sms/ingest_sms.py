@@ -1,0 +1,222 @@
+"""The SMS channel into the ingest core: `ingest_aml_sms(sender, text, received_at)`.
+
+Every SMS the gateway hands over is stored in `inbound_sms` in the same
+transaction as what it changes, so nothing is ever lost and the gateway may
+delete it from the modem once this returns:
+
+- AML v1 from a registered handset (matched by its special number): joins the
+  device's open alarm, or opens one that the first data message then joins
+  (ingest.open_or_join_alarm); adds the position (method G or C, `rd` as
+  accuracy, `top` as fix time) and the "aml" step to the alarm's timeline.
+  Status `accepted`.
+- Anything else from a registered handset (broken AML, free text): status
+  `review`, never an alarm by itself.
+- Anything from an unknown number: status `unknown_sender`, never an alarm.
+
+The same SMS handed over twice (the gateway stored it, then the modem rebooted
+before AT+CMGD) is recognised by (sender, text, received_at) and changes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import db, events
+from ..ingest import (
+    IngestResult,
+    add_position,
+    add_timeline,
+    alarm_summary,
+    open_or_join_alarm,
+    position_summary,
+)
+from ..models import Device, InboundSms
+from .aml import AmlError, AmlMessage, parse_aml
+
+log = logging.getLogger("tgd.sms")
+
+CHANNEL = "sms"
+TIMELINE_KIND = "aml"
+NC_COUNTRY_CODE = "687"
+NC_NATIONAL_DIGITS = 6
+_WRITE_ATTEMPTS = 3
+_MAX_SENDER = 32
+_MAX_TEXT = 2000  # a concatenated SMS is at most a few hundred characters
+
+
+@dataclass(frozen=True)
+class SmsOutcome:
+    status: str  # accepted, review, unknown_sender
+    inbound_sms_id: int
+    device_id: str | None
+    alarm_id: int | None
+    duplicate: bool
+
+
+# --- numbers (pure) ---------------------------------------------------------------
+
+def number_variants(number: str) -> list[str]:
+    """Every form a New Caledonian number may be stored or received in.
+
+    '+687751001', '687751001', '00687751001' and '751001' are the same line. Other
+    countries' numbers keep their international forms ('+33...' / '0033...' / '33...').
+    """
+    raw = (number or "").strip()
+    digits = re.sub(r"\D", "", raw)
+    if not digits:
+        return [raw] if raw else []
+    if digits.startswith("00"):
+        digits = digits[2:]
+    if len(digits) == NC_NATIONAL_DIGITS:
+        digits = NC_COUNTRY_CODE + digits
+    forms = {raw, "+" + digits, digits, "00" + digits}
+    if digits.startswith(NC_COUNTRY_CODE) and len(digits) == len(NC_COUNTRY_CODE) + NC_NATIONAL_DIGITS:
+        forms.add(digits[len(NC_COUNTRY_CODE):])
+    return sorted(forms)
+
+
+def canonical_number(number: str) -> str:
+    """'+687751001' for any form of a NC number; other input comes back stripped."""
+    raw = (number or "").strip()
+    digits = re.sub(r"\D", "", raw)
+    if not digits or re.search(r"[^\d\s+().\-/]", raw):
+        return raw  # alphanumeric sender ("OPT", "Mobilis"): keep as it is
+    if digits.startswith("00"):
+        digits = digits[2:]
+    if len(digits) == NC_NATIONAL_DIGITS:
+        digits = NC_COUNTRY_CODE + digits
+    return "+" + digits
+
+
+def find_device(session: Session, sender: str) -> Device | None:
+    """The registered (not retired) handset whose special number is `sender`."""
+    variants = number_variants(sender)
+    if not variants:
+        return None
+    device = session.scalars(
+        select(Device).where(Device.special_number.in_(variants), Device.retired_at.is_(None))
+    ).first()
+    if device is not None:
+        return device
+    # Numbers stored with spaces or dots: compare canonical forms (a small table).
+    wanted = canonical_number(sender)
+    for candidate in session.scalars(select(Device).where(Device.retired_at.is_(None))):
+        if canonical_number(candidate.special_number) == wanted:
+            return candidate
+    return None
+
+
+# --- the channel ---------------------------------------------------------------------
+
+def ingest_aml_sms(sender: str, text: str, received_at: datetime | None = None, *,
+                   factory: sessionmaker | None = None) -> IngestResult:
+    """Store one received SMS and feed the alarm pipeline; see the module docstring.
+
+    Returns IngestResult(200, {"ok": True, "status", "inbound_sms_id", "device_id",
+    "alarm_id", "duplicate"}) once everything is committed. Database errors propagate
+    (the gateway then keeps the SMS on the modem and tries again later).
+    """
+    ingested_at = time.time()
+    received_at = _aware(received_at) if received_at is not None else datetime.now(UTC)
+    sender = (sender or "")[:_MAX_SENDER]
+    text = (text or "")[:_MAX_TEXT]
+    factory = factory or db.session_factory()
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        pending_events: list[dict] = []
+        try:
+            with db.write_session(factory) as session:
+                outcome = _store(session, sender, text, received_at, ingested_at, pending_events)
+            break
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == _WRITE_ATTEMPTS:
+                raise
+            log.info("sms ingest retry %d after %s", attempt, type(exc).__name__)
+    for event in pending_events:
+        events.publish(event)
+    log.info("sms from=%s status=%s device=%s alarm=%s duplicate=%s", sender, outcome.status,
+             outcome.device_id, outcome.alarm_id, outcome.duplicate)
+    return IngestResult(200, {
+        "ok": True, "status": outcome.status, "inbound_sms_id": outcome.inbound_sms_id,
+        "device_id": outcome.device_id, "alarm_id": outcome.alarm_id,
+        "duplicate": outcome.duplicate,
+    })
+
+
+def _store(session: Session, sender: str, text: str, received_at: datetime,
+           ingested_at: float, pending_events: list[dict]) -> SmsOutcome:
+    earlier = _already_stored(session, sender, text, received_at)
+    if earlier is not None:
+        return SmsOutcome(earlier.status, earlier.id, earlier.device_id, earlier.alarm_id, True)
+
+    device = find_device(session, sender)
+    if device is None:
+        reason = "sender is not the special number of any registered handset"
+        return _keep(session, sender, text, received_at, "unknown_sender", reason, None)
+    # Serialise with the data channel of the same handset (the device row lock).
+    device = session.scalars(
+        select(Device).where(Device.id == device.id).with_for_update()
+    ).one()
+    try:
+        aml = parse_aml(text)
+    except AmlError as err:
+        return _keep(session, sender, text, received_at, "review", f"not AML v1: {err}", device)
+
+    alarm, created = open_or_join_alarm(session, device, None, CHANNEL, None,
+                                        received_at=received_at)
+    # (_aware: SQLite may hand datetimes back without their zone)
+    alarm.updated_at = max(_aware(alarm.updated_at), received_at)
+    device.last_seen_at = max(_aware(device.last_seen_at or received_at), received_at)
+    position = None
+    if aml.has_position:
+        position = add_position(session, device, alarm, aml.lat, aml.lon, aml.radius_m,
+                                aml.method, aml.time_of_positioning, CHANNEL,
+                                received_at=received_at)
+    add_timeline(session, alarm, CHANNEL, TIMELINE_KIND, _timeline_detail(aml), at=received_at)
+    outcome = _keep(session, sender, text, received_at, "accepted",
+                    "AML v1 joined an open alarm" if not created else "AML v1 opened an alarm",
+                    device, alarm.id)
+    base = {"ingested_at": ingested_at, "channel": CHANNEL}
+    pending_events.append({"type": "alarm.created" if created else "alarm.updated", **base,
+                           **alarm_summary(alarm, device)})
+    if position is not None:
+        session.flush()
+        pending_events.append({"type": "position.added", **base, **position_summary(position)})
+    return outcome
+
+
+def _keep(session: Session, sender: str, text: str, received_at: datetime, status: str,
+          reason: str, device: Device | None, alarm_id: int | None = None) -> SmsOutcome:
+    row = InboundSms(received_at=received_at, sender=sender, text=text, status=status,
+                     reason=reason[:1000], device_id=device.id if device else None,
+                     alarm_id=alarm_id)
+    session.add(row)
+    session.flush()
+    return SmsOutcome(status, row.id, row.device_id, alarm_id, False)
+
+
+def _already_stored(session: Session, sender: str, text: str,
+                    received_at: datetime) -> InboundSms | None:
+    return session.scalars(
+        select(InboundSms).where(InboundSms.sender == sender, InboundSms.text == text,
+                                 InboundSms.received_at == received_at)
+    ).first()
+
+
+def _timeline_detail(aml: AmlMessage) -> str:
+    if not aml.has_position:
+        return "AML pm=N (no position)"
+    return (f"AML pm={aml.method} lat={aml.lat:.5f} lon={aml.lon:.5f} rd={aml.radius_m} m "
+            f"lc={aml.confidence_pct}% top={aml.time_of_positioning:%Y-%m-%dT%H:%M:%SZ}")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
