@@ -70,9 +70,10 @@ def _register_then_write(
                 "device_id": cfg["device_id"],
                 "special_number": cfg["special_number"],
                 "imei": imei,
-                "iccid": iccid,
+                "iccid": normalise_iccid(iccid),
                 "key": cfg["key"],
                 "fw_version": fw_version,
+                "heartbeat_interval_s": cfg["heartbeat_interval_s"],
             },
         )
     try:
@@ -88,6 +89,11 @@ def _register_then_write(
                 ) from exc
         raise
     return server is not None
+
+
+def normalise_iccid(iccid: str) -> str:
+    """ICCIDs of 19 digits are padded with an F nibble on the SIM; the number is the digits."""
+    return iccid.rstrip("Ff") if iccid[:-1].isdigit() else iccid
 
 
 def provision_host(

@@ -71,6 +71,11 @@ def register_device(target: ServerTarget, record: dict) -> dict:
     if status in (200, 201):
         return answer
     _refused(target, status, answer)
+    if status == 409 and answer.get("error") == "number_in_use":
+        raise AlreadyRegistered(
+            f"special number {record['special_number']} is already used by another device "
+            f"({answer.get('detail', '')}): check the SIM's number (nothing was written to the handset)"
+        )
     if status == 409:
         raise AlreadyRegistered(
             f"device id {record['device_id']} is already registered on the server: choose "

@@ -1,0 +1,109 @@
+"""Fixtures: the real server on a temp SQLite, the SIM7600 emulator, a virtual board."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tgd_flash.serverapi import ServerTarget
+from tgd_flash.virtual_board import VirtualBoard
+
+
+@dataclass
+class RunningServer:
+    app: object
+    base_url: str
+    tech_token: str
+    operator_token: str
+
+    @property
+    def tech(self) -> ServerTarget:
+        return ServerTarget(self.base_url, self.tech_token)
+
+
+@pytest.fixture
+def server(tmp_path):
+    from tgd_server import auth, create_app, db
+    from werkzeug.serving import make_server
+
+    var = tmp_path / "var"
+    var.mkdir()
+    app = create_app(
+        {
+            "TESTING": True,
+            "TGD_DATABASE_URL": f"sqlite:///{var / 'tgd.sqlite3'}",
+            "TGD_VAR_DIR": str(var),
+            "SECRET_KEY": secrets.token_hex(16),
+            "TGD_SECURE_COOKIES": False,
+        }
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with app.app_context():
+        db.create_all(db.engine())
+        with db.write_session() as session:
+            tech = auth.create_user(session, "bench-tech", "technician", secrets.token_hex(16))
+            oper = auth.create_user(session, "bench-oper", "operator", secrets.token_hex(16))
+            tech_token = auth.create_token(session, tech, "bench")
+            oper_token = auth.create_token(session, oper, "bench")
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield RunningServer(app, f"http://127.0.0.1:{httpd.server_port}", tech_token, oper_token)
+    httpd.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def network():
+    from tgd_rig.emulator import Network, Timing
+
+    net = Network(timing=Timing.fast(0.02))
+    net.start()
+    yield net
+    net.stop()
+
+
+def make_modem(network, **kwargs):
+    from tgd_rig.emulator import Sim7600Emulator
+
+    modem = Sim7600Emulator(
+        network, msisdn="+687751001", imei="866123045678901", iccid="8968701000000123456F", **kwargs
+    )
+    modem.open(pwrkey_fifo=True)
+    return modem
+
+
+@pytest.fixture
+def modem(network):
+    modem = make_modem(network)
+    modem.power_on()
+    yield modem
+    modem.close()
+
+
+@pytest.fixture
+def flash_dir(tmp_path) -> Path:
+    path = tmp_path / "flash"
+    path.mkdir()
+    return path
+
+
+def start_board(flash_dir: Path, modem=None) -> VirtualBoard:
+    env = {}
+    uart = None
+    if modem is not None:
+        uart = modem.port
+        if modem.pwrkey_path:
+            env["TGD_PWRKEY"] = modem.pwrkey_path
+    return VirtualBoard(flash_dir, uart=uart, extra_env=env).start()
+
+
+@pytest.fixture
+def board(flash_dir, modem):
+    vb = start_board(flash_dir, modem)
+    yield vb
+    vb.stop()
