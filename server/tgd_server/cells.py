@@ -82,9 +82,14 @@ class ImportReport:
     updated: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
-    def summary(self) -> str:
-        return (f"{self.rows_read} rows read, {self.inserted} inserted, {self.updated} updated, "
-                f"{len(self.skipped)} skipped")
+    def summary(self, max_skipped_lines: int = 50) -> str:
+        """One line of counts, then one line per skipped row (the first 50)."""
+        lines = [f"{self.rows_read} rows read, {self.inserted} inserted, {self.updated} updated, "
+                 f"{len(self.skipped)} skipped"]
+        lines += [f"  skipped line {n}: {why}" for n, why in self.skipped[:max_skipped_lines]]
+        if len(self.skipped) > max_skipped_lines:
+            lines.append(f"  ... and {len(self.skipped) - max_skipped_lines} more skipped rows")
+        return "\n".join(lines)
 
 
 # --- CSV parsing (pure) -------------------------------------------------------------

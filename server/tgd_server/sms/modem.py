@@ -11,6 +11,7 @@ Bytes are decoded as Latin-1 so that no byte, however garbled, can fail decoding
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import deque
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import serial
+
+log = logging.getLogger("tgd.sms.modem")
 
 URC_PREFIXES = (
     "+CMTI:", "+CDS:", "+CDSI:", "+CMT:", "RDY", "+CPIN:", "SMS DONE", "PB DONE", "RING",
@@ -73,10 +76,9 @@ class StoredSms:
 class AtModem:
     """Blocking AT client over a pyserial port or URL (`/dev/ttyUSB2`, `socket://h:p`, a pty)."""
 
-    def __init__(self, port: str, baudrate: int = 115200, log=None) -> None:
+    def __init__(self, port: str, baudrate: int = 115200) -> None:
         self.port = port
         self.baudrate = baudrate
-        self._log = log or (lambda _msg: None)
         self._serial: serial.SerialBase | None = None
         self._buffer = bytearray()
         self._urcs: deque[str] = deque()
@@ -106,7 +108,10 @@ class AtModem:
             if newline >= 0:
                 raw = bytes(self._buffer[:newline])
                 del self._buffer[: newline + 1]
-                return raw.replace(b"\r", b"").decode("latin-1")
+                line = raw.replace(b"\r", b"").decode("latin-1")
+                if line:
+                    log.debug("<- %r", line)
+                return line
             if time.monotonic() >= deadline:
                 return None
             chunk = self._serial.read(max(1, self._serial.in_waiting))
@@ -114,6 +119,7 @@ class AtModem:
                 self._buffer.extend(chunk)
 
     def _write(self, data: bytes) -> None:
+        log.debug("-> %r", data)
         self._serial.write(data)
         self._serial.flush()
 
