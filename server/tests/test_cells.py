@@ -241,9 +241,10 @@ def test_cell_seen_but_not_located_is_ignored(session):
 def test_import_cells_command_is_idempotent_and_reports_skipped_rows(app, tmp_path):
     path = write_csv(tmp_path / "cmd.csv", [GOOD, "LTE,546,1,4352,20482,0,500,-22.2,900,4,1,0,0,0"])
     runner = app.test_cli_runner()
-    first = runner.invoke(args=["import-cells", str(path)])
+    with app.app_context():  # the `flask` command pushes it; the test runner does not
+        first = runner.invoke(args=["import-cells", str(path)])
+        again = runner.invoke(args=["import-cells", str(path)])
     assert first.exit_code == 0, first.output
     assert "2 rows read, 1 inserted, 0 updated, 1 skipped" in first.output
     assert "skipped line 3: lon 500 out of range" in first.output
-    again = runner.invoke(args=["import-cells", str(path)])
     assert "0 inserted, 1 updated" in again.output
