@@ -83,6 +83,7 @@ class Context:
     device: Device | None = None
     alarm: Alarm | None = None
     alarm_created: bool = False
+    newest: bool = True  # seq above every earlier one (a late message does not rewind states)
     positions: list[Position] = field(default_factory=list)
     device_flags: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
@@ -141,6 +142,7 @@ def check_sequence(ctx: Context) -> None:
         state = advance(SeqState(device.seq_high, from_signed(device.seq_bitmap)), seq)
     except SeqRefused as refused:
         raise MessageRefused(409, refused.code, str(refused), seq_floor=refused.high) from None
+    ctx.newest = seq > device.seq_high
     device.seq_high, device.seq_bitmap = state.high, to_signed(state.bitmap)
 
 
@@ -230,6 +232,8 @@ def add_message_timeline(ctx: Context) -> None:
     if msg.sms_state:
         detail += f" sms={msg.sms_state}"
     add_timeline(ctx.session, alarm, ctx.channel, "message", detail, at=ctx.received_at)
+    if not ctx.newest:
+        return  # a late message: its channel states are older than what we know
     if msg.call_state and msg.call_state != alarm.call_state:
         alarm.call_state = msg.call_state
         add_timeline(ctx.session, alarm, "call", msg.call_state,
