@@ -1,0 +1,339 @@
+"""Voice calls: ATD, ATA, ATH, AT+CHUP, AT+CLCC, audio settings; the far ends of a call.
+
+URC order follows the reference's logged sequence: `+CLCC` dialling, `+CLCC`
+alerting, `VOICE CALL: BEGIN`, `+CLCC` active, ... `+CLCC` disconnect,
+`VOICE CALL: END: hhmmss`. A call that never connected ends with the final
+result `BUSY`, `NO CARRIER` or `NO ANSWER` instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .atparse import EXEC, READ, SET, AtSyntaxError, Command
+from .errors import CmeFailure, Refused
+from .formats import number_type
+from .network import PoliceCall, PoliceEndpoint
+from .state import (
+    CALL_ACTIVE,
+    CALL_ALERTING,
+    CALL_DIALING,
+    CALL_DISCONNECT,
+    CALL_INCOMING,
+    Call,
+)
+
+if TYPE_CHECKING:
+    from .modem import Sim7600Emulator
+
+_DIAL_CHARS = set("0123456789+*#")
+RING_PERIOD_S = 3.0
+
+
+def clcc_line(call: Call) -> str:
+    direction = 0 if call.outgoing else 1
+    return (
+        f'+CLCC: {call.call_id},{direction},{call.state},0,0,'
+        f'"{call.number}",{number_type(call.number)}'
+    )
+
+
+def set_state(m: Sim7600Emulator, call: Call, state: int) -> None:
+    call.state = state
+    if m.settings.clcc_urc:
+        m.urc(clcc_line(call))
+
+
+def connect(m: Sim7600Emulator, call: Call) -> None:
+    call.connected = time.monotonic()
+    m.urc("VOICE CALL: BEGIN")
+    set_state(m, call, CALL_ACTIVE)
+
+
+def end_call(m: Sim7600Emulator, call: Call, failure: str | None = None) -> None:
+    """The call is over: disconnect state, then END (connected or hung up here) or the failure."""
+    if call not in m.calls:
+        return
+    set_state(m, call, CALL_DISCONNECT)
+    m.calls.remove(call)
+    if failure is None:
+        m.urc(f"VOICE CALL: END: {call.duration_hhmmss()}")
+    else:
+        m.urc(failure)
+    if not m.calls:
+        m.settings.vmute = 0
+        m.settings.cmut = 0
+
+
+class PoliceLeg:
+    """The police side of a call: rings, answers after its delay, records everything."""
+
+    def __init__(self, m: Sim7600Emulator, call: Call, endpoint: PoliceEndpoint):
+        self.m = m
+        self.call = call
+        self.endpoint = endpoint
+        self.record = PoliceCall(caller=m.msisdn, number=call.number, dialled_at=time.monotonic())
+        endpoint.calls.append(self.record)
+        endpoint._live[id(self)] = self
+
+    def alerting(self, answers: bool) -> None:
+        self.record.alerting_at = time.monotonic()
+        set_state(self.m, self.call, CALL_ALERTING)
+        self.m.net.event("call_alerting", modem=self.m.msisdn, number=self.call.number)
+        delay = self.endpoint.answer_after_s
+        if answers and delay is not None and delay < self.m.net.timing.no_answer_s:
+            self.m.later(delay, self.answer)
+        else:
+            self.m.later(self.m.net.timing.no_answer_s, self.no_answer)
+
+    def answer(self) -> None:
+        if self.call not in self.m.calls:
+            return
+        self.record.answered_at = time.monotonic()
+        connect(self.m, self.call)
+        self.m.net.event(
+            "call_answered", modem=self.m.msisdn, number=self.call.number, caller=self.m.msisdn
+        )
+        if self.endpoint.hangup_after_s is not None:
+            self.m.later(self.endpoint.hangup_after_s, self.remote_hangup, "police_hangup")
+
+    def no_answer(self) -> None:
+        if self.call not in self.m.calls:
+            return
+        self._ended("no_answer")
+        end_call(self.m, self.call, "NO ANSWER")
+        self.m.net.event(
+            "call_failed", modem=self.m.msisdn, number=self.call.number, reason="no_answer"
+        )
+
+    def remote_hangup(self, reason: str) -> None:
+        if self.call not in self.m.calls:
+            return
+        connected = self.call.connected is not None
+        self._ended(reason)
+        end_call(self.m, self.call, None if connected else "NO CARRIER")
+        self.m.net.event(
+            "call_ended", modem=self.m.msisdn, number=self.call.number, by="remote",
+            duration_s=self.record.duration_s,
+        )
+
+    def local_hangup(self, reason: str) -> None:
+        self._ended(reason)
+        self.m.net.event(
+            "call_ended", modem=self.m.msisdn, number=self.call.number, by="local",
+            reason=reason, duration_s=self.record.duration_s,
+        )
+
+    def _ended(self, reason: str) -> None:
+        if self.record.ended_at is None:
+            self.record.ended_at = time.monotonic()
+            self.record.end_reason = reason
+        self.endpoint._live.pop(id(self), None)
+
+
+class ModemLeg:
+    """A call between two emulated modems."""
+
+    def __init__(self, caller: Sim7600Emulator, call: Call, callee: Sim7600Emulator):
+        self.caller, self.caller_call, self.callee = caller, call, callee
+        self.callee_call: Call | None = None
+
+    def alerting(self, answers: bool) -> None:
+        callee = self.callee
+        if not callee.registered or callee.calls:
+            fail(self.caller, self.caller_call, "BUSY" if callee.calls else "NO CARRIER")
+            return
+        set_state(self.caller, self.caller_call, CALL_ALERTING)
+        self.callee_call = Call(1, False, self.caller.msisdn, CALL_INCOMING, remote=self)
+        callee.calls.append(self.callee_call)
+        if callee.settings.clcc_urc:
+            callee.urc(clcc_line(self.callee_call))
+        self._ring()
+        self.caller.later(self.caller.net.timing.no_answer_s, self._no_answer)
+
+    def _ring(self) -> None:
+        call = self.callee_call
+        if call is None or call not in self.callee.calls or call.state != CALL_INCOMING:
+            return
+        self.callee.urc("RING")
+        if self.callee.settings.clip:
+            n = self.caller.msisdn
+            self.callee.urc(f'+CLIP: "{n}",{number_type(n)},,,"",0')
+        self.callee.later(RING_PERIOD_S * max(self.callee.net.timing.scale, 0.02), self._ring)
+
+    def _no_answer(self) -> None:
+        if self.callee_call is not None and self.callee_call.state == CALL_INCOMING:
+            end_call(self.callee, self.callee_call, "NO CARRIER")
+            fail(self.caller, self.caller_call, "NO ANSWER")
+
+    def answer(self) -> None:
+        assert self.callee_call is not None
+        connect(self.callee, self.callee_call)
+        connect(self.caller, self.caller_call)
+        self.caller.net.event(
+            "call_answered", modem=self.caller.msisdn, number=self.caller_call.number,
+            caller=self.caller.msisdn,
+        )
+
+    def local_hangup(self, side: Sim7600Emulator, reason: str) -> None:
+        other, other_call = (
+            (self.callee, self.callee_call) if side is self.caller
+            else (self.caller, self.caller_call)
+        )
+        if other_call is not None and other_call in other.calls:
+            connected = other_call.connected is not None
+            end_call(other, other_call, None if connected else "NO CARRIER")
+        self.caller.net.event(
+            "call_ended", modem=self.caller.msisdn, number=self.caller_call.number,
+            by="local" if side is self.caller else "remote", reason=reason,
+        )
+
+
+def fail(m: Sim7600Emulator, call: Call, result: str) -> None:
+    if call not in m.calls:
+        return
+    if isinstance(call.remote, PoliceLeg):
+        call.remote._ended(result.lower().replace(" ", "_"))
+    end_call(m, call, result)
+    m.net.event(
+        "call_failed", modem=m.msisdn, number=call.number, reason=result.lower().replace(" ", "_")
+    )
+
+
+def dial(m: Sim7600Emulator, cmd: Command) -> list[str]:
+    raw = cmd.raw.strip()
+    if not raw.endswith(";"):
+        raise Refused("ATD without ';' is a data call: not supported")
+    number = raw[:-1]
+    if not number or not set(number) <= _DIAL_CHARS:
+        raise AtSyntaxError(f"ATD: bad number {number!r}")
+    if any(c.outgoing for c in m.calls):
+        raise CmeFailure(3)
+    if not m.registered:
+        raise CmeFailure(30)
+    call = Call(1, True, number, CALL_DIALING)
+    m.calls.append(call)
+    m.net.event("dial", modem=m.msisdn, number=number)
+    m.later(0, set_state, m, call, CALL_DIALING)  # after the OK
+    reboot = m.faults.take("reboot_during_call")
+    if reboot is not None:
+        m.later(reboot["after_s"], m.reboot, "fault: reboot during call")
+    if m.faults.take("call_busy") is not None:
+        m.later(m.draw("call_fail_s"), fail, m, call, "BUSY")
+        return ["OK"]
+    if m.faults.take("call_no_carrier") is not None:
+        m.later(m.draw("call_fail_s"), fail, m, call, "NO CARRIER")
+        return ["OK"]
+    answers = m.faults.take("call_no_answer") is None
+    endpoint = m.net.police.get(number)
+    callee = m.net.modem(number)
+    if endpoint is not None:
+        leg: PoliceLeg | ModemLeg = PoliceLeg(m, call, endpoint)
+    elif callee is not None and callee is not m:
+        leg = ModemLeg(m, call, callee)
+    else:
+        m.later(m.draw("call_fail_s"), fail, m, call, "NO CARRIER")
+        return ["OK"]
+    call.remote = leg
+    if not answers:
+        m.later(m.draw("call_setup_s"), _alert_no_answer, m, call, leg)
+    else:
+        m.later(m.draw("call_setup_s"), leg.alerting, True)
+    return ["OK"]
+
+
+def _alert_no_answer(m: Sim7600Emulator, call: Call, leg: PoliceLeg | ModemLeg) -> None:
+    if isinstance(leg, PoliceLeg):
+        leg.alerting(False)
+    else:
+        set_state(m, call, CALL_ALERTING)
+        m.later(m.net.timing.no_answer_s, fail, m, call, "NO ANSWER")
+
+
+def hang_up_all(m: Sim7600Emulator, reason: str) -> None:
+    for call in list(m.calls):
+        leg = call.remote
+        end_call(m, call)
+        if isinstance(leg, PoliceLeg):
+            leg.local_hangup(reason)
+        elif isinstance(leg, ModemLeg):
+            leg.local_hangup(m, reason)
+
+
+def drop_all_calls(m: Sim7600Emulator, reason: str) -> None:
+    """The modem lost power: the far ends see the call end; nothing is sent to the host."""
+    for call in list(m.calls):
+        m.calls.remove(call)
+        leg = call.remote
+        if isinstance(leg, PoliceLeg):
+            leg.local_hangup(reason)
+        elif isinstance(leg, ModemLeg):
+            leg.local_hangup(m, reason)
+
+
+def chup(m: Sim7600Emulator, cmd: Command) -> list[str]:
+    if cmd.kind != EXEC:
+        raise AtSyntaxError("CHUP takes no argument")
+    hang_up_all(m, "caller_hangup")
+    return ["OK"]
+
+
+def ath(m: Sim7600Emulator, cmd: Command) -> list[str]:
+    if cmd.args and cmd.arg_int(0, 0, 0) != 0:
+        raise AtSyntaxError("ATH<n>")
+    if m.settings.cvhu == 0:
+        hang_up_all(m, "caller_hangup")
+    return ["OK"]
+
+
+def ata(m: Sim7600Emulator, cmd: Command) -> list[str]:
+    if cmd.kind != EXEC:
+        raise AtSyntaxError("ATA takes no argument")
+    for call in m.calls:
+        if call.state == CALL_INCOMING and isinstance(call.remote, ModemLeg):
+            m.later(0, call.remote.answer)
+            return ["OK"]
+    raise Refused("ATA without an incoming call")
+
+
+def clcc(m: Sim7600Emulator, cmd: Command) -> list[str]:
+    if cmd.kind == EXEC:
+        return [*(clcc_line(c) for c in m.calls), "OK"]
+    if cmd.kind == READ:
+        return [f"+CLCC: {1 if m.settings.clcc_urc else 0}", "OK"]
+    if cmd.kind != SET:
+        return ["+CLCC: (0-1)", "OK"]
+    cmd.nargs(1, 1)
+    m.settings.clcc_urc = cmd.arg_int(0, 0, 1) == 1
+    return ["OK"]
+
+
+def _int_setting(name: str, attr: str, high: int, in_call_only: bool = False):
+    def handler(m: Sim7600Emulator, cmd: Command) -> list[str]:
+        if cmd.kind == READ:
+            return [f"{name}: {int(getattr(m.settings, attr))}", "OK"]
+        if cmd.kind != SET:
+            raise AtSyntaxError(f"{name}: read or set only")
+        cmd.nargs(1, 1)
+        value = cmd.arg_int(0, 0, high)
+        if in_call_only and not m.calls:
+            raise Refused(f"{name} outside a call")
+        setattr(m.settings, attr, value)
+        return ["OK"]
+
+    return handler
+
+
+COMMANDS = {
+    "D": dial,
+    "A": ata,
+    "H": ath,
+    "+CHUP": chup,
+    "+CLCC": clcc,
+    "+CVHU": _int_setting("+CVHU", "cvhu", 1),
+    "+CLIP": _int_setting("+CLIP", "clip", 1),
+    "+CLVL": _int_setting("+CLVL", "clvl", 5),
+    "+VMUTE": _int_setting("+VMUTE", "vmute", 1, in_call_only=True),
+    "+CMUT": _int_setting("+CMUT", "cmut", 1, in_call_only=True),
+}

@@ -1,0 +1,554 @@
+"""One emulated SIM7600: power, the line (pty or serial), input modes, command dispatch.
+
+The AT commands themselves live in the cmd_*.py modules, each a table of handlers
+`handler(modem, command) -> list of lines | None` (None: the handler answers later).
+Faults are in faults.py. Everything here runs in the network's loop thread; the
+public methods hop into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import cmd_basic, cmd_gnss, cmd_http, cmd_sms, cmd_voice, faults
+from .atparse import AtSyntaxError, parse_line
+from .cells import rsrp_dbm, serving_cell
+from .errors import CmeFailure, CmsFailure, EmulatorError, Refused
+from .formats import Radio, cme_error, cms_error, frame
+from .network import Network
+from .ports import PtyPort, PwrkeyFifo, SerialPort
+from .state import ModemSettings, SmsStore
+from .track import Track, TruePosition
+from .transcript import LOST, RX, TX, Transcript
+
+BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
+BOOT_URCS_NO_SIM = b"\r\nRDY\r\n"
+
+OFF, BOOTING, ON = "off", "booting", "on"
+MODE_COMMAND, MODE_PROMPT_WAIT, MODE_SMS_TEXT, MODE_DATA = "command", "prompt", "text", "data"
+
+_MAX_LINE = 1024
+
+Handler = Callable[["Sim7600Emulator", Any], "list[str] | None"]
+COMMANDS: dict[str, Handler] = {}
+for _table in (cmd_basic.COMMANDS, cmd_gnss.COMMANDS, cmd_voice.COMMANDS, cmd_sms.COMMANDS,
+               cmd_http.COMMANDS):
+    COMMANDS.update(_table)
+# AT+CMQTT* (issue 6) will come as cmd_mqtt.COMMANDS, merged here the same way.
+
+
+class Sim7600Emulator:
+    def __init__(
+        self,
+        net: Network,
+        msisdn: str,
+        imei: str = "866123045678901",
+        iccid: str = "8968701000000123456F",
+        imsi: str = "546010000123456",
+        track: Track | None = None,
+        indoor: bool = False,
+        rat: str = "LTE",
+        sms_capacity: int = 30,
+        battery_mv: int = 4000,
+        name: str | None = None,
+    ):
+        if rat not in ("LTE", "WCDMA", "GSM"):
+            raise ValueError(f"rat must be LTE, WCDMA or GSM, got {rat!r}")
+        self.net = net
+        self.msisdn = msisdn
+        self.imei = imei
+        self.iccid = iccid
+        self.imsi = imsi
+        self.track = track or Track.fixed(-22.2758, 166.4580)
+        self.indoor = indoor
+        self.rat = rat
+        self.battery_mv = battery_mv
+        self.temperature_c = 29
+        self.name = name or msisdn
+        self.sms_store = SmsStore(sms_capacity)
+        self.settings = ModemSettings()
+        self.faults = faults.FaultState()
+        self.transcript = Transcript()
+        self.power = OFF
+        self.sim_present = True
+        self.port: str | None = None
+        self.pwrkey_path: str | None = None
+        self.reg_stat = 0  # 0 not registered, 1 home, 2 searching, 3 denied
+        self.calls: list[Any] = []  # state.Call, at most one outgoing + one incoming
+        self.last_fix_at: float | None = None  # monotonic, for hot starts
+        self._t0 = time.monotonic()
+        self._epoch = 0  # bumped at every power change: stale timers do nothing
+        self._line: PtyPort | SerialPort | None = None
+        self._pwrkey: PwrkeyFifo | None = None
+        self._pwrkey_timer: asyncio.TimerHandle | None = None
+        self._tick: asyncio.TimerHandle | None = None
+        self._tmpdir: str | None = None
+        self._out: asyncio.Queue[bytes] | None = None
+        self._writer: asyncio.Task | None = None
+        self._mode = MODE_COMMAND
+        self._line_buf = bytearray()
+        self._busy = False
+        self._held_input = bytearray()
+        self._text_buf = bytearray()
+        self._text_done: Callable[[bytes | None, bool], None] | None = None
+        self._early_text = False
+        self._data_left = 0
+        self._data_done: Callable[[bytes | None], None] | None = None
+        self._data_timer: asyncio.TimerHandle | None = None
+        self.silent_until = 0.0
+
+    # == public API (any thread) ===============================================
+    def open(
+        self, pwrkey_fifo: bool = True, serial_url: str | None = None, baudrate: int = 115200
+    ) -> None:
+        """Create the pty (self.port) or open a real serial port, and the PWRKEY FIFO."""
+        if self._line is not None:
+            raise EmulatorError(f"{self.name}: already open")
+        self.net.call_in_loop(self._open, pwrkey_fifo, serial_url, baudrate)
+
+    def close(self) -> None:
+        if self._line is None:
+            return
+        self.net.call_in_loop(self._close)
+
+    def power_on(self) -> None:
+        """As if PWRKEY had been pulsed: boot URCs after timing.boot_s."""
+        self.net.call_in_loop(self._power_on, "boot_s")
+
+    def power_off(self) -> None:
+        """Power removed or switched off: everything volatile is lost."""
+        self.net.call_in_loop(self._power_off, "power_off")
+
+    def schedule(self, at_s: float, name: str, **params: Any) -> None:
+        """Fault `name` at `at_s` wall-clock seconds after open() (see faults.py)."""
+        faults.validate(name, params)
+        self.net.call_in_loop(self._schedule_fault, at_s, name, params)
+
+    def inject(self, name: str, **params: Any) -> None:
+        """Fault `name` now."""
+        faults.validate(name, params)
+        self.net.call_in_loop(self._apply_fault, name, params)
+
+    def flush_host_input(self) -> None:
+        """Forget what the host has not read yet (after killing and restarting the host)."""
+        if self._line is not None:
+            self.net.call_in_loop(self._line.flush_input_of_host)
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def true_position(self) -> TruePosition:
+        return self.track.at(time.monotonic() - self._t0)
+
+    # == loop side ==============================================================
+    def _open(self, pwrkey_fifo: bool, serial_url: str | None, baudrate: int) -> None:
+        loop = self.net.loop
+        self.net.attach(self)
+        self._t0 = time.monotonic()
+        self.transcript.t0 = self._t0
+        self._out = asyncio.Queue()
+        self._writer = loop.create_task(self._write_loop())
+        if serial_url:
+            self._line = SerialPort(loop, self._on_bytes, serial_url, baudrate)
+        else:
+            self._line = PtyPort(loop, self._on_bytes)
+        self.port = self._line.path
+        if pwrkey_fifo:
+            self._tmpdir = tempfile.mkdtemp(prefix="sim7600-")
+            path = os.path.join(self._tmpdir, "pwrkey")
+            self._pwrkey = PwrkeyFifo(loop, path, self._on_pwrkey)
+            self.pwrkey_path = path
+        self.transcript.note(f"open {self.port}")
+
+    def _close(self) -> None:
+        self._power_off("close")
+        if self._pwrkey:
+            self._pwrkey.close()
+            self._pwrkey = None
+        if self._tmpdir:
+            try:
+                os.rmdir(self._tmpdir)
+            except OSError:
+                pass
+            self._tmpdir = None
+        if self._writer:
+            self._writer.cancel()
+            self._writer = None
+        if self._line:
+            self._line.close()
+            self._line = None
+        self.net.detach(self)
+
+    def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        """fn(*args) after delay, unless the modem lost power or rebooted meanwhile."""
+        epoch = self._epoch
+
+        def guarded() -> None:
+            if self._epoch == epoch:
+                fn(*args)
+
+        return self.net.later(delay, guarded)
+
+    def draw(self, name: str) -> float:
+        return self.net.draw(name)
+
+    # -- power -------------------------------------------------------------------
+    def _on_pwrkey(self, low: bool) -> None:
+        if self._pwrkey_timer:
+            self._pwrkey_timer.cancel()
+            self._pwrkey_timer = None
+        self.transcript.note(f"PWRKEY {'low' if low else 'released'} (power {self.power})")
+        if not low:
+            return
+        t = self.net.timing
+        if self.power == OFF:
+            self._pwrkey_timer = self.net.later(t.pwrkey_on_s, self._power_on, "boot_s")
+        else:
+            self._pwrkey_timer = self.net.later(t.pwrkey_off_s, self._power_off, "pwrkey")
+
+    def _power_on(self, delay_name: str) -> None:
+        if self.power != OFF:
+            return
+        self._epoch += 1
+        self.power = BOOTING
+        self.silent_until = 0.0
+        self.transcript.note("power on: booting")
+        self.later(self.draw(delay_name), self._boot_done)
+
+    def _boot_done(self) -> None:
+        self.power = ON
+        self.settings = ModemSettings()
+        self._reset_input()
+        self.transcript.note("boot done")
+        self.net.event("modem_boot", modem=self.msisdn)
+        self.emit(BOOT_URCS if self.sim_present else BOOT_URCS_NO_SIM)
+        self.reg_stat = 2 if self.sim_present else 0
+        self.later(self.draw("register_s"), self.update_registration)
+        self._schedule_tick()
+
+    def _power_off(self, reason: str) -> None:
+        if self._pwrkey_timer and reason != "pwrkey":
+            self._pwrkey_timer.cancel()
+            self._pwrkey_timer = None
+        was = self.power
+        self._epoch += 1
+        self.power = OFF
+        self.silent_until = 0.0
+        cmd_voice.drop_all_calls(self, "caller_lost")
+        self.settings = ModemSettings()
+        self.reg_stat = 0
+        self.last_fix_at = None
+        self._reset_input()
+        if self._tick:
+            self._tick.cancel()
+            self._tick = None
+        if was != OFF:
+            self.transcript.note(f"power off ({reason})")
+            self.net.event("modem_off", modem=self.msisdn, reason=reason)
+
+    def reboot(self, reason: str, delay_name: str = "reset_s") -> None:
+        """State lost, RDY again after the reset delay."""
+        self._power_off(reason)
+        self._power_on(delay_name)
+
+    # -- registration and radio ---------------------------------------------------
+    def radio(self) -> Radio | None:
+        """The serving cell as measured now, or None without service."""
+        if self.power != ON or not self.sim_present or self.faults.no_service:
+            return None
+        pos = self.true_position()
+        found = serving_cell(self.net.cells, pos.lat, pos.lon, self.rat)
+        if found is None:
+            return None
+        cell, distance = found
+        rsrp = self.faults.weak_rsrp_dbm
+        return Radio(cell, rsrp if rsrp is not None else rsrp_dbm(cell, distance))
+
+    @property
+    def registered(self) -> bool:
+        return self.reg_stat in (1, 5)
+
+    def update_registration(self) -> None:
+        """Recompute the registration status; URCs when it changed."""
+        if self.power != ON:
+            return
+        if not self.sim_present:
+            new = 0
+        elif self.faults.denied:
+            new = 3
+        elif self.radio() is None:
+            new = 2  # searching
+        else:
+            new = 1
+        if new == self.reg_stat:
+            return
+        self.reg_stat = new
+        self.net.event("registration", modem=self.msisdn, stat=new)
+        cmd_basic.registration_urcs(self)
+
+    def _schedule_tick(self) -> None:
+        self._tick = self.later(1.0, self._on_tick)
+
+    def _on_tick(self) -> None:
+        # The handset moves: coverage and the serving cell follow its true position.
+        if self.registered or self.reg_stat == 2:
+            self.update_registration()
+        self._schedule_tick()
+
+    # -- output ---------------------------------------------------------------------
+    def emit(self, data: bytes) -> None:
+        """Bytes to the host, unless the modem is off or silent."""
+        if self.power != ON or self.is_silent():
+            self.transcript.add(LOST, b"[not sent] " + data)
+            return
+        self.transcript.add(TX, data)
+        if self._out is not None:
+            self._out.put_nowait(data)
+
+    def urc(self, line: str) -> None:
+        self.emit(frame(line))
+
+    def respond(self, lines: list[str]) -> None:
+        """A complete response: info lines then a final result, each framed."""
+        framed = [frame(line) for line in lines]
+        injected = self.faults.take("urc_in_response")
+        if injected is not None:
+            # A URC between the lines of a response (after the first one).
+            framed.insert(1 if len(framed) > 1 else 0, frame(injected["urc"]))
+        self.emit(b"".join(framed))
+
+    def error_line(self, exc: Exception) -> str:
+        if isinstance(exc, CmeFailure):
+            return cme_error(exc.code, self.settings.cmee)
+        if isinstance(exc, CmsFailure):
+            return cms_error(exc.code, self.settings.cmee)
+        return "ERROR"
+
+    async def _write_loop(self) -> None:
+        assert self._out is not None
+        while True:
+            data = await self._out.get()
+            split = self.faults.split
+            if split is None:
+                self._write(data)
+                continue
+            rng = self.net.rng
+            i = 0
+            while i < len(data):
+                n = rng.randint(1, split["max_chunk"])
+                self._write(data[i : i + n])
+                i += n
+                if i < len(data):
+                    await asyncio.sleep(rng.uniform(0, split["max_gap_s"]))
+
+    def _write(self, data: bytes) -> None:
+        if self._line is not None:
+            try:
+                self._line.write(data)
+            except OSError as exc:
+                self.transcript.note(f"write failed: {exc}")
+
+    def is_silent(self) -> bool:
+        return time.monotonic() < self.silent_until
+
+    # -- input ----------------------------------------------------------------------
+    def _reset_input(self) -> None:
+        self._mode = MODE_COMMAND
+        self._line_buf.clear()
+        self._busy = False
+        self._held_input.clear()
+        self._text_buf.clear()
+        self._text_done = None
+        self._data_done = None
+        if self._data_timer:
+            self._data_timer.cancel()
+            self._data_timer = None
+
+    def _on_bytes(self, data: bytes) -> None:
+        if self.power != ON or self.is_silent():
+            self.transcript.add(LOST, data)
+            return
+        self.transcript.add(RX, data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        i = 0
+        while i < len(data):
+            if self._busy and self._mode == MODE_COMMAND:
+                # A command is still executing: the UART buffers what follows.
+                self._held_input.extend(data[i:])
+                return
+            if self._mode == MODE_COMMAND:
+                i = self._feed_command(data, i)
+            elif self._mode == MODE_PROMPT_WAIT:
+                self._early_text = True
+                self.transcript.note(f"input before the prompt dropped: {data[i:]!r}")
+                return
+            elif self._mode == MODE_SMS_TEXT:
+                i = self._feed_text(data, i)
+            else:
+                i = self._feed_data(data, i)
+
+    def _feed_command(self, data: bytes, i: int) -> int:
+        echo = bytearray()
+        while i < len(data) and self._mode == MODE_COMMAND and not self._busy:
+            b = data[i]
+            i += 1
+            if self.settings.echo:
+                echo.append(b)
+            if b == 0x0D:
+                if echo:
+                    self.emit(bytes(echo))
+                    echo.clear()
+                line = self._line_buf.decode("latin-1")
+                self._line_buf.clear()
+                self._run_line(line)
+            elif b == 0x0A:
+                continue  # LF after CR (or alone) is not part of a command
+            elif b == 0x08:
+                if self._line_buf:
+                    self._line_buf.pop()
+            elif len(self._line_buf) < _MAX_LINE:
+                self._line_buf.append(b)
+        if echo:
+            self.emit(bytes(echo))
+        return i
+
+    def _run_line(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text[:2].upper() != "AT":
+            self.transcript.note(f"ignored non-AT line {text!r}")
+            return
+        try:
+            command = parse_line(text)
+            handler = COMMANDS.get(command.name)
+            if handler is None:
+                raise Refused(f"unknown command {command.name}")
+            lines = handler(self, command)
+        except (AtSyntaxError, Refused, CmeFailure, CmsFailure) as exc:
+            lines = [self.error_line(exc)]
+        if lines is not None:
+            self.respond(lines)
+
+    # SMS text after the `> ` prompt ------------------------------------------------
+    def start_text_input(self, done: Callable[[bytes | None, bool], None]) -> None:
+        """Show the `> ` prompt after timing.prompt_s, then collect text up to Ctrl-Z.
+
+        done(text, early) gets None when Esc cancelled; `early` says bytes came before the prompt.
+        """
+        self._busy = True
+        self._mode = MODE_PROMPT_WAIT
+        self._early_text = False
+        self._text_buf.clear()
+        self._text_done = done
+
+        def prompt() -> None:
+            self._mode = MODE_SMS_TEXT
+            self.emit(b"\r\n> ")
+
+        self.later(self.net.timing.prompt_s, prompt)
+
+    def _feed_text(self, data: bytes, i: int) -> int:
+        echo = bytearray()
+        while i < len(data):
+            b = data[i]
+            i += 1
+            if b in (0x1A, 0x1B):
+                if echo and self.settings.echo:
+                    self.emit(bytes(echo))
+                done = self._text_done
+                text = bytes(self._text_buf) if b == 0x1A else None
+                self._text_buf.clear()
+                self._text_done = None
+                self._mode = MODE_COMMAND
+                if done:
+                    done(text, self._early_text)
+                return i
+            echo.append(b)
+            self._text_buf.append(b)
+        if echo and self.settings.echo:
+            self.emit(bytes(echo))
+        return i
+
+    # HTTPDATA download -------------------------------------------------------------
+    def start_data_input(
+        self, length: int, timeout_s: float, done: Callable[[bytes | None], None]
+    ) -> None:
+        """DOWNLOAD, then exactly `length` raw bytes within timeout_s (None on timeout)."""
+        self._busy = True
+        self._mode = MODE_PROMPT_WAIT
+        self._early_text = False
+        self._text_buf.clear()
+        self._data_left = length
+        self._data_done = done
+
+        def prompt() -> None:
+            self._mode = MODE_DATA
+            self.emit(frame("DOWNLOAD"))
+            self._data_timer = self.later(timeout_s, self._data_timeout)
+
+        self.later(self.net.timing.prompt_s, prompt)
+
+    def _feed_data(self, data: bytes, i: int) -> int:
+        take = min(self._data_left, len(data) - i)
+        self._text_buf.extend(data[i : i + take])
+        self._data_left -= take
+        i += take
+        if self._data_left == 0:
+            self._finish_data(bytes(self._text_buf))
+        return i
+
+    def _data_timeout(self) -> None:
+        self.transcript.note(f"HTTPDATA timed out with {self._data_left} bytes missing")
+        self._finish_data(None)
+
+    def _finish_data(self, payload: bytes | None) -> None:
+        if self._data_timer:
+            self._data_timer.cancel()
+            self._data_timer = None
+        done = self._data_done
+        self._data_done = None
+        self._text_buf.clear()
+        self._mode = MODE_COMMAND
+        if done:
+            done(payload)
+
+    def finish(self, lines: list[str]) -> None:
+        """The final answer of a command that was executing (busy): then read on."""
+        self.respond(lines)
+        self._busy = False
+        self._mode = MODE_COMMAND
+        if self._held_input:
+            held = bytes(self._held_input)
+            self._held_input.clear()
+            self._feed(held)
+
+    # -- faults -----------------------------------------------------------------------
+    def _schedule_fault(self, at_s: float, name: str, params: dict[str, Any]) -> None:
+        delay = self._t0 + at_s - time.monotonic()
+        self.net.later(delay, self._apply_fault, name, params)
+
+    def _apply_fault(self, name: str, params: dict[str, Any]) -> None:
+        if self._line is None:
+            raise EmulatorError(f"{self.name}: fault {name} on a closed modem")
+        self.transcript.note(f"fault {name} {params}")
+        self.net.event("fault", modem=self.msisdn, name=name, **params)
+        faults.apply(self, name, params)
+
+    # -- incoming from the network ------------------------------------------------------
+    def receive_sms(self, sender: str, text: str, scts_epoch: float) -> bool:
+        return cmd_sms.receive(self, sender, text, scts_epoch)
+
+    def sms_report(self, mr: int, to: str, scts: float, dt: float, st: int) -> None:
+        cmd_sms.report(self, mr, to, scts, dt, st)
+
+
+
