@@ -1,0 +1,518 @@
+# SIM7600 driver (docs/interfaces.md §3, docs/firmware-modem.md).
+# Protocol only: it sends commands, parses answers and tracks call/registration state
+# from URCs. What to retry and when is the alarm layer's decision.
+import asyncio
+
+from micropython import const
+
+import atparse
+from at import sms_payload
+from errors import (AtError, AtTimeout, CallFailed, ModemError, ModemRebooted, ModemSilent,
+                    ProtocolError)
+
+_HTTP_CMD_MS = const(10000)
+_SMS_MS = const(60000)
+_HTTP_READ_MAX = const(4096)
+
+# After RDY; failures are logged and skipped (the modem stays usable without them).
+_INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
+         "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2")
+# SMS set-up; may fail until "SMS DONE", so send_sms repeats it until it succeeded once.
+_SMS_INIT = ("AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0")
+
+_CLCC_STATES = {2: "dialing", 3: "alerting", 0: "active"}
+_END_REASONS = {"NO CARRIER": "no_carrier", "BUSY": "busy", "NO ANSWER": "no_answer",
+                "NO DIALTONE": "no_carrier"}
+
+
+def _check_number(number):
+    if not number or len(number) > 20:
+        return False
+    for i in range(len(number)):
+        c = number[i]
+        if not ("0" <= c <= "9" or c in "*#" or (c == "+" and i == 0)):
+            return False
+    return True
+
+
+def _check_quotable(text, what):
+    # A value inside an AT string parameter: no quote, no line end.
+    for c in ('"', "\r", "\n"):
+        if c in text:
+            raise ValueError(what)
+
+
+class Sim7600:
+    # Timings as class attributes so that a test (or a board) can change them.
+    pwrkey_on_ms = 500  # >= 100 ms switches the modem on
+    pwrkey_off_ms = 3000  # >= 2.5 s switches it off
+    off_wait_ms = 2000  # between switching off and on again
+    rdy_timeout_ms = 20000  # RDY comes 11-12 s after power-on
+    poll_ms = 1000  # registration polling period
+    probe_ms = 1000  # how long an "AT" waits for OK when checking that the modem is on
+
+    def __init__(self, at, board, log):
+        self._at = at
+        self._board = board
+        self._log = log
+        self.call_state = "idle"
+        self.registered = False
+        self._reg = {}  # "+CREG" / "+CEREG" -> registered
+        self._call_active_seen = False
+        self._hanging_up = False
+        self._sms_ready = False
+        self._starting = False
+        self._tasks = []
+        self.on_call = None  # cb(state, reason)
+        self.on_sms_report = None  # cb(mr, st)
+        self.on_sms = None  # cb(index)
+        self.on_reboot = None  # cb()
+        self.on_registration = None  # cb(registered)
+        at.on_reboot = self._on_rdy
+        at.on_urc("+CLCC:", self._on_clcc)
+        at.on_urc("VOICE CALL:", self._on_voice_call)
+        for code in _END_REASONS:
+            at.on_urc(code, self._on_end_code)
+        at.on_urc("+CDS:", self._on_cds)
+        at.on_urc("+CMTI:", self._on_cmti)
+        at.on_urc("+CREG:", self._on_registration_urc)
+        at.on_urc("+CEREG:", self._on_registration_urc)
+        at.on_urc("RING", self._on_ring)
+
+    # ---- start-up and recovery -------------------------------------------------
+
+    async def start(self):
+        """Power on if silent, wait RDY, initialise. Raises ModemSilent."""
+        self._at.start()
+        self._board.dtr(0)  # DTR low: the modem stays awake
+        self._starting = True
+        try:
+            if not await self._answers():
+                rdy = self._at.urc_waiter("RDY")
+                self._log.event("MODEM_POWER", action="on")
+                await self._pulse(self.pwrkey_on_ms)
+                await self._wait_boot(rdy, "power_on")
+            await self._init()
+        finally:
+            self._starting = False
+
+    async def power_cycle(self):
+        """PWRKEY off pulse (>= 2.5 s), then on pulse, wait RDY, re-initialise."""
+        self._starting = True
+        try:
+            self._log.event("MODEM_POWER", action="cycle")
+            rdy = self._at.urc_waiter("RDY")  # before the off pulse: an off modem boots on it
+            await self._pulse(self.pwrkey_off_ms)
+            await asyncio.sleep_ms(self.off_wait_ms)
+            await self._pulse(self.pwrkey_on_ms)
+            self._reset_state("power_cycle")
+            await self._wait_boot(rdy, "power_cycle")
+            await self._init()
+        finally:
+            self._starting = False
+
+    async def _pulse(self, ms):
+        self._board.pwrkey(True)
+        try:
+            await asyncio.sleep_ms(ms)
+        finally:
+            self._board.pwrkey(False)
+
+    async def _wait_boot(self, rdy, stage):
+        try:
+            await rdy.wait(self.rdy_timeout_ms)
+        except AtTimeout:
+            # No RDY seen (it may have come before we listened): is it answering anyway?
+            if not await self._answers():
+                raise ModemSilent(stage)
+
+    async def _answers(self):
+        for _ in range(2):
+            try:
+                await self._at.send("AT", timeout_ms=self.probe_ms)
+                return True
+            except AtTimeout:
+                pass
+            except ModemRebooted:
+                return True
+            except AtError:
+                return True
+        return False
+
+    async def _init(self):
+        for attempt in range(3):
+            try:
+                for cmd in _INIT:
+                    await self._try(cmd)
+                await self._sms_init()
+                return
+            except ModemRebooted:
+                continue  # rebooted during init: start the list again
+            except AtTimeout:
+                raise ModemSilent("init")
+        raise ModemSilent("init_reboots")
+
+    async def _try(self, cmd):
+        # A set-up command whose refusal is logged and skipped.
+        try:
+            await self._at.send(cmd)
+            return True
+        except AtError as e:
+            self._log.error("modem_init", "%s:%s" % (cmd, e.line))
+            return False
+
+    async def _sms_init(self):
+        ok = True
+        for cmd in _SMS_INIT:
+            ok = await self._try(cmd) and ok
+        self._sms_ready = ok
+
+    def _on_rdy(self):
+        if self._starting:
+            return
+        self._log.event("MODEM_REBOOT")
+        self._reset_state("reboot")
+        self._spawn(self._reinit())
+        if self.on_reboot is not None:
+            self.on_reboot()
+
+    async def _reinit(self):
+        try:
+            await self._init()
+        except ModemError as e:
+            self._log.error("modem_reinit", e)
+
+    def _reset_state(self, reason):
+        self._sms_ready = False
+        self._reg = {}
+        self._set_registered(False)
+        if self.call_state in ("dialing", "alerting", "active"):
+            self._set_call("ended", reason)
+
+    def _spawn(self, coro):
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(coro))
+
+    def deinit(self):
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = []
+        self._at.deinit()
+
+    # ---- network ---------------------------------------------------------------
+
+    async def wait_registered(self, timeout_ms):
+        """Poll CREG/CEREG until registered (home or roaming). -> bool."""
+        waited = 0
+        while True:
+            for cmd in ("AT+CEREG?", "AT+CREG?"):
+                try:
+                    for line in await self._at.send(cmd):
+                        self._on_registration_line(line)
+                except AtError as e:
+                    self._log.error("registration", e.line)
+            if self.registered:
+                return True
+            if waited >= timeout_ms:
+                return False
+            await asyncio.sleep_ms(self.poll_ms)
+            waited += self.poll_ms
+
+    def _on_registration_urc(self, line):
+        self._on_registration_line(line)
+
+    def _on_registration_line(self, line):
+        parsed = atparse.parse_registration(line)
+        if parsed is None:
+            if line.startswith("+C"):
+                self._log.error("registration", "bad_line:" + line)
+            return
+        domain = line[:line.find(":")]
+        self._reg[domain] = atparse.is_registered(parsed[0])
+        now = False
+        for v in self._reg.values():
+            now = now or v
+        if now and not self.registered:
+            self._log.event("REGISTERED", stat=parsed[0], rat="LTE" if domain == "+CEREG" else "GSM_WCDMA")
+        self._set_registered(now)
+
+    def _set_registered(self, now):
+        if now == self.registered:
+            return
+        self.registered = now
+        if self.on_registration is not None:
+            self.on_registration(now)
+
+    async def identity(self):
+        """-> (imei, iccid); None for a part the modem does not give."""
+        imei = iccid = None
+        try:
+            for line in await self._at.send("AT+CGSN"):
+                imei = imei or atparse.parse_imei(line)
+        except AtError as e:
+            self._log.error("imei", e.line)
+        try:
+            for line in await self._at.send("AT+CICCID"):
+                iccid = iccid or atparse.parse_iccid(line)
+        except AtError as e:
+            self._log.error("iccid", e.line)
+        return (imei, iccid)
+
+    async def _query(self, cmd, parser, what):
+        # The first answer line the parser accepts, or None (logged).
+        try:
+            lines = await self._at.send(cmd)
+        except AtError as e:
+            self._log.error(what, e.line)
+            return None
+        for line in lines:
+            if isinstance(line, str):
+                v = parser(line)
+                if v is not None:
+                    return v
+        self._log.error(what, "unparsed:%s" % (lines[0] if lines else "nothing"))
+        return None
+
+    async def signal(self):
+        """AT+CSQ rssi 0..31, 99 unknown."""
+        v = await self._query("AT+CSQ", atparse.parse_csq, "csq")
+        return 99 if v is None else v[0]
+
+    async def serving_cell(self):
+        """The protocol.md `cell` dict, or None (no service or no answer)."""
+        cell = await self._query("AT+CPSI?", atparse.parse_cpsi, "cpsi")
+        return cell or None
+
+    async def network_time(self):
+        """Unix seconds UTC from the network clock, or None if never set."""
+        try:
+            lines = await self._at.send("AT+CCLK?")
+        except AtError as e:
+            self._log.error("cclk", e.line)
+            return None
+        for line in lines:
+            if isinstance(line, str) and line.startswith("+CCLK:"):
+                return atparse.parse_cclk(line)
+        return None
+
+    async def battery_mv(self):
+        """Battery voltage in millivolts (AT+CBC), or None."""
+        return await self._query("AT+CBC", atparse.parse_cbc, "cbc")
+
+    # ---- GNSS ------------------------------------------------------------------
+
+    async def _gnss_on(self):
+        v = await self._query("AT+CGPS?", atparse.parse_cgps, "cgps")
+        return bool(v)
+
+    async def gnss_start(self):
+        # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
+        if await self._gnss_on():
+            return
+        try:
+            await self._at.send("AT+CGPS=1")
+        except AtError:
+            if not await self._gnss_on():
+                raise
+
+    async def gnss_stop(self):
+        if not await self._gnss_on():
+            return
+        await self._at.send("AT+CGPS=0")
+
+    async def gnss_fix(self):
+        """{"lat","lon","lat_e6","lon_e6","acc","t","alt"} or None without a fix."""
+        try:
+            lines = await self._at.send("AT+CGNSSINFO")
+            parser = atparse.parse_cgnssinfo
+        except AtError:
+            lines = await self._at.send("AT+CGPSINFO")
+            parser = atparse.parse_cgpsinfo
+        for line in lines:
+            if isinstance(line, str) and line.startswith("+CG"):
+                fix = parser(line)
+                if fix is None:
+                    self._log.error("gnss", "bad_line")
+                return fix or None
+        return None
+
+    # ---- voice call ------------------------------------------------------------
+
+    async def dial(self, number):
+        """ATD<number>; -> returns when the modem accepted it (progress via on_call).
+
+        Raises CallFailed(reason) at once: "busy", "no_carrier", "no_answer", "error",
+        "timeout", "invalid_number".
+        """
+        if not _check_number(number):
+            raise CallFailed("invalid_number")
+        self._call_active_seen = False
+        self._hanging_up = False
+        self._set_call("dialing", None)
+        try:
+            await self._at.send("ATD%s;" % number, timeout_ms=20000)
+        except AtTimeout:
+            # The call may still go through: CLCC URCs keep updating call_state.
+            raise CallFailed("timeout")
+        except ModemRebooted:
+            self._set_call("ended", "reboot")
+            raise CallFailed("reboot")
+        except AtError as e:
+            reason = _END_REASONS.get(e.line, "error")
+            self._set_call("ended", reason)
+            raise CallFailed(reason)
+
+    async def hangup(self):
+        """AT+CHUP (CVHU=0 was set at start-up)."""
+        self._hanging_up = True
+        await self._at.send("AT+CHUP", timeout_ms=10000)
+        if self.call_state != "ended" and self.call_state != "idle":
+            self._set_call("ended", "hangup")
+
+    async def discreet_audio(self):
+        """Speaker at level 0 and muted; the microphone stays on so the operator hears."""
+        for cmd in ("AT+CLVL=0", "AT+VMUTE=1"):
+            try:
+                await self._at.send(cmd)
+            except AtError as e:
+                self._log.error("discreet_audio", "%s:%s" % (cmd, e.line))
+
+    def _set_call(self, state, reason):
+        if state == self.call_state:
+            return
+        if self.call_state == "ended" and state != "dialing":
+            return  # late URCs of a finished call
+        self.call_state = state
+        if state == "active" and not self._call_active_seen:
+            self._call_active_seen = True
+            self._spawn(self.discreet_audio())
+        if self.on_call is not None:
+            self.on_call(state, reason)
+
+    def _on_clcc(self, line):
+        parsed = atparse.parse_clcc(line)
+        if parsed is None:
+            self._log.error("clcc", "bad_line")
+            return
+        direction, stat = parsed[1], parsed[2]
+        if direction != 0:
+            return  # incoming calls are not ours to track here (logged by RING)
+        if stat == 6:
+            self._end_call()
+        elif stat in _CLCC_STATES:
+            self._set_call(_CLCC_STATES[stat], None)
+
+    def _on_voice_call(self, line):
+        if line.startswith("VOICE CALL: BEGIN"):
+            self._set_call("active", None)
+        elif line.startswith("VOICE CALL: END"):
+            self._end_call()
+
+    def _on_end_code(self, line):
+        if self.call_state in ("dialing", "alerting", "active"):
+            self._set_call("ended", _END_REASONS.get(line, "no_carrier"))
+
+    def _end_call(self):
+        if self.call_state not in ("dialing", "alerting", "active"):
+            return
+        if self._hanging_up:
+            reason = "hangup"
+        elif self._call_active_seen:
+            reason = "normal"
+        else:
+            reason = "no_carrier"
+        self._set_call("ended", reason)
+
+    def _on_ring(self, line):
+        self._log.event("RING")
+
+    # ---- SMS -------------------------------------------------------------------
+
+    async def send_sms(self, number, text):
+        """Text-mode SMS with a delivery report requested. -> message reference (mr)."""
+        if not _check_number(number):
+            raise ValueError("number")
+        if len(text) > 160 or "\x1a" in text or "\x1b" in text:
+            raise ValueError("text")
+        if not self._sms_ready:
+            await self._sms_init()
+        lines = await self._at.send('AT+CMGS="%s"' % number, payload=sms_payload(text),
+                                    timeout_ms=_SMS_MS)
+        for line in lines:
+            if isinstance(line, str) and line.startswith("+CMGS:"):
+                mr = atparse.parse_cmgs(line)
+                if mr is not None:
+                    return mr
+        raise ProtocolError("no_cmgs", lines[0] if lines else None)
+
+    def _on_cds(self, line):
+        parsed = atparse.parse_cds(line)
+        if parsed is None:
+            self._log.error("cds", "bad_line")
+        elif self.on_sms_report is not None:
+            self.on_sms_report(parsed[0], parsed[1])
+
+    def _on_cmti(self, line):
+        parsed = atparse.parse_cmti(line)
+        if parsed is None:
+            self._log.error("cmti", "bad_line")
+        elif self.on_sms is not None:
+            self.on_sms(parsed[1])
+
+    # ---- HTTP ------------------------------------------------------------------
+
+    async def http_post(self, url, body, header, timeout_ms):
+        """POST `body` (bytes, JSON) to `url` with one extra `header` line.
+
+        -> (status, answer_bytes); a status 600-799 is the modem's own error (no
+        network, DNS, timeout...), with an empty answer. Raises AtTimeout,
+        AtError, ModemRebooted for the commands themselves.
+        """
+        _check_quotable(url, "url")
+        if header:
+            _check_quotable(header, "header")
+        at = self._at
+        try:
+            await at.send("AT+HTTPINIT")
+        except AtError:
+            # A stale session from an earlier failure: end it and start again.
+            await self._http_term()
+            await at.send("AT+HTTPINIT")
+        try:
+            await at.send('AT+HTTPPARA="URL","%s"' % url)
+            if header:
+                await at.send('AT+HTTPPARA="USERDATA","%s"' % header)
+            await at.send('AT+HTTPPARA="CONTENT","application/json"')
+            await at.send("AT+HTTPDATA=%d,%d" % (len(body), _HTTP_CMD_MS), payload=body,
+                          timeout_ms=_HTTP_CMD_MS + 5000)
+            done = at.urc_waiter("+HTTPACTION:")
+            try:
+                await at.send("AT+HTTPACTION=1", timeout_ms=_HTTP_CMD_MS)
+            except ModemError:
+                done.cancel()
+                raise
+            line = await done.wait(timeout_ms)
+            parsed = atparse.parse_httpaction(line)
+            if parsed is None:
+                raise ProtocolError("httpaction", line)
+            status, length = parsed[1], parsed[2]
+            answer = b""
+            if status < 600 and length > 0:
+                answer = await self._http_read(min(length, _HTTP_READ_MAX))
+            return (status, answer)
+        finally:
+            await self._http_term()
+
+    async def _http_read(self, length):
+        lines = await self._at.send("AT+HTTPREAD=0,%d" % length, expect="+HTTPREAD: 0",
+                                    timeout_ms=_HTTP_CMD_MS)
+        parts = [x for x in lines if not isinstance(x, str)]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _http_term(self):
+        try:
+            await self._at.send("AT+HTTPTERM")
+        except AtError:
+            pass  # no session to end
+        except ModemError as e:
+            self._log.error("httpterm", e)

@@ -1,0 +1,217 @@
+# heapsize: 256k  (tests and helpers are compiled in the heap too; the 64k budget is measured separately)
+# SIM7600 driver: start-up, recovery, network queries, GNSS, against a scripted modem.
+import asyncio
+
+from errors import ModemSilent
+from scripted_modem import BOOT, ERROR, answer, events, init_steps, make_modem, ok
+
+LTE_CPSI = b"+CPSI: LTE,Online,546-01,0x1100,20513,291,EUTRAN-BAND3,1675,4,4,-93,-1006,-731,14"
+
+
+async def settle(ms=20):
+    await asyncio.sleep_ms(ms)
+
+
+async def test_start_when_the_modem_already_answers():
+    modem, stream, board, lines = make_modem([ok("AT")] + init_steps())
+    await modem.start()
+    assert stream.done(), (stream.script[:1], stream.unexpected)
+    assert board.pwrkey_levels == []  # no pulse: it was on
+    assert board.dtr_levels == [0]
+    cmds = stream.commands()
+    assert cmds[:4] == ["AT", "ATE0", "AT+CMEE=2", "AT+CLIP=1"], cmds
+    for needed in ("AT+CLCC=1", "AT+CVHU=0", "AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0",
+                   "AT+CNMI=2,1,0,1,0", "AT+CTZU=1", "AT+CLVL=0"):
+        assert needed in cmds, needed
+    modem.deinit()
+
+
+async def test_start_powers_on_a_silent_modem_and_waits_for_rdy():
+    modem, stream, board, lines = make_modem([answer("AT"), answer("AT")])
+    task = asyncio.create_task(modem.start())
+    await settle(100)  # two unanswered probes, then the PWRKEY pulse
+    assert board.pwrkey_levels == [True, False], board.pwrkey_levels
+    for step in init_steps():
+        stream.add(*step)
+    stream.push(BOOT)
+    await task
+    assert stream.done(), stream.unexpected
+    assert len(events(lines, "MODEM_POWER")) == 1
+    assert "action=on" in events(lines, "MODEM_POWER")[0]
+    assert events(lines, "MODEM_REBOOT") == []  # an expected RDY is no reboot
+    modem.deinit()
+
+
+async def test_start_raises_modem_silent_when_nothing_answers():
+    modem, stream, board, lines = make_modem([answer("AT")] * 4)
+    try:
+        await modem.start()
+        raise AssertionError("no ModemSilent")
+    except ModemSilent as e:
+        assert e.stage == "power_on"
+    assert board.pwrkey_levels == [True, False]
+    modem.deinit()
+
+
+async def test_an_init_command_refused_is_logged_and_skipped():
+    steps = init_steps()
+    steps[2] = answer("AT+CLIP=1", ERROR)
+    modem, stream, board, lines = make_modem([ok("AT")] + steps)
+    await modem.start()
+    assert stream.done()
+    assert any("modem_init" in x and "CLIP" in x for x in lines), lines
+    modem.deinit()
+
+
+async def test_rdy_mid_work_reinitialises_and_tells_the_layer_above():
+    modem, stream, board, lines = make_modem([ok("AT")] + init_steps())
+    await modem.start()
+    reboots = []
+    modem.on_reboot = lambda: reboots.append(1)
+    stream.add(b"AT+CSQ\r", [b"\r\nRDY\r\n"])
+    for step in init_steps():
+        stream.add(*step)
+    try:
+        await modem.signal()
+        raise AssertionError("no ModemRebooted")
+    except Exception as e:  # noqa: BLE001
+        assert type(e).__name__ == "ModemRebooted", e
+    await settle(50)
+    assert reboots == [1]
+    assert len(events(lines, "MODEM_REBOOT")) == 1
+    assert stream.done(), (stream.script[:1], stream.unexpected)
+    modem.deinit()
+
+
+async def test_power_cycle_pulses_off_then_on_and_reinitialises():
+    modem, stream, board, lines = make_modem([ok("AT")] + init_steps())
+    await modem.start()
+    task = asyncio.create_task(modem.power_cycle())
+    await settle(60)
+    assert board.pwrkey_levels == [True, False, True, False], board.pwrkey_levels
+    for step in init_steps():
+        stream.add(*step)
+    stream.push(BOOT)
+    await task
+    assert stream.done()
+    assert "action=cycle" in events(lines, "MODEM_POWER")[-1]
+    modem.deinit()
+
+
+async def test_power_cycle_off_pulse_is_long_enough():
+    # The real timing: >= 2.5 s off pulse, >= 100 ms on pulse (class defaults).
+    from sim7600 import Sim7600
+    assert Sim7600.pwrkey_off_ms >= 2500
+    assert 100 <= Sim7600.pwrkey_on_ms < 2500
+    assert Sim7600.rdy_timeout_ms >= 15000
+
+
+async def test_wait_registered_polls_until_home_or_roaming():
+    modem, stream, _, lines = make_modem([
+        ok("AT+CEREG?", b"+CEREG: 2,2"), ok("AT+CREG?", b"+CREG: 2,0"),
+        ok("AT+CEREG?", b'+CEREG: 2,1,"1100","5021",7'), ok("AT+CREG?", b"+CREG: 2,0"),
+    ])
+    changes = []
+    modem.on_registration = changes.append
+    assert await modem.wait_registered(1000) is True
+    assert changes == [True]
+    assert "rat=LTE" in events(lines, "REGISTERED")[0]
+    modem.deinit()
+
+
+async def test_wait_registered_gives_up():
+    steps = []
+    for _ in range(3):
+        steps += [ok("AT+CEREG?", b"+CEREG: 2,3"), ok("AT+CREG?", b"+CREG: 2,3")]
+    modem, stream, _, _ = make_modem(steps)
+    assert await modem.wait_registered(20) is False
+    modem.deinit()
+
+
+async def test_registration_urcs_report_changes():
+    modem, stream, _, _ = make_modem()
+    modem._at.start()
+    changes = []
+    modem.on_registration = changes.append
+    stream.push(b'\r\n+CEREG: 1,"1100","5021",7\r\n')
+    await settle()
+    stream.push(b"\r\n+CEREG: 2\r\n\r\n+CREG: 0\r\n")
+    await settle()
+    assert changes == [True, False], changes
+    modem.deinit()
+
+
+async def test_identity():
+    modem, stream, _, _ = make_modem([ok("AT+CGSN", b"861234567890123"),
+                                      ok("AT+CICCID", b"+ICCID: 898600700907A6019125")])
+    assert await modem.identity() == ("861234567890123", "898600700907A6019125")
+    modem.deinit()
+
+
+async def test_queries_signal_cell_time_battery():
+    modem, stream, _, _ = make_modem([
+        ok("AT+CSQ", b"+CSQ: 27,99"),
+        ok("AT+CPSI?", LTE_CPSI),
+        ok("AT+CPSI?", b"+CPSI: NO SERVICE,Online"),
+        ok("AT+CCLK?", b'+CCLK: "26/11/26,19:00:00+44"'),
+        ok("AT+CBC", b"+CBC: 3.591V"),
+    ])
+    assert await modem.signal() == 27
+    assert await modem.serving_cell() == {"rat": "LTE", "mcc": 546, "mnc": 1, "lac": 0x1100,
+                                          "ci": 20513, "sig": -101}
+    assert await modem.serving_cell() is None
+    assert await modem.network_time() == 1795680000  # 2026-11-26 08:00 UTC
+    assert await modem.battery_mv() == 3591
+    assert stream.done()
+    modem.deinit()
+
+
+async def test_malformed_answers_give_none_and_a_log_line():
+    modem, stream, _, lines = make_modem([
+        ok("AT+CPSI?", b"+CPSI: LTE,Online,garbage"),
+        ok("AT+CSQ", b"+CSQ: x"),
+        answer("AT+CBC", ERROR),
+    ])
+    assert await modem.serving_cell() is None
+    assert await modem.signal() == 99
+    assert await modem.battery_mv() is None
+    assert len(events(lines, "ERROR")) == 3, lines
+    modem.deinit()
+
+
+async def test_gnss_start_checks_first_because_cgps_1_errors_when_on():
+    modem, stream, _, _ = make_modem([ok("AT+CGPS?", b"+CGPS: 1,1")])
+    await modem.gnss_start()
+    assert stream.done() and "AT+CGPS=1" not in stream.commands()
+    stream.add(*ok("AT+CGPS?", b"+CGPS: 0,1"))
+    stream.add(*ok("AT+CGPS=1"))
+    await modem.gnss_start()
+    assert stream.done()
+    modem.deinit()
+
+
+async def test_gnss_stop():
+    modem, stream, _, _ = make_modem([ok("AT+CGPS?", b"+CGPS: 1,1"), ok("AT+CGPS=0"),
+                                      ok("AT+CGPS?", b"+CGPS: 0,1")])
+    await modem.gnss_stop()
+    await modem.gnss_stop()  # already off: nothing sent
+    assert stream.done()
+    modem.deinit()
+
+
+async def test_gnss_fix_with_and_without_fix_and_cgpsinfo_fallback():
+    modem, stream, _, _ = make_modem([
+        ok("AT+CGNSSINFO", b"+CGNSSINFO: ,,,,,,,,,,,,,,,"),
+        ok("AT+CGNSSINFO",
+           b"+CGNSSINFO: 2,05,00,00,6041.475467,N,02846.185792,E,080222,114731.0,85.9,0.0,,1.5,1.3,0.9"),
+        answer("AT+CGNSSINFO", ERROR),
+        ok("AT+CGPSINFO", b"+CGPSINFO: 3113.343286,N,12121.234064,E,250311,072809.3,44.1,0.0,0"),
+    ])
+    assert await modem.gnss_fix() is None
+    fix = await modem.gnss_fix()
+    assert fix["lat_e6"] == 60691258 and fix["lon_e6"] == 28769763, fix
+    assert fix["acc"] == 7 and fix["alt"] == 86
+    fix = await modem.gnss_fix()
+    assert fix["lat_e6"] == 31222388, fix
+    assert stream.done()
+    modem.deinit()
