@@ -27,7 +27,7 @@ from typing import Any
 
 from .devicelog import DeviceLog, LogLine
 from .errors import FirmwareExited, RigError
-from .provision import HandsetIdentity, handset_config, write_host_config
+from .provision import HandsetIdentity, provision_host_handset
 from .rig import Handset, Rig
 from .server_harness import ServerHarness
 
@@ -45,7 +45,7 @@ def micropython_bin() -> str:
 
 
 def make_timing(timing: Any, fast_scale: float | None = None):
-    from .emulator import Timing
+    from .emulator.timing import Timing
 
     if isinstance(timing, Timing):
         return timing
@@ -59,6 +59,7 @@ def make_timing(timing: Any, fast_scale: float | None = None):
 class EmulatedHandset(Handset):
     def __init__(self, rig: EmulatedRig, identity: HandsetIdentity, workdir: Path, *,
                  track, indoor: bool, battery_mv: int, config: dict[str, Any]):
+        # config: the config.json already written into workdir/flash by the provisioning
         self.rig = rig
         self.identity = identity
         self.device_id = identity.device_id
@@ -80,10 +81,9 @@ class EmulatedHandset(Handset):
     # -- life cycle ------------------------------------------------------------------------
 
     def open(self) -> None:
-        from .emulator import Sim7600Emulator
+        from .emulator.modem import Sim7600Emulator
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        write_host_config(self.flash_dir, self.config)
         if not self.button_path.exists():
             os.mkfifo(self.button_path)
         # Read-write: never blocks on open and keeps the FIFO alive across firmware restarts.
@@ -108,6 +108,7 @@ class EmulatedHandset(Handset):
             env.update({"TGD_UART": self.modem.port, "TGD_BUTTON": str(self.button_path),
                         "TGD_FLASH": str(self.flash_dir), "TGD_PWRKEY": self.modem.pwrkey_path,
                         "TGD_LOG": self.rig.log_level})
+            self.modem.flush_host_input()  # what the killed firmware never read
             self.log.note(f"power on (firmware start #{self.restarts + 1})")
             self.proc = subprocess.Popen(
                 [micropython_bin(), "-X", f"heapsize={HEAP}", str(FIRMWARE_MAIN)],
@@ -216,7 +217,7 @@ class EmulatedRig(Rig):
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        from .emulator import Network
+        from .emulator.network import Network
 
         if self._started:
             return
@@ -252,18 +253,19 @@ class EmulatedRig(Rig):
                     indoor: bool = False, battery_mv: int = 3987, config: dict[str, Any] | None = None,
                     special_number: str | None = None, register: bool = True) -> EmulatedHandset:
         """Provision, register and open a handset (its firmware is not started: power_on())."""
-        from .emulator import Track
+        from .emulator.track import Track
 
         if device_id in self.handsets:
             raise RigError(f"handset {device_id} already exists")
         index = len(self.handsets) + 1
         identity = HandsetIdentity.generate(device_id, index, special_number)
-        overrides = {"emergency_number": self.emergency_number, "sms_number": self.sms_number}
-        overrides.update(config or {})
-        cfg = handset_config(identity, self.server.ingest_url, overrides)
-        if register:
-            self.server.register_device(identity)
-        handset = EmulatedHandset(self, identity, self.workdir / "handsets" / device_id,
+        workdir = self.workdir / "handsets" / device_id
+        cfg = provision_host_handset(
+            workdir / "flash", identity, server_url=self.server.ingest_url,
+            sms_number=self.sms_number, emergency_number=self.emergency_number,
+            base_url=self.server.base_url if register else None,
+            tech_token=self.server.tech_token if register else None, settings=config)
+        handset = EmulatedHandset(self, identity, workdir,
                                   track=track or Track.fixed(lat, lon), indoor=indoor,
                                   battery_mv=battery_mv, config=cfg)
         handset.open()
@@ -320,5 +322,7 @@ class EmulatedRig(Rig):
         return self.server.alarms(device_id)
 
     def inject(self, device_id: str, fault: str, at_s: float = 0.0, **params: Any) -> None:
-        self.handsets[device_id].modem.schedule(at_s, fault, **params)
+        modem = self.handsets[device_id].modem
+        # the emulator counts fault times from the modem's creation
+        modem.schedule(modem.uptime_s + at_s, fault, **params)
         self.events.emit("rig", "fault", device_id, fault=fault, at_s=at_s, **params)

@@ -1,37 +1,18 @@
-"""Handset identities and their config.json, written the way tools/flash.py writes it.
+"""Handset identities, and their provisioning through the flashing tool's own code.
 
-docs/interfaces.md §6 is the format. When `tgd_flash` offers host provisioning
-(`python tools/flash.py provision --host-dir DIR`), `write_host_config` uses it, so
-an emulated handset gets exactly what a real one gets; until then it writes the
-same JSON itself.
+An emulated handset is provisioned by `tgd_flash.provision.provision_host` (what
+`tools/flash.py provision --host-dir DIR` runs): the same validated config.json a
+real board gets (docs/interfaces.md §6) and the same registration on the server.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RigError
-
-CONFIG_NAME = "config.json"
-DEFAULTS: dict[str, Any] = {
-    "config_version": 1,
-    "emergency_number": "17",
-    "sms_number": "+687700100",
-    "apn": "mobilis",
-    "transport": "http",
-    "trigger_hold_ms": 2000,
-    "heartbeat_interval_s": 1800,
-    "track_interval_s": 30,
-    "call_retries": 5,
-    "alarm_timeout_s": 14400,
-    "low_battery_mv": 3550,
-    "cutoff_mv": 3350,
-}
 
 
 @dataclass(frozen=True)
@@ -55,26 +36,34 @@ class HandsetIdentity:
                    imsi=f"5460100000{index:05d}")
 
 
-def handset_config(identity: HandsetIdentity, server_url: str,
-                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = dict(DEFAULTS)
-    config.update({"device_id": identity.device_id, "key": identity.key,
-                   "special_number": identity.special_number, "server_url": server_url})
-    for key, value in (overrides or {}).items():
-        if key in ("device_id", "key"):
-            raise RigError(f"config override {key!r} is not allowed: it is the handset's identity")
-        config[key] = value
-    return config
+def provision_host_handset(flash_dir: Path, identity: HandsetIdentity, *, server_url: str,
+                           sms_number: str, emergency_number: str = "17",
+                           base_url: str | None = None, tech_token: str | None = None,
+                           settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provision a host-board handset with the flashing tool's own code (tgd_flash).
 
+    With `base_url` and `tech_token` the device is registered on the server first,
+    exactly as `tools/flash.py provision --host-dir` does; returns the config written.
+    """
+    from tgd_flash.errors import FlashToolError
+    from tgd_flash.provision import provision_host
+    from tgd_flash.serverapi import ServerTarget
 
-def write_host_config(flash_dir: Path, config: dict[str, Any]) -> Path:
-    """Write config.json at the flash root atomically (a cut never leaves half a file)."""
-    flash_dir.mkdir(parents=True, exist_ok=True)
-    target = flash_dir / CONFIG_NAME
-    tmp = flash_dir / (CONFIG_NAME + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(config, f, separators=(",", ":"), sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
+    settings = dict(settings or {})
+    for forbidden in ("device_id", "key", "special_number", "server_url"):
+        if forbidden in settings:
+            raise RigError(f"config override {forbidden!r} is not allowed: it is the handset's identity")
+    if "sms_number" in settings:
+        sms_number = settings.pop("sms_number")
+    if "emergency_number" in settings:
+        emergency_number = settings.pop("emergency_number")
+    server = ServerTarget(base_url, tech_token) if base_url and tech_token else None
+    try:
+        result = provision_host(flash_dir, device_id=identity.device_id,
+                                special_number=identity.special_number, sms_number=sms_number,
+                                emergency_number=emergency_number, server=server,
+                                server_url=server_url, imei=identity.imei, iccid=identity.iccid,
+                                key=identity.key, overwrite=True, **settings)
+    except FlashToolError as exc:
+        raise RigError(f"provisioning {identity.device_id} failed: {exc}") from exc
+    return result.config

@@ -126,9 +126,19 @@ def alarm_report(obs: Observations, index: int) -> dict[str, Any]:
         fixes["first_gnss"] = _fix_entry(found["gnss"], obs.truth, start)
     if positions:
         fixes["last"] = _fix_entry(sorted(positions, key=lambda e: e.t)[-1], obs.truth, start)
+    # GNSS time to first fix of the receiver start that served this alarm (emulator only)
+    starts = [e for e in obs.events if e.kind == "gnss_start" and e.t < end
+              and (found["gnss"] is None or e.t <= found["gnss"].t)]
+    ttff = None
+    if starts:
+        last_start = max(starts, key=lambda e: e.t)
+        ttff = {"ttff_s": last_start.detail.get("ttff_s"), "hot": last_start.detail.get("hot"),
+                "started_s": round(last_start.t - start, 3)}
     return {
         "aid": trig.aid,
         "end_of_hold_s": round(start - obs.t0, 3),
+        "gnss_ttff_s": ttff["ttff_s"] if ttff else None,
+        "gnss_start": ttff,
         "channels_s": times,
         "fixes": fixes,
         "positions_at_server": len(positions),
