@@ -1,0 +1,64 @@
+"""`tgd-server mqtt-bridge` and `tgd-server mqtt-passwd`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+
+from ..cli import Runner, subcommand
+
+
+@subcommand("mqtt-bridge", help="feed device messages from an MQTT broker into the ingest core")
+def _configure_bridge(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("--host", default=os.environ.get("TGD_MQTT_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("TGD_MQTT_PORT", "1883")))
+    parser.add_argument("--username", default=os.environ.get("TGD_MQTT_USER", "tgd-bridge"))
+    parser.add_argument("--password-env", default="TGD_MQTT_PASSWORD",
+                        help="environment variable holding the bridge's password")
+    parser.add_argument("--client-id", default="tgd-bridge-1")
+    parser.add_argument("--shared", action="store_true",
+                        help="join the shared subscription (several bridge processes)")
+    parser.add_argument("--tls-ca", default=None, help="CA file: connect with TLS")
+
+    def run(args: argparse.Namespace) -> int:
+        from .. import create_app
+        from .bridge import Bridge, BrokerSettings
+
+        app = create_app()
+        bridge = Bridge(app, BrokerSettings(
+            host=args.host, port=args.port, username=args.username or None,
+            password=os.environ.get(args.password_env), client_id=args.client_id,
+            shared=args.shared, tls_ca=args.tls_ca))
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        bridge.start()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        bridge.stop()
+        return 0
+
+    return run
+
+
+@subcommand("mqtt-passwd", help="write the Mosquitto password file: the bridge and every device")
+def _configure_passwd(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument("--out", required=True, help="password file to (re)write")
+    parser.add_argument("--bridge-password-env", default="TGD_MQTT_PASSWORD")
+
+    def run(args: argparse.Namespace) -> int:
+        from .. import create_app
+        from .accounts import write_password_file
+
+        app = create_app()
+        with app.app_context():
+            count = write_password_file(args.out, os.environ.get(args.bridge_password_env))
+        print(f"mqtt-passwd: {count} accounts written to {args.out}")
+        return 0
+
+    return run
+
+

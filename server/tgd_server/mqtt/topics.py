@@ -1,0 +1,64 @@
+"""Topic names and payload framing of the MQTT transport (pure functions)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+PREFIX = "tgd"
+UPLINK_FILTER = f"{PREFIX}/+/up"
+STATUS_FILTER = f"{PREFIX}/+/status"
+SHARE_GROUP = "tgd-bridge"
+
+_DEVICE_TOPIC = re.compile(r"^tgd/([A-Za-z0-9_-]{1,32})/(up|down|status)$")
+_SIGNATURE_HEX = 64
+
+
+class FrameError(ValueError):
+    """A payload that is not `<64 hex>\\n<body>`."""
+
+
+def uplink(device_id: str) -> str:
+    return f"{PREFIX}/{device_id}/up"
+
+
+def downlink(device_id: str) -> str:
+    return f"{PREFIX}/{device_id}/down"
+
+
+def status(device_id: str) -> str:
+    return f"{PREFIX}/{device_id}/status"
+
+
+def parse_topic(topic: str) -> tuple[str, str] | None:
+    """(device id, kind) of a device topic, or None for anything else."""
+    match = _DEVICE_TOPIC.match(topic)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def split_frame(payload: bytes) -> tuple[str, bytes]:
+    """Signature and exact body of a framed payload."""
+    head, sep, body = payload.partition(b"\n")
+    if not sep or len(head) != _SIGNATURE_HEX:
+        raise FrameError("payload is not '<64 hex signature>\\n<body>'")
+    try:
+        signature = head.decode("ascii")
+        int(signature, 16)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FrameError("signature is not hexadecimal") from exc
+    return signature.lower(), body
+
+
+def frame(key_hex: str, body: bytes) -> bytes:
+    """Sign `body` with the device key: the downlink payload."""
+    signature = hmac.new(bytes.fromhex(key_hex), body, hashlib.sha256).hexdigest()
+    return signature.encode("ascii") + b"\n" + body
+
+
+def device_password(key_hex: str) -> str:
+    """The handset's MQTT password, derived from its key so nothing more is provisioned.
+
+    The firmware computes the same: HMAC-SHA256(key, "tgd-mqtt-password"), first 32 hex digits.
+    """
+    return hmac.new(bytes.fromhex(key_hex), b"tgd-mqtt-password", hashlib.sha256).hexdigest()[:32]
