@@ -68,7 +68,8 @@ class State:
             if isinstance(end, int) and end > self.seq_end:
                 self.seq_end = end
         elif kind == "open":
-            self.alarm = {"aid": rec.get("aid"), "at": rec.get("at"), "p": {}}
+            self.alarm = {"aid": rec.get("aid"), "at": rec.get("at"), "seq": rec.get("seq"),
+                          "p": {}}
         elif kind == "p":
             if self.alarm is not None and self.alarm["aid"] == rec.get("aid"):
                 self.alarm["p"][rec.get("k")] = rec.get("v")
@@ -139,16 +140,21 @@ class Journal:
 
     # -- writing ------------------------------------------------------------------
     def append(self, rec):
+        """Write one record. A flash failure is logged, never raised: the alarm goes on."""
         line = encode_record(rec)
         if self._needs_newline:
             line = "\n" + line
-        with open(self._path, "ab") as f:
-            f.write(line.encode())
-        self._needs_newline = False
-        self._size += len(line)
         self.state.apply(rec)
-        if self._size > self._max:
-            self.compact()
+        try:
+            with open(self._path, "ab") as f:
+                f.write(line.encode())
+            self._needs_newline = False
+            self._size += len(line)
+            if self._size > self._max:
+                self.compact()
+        except OSError as e:
+            self._needs_newline = True
+            self._log.error("journal", e)
 
     def compact(self):
         """Rewrite the file with only what still matters; atomic through rename."""
@@ -157,7 +163,8 @@ class Journal:
         lines = [encode_record({"r": "seq", "end": max(st.seq_end, self._next_seq)})]
         if st.alarm is not None:
             a = st.alarm
-            lines.append(encode_record({"r": "open", "aid": a["aid"], "at": a["at"]}))
+            lines.append(encode_record({"r": "open", "aid": a["aid"], "at": a["at"],
+                                        "seq": a.get("seq")}))
             for k in a["p"]:
                 lines.append(encode_record({"r": "p", "aid": a["aid"], "k": k, "v": a["p"][k]}))
         with open(self._tmp, "wb") as f:
@@ -184,8 +191,8 @@ class Journal:
             self._next_seq = floor + 1
 
     # -- alarm --------------------------------------------------------------------
-    def open_alarm(self, aid, at):
-        self.append({"r": "open", "aid": aid, "at": at})
+    def open_alarm(self, aid, at, seq=None):
+        self.append({"r": "open", "aid": aid, "at": at, "seq": seq})
 
     def progress(self, aid, key, value):
         a = self.state.alarm

@@ -34,7 +34,7 @@ class Log:
 
     def _write(self, name, fields):
         parts = [str(self._ticks()), name]
-        for key in fields:
+        for key in sorted(fields):  # kwargs have no order in MicroPython: make lines stable
             parts.append("%s=%s" % (key, _clean(fields[key])))
         line = " ".join(parts)
         if self._sink is not None:

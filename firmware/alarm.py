@@ -1,0 +1,472 @@
+# The alarm: DESIGN.md "The alarm, step by step".
+#
+# A trigger writes the alarm to the journal before anything else, then four
+# channels run side by side as asyncio tasks sharing the one UART through the
+# driver (one AT command in flight at a time):
+#   call      dial the emergency number at once; redial with backoff up to call_retries
+#   position  serving cell at once, GNSS started, best fix kept
+#   data      signed alarm message as soon as the modem can, then positions every
+#             track_interval_s, each retried until a 2xx with ok:true
+#   sms       AML v1 SMS with the best fix within 20 s, until +CDS says delivered
+# Progress goes to the journal, so a reboot resumes the same alarm (same aid).
+import asyncio
+import time
+
+import aml
+from errors import CallFailed, ModemError
+from timing import GOOD_FIX_M
+from uplink import Uplink
+
+IDLE = "idle"
+OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
+ENDED = "ended"
+_MOVES = ((IDLE, OPEN), (OPEN, ACKNOWLEDGED), (OPEN, ENDED), (ACKNOWLEDGED, ENDED))
+
+_CDS_DELIVERED = 0
+_CDS_STILL_TRYING = (32, 63)  # SMSC keeps trying: not final
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def new_aid():
+    import os
+    try:
+        raw = os.urandom(4)
+    except (AttributeError, OSError, NotImplementedError):
+        import random
+        raw = bytes(random.getrandbits(8) for _ in range(4))
+    return "%02x%02x%02x%02x" % (raw[0], raw[1], raw[2], raw[3])
+
+
+class Alarm:
+    def __init__(self, dev, aid, at, seq, progress, resumed):
+        self.dev = dev
+        self.aid = aid
+        self.at = at
+        self._first_seq = seq
+        self.p = progress           # journaled progress (call, calls, sms, mr, help, acked)
+        self.resumed = resumed
+        self.state = IDLE
+        self.call_state = "idle"
+        self.sms_state = "delivered" if progress.get("sms") == "delivered" else (
+            "sent" if progress.get("sms") == "sent" else "pending")
+        self.fix = None             # best fix of this alarm
+        self.cmd = None             # id of the last server command carried out
+        self.server_state = None
+        self._t0 = time.ticks_ms()  # trigger (or resume) time
+        self._ended = asyncio.Event()
+        self._cell_ready = asyncio.Event()
+        self._good_fix = asyncio.Event()
+        self._position_due = asyncio.Event()
+        self._call_events = []
+        self._call_event = asyncio.Event()
+        self._reports = {}
+        self._report_event = asyncio.Event()
+        self._tasks = []
+        self._uplink = Uplink(dev)
+        self.end_reason = None
+        last = dev.last_fix
+        if last is not None and at is not None and last.get("t") and at - last["t"] < 300:
+            self.fix = last  # a recent GNSS fix is better than the cell
+
+    # -- creation -----------------------------------------------------------------
+    @classmethod
+    def trigger(cls, dev):
+        """The button was held: journal first, then everything else."""
+        aid = new_aid()
+        at = dev.clock.now()
+        seq = dev.journal.next_seq()
+        dev.journal.open_alarm(aid, at, seq)
+        alarm = cls(dev, aid, at, seq, {}, False)
+        alarm.transition(OPEN)
+        dev.log.event("ALARM", aid=aid, seq=seq, resumed=0)
+        return alarm
+
+    @classmethod
+    def resume(cls, dev, rec):
+        """An alarm the journal says is unfinished: the same alarm goes on."""
+        alarm = cls(dev, rec["aid"], rec.get("at"), None, dict(rec.get("p") or {}), True)
+        alarm.transition(OPEN)
+        if alarm.p.get("help"):
+            alarm.transition(ACKNOWLEDGED)  # the vibration was already given
+        dev.log.event("ALARM", aid=alarm.aid, seq=rec.get("seq"), resumed=1)
+        return alarm
+
+    # -- state --------------------------------------------------------------------
+    def transition(self, new):
+        if (self.state, new) not in _MOVES:
+            raise IllegalTransition("%s -> %s" % (self.state, new))
+        self.state = new
+
+    @property
+    def is_open(self):
+        return self.state in (OPEN, ACKNOWLEDGED)
+
+    def end(self, reason):
+        if not self.is_open:
+            return
+        self.transition(ENDED)
+        self.end_reason = reason
+        self.dev.journal.end_alarm(self.aid, reason)
+        self.dev.log.event("ALARM_END", aid=self.aid, reason=reason)
+        self._ended.set()
+
+    def _progress(self, key, value):
+        self.p[key] = value
+        self.dev.journal.progress(self.aid, key, value)
+
+    # -- modem callbacks (set by the app while this alarm runs) --------------------
+    def on_call(self, state, reason=None):
+        self._call_events.append((state, reason))
+        self._call_event.set()
+
+    def on_reboot(self):
+        # the call, if any, died with the modem
+        self.on_call("ended", "modem_reboot")
+
+    def on_sms_report(self, mr, st):
+        self._reports[mr] = st
+        self._report_event.set()
+
+    # -- running ------------------------------------------------------------------
+    async def run(self):
+        """Run every channel until the alarm ends (closed by the console, or timeout)."""
+        if not self.is_open:
+            return
+        # The call task is created first, so ATD is the first command on the UART.
+        for name, coro in (("call", self._call_channel), ("position", self._position_channel),
+                           ("data", self._data_channel), ("sms", self._sms_channel),
+                           ("timeout", self._timeout)):
+            self._tasks.append(asyncio.create_task(self._guard(name, coro)))
+        await self._ended.wait()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.sleep_ms(0)
+        try:
+            await self.dev.modem.gnss_stop()
+        except Exception as e:  # noqa: BLE001 - GNSS left on costs battery, not safety
+            self.dev.log.error("gnss_stop", e)
+
+    async def _guard(self, name, channel):
+        # A bug in one channel must not silence the others: log and start it again.
+        while self.is_open:
+            try:
+                await channel()
+                return
+            except Exception as e:  # noqa: BLE001 - logged and restarted
+                self.dev.log.error(name, e)
+                await asyncio.sleep_ms(self.dev.timing.modem_retry_ms)
+
+    async def _modem_ready(self):
+        await self.dev.ready.wait()
+
+    def _elapsed_ms(self):
+        return time.ticks_diff(time.ticks_ms(), self._t0)
+
+    # -- call ---------------------------------------------------------------------
+    def _set_call(self, state, reason=None):
+        self.call_state = state
+        if reason is None:
+            self.dev.log.event("CALL", state=state)
+        else:
+            self.dev.log.event("CALL", state=state, reason=reason)
+
+    async def _call_channel(self):
+        dev = self.dev
+        if self.p.get("call") == "done":
+            self.call_state = "ended"
+            return
+        attempts = self.p.get("calls", 0)
+        limit = attempts + 1 + dev.cfg["call_retries"] if self.resumed else 1 + dev.cfg["call_retries"]
+        first, cap = dev.timing.call_backoff_ms
+        delay = first
+        await self._modem_ready()
+        while attempts < limit and self.is_open:
+            attempts += 1
+            self._call_events = []
+            self._call_event.clear()
+            self.call_state = "dialing"
+            dev.log.event("DIAL", n=dev.cfg["emergency_number"], attempt=attempts)
+            try:
+                await dev.modem_call(dev.modem.dial(dev.cfg["emergency_number"]))
+            except CallFailed as e:
+                self._set_call("failed", e.reason)
+            except ModemError as e:
+                self._set_call("failed", type(e).__name__)
+            else:
+                if await self._follow_call():
+                    self._progress("call", "done")
+                    return
+            self._progress("calls", attempts)
+            if attempts < limit:
+                await asyncio.sleep_ms(delay)
+                delay = min(delay * 2, cap)
+        self._set_call("failed", "retries_exhausted")
+
+    async def _follow_call(self):
+        """Track one call. True when it was answered and then ended (done)."""
+        dev = self.dev
+        answered = False
+        deadline = dev.timing.call_guard_ms
+        start = time.ticks_ms()
+        while True:
+            while not self._call_events:
+                self._call_event.clear()
+                left = deadline - time.ticks_diff(time.ticks_ms(), start)
+                if answered:
+                    await self._call_event.wait()
+                    continue
+                if left <= 0:
+                    self._set_call("failed", "no_outcome")
+                    try:
+                        await dev.modem.hangup()
+                    except ModemError as e:
+                        dev.log.error("hangup", e)
+                    return False
+                try:
+                    await asyncio.wait_for_ms(self._call_event.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+            state, reason = self._call_events.pop(0)
+            if state == "alerting" and not answered:
+                self._set_call("alerting")
+            elif state == "active" and not answered:
+                answered = True
+                self._set_call("active")
+                self._progress("call", "active")
+                try:
+                    await dev.modem_call(dev.modem.discreet_audio())
+                except ModemError as e:
+                    dev.log.error("discreet_audio", e)
+            elif state in ("ended", "failed", "idle"):
+                if answered and reason != "modem_reboot":
+                    self._set_call("ended", reason)
+                    return True
+                self._set_call("failed", reason or "not_answered")
+                return False
+
+    # -- position -----------------------------------------------------------------
+    def _take_fix(self, fix):
+        """A GNSS fix from the driver ({"lat","lon","acc","t",...})."""
+        first = self.fix is None or self.fix.get("m") != "G"
+        g = {"m": "G", "lat": fix["lat"], "lon": fix["lon"], "acc": max(5, int(fix.get("acc") or 5)),
+             "t": fix.get("t") or self.dev.clock.now()}
+        self.fix = g
+        self.dev.last_fix = g
+        if first:
+            self.dev.log.event("FIX", m="G", lat="%.6f" % g["lat"], lon="%.6f" % g["lon"], acc=g["acc"])
+            self._position_due.set()  # the first GNSS position goes to the server at once
+        if g["acc"] <= GOOD_FIX_M:
+            self._good_fix.set()
+
+    async def _refresh_cell(self):
+        dev = self.dev
+        try:
+            cell = await dev.modem_call(dev.modem.serving_cell())
+        except ModemError as e:
+            dev.log.error("serving_cell", e)
+            return
+        if cell is not None:
+            first = dev.cell is None or self.fix is None
+            dev.cell = cell
+            if self.fix is None:
+                self.fix = {"m": "C"}
+            if first:
+                dev.log.event("FIX", m="C", rat=cell.get("rat"), ci=cell.get("ci"))
+
+    async def _refresh_status(self):
+        dev = self.dev
+        try:
+            dev.bat = await dev.modem_call(dev.modem.battery_mv())
+            dev.csq = await dev.modem_call(dev.modem.signal())
+        except ModemError as e:
+            dev.log.error("status", e)
+
+    async def _position_channel(self):
+        dev = self.dev
+        t = dev.timing
+        await self._modem_ready()
+        await self._refresh_cell()
+        self._cell_ready.set()
+        try:
+            await dev.modem_call(dev.modem.gnss_start())
+        except ModemError as e:
+            dev.log.error("gnss_start", e)
+        await self._refresh_status()
+        track_ms = t.s(dev.cfg["track_interval_s"])
+        last_refresh = time.ticks_ms()
+        while self.is_open:
+            try:
+                fix = await dev.modem_call(dev.modem.gnss_fix())
+            except ModemError as e:
+                dev.log.error("gnss_fix", e)
+                fix = None
+            if fix is not None and fix.get("lat") is not None:
+                self._take_fix(fix)
+            if time.ticks_diff(time.ticks_ms(), last_refresh) >= track_ms:
+                last_refresh = time.ticks_ms()
+                await self._refresh_cell()
+                await self._refresh_status()
+            has_g = self.fix is not None and self.fix.get("m") == "G"
+            await asyncio.sleep_ms(t.gnss_track_poll_ms if has_g else t.gnss_poll_ms)
+
+    # -- data ---------------------------------------------------------------------
+    def _snapshot(self):
+        dev = self.dev
+        return {"fix": self.fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq,
+                "aid": self.aid, "at": self.at, "call": self.call_state, "sms": self.sms_state,
+                "cmd": self.cmd}
+
+    async def _data_channel(self):
+        dev = self.dev
+        if dev.safe:
+            return  # no server identity in safe mode: call and AML SMS only
+        await self._modem_ready()
+        try:
+            await asyncio.wait_for_ms(self._cell_ready.wait(), dev.timing.cell_wait_ms)
+        except asyncio.TimeoutError:
+            pass
+        mtype = "alarm"
+        track_ms = dev.timing.s(dev.cfg["track_interval_s"])
+        while self.is_open:
+            self._position_due.clear()
+            answer = await self._uplink.deliver(mtype, self._snapshot, lambda: self.is_open,
+                                                dev.timing.data_backoff_ms, self._first_seq)
+            self._first_seq = None
+            if answer is None:
+                return
+            first = mtype == "alarm"
+            mtype = "position"
+            self._handle_answer(answer, first)
+            if not self.is_open:
+                return
+            try:
+                await asyncio.wait_for_ms(self._position_due.wait(), track_ms)
+            except asyncio.TimeoutError:
+                pass
+
+    def _handle_answer(self, answer, first):
+        dev = self.dev
+        alarm = answer.get("alarm")
+        state = alarm.get("state") if isinstance(alarm, dict) else None
+        if state is not None and (first or state != self.server_state):
+            dev.log.event("ACKED", aid=self.aid, state=state)
+        self.server_state = state
+        if not self.p.get("acked"):
+            self._progress("acked", 1)
+        if state == "acknowledged" or (state == "closed" and not self.p.get("help")):
+            self._help_is_coming()
+        cmds = answer.get("cmds")
+        if isinstance(cmds, list):
+            for c in cmds:
+                self._command(c)
+        if state == "closed":
+            self.end("closed")
+
+    def _help_is_coming(self):
+        if self.state == OPEN:
+            self.transition(ACKNOWLEDGED)
+        if self.p.get("help"):
+            return
+        self._progress("help", 1)  # journal first: the pattern is given once, ever
+        asyncio.create_task(self.dev.vibrator.play("help"))
+
+    def _command(self, c):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), int):
+            return
+        if c.get("type") == "locate":
+            self._position_due.set()
+        self.cmd = c["id"]
+
+    # -- AML SMS ------------------------------------------------------------------
+    async def _sms_channel(self):
+        dev = self.dev
+        number = dev.cfg["sms_number"]
+        if not number or self.sms_state == "delivered":
+            return
+        t = dev.timing
+        await self._modem_ready()
+        left = t.aml_deadline_ms - self._elapsed_ms()
+        if left > 0 and not self.resumed:
+            try:
+                await asyncio.wait_for_ms(self._good_fix.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        first, cap = t.sms_backoff_ms
+        delay = first
+        mr = self.p.get("mr") if self.sms_state == "sent" else None
+        while self.is_open:
+            if mr is None:
+                mr = await self._send_aml(number)
+            if mr is not None:
+                st = await self._wait_report(mr)
+                if st == _CDS_DELIVERED:
+                    self.sms_state = "delivered"
+                    self._progress("sms", "delivered")
+                    dev.log.event("SMS", state="delivered", mr=mr)
+                    return
+                self.sms_state = "failed"
+                dev.log.event("SMS", state="failed", mr=mr, st=st if st is not None else "no_report")
+                mr = None
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, cap)
+
+    async def _send_aml(self, number):
+        dev = self.dev
+        cell = dev.cell or {}
+        try:
+            text = aml.encode(self.fix, dev.imei or "", cell.get("mcc"), cell.get("mnc"),
+                              dev.clock.now())
+        except aml.AmlError as e:
+            dev.log.error("aml", e)
+            if dev.imei is None:
+                await self._identity()
+            return None
+        try:
+            mr = await dev.modem_call(dev.modem.send_sms(number, text))
+        except ModemError as e:
+            self.sms_state = "failed"
+            dev.log.event("SMS", state="failed", mr="none", what=type(e).__name__)
+            return None
+        self.sms_state = "sent"
+        self._reports.pop(mr, None)
+        self._progress("mr", mr)
+        self._progress("sms", "sent")
+        dev.log.event("SMS", state="sent", mr=mr)
+        return mr
+
+    async def _identity(self):
+        dev = self.dev
+        try:
+            dev.imei, dev.iccid = await dev.modem_call(dev.modem.identity())
+        except ModemError as e:
+            dev.log.error("identity", e)
+
+    async def _wait_report(self, mr):
+        start = time.ticks_ms()
+        limit = self.dev.timing.sms_report_ms
+        while True:
+            st = self._reports.get(mr)
+            if st is not None and not (_CDS_STILL_TRYING[0] <= st <= _CDS_STILL_TRYING[1]):
+                return st
+            left = limit - time.ticks_diff(time.ticks_ms(), start)
+            if left <= 0:
+                return None
+            self._report_event.clear()
+            try:
+                await asyncio.wait_for_ms(self._report_event.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- end ----------------------------------------------------------------------
+    async def _timeout(self):
+        dev = self.dev
+        limit_s = dev.cfg["alarm_timeout_s"]
+        now = dev.clock.now()
+        if self.resumed and self.at is not None and now is not None:
+            limit_s = max(0, limit_s - (now - self.at))
+        await asyncio.sleep_ms(dev.timing.s(limit_s))
+        self.end("timeout")

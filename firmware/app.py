@@ -1,0 +1,162 @@
+# Wires the handset together: board, flash, configuration, journal, modem, button,
+# alarm, heartbeat. The board object is the only thing that differs between an
+# ESP32 and a PC (see board_*.py for the interface).
+import asyncio
+import time
+
+import config
+from alarm import Alarm
+from button import Button, DOWN, TRIGGER, UP
+from clock import Clock
+from device import Device, FW_VERSION
+from errors import ModemError
+from heartbeat import Heartbeat
+from journal import Journal
+from timing import Timing
+from vibrate import Vibrator
+
+
+def _sim7600(board, log):
+    from at import AtEngine
+    from sim7600 import Sim7600
+    return Sim7600(AtEngine(board.open_uart(), log), board, log)
+
+
+class App:
+    def __init__(self, board, log, timing=None, make_modem=None):
+        self.board = board
+        self._make_modem = make_modem or _sim7600
+        self.log = log
+        self.timing = timing or Timing(board.timing_scale())
+        self.dev = None
+        self.alarm = None
+        self._heartbeat_task = None
+        self._alarm_task = None
+
+    # -- start --------------------------------------------------------------------
+    def _setup(self):
+        board, log = self.board, self.log
+        log.event("BOOT", fw=FW_VERSION, board=board.name, reset=board.reset_cause())
+        root = board.mount_flash()
+        cfg, problems, safe = config.load(root + "/config.json")
+        for key, why in problems:
+            log.event("ERROR", where="config", what=key + ":" + why)
+        if safe:
+            log.event("SAFE_MODE", reason=safe)
+        else:
+            log.event("CONFIG", dev=cfg["device_id"], transport=cfg["transport"])
+        journal = Journal(root, log)
+        state = journal.open()
+        clock = Clock()
+        clock.set(board.rtc_unix())
+        modem = self._make_modem(board, log)
+        self.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),
+                          self.timing)
+        modem.on_call = self._on_call
+        modem.on_sms_report = self._on_sms_report
+        modem.on_reboot = self._on_reboot
+        modem.on_registration = self._on_registration
+        modem.on_sms = self._on_sms
+        if state.alarm is not None:
+            self._start_alarm(Alarm.resume(self.dev, state.alarm))
+
+    async def run(self):
+        self._setup()
+        asyncio.create_task(self._button_loop())
+        asyncio.create_task(self._modem_up())
+        if self.dev.safe:
+            asyncio.create_task(self.dev.vibrator.play("error"))
+        self._start_heartbeat()
+        while True:
+            await asyncio.sleep_ms(60000)
+
+    async def _modem_up(self):
+        dev, log = self.dev, self.log
+        while True:
+            try:
+                await dev.modem.start()
+                break
+            except ModemError as e:
+                log.error("modem_start", e)
+            await asyncio.sleep_ms(self.timing.modem_retry_ms)
+        dev.ready.set()  # the alarm may dial now; the rest is nice to have
+        try:
+            dev.imei, dev.iccid = await dev.modem.identity()
+            log.event("MODEM_READY", imei=dev.imei, iccid=dev.iccid)
+        except ModemError as e:
+            log.error("identity", e)
+        try:
+            dev.clock.set(await dev.modem.network_time())
+        except ModemError as e:
+            log.error("network_time", e)
+        try:
+            if not await dev.modem.wait_registered(60000):
+                log.event("ERROR", where="modem", what="not_registered")
+        except ModemError as e:
+            log.error("registration", e)
+        log.event("READY")
+
+    # -- button -------------------------------------------------------------------
+    async def _button_loop(self):
+        board = self.board
+        button = Button(self.dev.cfg["trigger_hold_ms"])
+        while True:
+            try:
+                ev = button.update(board.button_pressed(), time.ticks_ms())
+            except Exception as e:  # noqa: BLE001 - a broken input must not stop the loop
+                self.log.error("button", e)
+                ev = None
+                await asyncio.sleep_ms(1000)
+            if ev == DOWN or ev == UP:
+                self.log.event("BUTTON", state=ev)
+            elif ev == TRIGGER:
+                self._triggered()
+            await asyncio.sleep_ms(Button.POLL_MS)
+
+    def _triggered(self):
+        if self.alarm is not None and self.alarm.is_open:
+            self.log.event("BUTTON", state="held", alarm="already_open", aid=self.alarm.aid)
+            return
+        alarm = Alarm.trigger(self.dev)  # journaled before anything else
+        self._start_alarm(alarm)
+        asyncio.create_task(self.dev.vibrator.play("short"))
+
+    # -- alarm --------------------------------------------------------------------
+    def _start_alarm(self, alarm):
+        self.alarm = alarm
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()  # the alarm has the UART to itself
+            self._heartbeat_task = None
+        self._alarm_task = asyncio.create_task(self._run_alarm(alarm))
+
+    async def _run_alarm(self, alarm):
+        try:
+            await alarm.run()
+        except Exception as e:  # noqa: BLE001 - never a crash: log, the app goes on
+            self.log.error("alarm", e)
+        if not alarm.is_open:
+            self._start_heartbeat()
+
+    def _start_heartbeat(self):
+        if self._heartbeat_task is None and (self.alarm is None or not self.alarm.is_open):
+            self._heartbeat_task = asyncio.create_task(Heartbeat(self.dev).run())
+
+    # -- modem callbacks ----------------------------------------------------------
+    def _on_call(self, state, reason=None):
+        if self.alarm is not None and self.alarm.is_open:
+            self.alarm.on_call(state, reason)
+
+    def _on_sms_report(self, mr, st):
+        if self.alarm is not None:
+            self.alarm.on_sms_report(mr, st)
+
+    def _on_reboot(self):
+        self.log.event("MODEM_REBOOT")
+        if self.alarm is not None and self.alarm.is_open:
+            self.alarm.on_reboot()
+
+    def _on_registration(self, registered):
+        self.log.debug("REGISTRATION", registered=int(bool(registered)))
+
+    def _on_sms(self, index):
+        self.log.debug("SMS_IN", index=index)

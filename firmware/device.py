@@ -1,0 +1,53 @@
+# What the alarm, the heartbeat and the app share: the modem, the journal, the
+# configuration, the clock and what is known of the handset (identity, last fix).
+import asyncio
+
+from errors import AtTimeout
+
+FW_VERSION = "1.0.0"
+_SILENT_LIMIT = 3  # consecutive time-outs before the modem is power-cycled
+
+
+class Device:
+    def __init__(self, modem, journal, cfg, safe, log, clock, vibrator, timing):
+        self.modem = modem
+        self.journal = journal
+        self.cfg = cfg
+        self.safe = safe            # None, or why the handset runs in safe mode
+        self.log = log
+        self.clock = clock
+        self.vibrator = vibrator
+        self.timing = timing
+        self.fw = FW_VERSION
+        self.ready = asyncio.Event()  # the modem answers and is initialised
+        self.imei = None
+        self.iccid = None
+        self.bat = None
+        self.csq = None
+        self.cell = None
+        self.last_fix = None        # last GNSS fix ({"m":"G",...}), kept between alarms
+        self._timeouts = 0
+        self._recovering = False
+
+    async def modem_call(self, coro):
+        """Await a driver call, counting time-outs: a silent modem gets power-cycled."""
+        try:
+            result = await coro
+        except AtTimeout:
+            self._timeouts += 1
+            if self._timeouts >= _SILENT_LIMIT and not self._recovering:
+                asyncio.create_task(self._power_cycle())
+            raise
+        self._timeouts = 0
+        return result
+
+    async def _power_cycle(self):
+        self._recovering = True
+        self.log.event("ERROR", where="modem", what="silent_power_cycle")
+        try:
+            await self.modem.power_cycle()
+            self._timeouts = 0
+        except Exception as e:  # noqa: BLE001 - logged; the next time-outs try again
+            self.log.error("power_cycle", e)
+        finally:
+            self._recovering = False

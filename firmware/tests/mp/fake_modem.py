@@ -1,0 +1,159 @@
+# A scripted stand-in for the Sim7600 driver (docs/interfaces.md §3), for the
+# alarm-layer tests. Each method takes a little time, one at a time (like the one
+# UART), and records itself in `calls`.
+import asyncio
+import json
+
+from errors import AtTimeout, CallFailed, CmsError
+
+OK_RECEIVED = (200, b'{"ok":true,"seq":0,"alarm":{"aid":"x","state":"received"},"cmds":[]}')
+
+
+def answer(state="received", cmds=None, status=200, ok=True):
+    body = {"ok": ok, "alarm": {"state": state}, "cmds": cmds or []}
+    return (status, json.dumps(body).encode())
+
+
+class FakeModem:
+    def __init__(self):
+        self.calls = []              # names of the driver methods, in order
+        self.dial_outcomes = []      # per attempt: answer | busy | no_carrier | silent | error
+        self.answer_after_ms = 5
+        self.http_script = []        # (status, body) or "timeout", consumed in order
+        self.http_default = OK_RECEIVED
+        self.sms_script = []         # ok | cms | fail (+CDS st=70) | none (no report) | late
+        self.report_after_ms = 5
+        self.cell = {"rat": "LTE", "mcc": 546, "mnc": 1, "lac": 4352, "ci": 20513, "sig": -95}
+        self.gnss_fix_after = None   # number of gnss_fix calls before a fix, None = never
+        self.fix = {"lat": -22.276312, "lon": 166.457181, "acc": 8, "t": 1795678190, "alt": 10}
+        self.bat = 3900
+        self.csq = 21
+        self.posts = []              # (url, body, header)
+        self.sms = []                # (number, text)
+        self.call_state = "idle"
+        self.on_call = None
+        self.on_sms_report = None
+        self.on_sms = None
+        self.on_reboot = None
+        self.on_registration = None
+        self.hook = None             # called with the method name before it runs
+        self._lock = asyncio.Lock()
+        self._gnss_polls = 0
+        self._mr = 0
+        self.started = 0
+
+    async def _cmd(self, name):
+        async with self._lock:
+            self.calls.append(name)
+            if self.hook is not None:
+                self.hook(name)
+            await asyncio.sleep_ms(1)
+
+    async def start(self):
+        await self._cmd("start")
+        self.started += 1
+
+    async def wait_registered(self, timeout_ms):
+        await self._cmd("wait_registered")
+        return True
+
+    async def identity(self):
+        await self._cmd("identity")
+        return ("357365093474415", "8968701000000000001")
+
+    async def signal(self):
+        await self._cmd("signal")
+        return self.csq
+
+    async def serving_cell(self):
+        await self._cmd("serving_cell")
+        return self.cell
+
+    async def network_time(self):
+        await self._cmd("network_time")
+        return 1795678200
+
+    async def battery_mv(self):
+        await self._cmd("battery_mv")
+        return self.bat
+
+    async def gnss_start(self):
+        await self._cmd("gnss_start")
+
+    async def gnss_stop(self):
+        await self._cmd("gnss_stop")
+
+    async def gnss_fix(self):
+        await self._cmd("gnss_fix")
+        self._gnss_polls += 1
+        if self.gnss_fix_after is not None and self._gnss_polls > self.gnss_fix_after:
+            return dict(self.fix)
+        return None
+
+    async def dial(self, number):
+        await self._cmd("dial")
+        self.dialled = number
+        outcome = self.dial_outcomes.pop(0) if self.dial_outcomes else "answer"
+        if outcome == "busy":
+            raise CallFailed("busy")
+        if outcome == "error":
+            raise AtTimeout("ATD", [])
+        self.call_state = "dialing"
+        asyncio.create_task(self._progress_call(outcome))
+
+    async def _progress_call(self, outcome):
+        await asyncio.sleep_ms(self.answer_after_ms)
+        if outcome == "silent":
+            return
+        self._call("alerting")
+        await asyncio.sleep_ms(self.answer_after_ms)
+        if outcome == "no_carrier":
+            self._call("ended", "no_carrier")
+            return
+        self._call("active")
+
+    def _call(self, state, reason=None):
+        self.call_state = state
+        if self.on_call is not None:
+            self.on_call(state, reason)
+
+    def police_hang_up(self):
+        self._call("ended", "remote")
+
+    async def hangup(self):
+        await self._cmd("hangup")
+        self.call_state = "ended"
+
+    async def discreet_audio(self):
+        await self._cmd("discreet_audio")
+
+    async def send_sms(self, number, text):
+        await self._cmd("send_sms")
+        outcome = self.sms_script.pop(0) if self.sms_script else "ok"
+        if outcome == "cms":
+            raise CmsError("+CMS ERROR: 331", 331)
+        self.sms.append((number, text))
+        self._mr += 1
+        mr = self._mr
+        if outcome in ("ok", "fail"):
+            asyncio.create_task(self._report(mr, 0 if outcome == "ok" else 70))
+        return mr
+
+    async def _report(self, mr, st):
+        await asyncio.sleep_ms(self.report_after_ms)
+        if self.on_sms_report is not None:
+            self.on_sms_report(mr, st)
+
+    async def http_post(self, url, body, header, timeout_ms):
+        await self._cmd("http_post")
+        self.posts.append((url, body, header))
+        step = self.http_script.pop(0) if self.http_script else self.http_default
+        if step == "timeout":
+            raise AtTimeout("AT+HTTPACTION=1", [])
+        return step
+
+    async def power_cycle(self):
+        await self._cmd("power_cycle")
+
+    def names(self):
+        return [c for c in self.calls]
