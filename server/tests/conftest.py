@@ -18,7 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from server_testkit import PASSWORD
+from server_testkit import csrf_token as _csrf_token
 from sqlalchemy import create_engine, text
+
 from tgd_server import auth, create_app, db
 from tgd_server.devices import register_device
 
@@ -88,7 +91,6 @@ def client(app):
     return app.test_client()
 
 
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -125,13 +127,6 @@ def login(client, make_user):
     return do_login
 
 
-def _csrf_token(page: str) -> str:
-    marker = 'name="csrf_token" value="'
-    start = page.find(marker)
-    if start < 0:
-        return ""
-    start += len(marker)
-    return page[start:page.find('"', start)]
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 from mqtt_broker import PrivateBroker, mosquitto_binary
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
+
 from tgd_server import db
 from tgd_server.models import Alarm, Position, SecurityLog
 from tgd_server.models import DeviceMessage as StoredMessage
