@@ -112,7 +112,7 @@ def _usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
     if not ids:
         return {}
     rows = session.execute(select(User.id, User.username).where(User.id.in_(ids)))
-    return dict(rows.tuples())
+    return {user_id: name for user_id, name in rows}
 
 
 def _channels(session: Session, alarm: Alarm) -> ChannelsView:
