@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import ExpectTimeout
+from .errors import ExpectTimeout, FirmwareExited
 
 _EVENT_LINE = re.compile(r"^(\d+) ([A-Z][A-Z0-9_]*)((?: \S+)*)\s*$")
 RECENT_LINES = 30
@@ -80,6 +80,7 @@ class DeviceLog:
         self._listeners: list[Callable[[LogLine], None]] = []
         self._file = None
         self.cursor = 0  # where the next expect() starts looking
+        self.dead_reason: str | None = None  # set when the source died on its own
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -130,6 +131,17 @@ class DeviceLog:
         thread = threading.Thread(target=pump, name=f"log-{self.name}", daemon=True)
         thread.start()
         return thread
+
+    def source_died(self, reason: str) -> None:
+        """The firmware ended by itself: waits fail at once instead of timing out."""
+        self.note(f"firmware ended: {reason}")
+        with self._cond:
+            self.dead_reason = reason
+            self._cond.notify_all()
+
+    def source_started(self) -> None:
+        with self._cond:
+            self.dead_reason = None
 
     def subscribe(self, listener: Callable[[LogLine], None]) -> None:
         """Call `listener(line)` for every line from now on (from the reader thread)."""
@@ -182,6 +194,9 @@ class DeviceLog:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                if self.dead_reason is not None:
+                    raise FirmwareExited(describe(event, wanted, where), self.dead_reason,
+                                         self.recent(), str(self.path) if self.path else None)
                 self._cond.wait(remaining)
         raise ExpectTimeout(describe(event, wanted, where), timeout, self.recent(),
                             str(self.path) if self.path else None)

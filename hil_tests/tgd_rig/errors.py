@@ -41,5 +41,10 @@ class Unsupported(RigError):
     """The backend cannot do this (e.g. fault injection on a real network)."""
 
 
-class FirmwareExited(RigError):
-    """The firmware process ended while the rig expected it to run."""
+class FirmwareExited(ExpectTimeout):
+    """The firmware process ended by itself while the rig waited for a line."""
+
+    def __init__(self, what: str, reason: str, recent: list[str], log_path: str | None):
+        super().__init__(what, 0.0, recent, log_path)
+        self.args = (f"the firmware ended ({reason}) while waiting for {what}\n"
+                     + str(self).split("\n", 1)[1],)

@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from werkzeug.serving import make_server
+
 from .errors import RigError
 from .rig import EventBus
 
@@ -52,8 +54,9 @@ class ServerHarness:
 
     def start(self) -> None:
         from tgd_server import create_app
-        from werkzeug.serving import make_server
 
+        for noisy in ("werkzeug", "alembic"):   # no line per request or per migration step
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         var_dir = self.workdir / "var"
         var_dir.mkdir(parents=True, exist_ok=True)
         self.app = create_app({
@@ -64,7 +67,6 @@ class ServerHarness:
             "TGD_SECURE_COOKIES": False,
             "SESSION_COOKIE_SECURE": False,
         })
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self._prepare_database()
         if self.bus is not None:
             self._follow_events()

@@ -1,0 +1,70 @@
+"""Fixtures of the rig tests: one test body, two backends.
+
+`backend` is "emulated" (always) or "serial" (marker `serial`; skipped with the
+reason when hil_tests/rig.toml is absent). `run_named(name)` runs
+hil_tests/scenarios/<name>.toml on the backend and returns the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tgd_rig.emulated import FIRMWARE_MAIN
+from tgd_rig.errors import Unsupported
+from tgd_rig.runner import run_scenario
+from tgd_rig.scenario import Scenario, load_scenario
+
+HIL = Path(__file__).resolve().parents[1]
+SCENARIOS = HIL / "scenarios"
+RIG_TOML = HIL / "rig.toml"
+NO_BOARD = ("no board configured: hil_tests/rig.toml is absent "
+            "(copy hil_tests/rig.example.toml, wiring in docs/hil.md)")
+
+
+def needs_firmware() -> None:
+    if not FIRMWARE_MAIN.exists():
+        pytest.skip(f"{FIRMWARE_MAIN} does not exist yet")
+
+
+@pytest.fixture(params=["emulated", pytest.param("serial", marks=pytest.mark.serial)])
+def backend(request) -> str:
+    if request.param == "serial" and not RIG_TOML.exists():
+        pytest.skip(NO_BOARD)
+    return request.param
+
+
+@pytest.fixture
+def run_named(backend, tmp_path):
+    def run(name: str, scenario: Scenario | None = None, seed: int = 1) -> dict:
+        sc = scenario or load_scenario(SCENARIOS / f"{name}.toml")
+        if backend == "serial":
+            if sc.faults:
+                pytest.skip("fault injection needs the emulated network")
+            from tgd_rig.serial_backend import SerialRig
+
+            rig = SerialRig.from_toml(RIG_TOML)
+            rig.start()
+            try:
+                return run_scenario(sc, rig=rig)
+            except Unsupported as exc:
+                pytest.skip(str(exc))
+            finally:
+                rig.stop()
+        needs_firmware()
+        return run_scenario(sc, workdir=tmp_path / name, seed=seed)
+    return run
+
+
+def assert_passed(report: dict) -> None:
+    """Fail with the report's reasons and where the device log is."""
+    if not report["passed"]:
+        pytest.fail(f"scenario {report['scenario']} failed:\n  " + "\n  ".join(report["failures"])
+                    + f"\n  channels: {[a['channels_s'] for a in report['alarms']]}"
+                    + f"\n  device log: {report['log']}", pytrace=False)
+
+
+def with_expect(scenario: Scenario, **changes) -> Scenario:
+    return dataclasses.replace(scenario, expect=dataclasses.replace(scenario.expect, **changes))
