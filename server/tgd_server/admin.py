@@ -7,6 +7,7 @@ import sys
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from . import db, migrate
@@ -29,6 +30,7 @@ def _fail(message: str) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create or upgrade the database schema (runs the Alembic migrations)."""
     migrate.upgrade(db.engine())
@@ -36,6 +38,7 @@ def init_db_command() -> None:
 
 
 @click.command("db-upgrade")
+@with_appcontext
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade_command(revision: str) -> None:
     """Run the Alembic migrations up to REVISION."""
@@ -44,6 +47,7 @@ def db_upgrade_command(revision: str) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--name", "display_name", default="")
@@ -59,6 +63,7 @@ def create_user_command(username: str, role: str, display_name: str, password: s
 
 
 @click.command("create-token")
+@with_appcontext
 @click.argument("username")
 @click.option("--name", default="", help="what the token is for")
 def create_token_command(username: str, name: str) -> None:
@@ -72,6 +77,7 @@ def create_token_command(username: str, name: str) -> None:
 
 
 @click.command("add-device")
+@with_appcontext
 @click.argument("device_id")
 @click.option("--special-number", required=True, help="caller id the police sees")
 @click.option("--imei", default="")
@@ -95,6 +101,7 @@ def add_device_command(device_id, special_number, imei, iccid, fw_version, key) 
 
 
 @click.command("assign-case")
+@with_appcontext
 @click.argument("device_id")
 @click.option("--ref", "judicial_ref", required=True, help="judicial reference")
 @click.option("--name", required=True, help="the protected person's name")
@@ -112,6 +119,7 @@ def assign_case_command(device_id, judicial_ref, name, address, notes) -> None:
 
 
 @click.command("import-cells")
+@with_appcontext
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def import_cells_command(path: str) -> None:
     """Import an OpenCelliD-layout CSV (plain or .gz) into the cell table."""
@@ -124,6 +132,7 @@ def import_cells_command(path: str) -> None:
 
 
 @click.command("purge-positions")
+@with_appcontext
 @click.option("--days", type=int, default=None,
               help="keep this many days (default TGD_POSITION_RETENTION_DAYS)")
 def purge_positions_command(days: int | None) -> None:

@@ -1,0 +1,330 @@
+"""Ingest benchmark: `tgd-server bench` (also bench/ingest_bench.py).
+
+Registers N simulated devices, starts the real server (Flask app behind
+Werkzeug's threaded HTTP/1.1 server, in this process so that it can listen to
+the event bus), and drives it from client processes that POST signed
+heartbeats and alarms (an alarm and its position updates for a fraction of the
+devices) over keep-alive connections. Reports messages per second, the latency
+from the moment a message enters ingest to its `device.updated` event on the
+console stream (events.subscribe()), HTTP round-trip times, and checks that
+nothing was lost: every message answered 200, stored once, and seen on the
+stream once.
+
+This is a benchmark, not a test: it prints figures and never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import multiprocessing
+import os
+import secrets
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .cli import subcommand
+
+INGEST_PATH = "/api/v1/device/messages"
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered))) - 1))
+    return ordered[index]
+
+
+def _plan(devices: list[tuple[str, str]], alarm_fraction: float,
+          positions_per_alarm: int) -> list[tuple[str, str, int, str, str | None]]:
+    """(device_id, key, seq, type, aid) in sending order: interleaved across devices."""
+    plan = []
+    alarm_every = max(1, round(1 / alarm_fraction)) if alarm_fraction > 0 else 0
+    for device_id, key in devices:
+        plan.append((device_id, key, 1, "heartbeat", None))
+    for index, (device_id, key) in enumerate(devices):
+        if alarm_every and index % alarm_every == 0:
+            aid = secrets.token_hex(4)
+            plan.append((device_id, key, 2, "alarm", aid))
+            for n in range(positions_per_alarm):
+                plan.append((device_id, key, 3 + n, "position", aid))
+    return plan
+
+
+def _body(device_id: str, seq: int, type_: str, aid: str | None) -> bytes:
+    now = int(time.time())
+    message = {"v": 1, "dev": device_id, "seq": seq, "type": type_, "t": now,
+               "fix": {"m": "G", "lat": -22.27 + seq * 1e-4, "lon": 166.45, "acc": 8, "t": now},
+               "cell": {"rat": "LTE", "mcc": 546, "mnc": 1, "lac": 4352, "ci": 20481},
+               "bat": 3900, "csq": 20, "fw": "1.0.0"}
+    if aid is not None:
+        message["aid"] = aid
+        message["ch"] = {"call": "active", "sms": "sent"}
+    if type_ == "alarm":
+        message["at"] = now - 1
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _client_worker(host: str, port: int, work: list, concurrency: int, results) -> None:
+    """One client process: `concurrency` threads, one keep-alive connection each."""
+    lock = threading.Lock()
+    position = [0]
+    statuses: dict[int, int] = {}
+    rtts: list[float] = []
+
+    def next_item():
+        with lock:
+            if position[0] >= len(work):
+                return None
+            item = work[position[0]]
+            position[0] += 1
+            return item
+
+    def run():
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        local_rtts, local_statuses = [], {}
+        while (item := next_item()) is not None:
+            device_id, key, seq, type_, aid = item
+            body = _body(device_id, seq, type_, aid)
+            signature = hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+            headers = {"Content-Type": "application/json", "X-TGD-Signature": signature}
+            started = time.perf_counter()
+            for _attempt in range(3):
+                try:
+                    connection.request("POST", INGEST_PATH, body=body, headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    status = response.status
+                    break
+                except (OSError, http.client.HTTPException):
+                    connection.close()
+                    connection = http.client.HTTPConnection(host, port, timeout=60)
+                    status = 0
+            local_rtts.append(time.perf_counter() - started)
+            local_statuses[status] = local_statuses.get(status, 0) + 1
+        connection.close()
+        with lock:
+            rtts.extend(local_rtts)
+            for status, n in local_statuses.items():
+                statuses[status] = statuses.get(status, 0) + n
+
+    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put({"statuses": statuses, "rtts": rtts})
+
+
+def _register_devices(app, count: int) -> list[tuple[str, str]]:
+    from sqlalchemy import insert
+
+    from . import db
+    from .models import Device
+
+    devices = [(f"B{n:05d}", secrets.token_hex(32)) for n in range(count)]
+    with app.app_context(), db.write_session() as session:
+        session.execute(insert(Device), [
+            {"id": d, "special_number": f"+68790{n:05d}", "key_hex": k, "imei": "", "iccid": "",
+             "fw_version": "1.0.0", "heartbeat_interval_s": 1800, "low_battery_mv": 3550,
+             "seq_high": 0, "seq_bitmap": 0, "low_battery": False}
+            for n, (d, k) in enumerate(devices)])
+    return devices
+
+
+def _pg_schema(url: str) -> tuple[str, str]:
+    """A fresh schema in the PostgreSQL database at `url`: (url with search_path, schema)."""
+    from sqlalchemy import create_engine, text
+
+    from .db import normalise_url
+
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}", schema
+
+
+def _drop_pg_schema(url: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from .db import normalise_url
+
+    engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
+              clients: int = 2, concurrency: int = 8, database_url: str | None = None,
+              keep: bool = False) -> dict:
+    from sqlalchemy import func, select
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from . import create_app, db, events, migrate
+    from .models import DeviceMessage
+
+    workdir = Path(tempfile.mkdtemp(prefix="tgd-bench-"))
+    schema = None
+    if database_url and database_url.startswith("postgres"):
+        base_url = database_url
+        database_url, schema = _pg_schema(base_url)
+    database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ.setdefault("TGD_VAR_DIR", str(workdir))
+    app = create_app({"TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
+                      "SECRET_KEY": "bench"})
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with app.app_context():
+        migrate.upgrade(db.engine())
+    registered = _register_devices(app, devices)
+    plan = _plan(registered, alarm_fraction, positions_per_alarm)
+
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive, as a handset's modem does
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server_thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server_thread.start()
+    port = server.server_port
+
+    latencies: list[float] = []
+    seen: dict[tuple, int] = {}
+    stop = threading.Event()
+    subscription = events.subscribe()
+
+    def listen():
+        while True:
+            event = subscription.get(timeout=0.2)
+            if event is None:
+                if stop.is_set():
+                    return
+                continue
+            if event.get("type") != "device.updated":
+                continue
+            latencies.append(time.time() - event["ingested_at"])
+            key = (event["device_id"], event.get("message_type"), event["ingested_at"])
+            seen[key] = seen.get(key, 0) + 1
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+
+    # Heartbeats first (all devices), then the alarms: each process takes every n-th item,
+    # so a device's messages are spread over processes but keep their order per phase.
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    heartbeats = [p for p in plan if p[3] == "heartbeat"]
+    alarm_flow = [p for p in plan if p[3] != "heartbeat"]
+    by_device: dict[str, list] = {}
+    for item in alarm_flow:
+        by_device.setdefault(item[0], []).append(item)
+    started = time.perf_counter()
+    collected = []
+    for phase in (heartbeats, [i for flow in by_device.values() for i in flow]):
+        shares = [phase[i::clients] for i in range(clients)] if phase is heartbeats else \
+            _split_keep_device_order(by_device, clients)
+        processes = [context.Process(target=_client_worker,
+                                     args=("127.0.0.1", port, share, concurrency, results))
+                     for share in shares if share]
+        for process in processes:
+            process.start()
+        for _ in processes:
+            collected.append(results.get())
+        for process in processes:
+            process.join()
+    elapsed = time.perf_counter() - started
+
+    deadline = time.time() + 10
+    while len(latencies) < len(plan) and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    listener.join(timeout=5)
+    subscription.close()
+    server.shutdown()
+
+    statuses: dict[int, int] = {}
+    rtts: list[float] = []
+    for result in collected:
+        rtts.extend(result["rtts"])
+        for status, n in result["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+    with app.app_context():
+        stored = db.get_session().scalar(select(func.count()).select_from(DeviceMessage))
+    dialect = app.extensions["tgd_engine"].dialect.name
+    app.extensions["tgd_engine"].dispose()
+    if schema is not None and not keep:
+        _drop_pg_schema(base_url, schema)
+
+    report = {
+        "database": dialect, "devices": devices, "messages": len(plan),
+        "elapsed_s": round(elapsed, 2), "messages_per_s": round(len(plan) / elapsed, 1),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "stored": stored, "events": len(latencies),
+        "duplicate_events": sum(1 for n in seen.values() if n > 1),
+        "lost": len(plan) - min(stored, len(latencies), statuses.get(200, 0)),
+        "event_latency_ms": {"p50": round(_percentile(latencies, 0.5) * 1000, 1),
+                             "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+                             "max": round(max(latencies, default=float("nan")) * 1000, 1),
+                             "mean": round(statistics.fmean(latencies) * 1000, 1)
+                             if latencies else None},
+        "http_rtt_ms": {"p50": round(_percentile(rtts, 0.5) * 1000, 1),
+                        "p99": round(_percentile(rtts, 0.99) * 1000, 1)},
+        "clients": clients, "concurrency": concurrency, "cpus": os.cpu_count(),
+    }
+    if not keep:
+        for path in sorted(workdir.glob("*"), reverse=True):
+            if path.is_file():
+                path.unlink()
+        try:
+            workdir.rmdir()
+        except OSError:
+            pass
+    return report
+
+
+def _split_keep_device_order(by_device: dict[str, list], parts: int) -> list[list]:
+    """Each device's alarm flow goes to one process, in order (a handset sends in sequence)."""
+    shares: list[list] = [[] for _ in range(parts)]
+    flows = list(by_device.values())
+    for index, flow in enumerate(flows):
+        shares[index % parts].extend(flow)
+    return shares
+
+
+@subcommand("bench", help="ingest benchmark: signed messages from simulated devices, figures")
+def _configure(parser: argparse.ArgumentParser):
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--alarm-fraction", type=float, default=0.1,
+                        help="share of devices that also send an alarm and its positions")
+    parser.add_argument("--positions", type=int, default=2, help="position updates per alarm")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections per client")
+    parser.add_argument("--database-url", default=None,
+                        help="default: a temporary SQLite file; postgresql://... uses a fresh "
+                             "schema that is dropped afterwards")
+    parser.add_argument("--both", action="store_true",
+                        help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
+                             "127.0.0.1:5432/test")
+
+    def run(args: argparse.Namespace) -> int:
+        urls = [args.database_url]
+        if args.both:
+            urls = [None, os.environ.get("TGD_TEST_PG_URL",
+                                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")]
+        for url in urls:
+            report = run_bench(args.devices, args.alarm_fraction, args.positions, args.clients,
+                               args.concurrency, url)
+            print(json.dumps(report))
+        return 0
+
+    return run
