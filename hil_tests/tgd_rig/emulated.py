@@ -281,6 +281,11 @@ class EmulatedRig(Rig):
         self._msisdn_to_device[identity.special_number] = device_id
         return handset
 
+    def remove_handset(self, device_id: str) -> None:
+        """Stop a handset for good (its firmware, its modem); its log file stays."""
+        handset = self.handsets.pop(device_id)
+        handset.close()
+
     # -- what the network and the server saw -------------------------------------------------
 
     def _pump_network(self) -> None:
