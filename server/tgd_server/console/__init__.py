@@ -6,6 +6,7 @@ CSRF) run before every console view; its security headers go on every answer.
 
 from __future__ import annotations
 
+import os
 import zoneinfo
 from datetime import datetime
 
@@ -32,11 +33,16 @@ _NON_PAGE_ENDPOINTS = ("console.stream", "console.alarms_fragment", "console.ala
 @bp.record_once
 def _configure(state) -> None:
     app = state.app
-    app.config.setdefault("TGD_TIMEZONE", DEFAULT_TIMEZONE)
-    app.config.setdefault("TGD_STALE_FIX_S", STALE_FIX_S)
+    env = os.environ
+    app.config.setdefault("TGD_TIMEZONE", env.get("TGD_TIMEZONE") or DEFAULT_TIMEZONE)
+    app.config.setdefault("TGD_STALE_FIX_S", int(env.get("TGD_STALE_FIX_S") or STALE_FIX_S))
+    app.config.setdefault("TGD_TILE_ATTRIBUTION", env.get("TGD_TILE_ATTRIBUTION", ""))
+    zoneinfo.ZoneInfo(app.config["TGD_TIMEZONE"])  # an unknown zone fails at start, not per page
     url = app.config.get("TGD_DATABASE_URL", "")
     # On PostgreSQL the live events cross processes (LISTEN/NOTIFY); tests opt in.
     fan_out = app.config.get("TGD_EVENTS_PG")
+    if fan_out is None and env.get("TGD_EVENTS_PG"):
+        fan_out = env["TGD_EVENTS_PG"].strip().lower() not in ("0", "false", "no", "off")
     if fan_out is None:
         fan_out = not app.testing
     if url.startswith(("postgresql", "postgres")) and fan_out:

@@ -28,7 +28,12 @@
       var text = S.latest_fix + ' · ' + (S.method[p.m] || p.m);
       if (p.acc !== null && p.acc !== undefined) text += ' · ' + TGD.fmt(S.accuracy, {acc: Math.round(p.acc)});
       if (p.t) text += ' · ' + TGD.formatAge(p.t);
+      if (isStale(p)) text += ' · ' + S.stale;
       return text;
+    }
+
+    function isStale(p) {
+      return !!p.t && (Date.now() / 1000 - p.t) > Number(document.body.dataset.staleAfter || 120);
     }
 
     function draw() {
@@ -50,7 +55,7 @@
       if (latest.acc) {
         circle = L.circle([latest.lat, latest.lon], {radius: latest.acc, className: 'tgd-accuracy'}).addTo(layer);
       }
-      var stale = latest.t && (Date.now() / 1000 - latest.t) > Number(document.body.dataset.staleAfter || 120);
+      var stale = isStale(latest);
       var marker = L.circleMarker([latest.lat, latest.lon], {
         radius: 10, className: 'tgd-fix-latest' + (stale ? ' stale' : '') + ' method-' + latest.m,
       }).addTo(layer);
@@ -82,9 +87,21 @@
           if (again && kept) again.value = kept;  // never lose what the operator is typing
           if (again && focused) again.focus();
           TGD.tickAges(live);
+          showState();
           draw();
         })
         .catch(function () {});
+    }
+
+    // The header bar follows the state shown in the live panel (another operator may act).
+    function showState() {
+      var now = live.querySelector('.alarm-state');
+      var bar = document.querySelector('.who-bar');
+      var badge = document.querySelector('.who-state');
+      if (!now || !bar || !badge) return;
+      bar.className = 'who-bar state-' + now.dataset.state;
+      var fresh = now.querySelector('.state');
+      if (fresh) badge.replaceChildren(fresh.cloneNode(true));
     }
 
     var pending = null;
