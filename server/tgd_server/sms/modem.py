@@ -190,7 +190,9 @@ class AtModem:
             match = _CMGR_HEADER.match(line)
             if match:  # anything before the header is line noise
                 status, sender, scts = match.groups()
-                text = "\n".join(lines[position + 1:])
+                # A real SIM7600 puts the text right after the header line; tolerate a
+                # blank line there (framing every line with \r\n on both sides).
+                text = "\n".join(_strip_blank_edges(lines[position + 1:]))
                 return StoredSms(index, status, sender, parse_scts(scts), text)
         if any(line.strip() for line in lines):
             raise AtError(f"+CMGR={index}", f"no +CMGR header in {lines[:3]!r}")
