@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tgd_flash.serverapi import ServerTarget
 from tgd_flash.virtual_board import VirtualBoard
 
@@ -27,8 +28,9 @@ class RunningServer:
 
 @pytest.fixture
 def server(tmp_path):
-    from tgd_server import auth, create_app, db
     from werkzeug.serving import make_server
+
+    from tgd_server import auth, create_app, db
 
     var = tmp_path / "var"
     var.mkdir()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tgd_flash import cli, esp
 from tgd_flash.errors import BadImage, ImageMissing, NoBoard, SeveralBoards, WrongChip
 

@@ -7,6 +7,7 @@ import json
 import urllib.request
 
 import pytest
+
 from tgd_flash import cli, provision
 from tgd_flash.errors import AlreadyRegistered, TokenRefused
 from tgd_flash.serverapi import ServerTarget

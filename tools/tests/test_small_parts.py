@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+
 from tgd_flash import batch, fwbuild, handset_config, onboard, progress
 from tgd_flash.board import Implementation
 from tgd_flash.errors import InvalidConfig, UsageError
@@ -105,13 +106,18 @@ def test_result_lines_and_splitting():
     assert lines == ["a", "bc", "tail"]
 
 
-def test_mpy_version_must_match_the_board():
+def test_compiler_matches_the_board_bytecode():
     board = Implementation("1.29.0", 2822, "linux")
     assert (board.mpy_version, board.mpy_sub_version, fwbuild.arch_for(board)) == (6, 3, "x64")
-    fwbuild.check_compatible(board, (6, 3))
-    with pytest.raises(fwbuild.MpyMismatch, match="1.29.0"):
-        fwbuild.check_compatible(board, (6, 2))
-    assert fwbuild.mpy_cross_version()[0] == 6
+    emitted = fwbuild.mpy_cross_version()
+    assert emitted == (6, 3)
+    assert fwbuild.compiler_for(board, emitted) == fwbuild.default_compiler()
+    older = Implementation("1.20.0", 6 | (1 << 8) | (10 << 10), "ESP32")  # mpy 6.1, xtensawin
+    assert fwbuild.arch_for(older) == "xtensawin"
+    assert fwbuild.compiler_for(older, emitted)[-2:] == ["-b", "6.1"]
+    future = Implementation("2.0.0", 7, "ESP32")
+    with pytest.raises(fwbuild.MpyMismatch, match="2.0.0"):
+        fwbuild.compiler_for(future, emitted)
 
 
 def test_stale_modules_go_data_stays():

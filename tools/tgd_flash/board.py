@@ -166,7 +166,7 @@ class Board:
 
         t = self._require()
         try:
-            t.fs_writefile(path, data, chunk_size=512, progress_callback=progress)
+            t.fs_writefile(path, data, chunk_size=2048, progress_callback=progress)
         except (TransportError, OSError) as exc:
             raise BoardError(f"writing {path} on the board failed: {exc}") from exc
 

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iccid", default="", help="host handsets only (a board's modem is asked)")
     p.add_argument("--no-register", action="store_true", help="do not register on the server")
     p.add_argument("--overwrite", action="store_true", help="replace an existing configuration (and key)")
+    _modem_boot(p)
     _server_args(p)
 
     p = sub.add_parser("selftest", help="on-board checks and a test message; commissioning report")
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, help="directory for reports (default: current directory)")
     p.add_argument("--timeout", type=float, default=180, help="longest silence from the board, seconds")
     p.add_argument("--technician", default=os.environ.get("USER", ""), help="name in the report")
+    _modem_boot(p)
     _server_args(p)
     return parser
 
@@ -75,6 +77,13 @@ def _port_and_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", help="serial port or socket://host:port (default: the only USB serial port)")
     p.add_argument("--batch", type=Path, help="CSV of handsets, one per row (see docs/technician.md)")
     p.add_argument("--yes", action="store_true", help="batch: do not wait for Enter between handsets")
+
+
+def _modem_boot(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--modem-boot-timeout", type=float, default=0,
+        help="seconds to wait for a switched-off modem to boot (default: the firmware's, ~20 s)",
+    )
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
@@ -179,7 +188,9 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | N
         return 0
     server = None if args.no_register else server_target(args, required=True)
     port = resolve_port(pick("port"))
-    provision.provision_board(port, server=server, out=out, **common)
+    provision.provision_board(
+        port, server=server, out=out, modem_boot_timeout_s=args.modem_boot_timeout, **common
+    )
     print(f"handset {device_id} provisioned on {port}", file=out)
     return 0
 
@@ -194,6 +205,7 @@ def cmd_selftest(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | No
         server=server_target(args, required=False),
         timeout_s=args.timeout,
         technician=args.technician,
+        modem_boot_timeout_s=args.modem_boot_timeout,
     )
     return 0
 

@@ -8,6 +8,7 @@ before deciding the exit code, so a failed commissioning is still on record.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -30,6 +31,7 @@ def run_selftest(
     server: ServerTarget | None = None,
     timeout_s: float = 180,
     technician: str = "",
+    modem_boot_timeout_s: float = 0,
 ) -> tuple[CommissioningReport, Path]:
     started = report.utc_now()
     with Board(port) as board:
@@ -59,7 +61,9 @@ def run_selftest(
                 rep.fw_version = str(info.get("fw", rep.fw_version) or rep.fw_version)
 
         try:
-            results = onboard.run_results(board, "run()", on_result, timeout_s)
+            results = onboard.run_results(
+                board, f"run(boot_timeout_ms={int(modem_boot_timeout_s * 1000)})", on_result, timeout_s
+            )
         except FlashToolError as exc:
             results = []
             rep.checks.append(Check("self-test completed", False, str(exc)))
@@ -69,7 +73,7 @@ def run_selftest(
             rep.checks.append(Check("self-test completed", False, "no result from the board"))
 
     if server is not None:
-        rep.checks.append(_server_check(server, rep.device_id))
+        rep.checks.append(_server_check(server, rep.device_id, started))
     rep.finished_at = report.utc_now()
     path = rep.save(report_path or report.default_report_path(rep.device_id, report_dir))
     print(report.render(rep), file=out)
@@ -83,14 +87,28 @@ def run_selftest(
     return rep, path
 
 
-def _server_check(server: ServerTarget, device_id: str) -> Check:
-    """The server knows the handset and has recorded its test message."""
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _server_check(server: ServerTarget, device_id: str, started_at: str) -> Check:
+    """The server knows the handset and heard from it during this self-test."""
+    name = "server recorded the test"
     try:
         device = serverapi.get_device(server, device_id)
     except FlashToolError as exc:
-        return Check("server has the handset", False, str(exc))
+        return Check(name, False, str(exc))
     if device is None:
-        return Check("server has the handset", False, f"{device_id} is not registered")
-    seen = device.get("last_test_at") or device.get("last_seen_at") or device.get("last_message_at")
-    detail = f"registered; last test {seen}" if seen else "registered"
-    return Check("server has the handset", True, detail)
+        return Check(name, False, f"{device_id} is not registered on {server.base_url}")
+    seen_text = device.get("last_test_at") or device.get("last_seen_at")
+    seen = _parse_time(seen_text)
+    started = _parse_time(started_at)
+    if seen is None or started is None or seen < started:
+        return Check(name, False, f"no message from {device_id} since {started_at} (last: {seen_text})")
+    return Check(name, True, f"message received at {seen_text}")

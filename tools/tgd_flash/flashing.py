@@ -79,10 +79,10 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
 
     with _open_when_ready(options.port, wait_s=15 if options.image else 0) as board:
         impl = board.implementation()
-        fwbuild.check_compatible(impl, fwbuild.mpy_cross_version())
+        compiler = fwbuild.compiler_for(impl, fwbuild.mpy_cross_version())
         print(f"board runs MicroPython {impl.version} (mpy v{impl.mpy_version}.{impl.mpy_sub_version})", file=out)
         with tempfile.TemporaryDirectory(prefix="tgd-build-") as tmp:
-            files = fwbuild.build(src_dir, Path(tmp), fwbuild.arch_for(impl))
+            files = fwbuild.build(src_dir, Path(tmp), fwbuild.arch_for(impl), compiler)
             version = fwbuild.firmware_version(src_dir)
             removed = upload(board, files, version, out)
         board.soft_reset()

