@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 
@@ -37,6 +37,8 @@ def _configure(state) -> None:
     app.config.setdefault("TGD_TIMEZONE", env.get("TGD_TIMEZONE") or DEFAULT_TIMEZONE)
     app.config.setdefault("TGD_STALE_FIX_S", int(env.get("TGD_STALE_FIX_S") or STALE_FIX_S))
     app.config.setdefault("TGD_TILE_ATTRIBUTION", env.get("TGD_TILE_ATTRIBUTION", ""))
+    # The session cookie lives one shift, like the server-side check (access.py).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=access.SESSION_MAX_AGE_S)
     zoneinfo.ZoneInfo(app.config["TGD_TIMEZONE"])  # an unknown zone fails at start, not per page
     url = app.config.get("TGD_DATABASE_URL", "")
     # On PostgreSQL the live events cross processes (LISTEN/NOTIFY); tests opt in.
