@@ -399,6 +399,28 @@ def test_supervisor_reads_the_audit_log_and_the_kept_sms(client, app, login, han
     sms_html = client.get("/sms").get_data(as_text=True)
     assert "hello not an AML" in sms_html and "refusé" in sms_html
     assert ("view_sms", "inbound_sms", "list") in audit_actions(app, supervisor.username)
+    with app.app_context():
+        sms_id = db.get_session().scalar(select(InboundSms.id))
+    assert client.post(f"/sms/{sms_id}/verifie").status_code == 400  # no CSRF token
+    token = page_csrf(client, "/sms")
+    reviewed = client.post(f"/sms/{sms_id}/verifie", data={"csrf_token": token},
+                           follow_redirects=True).get_data(as_text=True)
+    assert f"vérifié par {supervisor.username}" in reviewed
+    with app.app_context():
+        assert db.get_session().get(InboundSms, sms_id).reviewed_by == supervisor.id
+
+
+def test_alarms_nobody_has_taken_come_first(client, login, make_handset):
+    first, second = make_handset(), make_handset()
+    taken = raise_alarm(client, first)
+    waiting = raise_alarm(client, second)
+    login("operator")
+    token = page_csrf(client, "/alarmes")
+    client.post(f"/alarmes/{taken}/prise-en-charge", data={"csrf_token": token})
+    newest_alarm_first = raise_alarm(client, make_handset())
+    html = client.get("/alarmes").get_data(as_text=True)
+    order = [int(i) for i in re.findall(r'class="alarm-row[^"]*" data-alarm-id="(\d+)"', html)]
+    assert order == [newest_alarm_first, waiting, taken]
 
 
 # --- the live stream ------------------------------------------------------------------

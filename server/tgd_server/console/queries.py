@@ -107,7 +107,7 @@ def fix_view(p: Position) -> FixView:
                    epoch(p.received_at))
 
 
-def _usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
+def usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
     ids = {i for i in ids if i is not None}
     if not ids:
         return {}
@@ -134,7 +134,7 @@ def latest_position(session: Session, alarm_id: int) -> Position | None:
 
 def alarm_view(session: Session, alarm: Alarm, with_case: bool) -> AlarmView:
     device = alarm.device
-    names = _usernames(session, {alarm.acknowledged_by, alarm.closed_by})
+    names = usernames(session, {alarm.acknowledged_by, alarm.closed_by})
     latest = latest_position(session, alarm.id)
     return AlarmView(
         id=alarm.id, aid=alarm.aid, state=alarm.state, is_test=alarm.test,
@@ -153,9 +153,11 @@ def alarm_view(session: Session, alarm: Alarm, with_case: bool) -> AlarmView:
 
 
 def open_alarms(session: Session, with_case: bool, limit: int = 200) -> list[AlarmView]:
+    """Open alarms: the ones nobody has taken yet first, newest first within each state."""
     alarms = session.scalars(
         select(Alarm).where(Alarm.state != "closed")
-        .order_by(Alarm.created_at.desc(), Alarm.id.desc()).limit(limit))
+        .order_by((Alarm.state == "received").desc(), Alarm.created_at.desc(), Alarm.id.desc())
+        .limit(limit))
     return [alarm_view(session, a, with_case) for a in alarms]
 
 

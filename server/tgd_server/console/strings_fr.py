@@ -184,6 +184,10 @@ COL_SENDER = "Expéditeur"
 COL_TEXT = "Texte"
 COL_RESULT = "Résultat"
 SMS_EMPTY = "Aucun SMS conservé."
+COL_REVIEW = "Vérification"
+SMS_REVIEW_BUTTON = "Marquer comme vérifié"
+SMS_REVIEWED = "SMS marqué comme vérifié."
+SMS_REVIEWED_BY = "vérifié par {user} le {time}"
 OLDER = "Plus anciens"
 
 # Audit action names (what the audit page shows for the codes views write)
@@ -196,6 +200,7 @@ AUDIT_ACTIONS = {
     "view_devices": "a consulté la liste des appareils",
     "view_audit": "a consulté le journal d'audit",
     "view_sms": "a consulté les SMS reçus",
+    "review_sms": "a marqué un SMS comme vérifié",
     "search_number": "a recherché un numéro",
     "ack_alarm": "a pris en charge l'alarme",
     "close_alarm": "a clôturé l'alarme",

@@ -20,7 +20,7 @@ from flask import (
 
 from .. import db, events
 from ..auth import CASE_READERS, DEVICE_READERS, audit, authenticate
-from ..models import Alarm, Device, User, utcnow
+from ..models import Alarm, Device, InboundSms, User, utcnow
 from ..security_log import log_refusal
 from . import access, actions, bp, login_limit, phone, queries, sound, stream
 from . import strings_fr as t
@@ -315,6 +315,24 @@ def audit_log():
 @bp.route("/sms")
 @access.require_roles(*access.AUDIT_READERS)
 def inbound_sms():
-    rows = queries.inbound_sms_rows(db.get_session(), _int_arg("avant"))
+    session = db.get_session()
+    rows = queries.inbound_sms_rows(session, _int_arg("avant"))
+    reviewers = queries.usernames(session, {r.reviewed_by for r in rows})
     audit(access.current_user(), "view_sms", "inbound_sms", "list", detail=f"count={len(rows)}")
-    return render_template("console/sms.html", nav="sms", rows=rows)
+    return render_template("console/sms.html", nav="sms", rows=rows, reviewers=reviewers)
+
+
+@bp.route("/sms/<int:sms_id>/verifie", methods=["POST"])
+@access.require_roles(*access.AUDIT_READERS)
+def review_sms(sms_id: int):
+    user = access.current_user()
+    with db.write_session() as session:
+        row = session.get(InboundSms, sms_id)
+        if row is None:
+            abort(404)
+        if row.reviewed_at is None:
+            row.reviewed_at = utcnow()
+            row.reviewed_by = user.id
+    audit(user, "review_sms", "inbound_sms", sms_id)
+    flash(t.SMS_REVIEWED, "ok")
+    return redirect(url_for("console.inbound_sms"))
