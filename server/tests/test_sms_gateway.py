@@ -46,6 +46,7 @@ class Rig:
         self.gateway_modem.power_on()
         self.senders: dict[str, Sim7600Emulator] = {}
         self.deliver_hook = None  # callable(sender, text, at) run before storing
+        self.after_store_hook = None  # callable() run once the SMS is committed
         self.gateway: SmsGateway | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,7 +69,10 @@ class Rig:
     def deliver(self, sender: str, text: str, received_at: datetime):
         if self.deliver_hook is not None:
             self.deliver_hook(sender, text, received_at)
-        return ingest_aml_sms(sender, text, received_at, factory=self.factory)
+        result = ingest_aml_sms(sender, text, received_at, factory=self.factory)
+        if self.after_store_hook is not None:
+            self.after_store_hook()
+        return result
 
     def start_gateway(self, **config) -> SmsGateway:
         settings = {"command_timeout_s": 1.0, "list_timeout_s": 2.0, "boot_wait_s": 2.0,
@@ -217,13 +221,12 @@ def test_reboot_after_storing_before_deleting_does_not_store_twice(rig, handset)
     gateway = r.start_gateway()
     stored_once = threading.Event()
 
-    def reboot_after_store(sender, text, at):
+    def reboot_after_store():
         if not stored_once.is_set():
             stored_once.set()
-            ingest_aml_sms(sender, text, at, factory=r.factory)  # committed...
-            r.gateway_modem.inject("reboot")  # ...and the modem resets before AT+CMGD
+            r.gateway_modem.inject("reboot")  # committed, and the modem resets before AT+CMGD
 
-    r.deliver_hook = reboot_after_store
+    r.after_store_hook = reboot_after_store
     r.send(handset.special_number, aml_text())
     r.net.wait_event("sms_received", modem=GATEWAY_NUMBER, timeout=WAIT_S)
     assert len(r.wait_stored(1)) == 1

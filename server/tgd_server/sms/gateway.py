@@ -8,7 +8,8 @@ Policy (the modem client below it only speaks AT):
 - then sweep: AT+CMGL="ALL" reads whatever arrived while nobody listened;
 - on `+CMTI`: AT+CMGR=<i>, hand the message to `deliver` (which commits it to the
   database), and only then AT+CMGD=<i>. A message whose delivery failed stays on
-  the modem and is tried again at the next sweep: nothing is ever lost;
+  the modem and is tried again at the next sweep: nothing is ever lost; one that
+  was stored but whose AT+CMGD failed is only deleted when it is read again;
 - a sweep also runs every `sweep_interval_s` (a +CMTI drowned in line noise) and
   whenever the storage is found full (the network holds messages while it is full
   and sends them once there is room);
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +36,7 @@ log = logging.getLogger("tgd.sms.gateway")
 # deliver(sender, text, received_at) stores the SMS durably or raises.
 Deliver = Callable[[str, str, datetime], object]
 
+_REMEMBERED_MAX = 1000
 INIT_COMMANDS = ("E0", "+CMEE=2", "+CMGF=1", '+CSCS="GSM"', '+CPMS="SM","SM","SM"',
                  "+CNMI=2,1,0,0,0")
 
@@ -70,6 +73,8 @@ class SmsGateway:
         self._needs_init = True
         self._next_sweep = 0.0
         self._failures = 0
+        # (sender, text, SMSC time) of messages stored but not yet deleted from the modem
+        self._stored_not_deleted: OrderedDict[tuple, None] = OrderedDict()
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -171,7 +176,23 @@ class SmsGateway:
         return stored
 
     def _store_then_delete(self, sms: StoredSms) -> int:
-        received_at = sms.scts or datetime.now(UTC)
+        key = (sms.sender, sms.text, sms.scts)
+        if key in self._stored_not_deleted:
+            # Stored already, but AT+CMGD failed (modem reboot, noise): only delete now.
+            log.info("gateway SMS %d from %s was stored already: deleting it", sms.index,
+                     sms.sender)
+            self.modem.delete_sms(sms.index)
+            self._stored_not_deleted.pop(key, None)
+            self.stats.deleted += 1
+            return 0
+        if sms.scts is not None:
+            age_s = (datetime.now(UTC) - sms.scts).total_seconds()
+            if abs(age_s) > 300:
+                log.warning("gateway SMS %d from %s: SMSC time stamp %s is %.0f s off",
+                            sms.index, sms.sender, sms.scts.isoformat(), age_s)
+        # The server's clock, not the SMSC's: an SMSC stamp in the wrong time zone must
+        # not keep an SMS out of the alarm it belongs to (ingest joins by time).
+        received_at = datetime.now(UTC)
         try:
             self.deliver(sms.sender, sms.text, received_at)
         except Exception:  # noqa: BLE001 - any storage failure: keep it on the modem
@@ -181,7 +202,11 @@ class SmsGateway:
             self._next_sweep = min(self._next_sweep, self._clock() + self._backoff())
             return 0
         self.stats.delivered += 1
+        self._stored_not_deleted[key] = None
+        while len(self._stored_not_deleted) > _REMEMBERED_MAX:
+            self._stored_not_deleted.popitem(last=False)
         self.modem.delete_sms(sms.index)
+        self._stored_not_deleted.pop(key, None)
         self.stats.deleted += 1
         return 1
 
