@@ -284,3 +284,60 @@ def test_unknown_sender_and_free_text_are_kept_for_review(rig, handset):
     assert by_sender[handset.special_number].status == "review"
     assert by_sender[handset.special_number].text == "Au secours"
     assert r.count(Alarm) == 0
+
+
+def test_tgd_server_sms_gateway_command_serves_until_sigterm(tmp_path):
+    """The real console script, in its own process, on the server's SQLite database."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sqlalchemy.orm import sessionmaker
+
+    from tgd_server.db import create_all, make_engine
+    from tgd_server.devices import register_device
+
+    url = f"sqlite:///{tmp_path / 'tgd.sqlite3'}"
+    engine = make_engine(url)
+    create_all(engine)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with factory() as session:
+        register_device(session, {"device_id": "NC0042", "special_number": "+687751042",
+                                  "key": "22" * 32, "fw_version": "1.0.0"})
+        session.commit()
+    net = Network(timing=Timing.fast(0.01))
+    net.start()
+    modem = Sim7600Emulator(net, msisdn=GATEWAY_NUMBER, name="gateway")
+    handset_modem = Sim7600Emulator(net, msisdn="+687751042")
+    process = None
+    try:
+        modem.open(pwrkey_fifo=False)
+        modem.power_on()
+        handset_modem.open(pwrkey_fifo=False)
+        net.wait_event("modem_boot", modem=GATEWAY_NUMBER)
+        script = Path(sys.executable).parent / "tgd-server"
+        env = {**os.environ, "TGD_DATABASE_URL": url, "TGD_VAR_DIR": str(tmp_path),
+               "TGD_SECRET_KEY": "test"}
+        process = subprocess.Popen([str(script), "sms-gateway", "--port", modem.port],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        net.call_in_loop(net.submit_sms, handset_modem, GATEWAY_NUMBER, aml_text(), 1, False)
+        deadline = time.monotonic() + WAIT_S
+        rows: list = []
+        while not rows and time.monotonic() < deadline and process.poll() is None:
+            with factory() as session:
+                rows = session.scalars(select(InboundSms)).all()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=WAIT_S)[0].decode(errors="replace")
+        assert [(row.sender, row.status) for row in rows] == [("+687751042", "accepted")], output
+        assert process.returncode == 0, output
+        assert "gateway stopped" in output
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+        modem.close()
+        handset_modem.close()
+        net.stop()
+        engine.dispose()
