@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from tgd_rig.devicelog import DeviceLog, parse_log_line
 from tgd_rig.errors import ExpectTimeout
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tgd_rig.report import (
     AlarmTrigger,
     ChannelEvent,

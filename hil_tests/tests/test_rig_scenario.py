@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tgd_rig.errors import ScenarioError
 from tgd_rig.scenario import load_scenario, parse_scenario
 

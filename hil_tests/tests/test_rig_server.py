@@ -71,3 +71,35 @@ def test_a_wrong_key_is_refused_and_creates_nothing(server):
     assert status == 401 and answer["error"] == "bad_signature"
     assert harness.alarms("NC0901") == []
     assert not [e for e in bus.snapshot() if e.kind == "server_alarm"]
+
+
+def test_an_aml_sms_goes_through_the_servers_gateway_to_an_alarm(tmp_path):
+    """The emulated rig's SMS path: handset modem -> network -> gateway modem -> the
+    server's own SMS gateway loop -> ingest -> an alarm for the handset."""
+    from datetime import UTC, datetime
+
+    from tgd_rig.emulated import EmulatedRig
+    from tgd_rig.emulator.client import boot
+    from tgd_server.sms.aml import build_aml
+
+    with EmulatedRig(tmp_path, timing="fast") as rig:
+        handset = rig.add_handset("NC0950")        # registered; its firmware is not started
+        at = boot(handset.modem)                   # the test plays the firmware with AT commands
+        try:
+            text = build_aml(lat=-22.2758, lon=166.458, radius_m=8,
+                             time_of_positioning=datetime.now(UTC), confidence_pct=68,
+                             method="G", imsi=handset.identity.imsi, imei=handset.identity.imei,
+                             mcc="546", mnc="01")
+            at.command("AT+CMGF=1")
+            at.send(f'AT+CMGS="{rig.sms_number}"')
+            at.expect(b">", 5)
+            at.write(text.encode() + b"\x1a")
+            at.expect(b"OK\r\n", 10)
+            rig.wait_sms(timeout=15, sender=handset.identity.special_number)
+            stored = rig.events.wait_for(lambda e: e.kind == "server_sms", 20,
+                                         what="the SMS stored by the server's gateway")
+            assert stored.device == "NC0950"
+            rig.wait_server_alarm("NC0950", timeout=10)
+            assert len(rig.server_alarms("NC0950")) == 1
+        finally:
+            at.close()

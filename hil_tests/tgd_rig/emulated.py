@@ -3,9 +3,9 @@
 Per handset: a flash directory with its config.json, a button FIFO the rig keeps a
 writer on, a `Sim7600Emulator` on a pty (with its PWRKEY FIFO), and the firmware
 process `micropython -X heapsize=64k firmware/main.py` (docs/interfaces.md §1).
-Shared: one simulated `Network` (police endpoint at the emergency number, an SMS
-sink at the SMS number that plays the server's SMS gateway) and one real server
-(`ServerHarness`).
+Shared: one simulated `Network` (police endpoint at the emergency number; at the SMS
+number an emulated SIM7600 read by the server's own SMS gateway loop,
+`tgd_server.sms.gateway`) and one real server (`ServerHarness`).
 
 A power cut kills the firmware process (SIGKILL: no cleanup, like a battery pulled)
 and powers the emulated modem off; power_on() starts the firmware again on the
@@ -218,6 +218,8 @@ class EmulatedRig(Rig):
         self.handsets: dict[str, EmulatedHandset] = {}  # type: ignore[assignment]
         self._sms_queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._gateway_stop = threading.Event()
+        self.gateway_modem = None
         self._threads: list[threading.Thread] = []
         self._msisdn_to_device: dict[str, str] = {}
         self._started = False
@@ -235,18 +237,55 @@ class EmulatedRig(Rig):
         self.net.start()
         self.police = self.net.add_police(self.emergency_number,
                                           answer_after_s=self.police_answer_after_s)
-        self.sms_sink = self.net.add_sms_sink(self.sms_number, self._on_sms)
+        self._start_sms_gateway()
         for target in (self._pump_network, self._pump_sms):
             thread = threading.Thread(target=target, name=target.__name__, daemon=True)
             thread.start()
             self._threads.append(thread)
         self._started = True
 
+    def _start_sms_gateway(self) -> None:
+        """The server's real SMS gateway on an emulated SIM7600 at the SMS number.
+
+        Falls back to a network sink feeding the SMS ingest directly when the
+        server has no gateway module."""
+        try:
+            from tgd_server.sms.gateway import GatewayConfig, SmsGateway
+            from tgd_server.sms.modem import AtModem
+        except ImportError:
+            self.sms_sink = self.net.add_sms_sink(self.sms_number, self._on_sms)
+            return
+        from .emulator.modem import Sim7600Emulator
+
+        modem = Sim7600Emulator(self.net, msisdn=self.sms_number, imei="861234567899999",
+                                iccid="8968701000009999999", imsi="546010000099999",
+                                name="sms-gateway")
+        modem.open(pwrkey_fifo=False)
+        modem.power_on()
+        self.gateway_modem = modem
+        gateway = SmsGateway(AtModem(modem.port), self._gateway_deliver,
+                             GatewayConfig(sweep_interval_s=5.0))
+        thread = threading.Thread(target=gateway.run, args=(self._gateway_stop,),
+                                  name="sms-gateway", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _gateway_deliver(self, sender: str, text: str, received_at) -> object:
+        from tgd_server import db
+        from tgd_server.sms.ingest_sms import ingest_aml_sms
+
+        with self.server.app.app_context():
+            result = ingest_aml_sms(sender, text, received_at, factory=db.session_factory())
+        self.events.emit("server", "server_sms", self._msisdn_to_device.get(sender),
+                         sender=sender, status=(result.answer or {}).get("status"))
+        return result
+
     def stop(self) -> None:
         if not self._started:
             return
         for handset in list(self.handsets.values()):
             handset.close()
+        self._gateway_stop.set()
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -309,7 +348,7 @@ class EmulatedRig(Rig):
         self._sms_queue.put((sender, text, epoch))
 
     def _pump_sms(self) -> None:
-        """Play the server's SMS gateway: each AML SMS goes to the server's SMS ingest."""
+        """Without the gateway module: each AML SMS goes to the server's SMS ingest."""
         while not self._stop.is_set():
             try:
                 sender, text, epoch = self._sms_queue.get(timeout=0.2)
@@ -318,13 +357,10 @@ class EmulatedRig(Rig):
             try:
                 from datetime import UTC, datetime
 
-                from tgd_server import ingest
+                from tgd_server.sms.ingest_sms import ingest_aml_sms
 
-                receive = getattr(ingest, "ingest_aml_sms", None)
-                if receive is None:
-                    continue
                 with self.server.app.app_context():
-                    receive(sender, text, datetime.fromtimestamp(epoch, UTC))
+                    ingest_aml_sms(sender, text, datetime.fromtimestamp(epoch, UTC))
             except Exception as exc:  # noqa: BLE001 - reported, and the rig goes on
                 self.events.emit("rig", "sms_gateway_error", self._msisdn_to_device.get(sender),
                                  error=repr(exc))

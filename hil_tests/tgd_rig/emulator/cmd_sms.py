@@ -110,7 +110,7 @@ def cmgs(m: Sim7600Emulator, cmd: Command) -> list[str] | None:
         if len(body) > _MAX_TEXT:
             m.finish([m.error_line(CmsFailure(305))])
             return
-        m.later(m.draw("sms_submit_s"), submitted, number, body)
+        m.later(m.draw("sms_submit_s"), submitted, m, number, body)
 
     m.start_text_input(text_done)
     return None
