@@ -25,6 +25,10 @@ from tgd_flash.virtual_board import VirtualBoard
 def flashed(tmp_path_factory):
     """A flash directory with the TGD firmware, written by `tgd-flash flash`."""
     flash = tmp_path_factory.mktemp("flashed")
+    # left by an older firmware: a stale alarm.py would shadow the new alarm.mpy
+    (flash / "alarm.py").write_text("raise ImportError('stale')\n")
+    (flash / "retired_module.mpy").write_bytes(b"M\x06")
+    (flash / "journal.log").write_text("data\n")  # data stays
     board = start_board(flash)
     out = io.StringIO()
     try:
@@ -32,7 +36,9 @@ def flashed(tmp_path_factory):
     finally:
         board.stop()
     assert code == 0, out.getvalue()
-    return flash, out.getvalue()
+    names = sorted(p.name for p in flash.iterdir())
+    (flash / "journal.log").unlink()  # the copies each test gets start without data
+    return flash, out.getvalue(), names
 
 
 @pytest.fixture
@@ -64,14 +70,16 @@ def run(argv, capsys):
 
 
 def test_flash_uploads_compiled_firmware_and_verifies_it(flashed):
-    flash, output = flashed
-    names = sorted(p.name for p in flash.iterdir())
+    flash, output, names = flashed
     assert "main.py" in names and "selftest.mpy" in names and "sim7600.mpy" in names
     assert "fw_manifest.json" in names
     assert not any(n.endswith(".new") for n in names)
     manifest = json.loads((flash / "fw_manifest.json").read_text())
-    assert set(manifest["files"]) == set(names) - {"fw_manifest.json"}
+    assert set(manifest["files"]) == set(names) - {"fw_manifest.json", "journal.log"}
+    assert "journal.log" in names
     assert "by sha256 on the board" in output and "upload [" in output
+    assert "alarm.py" not in names and "retired_module.mpy" not in names
+    assert "removed old modules: alarm.py, retired_module.mpy" in output
 
 
 def test_provision_then_selftest(tmp_path, flash_dir, board, server, capsys, monkeypatch):
@@ -168,3 +176,22 @@ def test_modem_not_answering(tmp_path, flash_dir, network, server, capsys, monke
     finally:
         vb.stop()
         silent.close()
+
+
+def test_selftest_fails_on_low_battery(tmp_path, flash_dir, board, modem, server, capsys):
+    provision.provision_host(flash_dir, device_id="NC0001", special_number="+687751001",
+                             sms_number="+687700100", server=server.tech)
+    modem.battery_mv = 3400
+    report = tmp_path / "r.json"
+    code, out, err = run(["selftest", "--port", board.url, "--report", str(report)], capsys)
+    assert code == 12 and "self-test FAILED (battery)" in err
+    checks = {c["name"]: c for c in json.loads(report.read_text())["checks"]}
+    assert not checks["battery"]["ok"] and "3400 mV" in checks["battery"]["detail"]
+    assert checks["test message accepted"]["ok"]
+    assert "RESULT: FAIL" in out
+
+
+def test_detect_on_a_virtual_board(board, capsys):
+    code, out, _ = run(["detect", "--port", board.url], capsys)
+    assert code == 0
+    assert "MicroPython 1.29.0" in out and "TGD firmware installed" in out and "not provisioned" in out
