@@ -166,11 +166,57 @@ def _drop_pg_schema(url: str, schema: str) -> None:
     engine.dispose()
 
 
+class _InProcessServer:
+    """The app behind Werkzeug's threaded HTTP/1.1 server, in this process."""
+
+    def __init__(self, app) -> None:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive, as a modem does
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self._server.server_port
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+class _GunicornServer:
+    """gunicorn with `workers` processes (PostgreSQL: events cross by LISTEN/NOTIFY)."""
+
+    def __init__(self, database_url: str, workdir: Path, workers: int, threads: int) -> None:
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {**os.environ, "TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
+               "TGD_SECRET_KEY": "bench", "TGD_EVENTS_PG": "1"}
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self._process = subprocess.Popen(
+            [str(gunicorn), "--workers", str(workers), "--threads", str(threads),
+             "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
+             "tgd_server:create_app()"], env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=30)
+
+
 def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
               clients: int = 2, concurrency: int = 8, database_url: str | None = None,
-              keep: bool = False) -> dict:
+              keep: bool = False, workers: int = 0) -> dict:
     from sqlalchemy import func, select
-    from werkzeug.serving import WSGIRequestHandler, make_server
 
     from . import create_app, db, events, migrate
     from .models import DeviceMessage
@@ -192,16 +238,23 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     registered = _register_devices(app, devices)
     plan = _plan(registered, alarm_fraction, positions_per_alarm)
 
-    WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive, as a handset's modem does
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    server_thread = threading.Thread(target=server.serve_forever, daemon=True)
-    server_thread.start()
-    port = server.server_port
+    if workers:
+        if schema is None:
+            raise SystemExit("--workers needs PostgreSQL (events cross processes through it)")
+        events.enable_pg_fanout(database_url)
+        server = _GunicornServer(database_url, workdir, workers, concurrency)
+    else:
+        server = _InProcessServer(app)
+    port = server.port
 
     latencies: list[float] = []
     seen: dict[tuple, int] = {}
     stop = threading.Event()
     subscription = events.subscribe()
+    if workers:
+        deadline = time.time() + 10
+        while not events.pg_fanout_status().get("listening") and time.time() < deadline:
+            time.sleep(0.05)
 
     def listen():
         while True:
@@ -250,7 +303,9 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     stop.set()
     listener.join(timeout=5)
     subscription.close()
-    server.shutdown()
+    server.stop()
+    if workers:
+        events.disable_pg_fanout()
 
     statuses: dict[int, int] = {}
     rtts: list[float] = []
@@ -280,6 +335,7 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         "http_rtt_ms": {"p50": round(_percentile(rtts, 0.5) * 1000, 1),
                         "p99": round(_percentile(rtts, 0.99) * 1000, 1)},
         "clients": clients, "concurrency": concurrency, "cpus": os.cpu_count(),
+        "server": f"gunicorn {workers} workers" if workers else "werkzeug threaded, in process",
     }
     if not keep:
         for path in sorted(workdir.glob("*"), reverse=True):
@@ -312,6 +368,9 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument("--database-url", default=None,
                         help="default: a temporary SQLite file; postgresql://... uses a fresh "
                              "schema that is dropped afterwards")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run the server as gunicorn with this many worker processes "
+                             "(PostgreSQL only); default: in-process Werkzeug server")
     parser.add_argument("--both", action="store_true",
                         help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
                              "127.0.0.1:5432/test")
@@ -323,7 +382,8 @@ def _configure(parser: argparse.ArgumentParser):
                                          "postgresql+psycopg://postgres@127.0.0.1:5432/test")]
         for url in urls:
             report = run_bench(args.devices, args.alarm_fraction, args.positions, args.clients,
-                               args.concurrency, url)
+                               args.concurrency, url,
+                               workers=args.workers if url and url.startswith("postgres") else 0)
             print(json.dumps(report))
         return 0
 
