@@ -105,7 +105,10 @@ def wait_until_done(rig: Rig, handset: Handset, scenario: Scenario, mark: int,
         if len(triggers) < n_alarms:
             return False
         last_trigger = triggers[-1].t
-        seen = {_channel_of(e) for e in events if e.t >= last_trigger - 5}
+        seen: set[str] = set()
+        for e in events:
+            if e.t >= last_trigger - 5 and e.device in (handset.device_id, None):
+                seen |= _channels_of(e)
         if not wanted <= seen:
             return False
         return time.monotonic() >= last_trigger + quiet_for
@@ -119,13 +122,16 @@ def wait_until_done(rig: Rig, handset: Handset, scenario: Scenario, mark: int,
     time.sleep(0.1)
 
 
-def _channel_of(event: RigEvent) -> str | None:
+def _channels_of(event: RigEvent) -> set[str]:
+    """The report channels an event counts for (a GNSS position is also a position)."""
     if event.kind in _NETWORK_KINDS or event.kind == "server_alarm":
-        return event.kind
+        return {event.kind}
     if event.kind == "server_position":
         fix = event.data.get("fix") or {}
-        return "gnss" if fix.get("method") == "G" else "position"
-    return None
+        if fix.get("lat") is None:
+            return set()
+        return {"position", "gnss"} if fix.get("method") == "G" else {"position"}
+    return set()
 
 
 def collect(rig: Rig, handset: Handset, scenario: Scenario, t0: float, mark: int) -> Observations:
