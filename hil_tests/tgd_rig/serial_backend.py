@@ -183,10 +183,10 @@ class SerialRig(Rig):
         return cls(cfg)
 
     def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.token:
             raise RigConfigError("no operator token: set the environment variable named by "
                                  "server.operator_token_env")
+        self.workdir.mkdir(parents=True, exist_ok=True)
         handset = SerialHandset(self, self.cfg, self.workdir)
         handset.open()
         self.handsets[handset.device_id] = handset
