@@ -61,7 +61,7 @@ def _refused(target: ServerTarget, status: int, answer: dict) -> None:
     if status in (401, 403):
         raise TokenRefused(
             f"the server refused the technician token (HTTP {status}): ask an administrator "
-            "for a valid token with the technician role (tgd-server create-token)"
+            "for a valid token of a technician account (tgd-server admin create-token USER)"
         )
 
 
