@@ -116,3 +116,20 @@ def test_esptool_failure_is_a_clear_error():
 
     with pytest.raises(esp.EsptoolFailed, match="download mode"):
         esp.run_esptool(["esptool", "erase-flash"], runner=lambda argv: Result())
+
+
+def test_cli_without_port_needs_exactly_one_handset(monkeypatch, capsys):
+    monkeypatch.setattr(esp, "usb_serial_ports", lambda: [])
+    code, _, err = run_cli(["selftest"], capsys)
+    assert code == NoBoard.exit_code and "no handset found" in err
+    two = [esp.PortInfo("/dev/ttyUSB0", "CP2102"), esp.PortInfo("/dev/ttyUSB1", "CP2102")]
+    monkeypatch.setattr(esp, "usb_serial_ports", lambda: two)
+    code, _, err = run_cli(["provision", "--device-id", "NC1", "--special-number", "+6871",
+                            "--sms-number", "+6872", "--no-register"], capsys)
+    assert code == SeveralBoards.exit_code and "/dev/ttyUSB0, /dev/ttyUSB1" in err
+
+
+def test_provision_of_a_board_needs_a_server(capsys):
+    code, _, err = run_cli(["provision", "--port", "/dev/ttyUSB0", "--device-id", "NC1",
+                            "--special-number", "+6871", "--sms-number", "+6872"], capsys)
+    assert code == 2 and "--server" in err

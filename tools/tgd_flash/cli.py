@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TextIO
 
 from . import batch, commission, esp, flashing, provision
-from .board import Board
 from .errors import BoardError, FlashToolError, UsageError
 from .serverapi import ServerTarget
 
@@ -125,7 +124,9 @@ def cmd_detect(args: argparse.Namespace, out: TextIO) -> int:
             size = info.flash_size or "unknown"
             print(f"{port}: {info.description}, flash {size}, MAC {info.mac}", file=out)
         try:
-            with Board(port) as board:
+            # after esptool's hard reset the board boots (and starts the firmware) first
+            wait_s = 0 if esp.is_network_port(port) else 5
+            with flashing.open_when_ready(port, wait_s) as board:
                 impl = board.implementation()
                 names = board.listdir()
             tgd = "TGD firmware installed" if any(n.startswith("selftest.") for n in names) else "no TGD firmware"

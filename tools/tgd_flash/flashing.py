@@ -77,7 +77,7 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
         _print_build_plan(src_dir, chip, options.port, out)
         return None
 
-    with _open_when_ready(options.port, wait_s=15 if options.image else 0) as board:
+    with open_when_ready(options.port, wait_s=15 if options.image else 0) as board:
         impl = board.implementation()
         compiler = fwbuild.compiler_for(impl, fwbuild.mpy_cross_version())
         print(f"board runs MicroPython {impl.version} (mpy v{impl.mpy_version}.{impl.mpy_sub_version})", file=out)
@@ -103,7 +103,7 @@ def _print_build_plan(src_dir: Path, chip: esp.Chip | None, port: str, out: Text
     )
 
 
-class _open_when_ready:
+class open_when_ready:
     """Open the REPL, retrying while a freshly flashed board boots."""
 
     def __init__(self, port: str, wait_s: float) -> None:
