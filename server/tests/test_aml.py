@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tgd_server.sms.aml import AmlError, build_aml, looks_like_aml, parse_aml
 
 REAL_UK = (

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
+
 from tgd_server import cells
 from tgd_server.cells import CellRowError, Circle, combine, distance_m, parse_row
 from tgd_server.models import Base, Cell

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import sessionmaker
+
 from tgd_server import cells, events
 from tgd_server.ingest import ingest_device_message
 from tgd_server.models import Alarm, AlarmEvent, Base, Device, InboundSms, Position
@@ -187,3 +188,56 @@ def test_retired_handset_number_is_an_unknown_sender(factory, device):
         session.commit()
     assert ingest_aml_sms(NUMBER, aml(), factory=factory).answer["status"] == "unknown_sender"
     assert count(factory, Alarm) == 0
+
+
+def test_sms_and_data_message_racing_make_exactly_one_alarm(factory, device):
+    """Both channels of one trigger arrive at the same instant, ten times over."""
+    import threading
+
+    for round_no in range(10):
+        aid = f"{round_no:08x}"
+        body, signature = signed_alarm(aid=aid, seq=round_no + 1)
+        barrier = threading.Barrier(2)
+        results: dict[str, object] = {}
+
+        def by_sms(results=results, barrier=barrier, round_no=round_no):
+            barrier.wait()
+            results["sms"] = ingest_aml_sms(NUMBER, aml(lat=-22.2 - round_no / 100),
+                                            factory=factory)
+
+        def by_data(results=results, barrier=barrier, body=body, signature=signature):
+            barrier.wait()
+            results["data"] = ingest_device_message(body, signature, "http", "race",
+                                                    factory=factory)
+
+        threads = [threading.Thread(target=by_sms), threading.Thread(target=by_data)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert results["data"].status == 200, results["data"].answer
+        assert results["sms"].answer["status"] == "accepted"
+        with factory() as session:
+            open_alarms = session.scalars(select(Alarm).where(Alarm.state != "closed")).all()
+            assert [a.aid for a in open_alarms] == [aid], f"round {round_no}"
+            for alarm in open_alarms:  # close it, as the police would, before the next round
+                alarm.state = "closed"
+                alarm.closed_at = datetime.now(UTC)
+            session.commit()
+
+
+def test_imei_other_than_the_registered_one_is_accepted_but_noted(factory, device):
+    other_imei = aml().replace("ei=861234567890123", "ei=359999999999999")
+    result = ingest_aml_sms(NUMBER, other_imei, factory=factory)
+    assert result.answer["status"] == "accepted"
+    with factory() as session:
+        assert "differs from the registered" in session.scalars(select(InboundSms)).one().reason
+        kinds = sorted(session.scalars(select(AlarmEvent.kind)).all())
+        assert kinds == ["aml", "aml_imei_mismatch"]
+
+
+def test_imeisv_form_of_the_registered_imei_is_the_same_handset(factory, device):
+    imeisv = aml().replace("ei=861234567890123", "ei=8612345678901201")
+    ingest_aml_sms(NUMBER, imeisv, factory=factory)
+    with factory() as session:
+        assert "differs" not in session.scalars(select(InboundSms)).one().reason

@@ -181,9 +181,14 @@ def _store(session: Session, sender: str, text: str, received_at: datetime,
                                 aml.method, aml.time_of_positioning, CHANNEL,
                                 received_at=received_at)
     add_timeline(session, alarm, CHANNEL, TIMELINE_KIND, _timeline_detail(aml), at=received_at)
-    outcome = _keep(session, sender, text, received_at, "accepted",
-                    "AML v1 joined an open alarm" if not created else "AML v1 opened an alarm",
-                    device, alarm.id)
+    reason = "AML v1 opened an alarm" if created else "AML v1 joined an open alarm"
+    if device.imei and aml.imei.lstrip("0") and not _same_imei(aml.imei, device.imei):
+        # Still the handset's number, so still its alarm; but a supervisor should know
+        # that the SIM may have been moved into another phone.
+        reason += f"; IMEI {aml.imei} differs from the registered {device.imei}"
+        add_timeline(session, alarm, CHANNEL, "aml_imei_mismatch",
+                     f"AML ei={aml.imei}, registered IMEI {device.imei}", at=received_at)
+    outcome = _keep(session, sender, text, received_at, "accepted", reason, device, alarm.id)
     base = {"ingested_at": ingested_at, "channel": CHANNEL}
     pending_events.append({"type": "alarm.created" if created else "alarm.updated", **base,
                            **alarm_summary(alarm, device)})
@@ -209,6 +214,11 @@ def _already_stored(session: Session, sender: str, text: str,
         select(InboundSms).where(InboundSms.sender == sender, InboundSms.text == text,
                                  InboundSms.received_at == received_at)
     ).first()
+
+
+def _same_imei(reported: str, registered: str) -> bool:
+    """AML `ei` may carry the 16-digit IMEISV: compare the 14-digit TAC + serial."""
+    return reported[:14] == re.sub(r"\D", "", registered)[:14]
 
 
 def _timeline_detail(aml: AmlMessage) -> str:
