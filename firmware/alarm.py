@@ -237,12 +237,9 @@ class Alarm:
                 answered = True
                 self._set_call("active")
                 self._progress("call", "active")
-                try:
-                    await dev.modem_call(dev.modem.discreet_audio())
-                except ModemError as e:
-                    dev.log.error("discreet_audio", e)
+                # the driver turns the speaker down itself as soon as the call is up
             elif state in ("ended", "failed", "idle"):
-                if answered and reason != "modem_reboot":
+                if answered and reason not in ("reboot", "modem_reboot"):
                     self._set_call("ended", reason)
                     return True
                 self._set_call("failed", reason or "not_answered")

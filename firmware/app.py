@@ -2,15 +2,15 @@
 # alarm, heartbeat. The board object is the only thing that differs between an
 # ESP32 and a PC (see board_*.py for the interface).
 import asyncio
+import gc
+import sys
 import time
 
-import config
 from alarm import Alarm
 from button import Button, DOWN, TRIGGER, UP
 from clock import Clock
 from device import Device, FW_VERSION
 from errors import ModemError
-from heartbeat import Heartbeat
 from journal import Journal
 from timing import Timing
 from vibrate import Vibrator
@@ -38,7 +38,10 @@ class App:
         board, log = self.board, self.log
         log.event("BOOT", fw=FW_VERSION, board=board.name, reset=board.reset_cause())
         root = board.mount_flash()
+        import config
         cfg, problems, safe = config.load(root + "/config.json")
+        del config
+        sys.modules.pop("config", None)  # read once at boot: give its RAM back
         for key, why in problems:
             log.event("ERROR", where="config", what=key + ":" + why)
         if safe:
@@ -57,6 +60,7 @@ class App:
         modem.on_reboot = self._on_reboot
         modem.on_registration = self._on_registration
         modem.on_sms = self._on_sms
+        gc.collect()
         if state.alarm is not None:
             self._start_alarm(Alarm.resume(self.dev, state.alarm))
 
@@ -76,7 +80,7 @@ class App:
             try:
                 await dev.modem.start()
                 break
-            except ModemError as e:
+            except Exception as e:  # noqa: BLE001 - a modem or board fault: retry, never stop
                 log.error("modem_start", e)
             await asyncio.sleep_ms(self.timing.modem_retry_ms)
         dev.ready.set()  # the alarm may dial now; the rest is nice to have
@@ -95,6 +99,7 @@ class App:
         except ModemError as e:
             log.error("registration", e)
         log.event("READY")
+        dev.online.set()
 
     # -- button -------------------------------------------------------------------
     async def _button_loop(self):
@@ -139,6 +144,7 @@ class App:
 
     def _start_heartbeat(self):
         if self._heartbeat_task is None and (self.alarm is None or not self.alarm.is_open):
+            from heartbeat import Heartbeat
             self._heartbeat_task = asyncio.create_task(Heartbeat(self.dev).run())
 
     # -- modem callbacks ----------------------------------------------------------
@@ -151,7 +157,7 @@ class App:
             self.alarm.on_sms_report(mr, st)
 
     def _on_reboot(self):
-        self.log.event("MODEM_REBOOT")
+        # the driver logs MODEM_REBOOT and re-initialises the modem
         if self.alarm is not None and self.alarm.is_open:
             self.alarm.on_reboot()
 

