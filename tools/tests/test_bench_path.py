@@ -195,3 +195,17 @@ def test_detect_on_a_virtual_board(board, capsys):
     code, out, _ = run(["detect", "--port", board.url], capsys)
     assert code == 0
     assert "MicroPython 1.29.0" in out and "TGD firmware installed" in out and "not provisioned" in out
+
+
+def test_selftest_of_an_unregistered_handset_fails(tmp_path, flash_dir, board, server, capsys, monkeypatch):
+    provision.provision_host(flash_dir, device_id="NC0009", special_number="+687751009",
+                             sms_number="+687700100", server_url=server.base_url + "/api/v1/device/messages")
+    monkeypatch.setenv("TGD_TECH_TOKEN", server.tech_token)
+    report = tmp_path / "r.json"
+    code, out, err = run(["selftest", "--port", board.url, "--report", str(report),
+                          "--server", server.base_url], capsys)
+    assert code == 12
+    checks = {c["name"]: c for c in json.loads(report.read_text())["checks"]}
+    assert not checks["test message accepted"]["ok"] and "HTTP 401" in checks["test message accepted"]["detail"]
+    assert not checks["server recorded the test"]["ok"]
+    assert checks["modem answers"]["ok"] and checks["battery"]["ok"]

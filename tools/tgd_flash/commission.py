@@ -8,7 +8,6 @@ before deciding the exit code, so a failed commissioning is still on record.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +39,7 @@ def run_selftest(
         if not isinstance(cfg, dict) or not cfg.get("device_id"):
             raise NotProvisioned(f"the handset on {port} is not provisioned: run `tgd-flash provision` first")
         manifest = board.read_json(fwbuild.MANIFEST)
+        seen_before = _last_seen(server, str(cfg["device_id"]))[1] if server is not None else None
         rep = CommissioningReport(
             device_id=str(cfg["device_id"]),
             port=port,
@@ -73,7 +73,7 @@ def run_selftest(
             rep.checks.append(Check("self-test completed", False, "no result from the board"))
 
     if server is not None:
-        rep.checks.append(_server_check(server, rep.device_id, started))
+        rep.checks.append(_server_check(server, rep.device_id, seen_before))
     rep.finished_at = report.utc_now()
     path = rep.save(report_path or report.default_report_path(rep.device_id, report_dir))
     print(report.render(rep), file=out)
@@ -87,28 +87,27 @@ def run_selftest(
     return rep, path
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _server_check(server: ServerTarget, device_id: str, started_at: str) -> Check:
-    """The server knows the handset and heard from it during this self-test."""
-    name = "server recorded the test"
+def _last_seen(server: ServerTarget, device_id: str) -> tuple[bool, str | None, str]:
+    """(registered, last_seen_at, problem) as the server sees the handset now."""
     try:
         device = serverapi.get_device(server, device_id)
     except FlashToolError as exc:
-        return Check(name, False, str(exc))
+        return False, None, str(exc)
     if device is None:
-        return Check(name, False, f"{device_id} is not registered on {server.base_url}")
-    seen_text = device.get("last_test_at") or device.get("last_seen_at")
-    seen = _parse_time(seen_text)
-    started = _parse_time(started_at)
-    if seen is None or started is None or seen < started:
-        return Check(name, False, f"no message from {device_id} since {started_at} (last: {seen_text})")
-    return Check(name, True, f"message received at {seen_text}")
+        return False, None, f"{device_id} is not registered on {server.base_url}"
+    return True, device.get("last_seen_at"), ""
+
+
+def _server_check(server: ServerTarget, device_id: str, before: str | None) -> Check:
+    """The server heard from the handset during the self-test.
+
+    Compares the server's own last_seen_at before and after, so the bench PC's
+    clock does not matter.
+    """
+    name = "server recorded the test"
+    registered, after, problem = _last_seen(server, device_id)
+    if not registered:
+        return Check(name, False, problem)
+    if after is None or after == before:
+        return Check(name, False, f"no message from {device_id} during the test (last: {before})")
+    return Check(name, True, f"message received at {after}")
