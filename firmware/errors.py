@@ -1,5 +1,6 @@
 # Typed errors of the modem layer (docs/interfaces.md §3).
 # The alarm layer decides what to retry from the type, never from a message text.
+# (Few classes with an __init__ of their own: each costs heap on the board.)
 
 
 class ModemError(Exception):
@@ -16,53 +17,46 @@ class AtTimeout(ModemError):
 
 
 class AtError(ModemError):
-    """A final `ERROR` (or `NO CARRIER`, `BUSY`, `NO ANSWER` ending a dial). `line`: that line."""
+    """A final `ERROR` (or `NO CARRIER`, `BUSY`, `NO ANSWER` ending a dial). `line`: that line.
 
-    def __init__(self, line):
+    `code`: for CmeError/CmsError, an int (AT+CMEE=1) or the verbose text (AT+CMEE=2).
+    """
+
+    def __init__(self, line, code=None):
         super().__init__(line)
         self.line = line
+        self.code = code
 
 
 class CmeError(AtError):
-    """`+CME ERROR: <code>`: `code` is an int (AT+CMEE=1) or the verbose text (AT+CMEE=2)."""
-
-    def __init__(self, line, code):
-        super().__init__(line)
-        self.code = code
+    """`+CME ERROR: <code>`."""
 
 
 class CmsError(AtError):
-    """`+CMS ERROR: <code>` (SMS): `code` is an int or the verbose text."""
-
-    def __init__(self, line, code):
-        super().__init__(line)
-        self.code = code
+    """`+CMS ERROR: <code>` (SMS)."""
 
 
-class CallFailed(ModemError):
-    """The dial did not start a call: `reason` in "busy", "no_carrier", "no_answer", "error"."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
+class ProtocolError(AtError):
+    """The modem answered, but not in a form the driver understands. `line`: what it said."""
 
 
 class ModemRebooted(ModemError):
     """`RDY` arrived while this command or wait was in progress: the modem restarted."""
 
 
+class CallFailed(ModemError):
+    """The dial did not start a call: `reason` in "busy", "no_carrier", "no_answer", "error",
+    "timeout", "reboot", "invalid_number"."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ModemSilent(ModemError):
-    """The modem answered nothing, even after a PWRKEY power-on: `stage` says where."""
+    """The modem answered nothing, even after a PWRKEY power-on: `stage` says where
+    ("power_on", "power_cycle", "init", "init_reboots")."""
 
     def __init__(self, stage):
         super().__init__(stage)
         self.stage = stage
-
-
-class ProtocolError(ModemError):
-    """The modem answered, but not in a form the driver understands. `line`: what it said."""
-
-    def __init__(self, what, line=None):
-        super().__init__(what)
-        self.what = what
-        self.line = line

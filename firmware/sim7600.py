@@ -20,6 +20,8 @@ _INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0"
 # SMS set-up; may fail until "SMS DONE", so send_sms repeats it until it succeeded once.
 _SMS_INIT = ("AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0")
 
+_URCS = ("+CLCC:", "VOICE CALL:", "NO CARRIER", "BUSY", "NO ANSWER", "+CDS:", "+CMTI:", "+CREG:",
+         "+CEREG:", "RING")
 _CLCC_STATES = {2: "dialing", 3: "alerting", 0: "active"}
 _END_REASONS = {"NO CARRIER": "no_carrier", "BUSY": "busy", "NO ANSWER": "no_answer",
                 "NO DIALTONE": "no_carrier"}
@@ -69,15 +71,8 @@ class Sim7600:
         self.on_reboot = None  # cb()
         self.on_registration = None  # cb(registered)
         at.on_reboot = self._on_rdy
-        at.on_urc("+CLCC:", self._on_clcc)
-        at.on_urc("VOICE CALL:", self._on_voice_call)
-        for code in _END_REASONS:
-            at.on_urc(code, self._on_end_code)
-        at.on_urc("+CDS:", self._on_cds)
-        at.on_urc("+CMTI:", self._on_cmti)
-        at.on_urc("+CREG:", self._on_registration_urc)
-        at.on_urc("+CEREG:", self._on_registration_urc)
-        at.on_urc("RING", self._on_ring)
+        for prefix in _URCS:
+            at.on_urc(prefix, self._on_urc)
 
     # ---- start-up and recovery -------------------------------------------------
 
@@ -217,9 +212,6 @@ class Sim7600:
                 return False
             await asyncio.sleep_ms(self.poll_ms)
             waited += self.poll_ms
-
-    def _on_registration_urc(self, line):
-        self._on_registration_line(line)
 
     def _on_registration_line(self, line):
         parsed = atparse.parse_registration(line)
@@ -389,28 +381,40 @@ class Sim7600:
         if self.on_call is not None:
             self.on_call(state, reason)
 
-    def _on_clcc(self, line):
-        parsed = atparse.parse_clcc(line)
-        if parsed is None:
-            self._log.error("clcc", "bad_line")
-            return
-        direction, stat = parsed[1], parsed[2]
-        if direction != 0:
-            return  # incoming calls are not ours to track here (logged by RING)
-        if stat == 6:
-            self._end_call()
-        elif stat in _CLCC_STATES:
-            self._set_call(_CLCC_STATES[stat], None)
-
-    def _on_voice_call(self, line):
-        if line.startswith("VOICE CALL: BEGIN"):
+    def _on_urc(self, line):
+        # Every URC the driver follows, in one place.
+        if line.startswith("+CLCC:"):
+            parsed = atparse.parse_clcc(line)
+            if parsed is None:
+                self._log.error("clcc", "bad_line")
+            elif parsed[1] == 0:  # our outgoing call; incoming ones are only logged (RING)
+                if parsed[2] == 6:
+                    self._end_call()
+                elif parsed[2] in _CLCC_STATES:
+                    self._set_call(_CLCC_STATES[parsed[2]], None)
+        elif line.startswith("VOICE CALL: BEGIN"):
             self._set_call("active", None)
         elif line.startswith("VOICE CALL: END"):
             self._end_call()
-
-    def _on_end_code(self, line):
-        if self.call_state in ("dialing", "alerting", "active"):
-            self._set_call("ended", _END_REASONS.get(line, "no_carrier"))
+        elif line in _END_REASONS:
+            if self.call_state in ("dialing", "alerting", "active"):
+                self._set_call("ended", _END_REASONS[line])
+        elif line.startswith("+CDS:"):
+            parsed = atparse.parse_cds(line)
+            if parsed is None:
+                self._log.error("cds", "bad_line")
+            elif self.on_sms_report is not None:
+                self.on_sms_report(parsed[0], parsed[1])
+        elif line.startswith("+CMTI:"):
+            parsed = atparse.parse_cmti(line)
+            if parsed is None:
+                self._log.error("cmti", "bad_line")
+            elif self.on_sms is not None:
+                self.on_sms(parsed[1])
+        elif line.startswith("+C"):
+            self._on_registration_line(line)
+        elif line == "RING":
+            self._log.event("RING")
 
     def _end_call(self):
         if self.call_state not in ("dialing", "alerting", "active"):
@@ -422,9 +426,6 @@ class Sim7600:
         else:
             reason = "no_carrier"
         self._set_call("ended", reason)
-
-    def _on_ring(self, line):
-        self._log.event("RING")
 
     # ---- SMS -------------------------------------------------------------------
 
@@ -443,21 +444,7 @@ class Sim7600:
                 mr = atparse.parse_cmgs(line)
                 if mr is not None:
                     return mr
-        raise ProtocolError("no_cmgs", lines[0] if lines else None)
-
-    def _on_cds(self, line):
-        parsed = atparse.parse_cds(line)
-        if parsed is None:
-            self._log.error("cds", "bad_line")
-        elif self.on_sms_report is not None:
-            self.on_sms_report(parsed[0], parsed[1])
-
-    def _on_cmti(self, line):
-        parsed = atparse.parse_cmti(line)
-        if parsed is None:
-            self._log.error("cmti", "bad_line")
-        elif self.on_sms is not None:
-            self.on_sms(parsed[1])
+        raise ProtocolError(lines[0] if lines else "no +CMGS")
 
     # ---- HTTP ------------------------------------------------------------------
 
@@ -494,7 +481,7 @@ class Sim7600:
             line = await done.wait(timeout_ms)
             parsed = atparse.parse_httpaction(line)
             if parsed is None:
-                raise ProtocolError("httpaction", line)
+                raise ProtocolError(line)
             status, length = parsed[1], parsed[2]
             answer = b""
             if status < 600 and length > 0:

@@ -1,4 +1,4 @@
-# heapsize: 256k  (tests and helpers are compiled in the heap too; the 64k budget is measured separately)
+# heapsize: 256k  (tests and helpers are compiled in the heap too; mpt_at_memory.py prints the figures)
 # AT engine against scripted byte streams made of the real SIM7600 lines (sim7600-at.md).
 import asyncio
 

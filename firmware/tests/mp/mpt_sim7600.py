@@ -1,4 +1,4 @@
-# heapsize: 256k  (tests and helpers are compiled in the heap too; the 64k budget is measured separately)
+# heapsize: 256k  (tests and helpers are compiled in the heap too; mpt_at_memory.py prints the figures)
 # SIM7600 driver: start-up, recovery, network queries, GNSS, against a scripted modem.
 import asyncio
 

@@ -47,6 +47,7 @@ class ScriptedStream:
 
     def play(self, replies):
         """Deliver replies (bytes / pause ms) in the background."""
+        self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(self._play(replies)))
 
     def add(self, expect, replies):
@@ -110,6 +111,8 @@ def errors_in(lines):
     out = []
     for line in lines:
         parts = line.split(" ")
-        if len(parts) >= 4 and parts[1] == "ERROR":
-            out.append(parts[3][5:])
+        if len(parts) >= 3 and parts[1] == "ERROR":
+            for part in parts[2:]:
+                if part.startswith("what="):
+                    out.append(part[5:])
     return out
