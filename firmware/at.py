@@ -189,6 +189,7 @@ class AtEngine:
             p = _Pending(cmd, expect, payload is not None)
             self._pending = p
             deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+            payload_sent = False
             try:
                 self._log.debug("AT_TX", cmd=cmd)
                 self._stream.write(cmd.encode() + b"\r")
@@ -200,6 +201,7 @@ class AtEngine:
                     if not p.done:
                         p.event.clear()
                         self._stream.write(payload)
+                        payload_sent = True
                         await self._stream.drain()
                 await self._wait(p, deadline, False)
                 if p.error is not None:
@@ -207,6 +209,9 @@ class AtEngine:
                 return p.lines
             finally:
                 self._pending = None
+                if p.prompted and not payload_sent:
+                    # Cancelled between the prompt and the payload: leave text mode.
+                    self._stream.write(_ESC)
 
     async def _wait(self, p, deadline, for_prompt):
         remaining = time.ticks_diff(deadline, time.ticks_ms())

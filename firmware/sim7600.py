@@ -485,7 +485,11 @@ class Sim7600:
             status, length = parsed[1], parsed[2]
             answer = b""
             if status < 600 and length > 0:
-                answer = await self._http_read(min(length, _HTTP_READ_MAX))
+                try:
+                    answer = await self._http_read(min(length, _HTTP_READ_MAX))
+                except AtError as e:
+                    # The status is known (the server has the message); only its answer is lost.
+                    self._log.error("httpread", e.line)
             return (status, answer)
         finally:
             await self._http_term()

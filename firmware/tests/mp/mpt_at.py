@@ -362,3 +362,18 @@ async def test_end_of_stream_is_logged_not_spun():
     at.deinit()
     assert s.reads < 20, s.reads  # paused between reads, not a busy loop
     assert errors_in(lines).count("eof") == 1
+
+
+async def test_cancel_between_prompt_and_payload_leaves_text_mode():
+    at, stream = engine([(b'AT+CMGS="17"\r', [])])
+    task = asyncio.create_task(at.send('AT+CMGS="17"', payload=sms_payload("x")))
+    await asyncio.sleep_ms(5)  # the command is out, the engine waits for the prompt
+    at.feed(b"\r\n> ")  # the prompt arrives ...
+    task.cancel()  # ... and the caller is cancelled before it could send the text
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert stream.written.endswith(b"\x1b"), stream.written
+    assert b"x\x1a" not in stream.written
+    at.deinit()

@@ -248,3 +248,13 @@ async def test_http_refuses_values_that_would_break_the_command():
             pass
     assert bytes(stream.written) == b""
     modem.deinit()
+
+
+async def test_http_answer_lost_still_gives_the_status():
+    steps = http_steps(b"+HTTPACTION: 1,200,%d" % len(ANSWER))
+    steps[7] = answer("AT+HTTPREAD=0,%d" % len(ANSWER), ERROR)
+    modem, stream, _, lines = make_modem(steps)
+    assert await modem.http_post(URL, BODY, SIG, 5000) == (200, b"")
+    assert stream.done()
+    assert any("httpread" in x for x in lines)
+    modem.deinit()
