@@ -69,6 +69,17 @@ def live_server(tmp_path):
     app.extensions["tgd_engine"].dispose()
 
 
+# Records (in the page) the wall-clock time the first alarm row appears.
+WATCH_FOR_FIRST_ROW = """() => {
+  window.tgdFirstRowAt = null;
+  new MutationObserver(() => {
+    if (window.tgdFirstRowAt === null && document.querySelector('tr.alarm-row')) {
+      window.tgdFirstRowAt = performance.timeOrigin + performance.now();
+    }
+  }).observe(document.getElementById('alarm-list'), {childList: true, subtree: true});
+}"""
+
+
 def post_signed(base_url: str, key_hex: str, type_: str, seq: int, aid: str,
                 fix_age_s: int = 4) -> dict:
     """What the handset does (docs/protocol.md): HMAC-SHA256 over the exact body."""
@@ -115,12 +126,17 @@ def test_operator_sees_a_new_alarm_live_on_the_map_and_acknowledges_it(live_serv
             expect(page.locator("#sound-toggle")).to_have_text("Son activé")
             assert page.locator("tr.alarm-row").count() == 0
 
+            page.evaluate(WATCH_FOR_FIRST_ROW)
             aid = secrets.token_hex(4)
+            posted_at = time.time()
             answer = post_signed(base, live_server["key"], "alarm", 1, aid)
             assert answer["ok"] and answer["alarm"]["state"] == "received"
 
             row = page.locator("tr.alarm-row")
             expect(row).to_have_count(1, timeout=WAIT_MS)  # no reload: the SSE feed brought it
+            shown_at = page.evaluate("window.tgdFirstRowAt") / 1000
+            print(f"\nconsole figure: signed alarm POSTed -> row on the operator's screen "
+                  f"{(shown_at - posted_at) * 1000:.0f} ms (ingest, SSE, fragment fetch, render)")
             expect(row).to_have_class(lambda_has("new-alarm"))
             expect(row).to_contain_text("+687751042")
             expect(row).to_contain_text("Marie Exemple")

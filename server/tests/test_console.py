@@ -234,8 +234,10 @@ def test_technicians_and_admins_never_see_cases(client, app, login, handset, rol
     assert device_page.status_code == 200
     html = device_page.get_data(as_text=True)
     assert CASE_NAME not in html and CASE_ADDRESS not in html and "TJ-NOU" not in html
+    assert "-22.276" not in html  # a technician sees a fix's age, never where she is
     devices = client.get("/appareils")
     assert devices.status_code == 200 and CASE_NAME not in devices.get_data(as_text=True)
+    assert "-22.276" not in devices.get_data(as_text=True)
     token = page_csrf(client, "/appareils")
     assert client.post(f"/alarmes/{alarm_id}/prise-en-charge",
                        data={"csrf_token": token}).status_code == 403

@@ -71,11 +71,23 @@
       }
     }
 
+    // At most one fetch in flight; events arriving meanwhile cause one more fetch after it.
+    var inFlight = false;
+    var again = false;
+    function request() {
+      if (inFlight) { again = true; return; }
+      inFlight = true;
+      refresh().then(function () {
+        inFlight = false;
+        if (again) { again = false; request(); }
+      });
+    }
+
     function refresh() {
       var note = live.querySelector('#close-note');
       var kept = note ? note.value : '';
       var focused = note && document.activeElement === note;
-      fetch(live.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})
+      return fetch(live.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})
         .then(function (r) {
           if (r.status === 401) { window.location.reload(); return null; }
           return r.ok ? r.text() : null;
@@ -104,11 +116,8 @@
       if (fresh) badge.replaceChildren(fresh.cloneNode(true));
     }
 
-    var pending = null;
     TGD.onEvent(function (type, data) {
-      if (type === 'bus.resync' || String(data.alarm_id) === alarmId) {
-        if (!pending) pending = setTimeout(function () { pending = null; refresh(); }, 150);
-      }
+      if (type === 'bus.resync' || String(data.alarm_id) === alarmId) request();
     });
     // Keep the label's age current between updates.
     setInterval(function () { if (latestMarker) latestMarker.setTooltipContent(describe(latestFix)); }, 1000);

@@ -10,7 +10,6 @@
     var audio = document.getElementById('alert-sound');
     var toggle = document.getElementById('sound-toggle');
     var soundOn = sessionStorage.getItem('tgd-sound') === 'on';
-    var pending = null;
 
     function openIds() {
       var ids = new Set();
@@ -20,6 +19,7 @@
       return ids;
     }
     var known = openIds();
+    var highlighted = new Set();
 
     function showSoundState() {
       toggle.textContent = soundOn ? S.sound_on : S.sound_enable;
@@ -54,9 +54,20 @@
       ring();
     }
 
+    // At most one fetch in flight; events arriving meanwhile cause one more fetch after it.
+    var inFlight = false;
+    var again = false;
+    function request() {
+      if (inFlight) { again = true; return; }
+      inFlight = true;
+      refresh().then(function () {
+        inFlight = false;
+        if (again) { again = false; request(); }
+      });
+    }
+
     function refresh() {
-      pending = null;
-      fetch(list.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})
+      return fetch(list.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})
         .then(function (r) {
           if (r.status === 401) { window.location.reload(); return null; }
           return r.ok ? r.text() : null;
@@ -66,12 +77,15 @@
           list.innerHTML = html;
           var fresh = [];
           openIds().forEach(function (id) {
+            var row = list.querySelector('tr[data-alarm-id="' + id + '"]');
             if (!known.has(id)) {
-              var row = list.querySelector('tr[data-alarm-id="' + id + '"]');
-              row.classList.add('new-alarm');
               fresh.push(row);
               known.add(id);
+              highlighted.add(id);
             }
+            // A new alarm stays highlighted, across re-renders, until someone takes it.
+            if (highlighted.has(id) && row.dataset.state === 'received') row.classList.add('new-alarm');
+            else highlighted.delete(id);
           });
           if (fresh.length) announce(fresh);
           TGD.tickAges(list);
@@ -81,7 +95,7 @@
 
     TGD.onEvent(function (type) {
       if (type.indexOf('alarm.') === 0 || type === 'position.added' || type === 'bus.resync') {
-        if (!pending) pending = setTimeout(refresh, 150);
+        request();
       }
     });
   });
