@@ -334,6 +334,26 @@ def parse_cmti(line):
 
 
 @_safe
+def parse_cmgr(line):
+    """`+CMGR: "REC UNREAD","<oa>",,"<scts>"` -> (stat, oa, scts); the text is the next line."""
+    f = split_fields(_body(line, "+CMGR:"))
+    if len(f) < 2:
+        return None
+    return (unquote(f[0]), unquote(f[1]), unquote(f[3]) if len(f) > 3 else "")
+
+
+@_safe
+def parse_httpread(line):
+    """`+HTTPREAD: DATA,15` -> ("DATA", 15); `+HTTPREAD: LEN,15` -> ("LEN", 15); `+HTTPREAD: 0` -> ("END", 0)."""
+    f = split_fields(_body(line, "+HTTPREAD:"))
+    if len(f) == 1:
+        return ("END", _int(f[0], 0, 0x7FFFFFFF))
+    if len(f) == 2 and f[0] in ("DATA", "LEN"):
+        return (f[0], _int(f[1], 0, 0x7FFFFFFF))
+    return None
+
+
+@_safe
 def parse_httpaction(line):
     """`+HTTPACTION: 1,200,57` -> (method, status, length)."""
     f = split_fields(_body(line, "+HTTPACTION:"))

@@ -446,6 +446,27 @@ class Sim7600:
                     return mr
         raise ProtocolError(lines[0] if lines else "no +CMGS")
 
+    async def read_sms(self, index):
+        """AT+CMGR=<index> -> (sender, text), or None for an empty slot.
+
+        A text line that starts like a URC ("RING", "+CMTI: ...") goes to the URC
+        handlers instead: this is for short command texts, not arbitrary content.
+        """
+        lines = await self._at.send("AT+CMGR=%d" % index, timeout_ms=10000)
+        for i in range(len(lines)):
+            line = lines[i]
+            if isinstance(line, str) and line.startswith("+CMGR:"):
+                head = atparse.parse_cmgr(line)
+                if head is None:
+                    self._log.error("cmgr", "bad_line")
+                    return None
+                rest = [x for x in lines[i + 1:] if isinstance(x, str)]
+                return (head[1], "\n".join(rest))
+        return None
+
+    async def delete_sms(self, index):
+        await self._at.send("AT+CMGD=%d" % index)
+
     # ---- HTTP ------------------------------------------------------------------
 
     async def http_post(self, url, body, header, timeout_ms):

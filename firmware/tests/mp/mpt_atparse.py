@@ -135,12 +135,20 @@ def test_sms_lines():
     assert p.delivery_state(70) == "failed"
     assert p.parse_cmti('+CMTI: "SM",3') == ("SM", 3)
     assert p.parse_cmti('+CMTI: "SM"') is None
+    assert p.parse_cmgr('+CMGR: "REC UNREAD","02152063113",,"26/11/26,08:00:00+44"') == (
+        "REC UNREAD", "02152063113", "26/11/26,08:00:00+44")
+    assert p.parse_cmgr('+CMGR: "REC READ"') is None
 
 
 def test_http_lines():
     assert p.parse_httpaction("+HTTPACTION: 1,200,57") == (1, 200, 57)
     assert p.parse_httpaction("+HTTPACTION: 1,713,0") == (1, 713, 0)
     assert p.parse_httpaction("+HTTPACTION: 1,20") is None
+    assert p.parse_httpread("+HTTPREAD: DATA,15") == ("DATA", 15)
+    assert p.parse_httpread("+HTTPREAD: 0") == ("END", 0)
+    assert p.parse_httpread("+HTTPREAD:0") == ("END", 0)
+    assert p.parse_httpread("+HTTPREAD: LEN,57") == ("LEN", 57)
+    assert p.parse_httpread("+HTTPREAD: FOO,1") is None
 
 
 def test_identity_and_gnss_state():
@@ -161,12 +169,12 @@ def test_parsers_never_raise_on_noise():
     noise = ("", ",", ",,,,,,,,,,,,,,,,,,,,", '"', '",', "\x00\xff", "+", ":", "-", ".",
              "0x", "99999999999999999999999", "-.-", "1e5", "nan")
     prefixes = ("+CPSI: ", "+CGNSSINFO: ", "+CGPSINFO: ", "+CLCC: ", "+CREG: ", "+CEREG: ",
-                "+CSQ: ", "+CCLK: ", "+CBC: ", "+CMGS: ", "+CDS: ", "+CMTI: ",
-                "+HTTPACTION: ", "+CGPS: ", "+ICCID: ", "")
+                "+CSQ: ", "+CCLK: ", "+CBC: ", "+CMGS: ", "+CDS: ", "+CMTI: ", "+CMGR: ",
+                "+HTTPACTION: ", "+HTTPREAD: ", "+CGPS: ", "+ICCID: ", "")
     parsers = (p.parse_cpsi, p.parse_cgnssinfo, p.parse_cgpsinfo, p.parse_clcc,
                p.parse_registration, p.parse_csq, p.parse_cclk, p.parse_cbc, p.parse_cmgs,
-               p.parse_cds, p.parse_cmti, p.parse_httpaction, p.parse_cgps, p.parse_iccid,
-               p.parse_imei)
+               p.parse_cds, p.parse_cmti, p.parse_cmgr, p.parse_httpaction, p.parse_httpread,
+               p.parse_cgps, p.parse_iccid, p.parse_imei)
     for prefix in prefixes:
         for body in noise:
             for parser in parsers:

@@ -258,3 +258,17 @@ async def test_http_answer_lost_still_gives_the_status():
     assert stream.done()
     assert any("httpread" in x for x in lines)
     modem.deinit()
+
+
+async def test_read_and_delete_an_incoming_sms():
+    modem, stream, _, _ = make_modem([
+        ok("AT+CMGR=3", b'+CMGR: "REC UNREAD","+687700100",,"26/11/26,08:00:00+44"', b"LOCATE",
+           b"second line"),
+        ok("AT+CMGR=4"),
+        ok("AT+CMGD=3"),
+    ])
+    assert await modem.read_sms(3) == ("+687700100", "LOCATE\nsecond line")
+    assert await modem.read_sms(4) is None
+    await modem.delete_sms(3)
+    assert stream.done()
+    modem.deinit()
