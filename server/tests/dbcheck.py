@@ -1,6 +1,7 @@
 """Helpers to look into the test database."""
 
 from sqlalchemy import func, select
+
 from tgd_server import db
 from tgd_server.models import (
     Alarm,

@@ -7,6 +7,7 @@ import time
 import pytest
 from dbcheck import count, message_rows, one, security_events
 from sqlalchemy import select
+
 from tgd_server import db, events
 from tgd_server.devices import queue_command
 from tgd_server.ingest import STEPS, ingest_device_message

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+
 from tgd_server.message import MessageRefused, parse_envelope, validate
 
 NOW = 1795678200

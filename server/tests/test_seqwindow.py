@@ -1,4 +1,5 @@
 import pytest
+
 from tgd_server.seqwindow import SeqRefused, SeqState, advance, from_signed, to_signed
 
 EMPTY = SeqState(0, 0)

@@ -139,6 +139,7 @@ def queue_command(session: Session, device_id: str, command_type: str, settings:
     command = Command(device_id=device_id, type=command_type,
                       payload=json.dumps(payload, separators=(",", ":")), created_by=user_id)
     session.add(command)
+    device.commands_pending = (device.commands_pending or 0) + 1
     if command_type == "config" and "heartbeat_interval_s" in payload:
         device.heartbeat_interval_s = payload["heartbeat_interval_s"]
     if command_type == "config" and "low_battery_mv" in payload:

@@ -273,26 +273,28 @@ def add_message_timeline(ctx: Context) -> None:
 
 def settle_commands(ctx: Context) -> None:
     """Drop what the handset reports done; hand out what is still pending."""
-    session, device_id = ctx.session, ctx.device.id
+    session, device = ctx.session, ctx.device
+    ctx.answer = {"ok": True, "seq": ctx.message.seq, "cmds": []}
+    if not device.commands_pending:
+        return
     if ctx.message.cmd:
         session.execute(
             update(Command)
-            .where(Command.device_id == device_id, Command.id <= ctx.message.cmd,
+            .where(Command.device_id == device.id, Command.id <= ctx.message.cmd,
                    Command.done_at.is_(None))
             .values(done_at=ctx.received_at)
         )
     pending = session.scalars(
-        select(Command).where(Command.device_id == device_id, Command.done_at.is_(None))
+        select(Command).where(Command.device_id == device.id, Command.done_at.is_(None))
         .order_by(Command.id)
     ).all()
-    cmds = []
+    device.commands_pending = len(pending)
     for command in pending:
         command.sent_at = ctx.received_at
         item = {"id": command.id, "type": command.type}
         if command.type == "config":
             item["set"] = json.loads(command.payload)
-        cmds.append(item)
-    ctx.answer = {"ok": True, "seq": ctx.message.seq, "cmds": cmds}
+        ctx.answer["cmds"].append(item)
 
 
 def detect_events(ctx: Context) -> None:

@@ -137,6 +137,8 @@ class Device(Base):
     # Replay window (protocol.md): highest seq accepted and a 64-bit map of the ones below.
     seq_high: Mapped[int] = mapped_column(BigInteger, default=0)
     seq_bitmap: Mapped[int] = mapped_column(BigInteger, default=0)  # two's complement of the u64
+    # Commands queued and not yet reported done: the ingest looks them up only when > 0.
+    commands_pending: Mapped[int] = mapped_column(Integer, default=0)
 
     case: Mapped[Case | None] = relationship()
 

@@ -1,6 +1,7 @@
 """Alembic environment: the engine comes from the caller (tgd_server.migrate)."""
 
 from alembic import context
+
 from tgd_server.models import Base
 
 target_metadata = Base.metadata

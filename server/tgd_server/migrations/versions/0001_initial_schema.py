@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 08:28:22.501980
+Create Date: 2026-11-26 08:39:20.469371
 """
 
 import sqlalchemy as sa
@@ -17,7 +17,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('judicial_ref', sa.String(length=64), nullable=False),
@@ -126,6 +125,7 @@ def upgrade() -> None:
     sa.Column('last_fix_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('seq_high', sa.BigInteger(), nullable=False),
     sa.Column('seq_bitmap', sa.BigInteger(), nullable=False),
+    sa.Column('commands_pending', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_devices_case_id_cases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_devices')),
     sa.UniqueConstraint('special_number', name=op.f('uq_devices_special_number'))
@@ -247,9 +247,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table('positions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_positions_received_at'))
         batch_op.drop_index('ix_positions_device_received')
@@ -296,4 +294,3 @@ def downgrade() -> None:
     op.drop_table('security_log')
     op.drop_table('cells')
     op.drop_table('cases')
-
