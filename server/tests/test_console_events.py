@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import pytest
+
 from tgd_server import events
 
 PG_URL = os.environ.get("TGD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -96,3 +97,40 @@ def test_an_event_published_in_another_process_reaches_a_subscriber_here():
         sub.close()
     finally:
         events.disable_pg_fanout()
+
+
+@needs_pg
+def test_fanout_figures_across_processes_none_lost():
+    """Prints p50/p99 from publish in one process to delivery in another (a figure, not a gate)."""
+    count = 1000
+    received: list[tuple[float, dict]] = []
+    listener = events.PgBridge(events.to_libpq_url(PG_URL),
+                               lambda e: received.append((time.time(), e)), origin="bench")
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        script = textwrap.dedent(
+            f"""
+            import time
+            from tgd_server import events
+            events.enable_pg_fanout({PG_URL!r})
+            started = time.time()
+            for i in range({count}):
+                events.publish({{"type": "bench", "i": i, "sent_at": time.time()}})
+            print(f"{{{count} / (time.time() - started):.0f}}")
+            events.disable_pg_fanout()
+            """
+        )
+        child = subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
+                               capture_output=True, text=True)
+        deadline = time.monotonic() + 10
+        while len(received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.stop()
+    bench = [(at, e) for at, e in received if e.get("type") == "bench"]
+    assert sorted(e["i"] for _, e in bench) == list(range(count)), "events lost or doubled"
+    latencies = sorted((at - e["sent_at"]) * 1000 for at, e in bench)
+    print(f"\nevents figure: PostgreSQL fan-out, {count} events, publisher "
+          f"{child.stdout.strip()} events/s, p50 {latencies[count // 2]:.2f} ms, "
+          f"p99 {latencies[int(count * 0.99)]:.2f} ms, lost 0")
