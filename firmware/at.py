@@ -23,6 +23,8 @@ _LINE_MAX = const(512)  # longer lines are garbage: dropped up to the next LF
 _RAW_MAX = const(4096)  # an HTTP answer body is kept up to this size
 _READ_CHUNK = const(128)
 _EOF_PAUSE_MS = const(20)
+_QUIET_MS = const(300)  # after a timeout: the line must be this quiet before the next command
+_QUIET_MAX_MS = const(2000)
 _CTRL_Z = b"\x1a"
 _ESC = b"\x1b"
 
@@ -112,6 +114,7 @@ class AtEngine:
         self._raw_len = 0
         self._raw_left = 0
         self._task = None
+        self._timed_out = None  # ticks of the last timeout: a late answer may still come
         self.on_reboot = None  # callback() when "RDY" arrives
         self.last_rx_ms = None  # ticks of the last byte received (None: nothing yet)
 
@@ -186,6 +189,8 @@ class AtEngine:
         """
         self.start()
         async with self._lock:
+            if self._timed_out is not None:
+                await self._wait_quiet()
             p = _Pending(cmd, expect, payload is not None)
             self._pending = p
             deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
@@ -225,7 +230,23 @@ class AtEngine:
                     # A prompt that comes late would swallow the next commands as text.
                     self._stream.write(_ESC)
                     await self._stream.drain()
+                self._timed_out = time.ticks_ms()
                 raise AtTimeout(p.cmd, p.lines)
+
+    async def _wait_quiet(self):
+        # The late answer of a timed-out command must not end the next one: wait until
+        # nothing has come for _QUIET_MS (it is dropped as stale, nothing being pending).
+        since = self._timed_out
+        self._timed_out = None
+        waited = 0
+        while waited < _QUIET_MAX_MS:
+            last = self.last_rx_ms
+            if last is not None and time.ticks_diff(last, since) > 0:
+                since = last
+            if time.ticks_diff(time.ticks_ms(), since) >= _QUIET_MS:
+                return
+            await asyncio.sleep_ms(50)
+            waited += 50
 
     # ---- reader -----------------------------------------------------------------
 

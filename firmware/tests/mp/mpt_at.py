@@ -128,6 +128,20 @@ async def test_late_ok_after_a_timeout_is_not_taken_by_the_next_command():
     at.deinit()
 
 
+async def test_next_command_after_a_timeout_waits_for_the_late_answer():
+    # The next command is sent at once; the late OK of the first must not end it.
+    at, stream = engine([(b"AT+CSQ\r", [80, b"\r\nOK\r\n"]),
+                         (b"AT+CBC\r", [120, b"\r\n+CBC: 3.591V\r\n\r\nOK\r\n"])])
+    try:
+        await at.send("AT+CSQ", timeout_ms=30)
+        raise AssertionError("no timeout")
+    except AtTimeout:
+        pass
+    assert await at.send("AT+CBC") == ["+CBC: 3.591V"]
+    assert stream.done()
+    at.deinit()
+
+
 async def test_rdy_mid_command_raises_and_calls_reboot_handler():
     at, _ = engine([(b"AT+CPSI?\r", [b"\r\nRDY\r\n\r\n+CPIN: READY\r\n"])])
     reboots = []

@@ -29,7 +29,10 @@ async def test_start_when_the_modem_already_answers():
 async def test_start_powers_on_a_silent_modem_and_waits_for_rdy():
     modem, stream, board, lines = make_modem([answer("AT"), answer("AT")])
     task = asyncio.create_task(modem.start())
-    await settle(100)  # two unanswered probes, then the PWRKEY pulse
+    for _ in range(100):  # two unanswered probes, then the PWRKEY pulse
+        if len(board.pwrkey_levels) == 2:
+            break
+        await settle(20)
     assert board.pwrkey_levels == [True, False], board.pwrkey_levels
     for step in init_steps():
         stream.add(*step)
