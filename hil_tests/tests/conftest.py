@@ -8,6 +8,8 @@ hil_tests/scenarios/<name>.toml on the backend and returns the report.
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,9 @@ from tgd_rig.scenario import Scenario, load_scenario
 HIL = Path(__file__).resolve().parents[1]
 SCENARIOS = HIL / "scenarios"
 RIG_TOML = HIL / "rig.toml"
+# Work directories (device logs, databases) outlive the test run here, so the log path in a
+# failure message still exists; `make clean` removes them.
+RIG_WORK = HIL.parent / "var" / "test-rig"
 NO_BOARD = ("no board configured: hil_tests/rig.toml is absent "
             "(copy hil_tests/rig.example.toml, wiring in docs/hil.md)")
 
@@ -37,7 +42,16 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def run_named(backend, tmp_path):
+def rig_workdir(request) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    path = RIG_WORK / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def run_named(backend, rig_workdir):
     def run(name: str, scenario: Scenario | None = None, seed: int = 1) -> dict:
         sc = scenario or load_scenario(SCENARIOS / f"{name}.toml")
         if backend == "serial":
@@ -54,7 +68,7 @@ def run_named(backend, tmp_path):
             finally:
                 rig.stop()
         needs_firmware()
-        return run_scenario(sc, workdir=tmp_path / name, seed=seed)
+        return run_scenario(sc, workdir=rig_workdir, seed=seed)
     return run
 
 

@@ -10,9 +10,9 @@ from tgd_rig.errors import ExpectTimeout
 
 
 @pytest.fixture
-def rig(tmp_path):
+def rig(rig_workdir):
     needs_firmware()
-    with EmulatedRig(tmp_path, timing="fast", police_answer_after_s=0.3) as rig:
+    with EmulatedRig(rig_workdir, timing="fast", police_answer_after_s=0.3) as rig:
         yield rig
 
 

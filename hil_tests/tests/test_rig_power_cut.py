@@ -55,13 +55,13 @@ def one_instant(rig: EmulatedRig, index: int, delay_s: float, off_s: float) -> d
         rig.remove_handset(device_id)
 
 
-def test_power_cut_at_random_instants_of_the_alarm(tmp_path):
+def test_power_cut_at_random_instants_of_the_alarm(rig_workdir):
     needs_firmware()
     seed = int(os.environ.get("TGD_RIG_SEED") or random.randrange(1 << 30))
     print(f"power-cut seed: {seed} (replay with TGD_RIG_SEED={seed})")
     rng = random.Random(seed)
     plan = [(i, rng.uniform(0.0, CUT_WINDOW_S), rng.uniform(0.0, 0.3)) for i in range(INSTANTS)]
-    with EmulatedRig(tmp_path, timing="fast", seed=seed, police_answer_after_s=0.3) as rig:
+    with EmulatedRig(rig_workdir, timing="fast", seed=seed, police_answer_after_s=0.3) as rig:
         with ThreadPoolExecutor(WORKERS) as pool:
             futures = [pool.submit(one_instant, rig, *step) for step in plan]
             results, errors = [], []

@@ -18,7 +18,7 @@ from typing import Any
 
 from .emulated import EmulatedRig
 from .errors import RigError
-from .report import AlarmTrigger, ChannelEvent, Observations, build_report
+from .report import AlarmTrigger, ChannelEvent, Observations, build_report, missing_from_sequence
 from .rig import Handset, Rig, RigEvent
 from .scenario import Scenario
 
@@ -87,8 +87,8 @@ def observe(rig: Rig, handset: Handset, scenario: Scenario) -> dict[str, Any]:
 
 def wait_until_done(rig: Rig, handset: Handset, scenario: Scenario, mark: int,
                     last_press_end: float) -> None:
-    """Until every expected channel delivered (and channels that must stay silent had
-    their chance), or the observation window is over."""
+    """Until every expected channel delivered and the expected log sequence is complete
+    (and channels that must stay silent had their chance), or the window is over."""
     deadline = last_press_end + scenario.observe_s
     expect = scenario.expect
     wanted = set(expect.within_s)
@@ -110,6 +110,9 @@ def wait_until_done(rig: Rig, handset: Handset, scenario: Scenario, mark: int,
             if e.t >= last_trigger - 5 and e.device in (handset.device_id, None):
                 seen |= _channels_of(e)
         if not wanted <= seen:
+            return False
+        log_events = [ln.event for ln in handset.log.lines if ln.event]
+        if missing_from_sequence(log_events, list(expect.log_sequence)) is not None:
             return False
         return time.monotonic() >= last_trigger + quiet_for
 
