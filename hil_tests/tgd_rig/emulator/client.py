@@ -85,3 +85,17 @@ class AtClient:
         out = bytes(self.buffer)
         self.buffer.clear()
         return out
+
+
+def boot(modem, timeout: float = 5.0) -> AtClient:
+    """Open the modem, power it on, return a client that has seen the boot URCs and whose
+    modem is registered (tests and the rig's quick checks)."""
+    if modem.port is None:
+        modem.open()
+    client = AtClient(modem.port, modem.transcript)
+    since = time.monotonic()
+    modem.power_on()
+    client.expect(b"PB DONE\r\n", timeout)
+    if modem.sim_present:
+        modem.net.wait_event("registration", timeout, since=since, modem=modem.msisdn, stat=1)
+    return client

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .atparse import READ, SET, TEST, AtSyntaxError, Command
 from .errors import CmsFailure
-from .formats import local_stamp, number_type
+from .formats import Continuation, local_stamp, number_type
 from .state import StoredSms
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def cmgr(m: Sim7600Emulator, cmd: Command) -> list[str]:
         return ["OK"]
     header = f'+CMGR: "{_status(sms)}","{sms.sender}",,"{local_stamp(sms.scts_epoch)}"'
     sms.read = True
-    return [header, sms.text, "OK"]
+    return [header, Continuation(sms.text), "OK"]
 
 
 def cmgd(m: Sim7600Emulator, cmd: Command) -> list[str]:
@@ -187,7 +187,7 @@ def cmgl(m: Sim7600Emulator, cmd: Command) -> list[str]:
         if sms is None or (wanted != "ALL" and _status(sms) != wanted):
             continue
         lines.append(f'+CMGL: {i},"{_status(sms)}","{sms.sender}",,"{local_stamp(sms.scts_epoch)}"')
-        lines.append(sms.text)
+        lines.append(Continuation(sms.text))
         sms.read = True
     return [*lines, "OK"]
 

@@ -82,7 +82,8 @@ class PoliceLeg:
         set_state(self.m, self.call, CALL_ALERTING)
         self.m.net.event("call_alerting", modem=self.m.msisdn, number=self.call.number)
         delay = self.endpoint.answer_after_s
-        if answers and delay is not None and delay < self.m.net.timing.no_answer_s:
+        if answers and delay is not None:
+            # A configured answer delay wins over the network's no-answer timer.
             self.m.later(delay, self.answer)
         else:
             self.m.later(self.m.net.timing.no_answer_s, self.no_answer)

@@ -36,8 +36,14 @@ CMS_TEXT = {
 }
 
 
+class Continuation(str):
+    """A line that follows the previous one directly (the text of +CMGR / +CMGL)."""
+
+
 def frame(line: str | bytes) -> bytes:
     """One response line, URC or result code as the modem frames it with ATV1."""
+    if isinstance(line, Continuation):
+        return line.encode("latin-1") + b"\r\n"
     if isinstance(line, str):
         line = line.encode("latin-1")
     return b"\r\n" + line + b"\r\n"

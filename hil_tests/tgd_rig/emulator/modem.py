@@ -97,6 +97,7 @@ class Sim7600Emulator:
         self._text_buf = bytearray()
         self._text_done: Callable[[bytes | None, bool], None] | None = None
         self._early_text = False
+        self._early_end: int | None = None
         self._data_left = 0
         self._data_done: Callable[[bytes | None], None] | None = None
         self._data_timer: asyncio.TimerHandle | None = None
@@ -387,8 +388,14 @@ class Sim7600Emulator:
             if self._mode == MODE_COMMAND:
                 i = self._feed_command(data, i)
             elif self._mode == MODE_PROMPT_WAIT:
+                # Bytes before the prompt are lost; a Ctrl-Z/Esc among them still ends
+                # the input (with the `early` flag), so the command fails visibly.
                 self._early_text = True
-                self.transcript.note(f"input before the prompt dropped: {data[i:]!r}")
+                rest = data[i:]
+                self.transcript.note(f"input before the prompt dropped: {rest!r}")
+                for terminator in (0x1A, 0x1B):
+                    if terminator in rest and self._early_end is None:
+                        self._early_end = terminator
                 return
             elif self._mode == MODE_SMS_TEXT:
                 i = self._feed_text(data, i)
@@ -447,12 +454,15 @@ class Sim7600Emulator:
         self._busy = True
         self._mode = MODE_PROMPT_WAIT
         self._early_text = False
+        self._early_end = None
         self._text_buf.clear()
         self._text_done = done
 
         def prompt() -> None:
             self._mode = MODE_SMS_TEXT
             self.emit(b"\r\n> ")
+            if self._early_end is not None:
+                self._feed_text(bytes([self._early_end]), 0)
 
         self.later(self.net.timing.prompt_s, prompt)
 
@@ -486,6 +496,7 @@ class Sim7600Emulator:
         self._busy = True
         self._mode = MODE_PROMPT_WAIT
         self._early_text = False
+        self._early_end = None
         self._text_buf.clear()
         self._data_left = length
         self._data_done = done

@@ -49,8 +49,9 @@ class _LineFeed:
 
     @property
     def in_waiting(self) -> int:
-        # GPS only reads when at least 11 bytes wait; report the next line's length.
-        return len(self._lines[self._next]) if self._next < len(self._lines) else 0
+        # GPS only reads when at least 11 bytes wait: say "plenty" while lines remain, so
+        # that a short junk line is read (and refused) rather than waited on forever.
+        return 4096 if self._next < len(self._lines) else 0
 
     def readline(self) -> bytes | None:
         if self._next >= len(self._lines):
