@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from tgd_flash import cli, provision
-from tgd_flash.errors import AlreadyRegistered, TokenRefused
+from tgd_flash.errors import AlreadyRegistered, ServerUnreachable, TokenRefused
 from tgd_flash.serverapi import ServerTarget
 
 
@@ -121,3 +121,31 @@ def test_cli_host_without_server(tmp_path, capsys):
         out=out,
     )
     assert code == 8 and "already provisioned" in capsys.readouterr().err
+
+
+def test_lost_answer_to_the_registration_is_cleaned_up(tmp_path, server):
+    """The server registers the handset but its answer never arrives (network cut)."""
+    import threading
+    import time
+
+    from werkzeug.serving import make_server
+
+    app = server.app
+
+    def slow_after_registering(environ, start_response):
+        result = app(environ, start_response)
+        if environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"] == "/api/v1/devices":
+            time.sleep(1.5)  # registered and committed; the tool has given up waiting
+        return result
+
+    httpd = make_server("127.0.0.1", 0, slow_after_registering, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        target = ServerTarget(f"http://127.0.0.1:{httpd.server_port}", server.tech_token, timeout_s=0.5)
+        with pytest.raises(ServerUnreachable):
+            host(tmp_path, target)
+    finally:
+        httpd.shutdown()
+    assert api_get(server, "/api/v1/devices/NC0101")[0] == 404
+    assert not (tmp_path / "NC0101" / "config.json").exists()

@@ -24,6 +24,7 @@ from .errors import (
     BoardError,
     FlashToolError,
     InvalidConfig,
+    ServerUnreachable,
     VerificationFailed,
 )
 from .handset_config import CONFIG_NAME
@@ -46,7 +47,7 @@ class ProvisionResult:
         return self.config["device_id"]
 
 
-def _settings_and_url(server: ServerTarget | None, server_url: str | None) -> str:
+def _device_url(server: ServerTarget | None, server_url: str | None) -> str:
     if server_url:
         return server_url
     if server is not None:
@@ -64,7 +65,7 @@ def _register_then_write(
 ) -> bool:
     """Register (if a server is given), then write; undo the registration if the write fails."""
     if server is not None:
-        serverapi.register_device(
+        _register(
             server,
             {
                 "device_id": cfg["device_id"],
@@ -89,6 +90,25 @@ def _register_then_write(
                 ) from exc
         raise
     return server is not None
+
+
+def _register(server: ServerTarget, record: dict) -> None:
+    """Register, and if the answer is lost (network cut, Ctrl-C) remove what may have landed.
+
+    The id is checked free first, so a registration found afterwards is ours.
+    """
+    device_id = record["device_id"]
+    if serverapi.get_device(server, device_id) is not None:
+        raise serverapi.already_registered(device_id)
+    try:
+        serverapi.register_device(server, record)
+    except (ServerUnreachable, KeyboardInterrupt):
+        try:
+            if serverapi.get_device(server, device_id) is not None:
+                serverapi.delete_device(server, device_id)
+        except FlashToolError:
+            pass  # still unreachable: the error below says to check by hand
+        raise
 
 
 def normalise_iccid(iccid: str) -> str:
@@ -122,7 +142,7 @@ def provision_host(
         key=key,
         special_number=special_number,
         sms_number=sms_number,
-        server_url=_settings_and_url(server, server_url),
+        server_url=_device_url(server, server_url),
         **settings,
     )
     directory.mkdir(parents=True, exist_ok=True)
@@ -157,7 +177,7 @@ def provision_board(
         key=key,
         special_number=special_number,
         sms_number=sms_number,
-        server_url=_settings_and_url(server, server_url),
+        server_url=_device_url(server, server_url),
         **settings,
     )
     data = handset_config.config_bytes(cfg)

@@ -21,6 +21,7 @@ DEVICE_MESSAGES_PATH = "/api/v1/device/messages"
 class ServerTarget:
     base_url: str  # e.g. http://127.0.0.1:8080
     token: str
+    timeout_s: float = 15.0  # per request
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
@@ -30,7 +31,7 @@ class ServerTarget:
         return self.url(DEVICE_MESSAGES_PATH)
 
 
-def _request(target: ServerTarget, method: str, path: str, body: dict | None = None, timeout_s: float = 15):
+def _request(target: ServerTarget, method: str, path: str, body: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(target.url(path), data=data, method=method)
     req.add_header("Authorization", f"Bearer {target.token}")
@@ -38,7 +39,7 @@ def _request(target: ServerTarget, method: str, path: str, body: dict | None = N
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        with urllib.request.urlopen(req, timeout=target.timeout_s) as resp:
             return resp.status, _json(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, _json(exc.read())
@@ -65,6 +66,13 @@ def _refused(target: ServerTarget, status: int, answer: dict) -> None:
         )
 
 
+def already_registered(device_id: str) -> AlreadyRegistered:
+    return AlreadyRegistered(
+        f"device id {device_id} is already registered on the server: choose another id, "
+        "or have the old registration removed first (nothing was written to the handset)"
+    )
+
+
 def register_device(target: ServerTarget, record: dict) -> dict:
     """Register one handset. ``record`` holds device_id, special_number, imei, iccid, key, fw_version."""
     status, answer = _request(target, "POST", "/api/v1/devices", record)
@@ -77,10 +85,7 @@ def register_device(target: ServerTarget, record: dict) -> dict:
             f"({answer.get('detail', '')}): check the SIM's number (nothing was written to the handset)"
         )
     if status == 409:
-        raise AlreadyRegistered(
-            f"device id {record['device_id']} is already registered on the server: choose "
-            "another id, or have the old registration removed first (nothing was written to the handset)"
-        )
+        raise already_registered(record["device_id"])
     detail = answer.get("detail") or answer.get("error") or answer
     raise ServerError(f"the server refused the registration (HTTP {status}): {detail}")
 
