@@ -391,3 +391,32 @@ async def test_cancel_between_prompt_and_payload_leaves_text_mode():
     assert stream.written.endswith(b"\x1b"), stream.written
     assert b"x\x1a" not in stream.written
     at.deinit()
+
+
+async def test_random_noise_never_breaks_the_engine():
+    import random
+
+    random.seed(7)
+    alphabet = b"\r\n\r\n>> OK ERROR +CME ERROR: RDY+HTTPREAD: DATA,3 \x00\xff\xfe\x1a\x1b+CLCC: 1,0,0"
+    from log import Log
+
+    lines = []
+    stream = ScriptedStream()
+    at = AtEngine(stream, Log(level="info", sink=lines.append))
+    at.start()
+    rdys = []
+    at.on_reboot = lambda: rdys.append(1)
+    for _ in range(300):
+        n = random.getrandbits(5) + 1
+        chunk = bytes(alphabet[random.getrandbits(7) % len(alphabet)] for _ in range(n))
+        stream.push(chunk)
+        if random.getrandbits(3) == 0:
+            await asyncio.sleep_ms(0)
+    await settle()
+    # After the noise (and a line end to close whatever was open) the engine still works.
+    stream.push(b"xxx\r\n")
+    await settle()
+    stream.add(b"AT+CSQ\r", [CSQ_REPLY])
+    assert await at.send("AT+CSQ") == ["+CSQ: 27,99"]
+    assert at._task is not None
+    at.deinit()
