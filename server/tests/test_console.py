@@ -15,7 +15,16 @@ from server_testkit import csrf_token as _csrf_token
 from sqlalchemy import func, select
 
 from tgd_server import create_app, db, events
-from tgd_server.models import Alarm, AuditLog, Case, Device, InboundSms, SecurityLog, utcnow
+from tgd_server.models import (
+    Alarm,
+    AuditLog,
+    Case,
+    Device,
+    InboundSms,
+    SecurityLog,
+    User,
+    utcnow,
+)
 
 CASE_NAME = "Marie Exemple"
 CASE_ADDRESS = "12 rue de la Paix, Nouméa"
@@ -92,13 +101,13 @@ def test_secure_cookie_unless_turned_off_for_the_plain_http_demo(tmp_path, monke
     app = create_app({"TESTING": True, "SECRET_KEY": "x", "TGD_VAR_DIR": str(tmp_path),
                       "TGD_DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite3'}"})
     assert app.config["SESSION_COOKIE_SECURE"] is True
-    client = app.test_client()
-    client.get("/connexion")
-    assert "Secure" in client.get("/connexion").headers.get("Set-Cookie", "Secure")
+    cookie = app.test_client().get("/connexion").headers["Set-Cookie"]  # the CSRF token's session
+    assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     monkeypatch.setenv("TGD_SECURE_COOKIES", "0")
     app2 = create_app({"TESTING": True, "SECRET_KEY": "x", "TGD_VAR_DIR": str(tmp_path),
                        "TGD_DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite3'}"})
     assert app2.config["SESSION_COOKIE_SECURE"] is False
+    assert "; Secure" not in app2.test_client().get("/connexion").headers["Set-Cookie"]
     app.extensions["tgd_engine"].dispose()
     app2.extensions["tgd_engine"].dispose()
 
@@ -168,6 +177,24 @@ def test_logout_needs_csrf_and_ends_the_session(client, login):
     assert client.post("/deconnexion").status_code == 400
     token = page_csrf(client, "/alarmes")
     assert client.post("/deconnexion", data={"csrf_token": token}).status_code == 302
+    assert client.get("/alarmes").status_code == 302
+
+
+def test_a_cookie_copied_before_logout_is_dead_after_it(client, app, login):
+    login("operator")
+    stolen = client.get_cookie("session").value
+    token = page_csrf(client, "/alarmes")
+    client.post("/deconnexion", data={"csrf_token": token})
+    replay = app.test_client()
+    replay.set_cookie("session", stolen)
+    assert replay.get("/alarmes").status_code == 302
+
+
+def test_a_deactivated_user_is_out_at_the_next_request(client, app, login):
+    user = login("operator")
+    assert client.get("/alarmes").status_code == 200
+    with app.app_context(), db.write_session() as session:
+        session.get(User, user.id).active = False
     assert client.get("/alarmes").status_code == 302
 
 

@@ -9,16 +9,19 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, request, session, url_for
+from sqlalchemy import select
 
 from .. import db
 from ..auth import CASE_READERS, DEVICE_READERS
-from ..models import User
+from ..models import AuditLog, User
 from . import csrf
 
 AUDIT_READERS = ("supervisor", "admin")
@@ -34,27 +37,50 @@ def current_user() -> User | None:
         return g.console_user
     user = None
     user_id = session.get("uid")
+    sid = session.get("sid")
     logged_in_at = session.get("login_at", 0)
-    if user_id is not None and time.time() - logged_in_at < SESSION_MAX_AGE_S:
-        candidate = db.get_session().get(User, user_id)
-        if candidate is not None and candidate.active:
+    if user_id is not None and sid and time.time() - logged_in_at < SESSION_MAX_AGE_S:
+        db_session = db.get_session()
+        candidate = db_session.get(User, user_id)
+        if candidate is not None and candidate.active and not _logged_out(
+                db_session, user_id, sid, logged_in_at):
             user = candidate
     g.console_user = user
     return user
 
 
+def _logged_out(db_session, user_id: int, sid: str, logged_in_at: float) -> bool:
+    """A signed cookie cannot be taken back: its session id is ended in the audit log.
+
+    Only rows since the login are read (audit_log is indexed on `at`).
+    """
+    since = datetime.fromtimestamp(logged_in_at, UTC) - timedelta(seconds=1)
+    return db_session.scalar(
+        select(AuditLog.id).where(AuditLog.at >= since, AuditLog.user_id == user_id,
+                                  AuditLog.action == "logout",
+                                  AuditLog.detail == logout_detail(sid)).limit(1)) is not None
+
+
+def logout_detail(sid: str) -> str:
+    return f"sid={sid}"
+
+
 def log_in(user: User) -> None:
     session.clear()  # a fresh session: no fixation of a pre-login cookie
     session["uid"] = user.id
+    session["sid"] = secrets.token_hex(16)
     session["login_at"] = time.time()
     session.permanent = True
     csrf.rotate(session)
     g.console_user = user
 
 
-def log_out() -> None:
+def log_out() -> str | None:
+    """Ends the session; returns its id for the audit row that keeps it ended."""
+    sid = session.get("sid")
     session.clear()
     g.pop("console_user", None)
+    return sid
 
 
 def can_see_cases(user: User | None) -> bool:

@@ -105,8 +105,9 @@ def login():
 @bp.route("/deconnexion", methods=["POST"])
 @access.require_roles()
 def logout():
-    audit(access.current_user(), "logout", "user", access.current_user().id)
-    access.log_out()
+    user = access.current_user()
+    sid = access.log_out()
+    audit(user, "logout", "user", user.id, detail=access.logout_detail(sid or ""))
     flash(t.LOGGED_OUT, "info")
     return redirect(url_for("console.login"))
 
