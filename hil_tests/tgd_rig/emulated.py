@@ -222,6 +222,8 @@ class EmulatedRig(Rig):
         self.gateway_modem = None
         self._threads: list[threading.Thread] = []
         self._msisdn_to_device: dict[str, str] = {}
+        self._index_lock = threading.Lock()
+        self._last_index = 0   # never reused: numbers stay unique after remove_handset()
         self._started = False
 
     # -- life cycle ------------------------------------------------------------------------
@@ -302,16 +304,19 @@ class EmulatedRig(Rig):
         """Provision, register and open a handset (its firmware is not started: power_on())."""
         from .emulator.track import Track
 
-        if device_id in self.handsets:
-            raise RigError(f"handset {device_id} already exists")
-        index = len(self.handsets) + 1
+        with self._index_lock:
+            if device_id in self.handsets:
+                raise RigError(f"handset {device_id} already exists")
+            self._last_index += 1
+            index = self._last_index
         identity = HandsetIdentity.generate(device_id, index, special_number)
         workdir = self.workdir / "handsets" / device_id
-        cfg = provision_host_handset(
-            workdir / "flash", identity, server_url=self.server.ingest_url,
-            sms_number=self.sms_number, emergency_number=self.emergency_number,
-            base_url=self.server.base_url if register else None,
-            tech_token=self.server.tech_token if register else None, settings=config)
+        with self.server._api_lock:   # one technician: registrations go one at a time
+            cfg = provision_host_handset(
+                workdir / "flash", identity, server_url=self.server.ingest_url,
+                sms_number=self.sms_number, emergency_number=self.emergency_number,
+                base_url=self.server.base_url if register else None,
+                tech_token=self.server.tech_token if register else None, settings=config)
         handset = EmulatedHandset(self, identity, workdir,
                                   track=track or Track.fixed(lat, lon), indoor=indoor,
                                   battery_mv=battery_mv, config=cfg)

@@ -30,7 +30,7 @@ class HandsetIdentity:
     def generate(cls, device_id: str, index: int, special_number: str | None = None) -> HandsetIdentity:
         """A fresh identity; `index` keeps numbers distinct between handsets of one rig."""
         return cls(device_id=device_id, key=secrets.token_hex(32),
-                   special_number=special_number or f"+6877510{index:02d}",
+                   special_number=special_number or f"+6877{index:05d}",
                    imei=f"8612345678{index:05d}",
                    iccid=f"8968701000000{index:06d}",
                    imsi=f"5460100000{index:05d}")

@@ -47,6 +47,8 @@ class ServerHarness:
         self._threads: list[threading.Thread] = []
         self._subscription = None
         self._stopping = threading.Event()
+        self._api_lock = threading.Lock()
+        self.server_errors: list[str] = []
 
     @property
     def ingest_url(self) -> str:
@@ -151,6 +153,22 @@ class ServerHarness:
 
     def request(self, method: str, path: str, token: str, body: dict | None = None,
                 expect: tuple[int, ...] = (200,)) -> Any:
+        """One REST call. The rig is one client: its calls go one at a time. A GET that
+        meets a 5xx is tried twice more (the rig's reads are instruments, not the path
+        under test); the first 5xx is kept in `self.server_errors` for the report."""
+        attempts = 3 if method == "GET" else 1
+        with self._api_lock:
+            for attempt in range(1, attempts + 1):
+                status, payload = self._request_once(method, path, token, body)
+                if status < 500 or attempt == attempts:
+                    break
+                self.server_errors.append(f"{method} {path}: HTTP {status}")
+                time.sleep(0.1 * attempt)
+        if status not in expect:
+            raise ServerError(f"{method} {path}: HTTP {status}: {payload[:300]!r}")
+        return json.loads(payload) if payload else None
+
+    def _request_once(self, method: str, path: str, token: str, body: dict | None) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base_url + path, data=data, method=method,
                                      headers={"Authorization": f"Bearer {token}",
@@ -160,9 +178,7 @@ class ServerHarness:
                 status, payload = resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
-        if status not in expect:
-            raise ServerError(f"{method} {path}: HTTP {status}: {payload[:300]!r}")
-        return json.loads(payload) if payload else None
+        return status, payload
 
     def register_device(self, identity, fw_version: str = "1.0.0") -> None:
         self.request("POST", "/api/v1/devices", self.tech_token, {
