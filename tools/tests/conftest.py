@@ -69,12 +69,10 @@ def network():
     net.stop()
 
 
-def make_modem(network, **kwargs):
+def make_modem(network, msisdn="+687751001", imei="866123045678901", iccid="8968701000000123456F"):
     from tgd_rig.emulator import Sim7600Emulator
 
-    modem = Sim7600Emulator(
-        network, msisdn="+687751001", imei="866123045678901", iccid="8968701000000123456F", **kwargs
-    )
+    modem = Sim7600Emulator(network, msisdn=msisdn, imei=imei, iccid=iccid)
     modem.open(pwrkey_fifo=True)
     return modem
 

@@ -209,3 +209,38 @@ def test_selftest_of_an_unregistered_handset_fails(tmp_path, flash_dir, board, s
     assert not checks["test message accepted"]["ok"] and "HTTP 401" in checks["test message accepted"]["detail"]
     assert not checks["server recorded the test"]["ok"]
     assert checks["modem answers"]["ok"] and checks["battery"]["ok"]
+
+
+def test_batch_provision_and_selftest_on_two_handsets(tmp_path, flashed, network, server, capsys, monkeypatch):
+    boards, modems = [], []
+    try:
+        for n in (1, 2):
+            modem = make_modem(network, msisdn=f"+68775100{n}", imei=f"86612304567890{n}",
+                               iccid=f"896870100000012345{n}")
+            modem.power_on()
+            modems.append(modem)
+            flash = tmp_path / f"flash{n}"
+            shutil.copytree(flashed[0], flash)
+            boards.append(start_board(flash, modem))
+        csv = tmp_path / "bench.csv"
+        csv.write_text("device_id,special_number,port\n"
+                       + "".join(f"NC000{n},+68775100{n},{b.url}\n" for n, b in zip((1, 2), boards, strict=True)))
+        monkeypatch.setenv("TGD_TECH_TOKEN", server.tech_token)
+        code, out, err = run(["provision", "--batch", str(csv), "--sms-number", "+687700100",
+                              "--server", server.base_url], capsys)
+        assert code == 0, out + err
+        assert "OK   NC0001" in out and "OK   NC0002" in out
+        for n in (1, 2):
+            assert json.loads((tmp_path / f"flash{n}" / "config.json").read_text())["device_id"] == f"NC000{n}"
+            assert api(server, f"/api/v1/devices/NC000{n}")[1]["imei"] == f"86612304567890{n}"
+        code, out, err = run(["selftest", "--batch", str(csv), "--server", server.base_url,
+                              "--report-dir", str(tmp_path / "reports")], capsys)
+        assert code == 0, out + err
+        reports = sorted((tmp_path / "reports").iterdir())
+        assert [json.loads(r.read_text())["device_id"] for r in reports] == ["NC0001", "NC0002"]
+        assert all(json.loads(r.read_text())["result"] == "PASS" for r in reports)
+    finally:
+        for b in boards:
+            b.stop()
+        for m in modems:
+            m.close()

@@ -133,3 +133,14 @@ def test_provision_of_a_board_needs_a_server(capsys):
     code, _, err = run_cli(["provision", "--port", "/dev/ttyUSB0", "--device-id", "NC1",
                             "--special-number", "+6871", "--sms-number", "+6872"], capsys)
     assert code == 2 and "--server" in err
+
+
+def test_batch_dry_run_prints_commands_per_port(tmp_path, capsys):
+    image = fake_image(tmp_path / "fw.bin", 0)
+    csv = tmp_path / "bench.csv"
+    csv.write_text("device_id,port\nNC0001,/dev/ttyUSB0\nNC0002,/dev/ttyUSB1\n")
+    code, out, _ = run_cli(["flash", "--batch", str(csv), "--chip", "esp32", "--image", str(image), "--dry-run"], capsys)
+    assert code == 0
+    erases = [ln for ln in out.splitlines() if ln.endswith("erase-flash")]
+    assert [ln.split("--port ")[1].split()[0] for ln in erases] == ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+    assert "OK   NC0001" in out and "OK   NC0002" in out

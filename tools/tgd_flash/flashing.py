@@ -150,9 +150,12 @@ def upload(board: Board, files: list[fwbuild.BuildFile], fw_version: str, out: T
         _discard(board, list(staged) + [fwbuild.MANIFEST + _NEW])
         raise
 
+    # the manifest last: a power cut halfway leaves files that disagree with the old
+    # manifest, which the self-test's "firmware intact" check reports
+    order = sorted(n for n in staged if not n.startswith(fwbuild.MANIFEST)) + [fwbuild.MANIFEST + _NEW]
     board.run(
         "import os\n"
-        f"for _n in {sorted(staged)!r}:\n"
+        f"for _n in {order!r}:\n"
         f"    os.rename(_n, _n[:-{len(_NEW)}])\n",
         timeout_s=30,
     )
