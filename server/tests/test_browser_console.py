@@ -50,8 +50,10 @@ def live_server(tmp_path):
         "TGD_SSE_KEEPALIVE_S": 1.0, "TGD_TILE_URL": "",
     })
     db.create_all(app.extensions["tgd_engine"])
-    key = secrets.token_hex(32)
+    key, other_key = secrets.token_hex(32), secrets.token_hex(32)
     with app.app_context(), db.write_session() as session:
+        register_device(session, {"device_id": "NC0043", "special_number": "+687751043",
+                                  "key": other_key, "fw_version": "1.0.0"})
         auth.create_user(session, "agent.dupont", "operator", PASSWORD, "Agent Dupont")
         device = register_device(session, {"device_id": "NC0042", "special_number": "+687751042",
                                            "key": key, "fw_version": "1.0.0"})
@@ -64,7 +66,8 @@ def live_server(tmp_path):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"app": app, "url": f"http://127.0.0.1:{server.server_port}", "key": key}
+    yield {"app": app, "url": f"http://127.0.0.1:{server.server_port}", "key": key,
+           "other_key": other_key}
     server.shutdown()
     app.extensions["tgd_engine"].dispose()
 
@@ -81,11 +84,11 @@ WATCH_FOR_FIRST_ROW = """() => {
 
 
 def post_signed(base_url: str, key_hex: str, type_: str, seq: int, aid: str,
-                fix_age_s: int = 4) -> dict:
+                fix_age_s: int = 4, device_id: str = "NC0042") -> dict:
     """What the handset does (docs/protocol.md): HMAC-SHA256 over the exact body."""
     now = int(time.time())
     message = {
-        "v": 1, "dev": "NC0042", "seq": seq, "type": type_, "t": now, "aid": aid,
+        "v": 1, "dev": device_id, "seq": seq, "type": type_, "t": now, "aid": aid,
         "fix": {"m": "G", "lat": -22.27631, "lon": 166.45772 + seq * 0.001, "acc": 15,
                 "t": now - fix_age_s},
         "cell": {"rat": "LTE", "mcc": 546, "mnc": 1, "lac": 4352, "ci": 20513, "sig": -95},
@@ -170,6 +173,15 @@ def test_operator_sees_a_new_alarm_live_on_the_map_and_acknowledges_it(live_serv
             expect(page.locator("#map path.tgd-track")).to_have_count(1)
             expect(page.locator("tr.position-row")).to_have_count(2)
             page.screenshot(path=str(shots / "console-stale.png"))
+
+            # While she handles this alarm, another handset alarms: she is told at once.
+            post_signed(base, live_server["other_key"], "alarm", 1, secrets.token_hex(4),
+                        device_id="NC0043")
+            banner = page.locator("#new-alarm-banner")
+            expect(banner).to_be_visible(timeout=WAIT_MS)
+            expect(banner).to_contain_text("NOUVELLE ALARME")
+            banner.click()
+            expect(page.locator(".who-number")).to_have_text("+687751043")
         finally:
             browser.close()
 

@@ -221,6 +221,7 @@ JS = {
     "live": LIVE_CONNECTED,
     "reconnecting": LIVE_RECONNECTING,
     "new_alarm": NEW_ALARM_BANNER,
+    "open_it": "cliquer pour l'ouvrir",
     "sound_on": SOUND_ON,
     "sound_enable": SOUND_ENABLE,
     "method": METHOD_LABELS,

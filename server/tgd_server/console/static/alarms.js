@@ -6,10 +6,7 @@
     var TGD = window.TGD;
     var S = TGD.strings;
     var list = document.getElementById('alarm-list');
-    var banner = document.getElementById('new-alarm-banner');
-    var audio = document.getElementById('alert-sound');
-    var toggle = document.getElementById('sound-toggle');
-    var soundOn = sessionStorage.getItem('tgd-sound') === 'on';
+    TGD.listHandlesNewAlarms = true;
 
     function openIds() {
       var ids = new Set();
@@ -21,37 +18,12 @@
     var known = openIds();
     var highlighted = new Set();
 
-    function showSoundState() {
-      toggle.textContent = soundOn ? S.sound_on : S.sound_enable;
-      toggle.classList.toggle('on', soundOn);
-    }
-
-    function ring() {
-      if (!soundOn) return;
-      audio.currentTime = 0;
-      var played = audio.play();
-      if (played && played.catch) played.catch(function () { soundOn = false; showSoundState(); });
-    }
-
-    toggle.addEventListener('click', function () {
-      soundOn = !soundOn;
-      sessionStorage.setItem('tgd-sound', soundOn ? 'on' : 'off');
-      showSoundState();
-      if (soundOn) ring();  // a user gesture unlocks audio for the page
-    });
-    showSoundState();
-
-    banner.addEventListener('click', function () { banner.hidden = true; });
-
     function announce(rows) {
       var numbers = rows.map(function (row) {
         var cell = row.querySelector('.number');
         return cell ? cell.textContent.trim() : '';
       });
-      banner.textContent = S.new_alarm + ' — ' + numbers.join(', ');
-      banner.hidden = false;
-      document.title = '(!) ' + document.title.replace(/^\(!\) /, '');
-      ring();
+      TGD.announce(S.new_alarm + ' — ' + numbers.join(', '), '');
     }
 
     // At most one fetch in flight; events arriving meanwhile cause one more fetch after it.

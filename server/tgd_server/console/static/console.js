@@ -101,15 +101,69 @@
     };
   }
 
+  // --- new-alarm alerts: sound (after one click, browsers' rule) and banner, on every page
+  var soundOn = sessionStorage.getItem('tgd-sound') === 'on';
+
+  function showSoundState() {
+    var toggle = document.getElementById('sound-toggle');
+    if (!toggle) return;
+    toggle.textContent = soundOn ? S.sound_on : S.sound_enable;
+    toggle.classList.toggle('on', soundOn);
+  }
+
+  function ring() {
+    var audio = document.getElementById('alert-sound');
+    if (!soundOn || !audio) return;
+    audio.currentTime = 0;
+    var played = audio.play();
+    if (played && played.catch) played.catch(function () { soundOn = false; showSoundState(); });
+  }
+
+  function announce(text, href) {
+    var banner = document.getElementById('new-alarm-banner');
+    banner.textContent = text;
+    banner.dataset.href = href || '';
+    banner.hidden = false;
+    document.title = '(!) ' + document.title.replace(/^\(!\) /, '');
+    ring();
+  }
+
+  function setUpAlerts() {
+    var toggle = document.getElementById('sound-toggle');
+    if (toggle) {
+      toggle.addEventListener('click', function () {
+        soundOn = !soundOn;
+        sessionStorage.setItem('tgd-sound', soundOn ? 'on' : 'off');
+        showSoundState();
+        if (soundOn) ring();  // a user gesture unlocks audio for the page
+      });
+      showSoundState();
+    }
+    var banner = document.getElementById('new-alarm-banner');
+    banner.addEventListener('click', function () {
+      banner.hidden = true;
+      if (banner.dataset.href) window.location.href = banner.dataset.href;
+    });
+    // Away from the list (e.g. handling another alarm), a new alarm still alerts.
+    handlers.push(function (type, data) {
+      if (type !== 'alarm.created' || !document.body.dataset.alarmAlerts || window.TGD.listHandlesNewAlarms) return;
+      announce(S.new_alarm + ' — ' + S.open_it, document.body.dataset.alarmUrl + data.alarm_id);
+    });
+  }
+
   window.TGD = {
     strings: S,
     fmt: fmt,
     formatAge: formatAge,
     tickAges: tickAges,
+    ring: ring,
+    announce: announce,
+    listHandlesNewAlarms: false,
     onEvent: function (fn) { handlers.push(fn); },
   };
 
   document.addEventListener('DOMContentLoaded', function () {
+    setUpAlerts();
     tickAges();
     setInterval(tickAges, 1000);
     connect();
