@@ -128,7 +128,7 @@ async def _gnss(modem):
     try:
         await modem.gnss_start()
         if not await modem._gnss_on():
-            return False, "AT+CGPS? says off after AT+CGPS=1"
+            return False, "AT+CGPS? says off after AT+CGPS=1", None
         start = time.ticks_ms()
         fix = None
         while fix is None and time.ticks_diff(time.ticks_ms(), start) < _GNSS_FIX_WAIT_MS:
@@ -136,15 +136,17 @@ async def _gnss(modem):
             if fix is None:
                 await asyncio.sleep_ms(1000)
     except ModemError as e:
-        return False, "%s %s" % (type(e).__name__, e)
+        return False, "%s %s" % (type(e).__name__, e), None
     finally:
         try:
             await modem.gnss_stop()  # off between alarms: it drains the battery
         except ModemError:
             pass
     if fix is None:
-        return True, "on; no fix yet (normal indoors)"
-    return True, "on; fix %.5f,%.5f +-%dm" % (fix["lat"], fix["lon"], fix.get("acc") or 0)
+        return True, "on; no fix yet (normal indoors)", None
+    g = {"m": "G", "lat": fix["lat"], "lon": fix["lon"], "acc": max(5, int(fix.get("acc") or 5)),
+         "t": fix.get("t")}
+    return True, "on; fix %.5f,%.5f +-%dm" % (g["lat"], g["lon"], g["acc"]), g
 
 
 async def _run(boot_timeout_ms, reg_timeout_ms):
@@ -204,7 +206,7 @@ async def _run(boot_timeout_ms, reg_timeout_ms):
         _check("battery", bat is not None and bat >= cfg["low_battery_mv"],
                "%s mV (low at %d)" % (bat, cfg["low_battery_mv"]))
 
-        ok, detail = await _gnss(modem)
+        ok, detail, fix = await _gnss(modem)
         _check("GNSS on", ok, detail)
 
         if safe:
@@ -218,7 +220,7 @@ async def _run(boot_timeout_ms, reg_timeout_ms):
         dev = Device(modem, journal, cfg, safe, log, clock, None, Timing(board.timing_scale()))
         dev.imei, dev.iccid = imei, iccid
         uplink = Uplink(dev)
-        snap = {"fix": None, "cell": cell, "bat": bat, "csq": csq}
+        snap = {"fix": fix or ({"m": "C"} if cell else None), "cell": cell, "bat": bat, "csq": csq}
         status, answer = await uplink.post("test", snap)
         if status == 409:  # the journal's counter was behind the server: it jumped, retry once
             status, answer = await uplink.post("test", dict(snap))
