@@ -193,7 +193,13 @@ class Alarm:
             try:
                 await dev.modem_call(dev.modem.dial(dev.cfg["emergency_number"]))
             except CallFailed as e:
-                self._set_call("failed", e.reason)
+                if e.reason == "timeout" and dev.modem.call_state in ("dialing", "alerting", "active"):
+                    # ATD got no answer in time but the call is going through: follow it
+                    if await self._follow_call():
+                        self._progress("call", "done")
+                        return
+                else:
+                    self._set_call("failed", e.reason)
             except ModemError as e:
                 self._set_call("failed", type(e).__name__)
             else:
