@@ -215,3 +215,38 @@ def test_numbers_are_unique(net):
     net.add_police("17")
     with pytest.raises(ValueError):
         net.add_police("17")
+
+
+def test_police_call_back_rings_and_is_answered_silently(net, handset):
+    police = net.add_police("17", answer_after_s=0.05)
+    m, at = handset
+    record = police.call_back(HANDSET, hangup_after_s=0.2)
+    assert at.expect(b'\r\nRING\r\n\r\n+CLIP: "17",129,,,"",0\r\n', 2)
+    at.read_for(0.02)
+    assert at.command("ATA") == b"\r\nOK\r\n"
+    got = at.expect(b"VOICE CALL: END: 000000\r\n", 2)
+    assert b"VOICE CALL: BEGIN\r\n" in got and b'+CLCC: 1,1,0,0,0,"17",129' in got
+    assert record.direction == "out" and record.callee == HANDSET
+    assert record.end_reason == "police_hangup" and record.duration_s >= 0.2
+
+
+def test_police_call_back_unanswered(net, handset):
+    police = net.add_police("17")
+    m, at = handset
+    record = police.call_back(HANDSET)
+    assert at.expect(b"\r\nNO CARRIER\r\n", 3)  # the network's no-answer timer
+    assert record.end_reason == "no_answer" and record.answered_at is None
+
+
+def test_delivery_report_waits_for_a_sender_that_lost_service(net, handset, gateway):
+    m, at = handset
+    g, gat = gateway
+    at.send(f'AT+CMGS="{GATEWAY}"')
+    at.expect(b"> ")
+    at.write(b"report later\x1a")
+    at.expect(b"OK\r\n", 3)
+    m.inject("no_service")
+    gat.expect(b"+CMTI", 3)
+    assert b"+CDS" not in at.read_for(0.2)
+    m.inject("service_back")
+    assert at.expect(f'+CDS: 6,0,"{GATEWAY}",145,'.encode(), 3)

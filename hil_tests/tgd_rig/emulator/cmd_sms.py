@@ -206,13 +206,19 @@ def receive(m: Sim7600Emulator, sender: str, text: str, scts_epoch: float) -> bo
     return True
 
 
-def report(m: Sim7600Emulator, mr: int, to: str, scts: float, dt: float, st: int) -> None:
-    """Delivery report for message reference mr (CNMI ds=1 routes it as +CDS)."""
-    if not m.registered or m.settings.cnmi[3] != 1:
-        return
+def report(m: Sim7600Emulator, mr: int, to: str, scts: float, dt: float, st: int) -> bool:
+    """Delivery report for message reference mr (CNMI ds=1 routes it as +CDS).
+
+    False when the modem cannot take it now (off or unregistered): the network retries.
+    """
+    if not m.registered:
+        return False
+    if m.settings.cnmi[3] != 1:
+        return True  # taken, but not routed to the host: no +CDS
     m.urc(
         f'+CDS: 6,{mr},"{to}",{number_type(to)},"{local_stamp(scts)}","{local_stamp(dt)}",{st}'
     )
+    return True
 
 
 COMMANDS = {

@@ -169,7 +169,8 @@ class ModemLeg:
             fail(self.caller, self.caller_call, "NO ANSWER")
 
     def answer(self) -> None:
-        assert self.callee_call is not None
+        if self.callee_call is None or self.callee_call not in self.callee.calls:
+            return
         connect(self.callee, self.callee_call)
         connect(self.caller, self.caller_call)
         self.caller.net.event(
@@ -189,6 +190,74 @@ class ModemLeg:
             "call_ended", modem=self.caller.msisdn, number=self.caller_call.number,
             by="local" if side is self.caller else "remote", reason=reason,
         )
+
+
+class PoliceCallBack:
+    """The police calls the handset: it rings until ATA, the no-answer timer, or a hang-up."""
+
+    def __init__(self, m: Sim7600Emulator, endpoint: PoliceEndpoint, record: PoliceCall,
+                 hangup_after_s: float | None):
+        self.m, self.endpoint, self.record = m, endpoint, record
+        self.hangup_after_s = hangup_after_s
+        self.call: Call | None = None
+
+    def ring(self) -> None:
+        m = self.m
+        if not m.registered or m.calls:
+            self._ended("busy" if m.calls else "unreachable")
+            m.net.event("callback_failed", modem=m.msisdn, number=self.endpoint.number)
+            return
+        self.endpoint._live[id(self)] = self
+        self.record.alerting_at = time.monotonic()
+        self.call = Call(1, False, self.endpoint.number, CALL_INCOMING, remote=self)
+        m.calls.append(self.call)
+        if m.settings.clcc_urc:
+            m.urc(clcc_line(self.call))
+        m.net.event("callback_ringing", modem=m.msisdn, number=self.endpoint.number)
+        self._ring_again()
+        m.later(m.net.timing.no_answer_s, self._no_answer)
+
+    def _ring_again(self) -> None:
+        call = self.call
+        if call is None or call not in self.m.calls or call.state != CALL_INCOMING:
+            return
+        self.m.urc("RING")
+        if self.m.settings.clip:
+            n = self.endpoint.number
+            self.m.urc(f'+CLIP: "{n}",{number_type(n)},,,"",0')
+        self.m.later(RING_PERIOD_S * max(self.m.net.timing.scale, 0.02), self._ring_again)
+
+    def _no_answer(self) -> None:
+        if self.call is not None and self.call.state == CALL_INCOMING:
+            self._ended("no_answer")
+            end_call(self.m, self.call, "NO CARRIER")
+
+    def answer(self) -> None:
+        if self.call is None or self.call not in self.m.calls:
+            return
+        self.record.answered_at = time.monotonic()
+        connect(self.m, self.call)
+        self.m.net.event("callback_answered", modem=self.m.msisdn, number=self.endpoint.number)
+        if self.hangup_after_s is not None:
+            self.m.later(self.hangup_after_s, self.remote_hangup, "police_hangup")
+
+    def remote_hangup(self, reason: str) -> None:
+        if self.call is None or self.call not in self.m.calls:
+            return
+        connected = self.call.connected is not None
+        self._ended(reason)
+        end_call(self.m, self.call, None if connected else "NO CARRIER")
+
+    def local_hangup(self, side: Sim7600Emulator, reason: str) -> None:
+        self._ended(reason)
+
+    def _ended(self, reason: str) -> None:
+        if self.record.ended_at is None:
+            self.record.ended_at = time.monotonic()
+            self.record.end_reason = reason
+        self.endpoint._live.pop(id(self), None)
+        self.m.net.event("callback_ended", modem=self.m.msisdn, number=self.endpoint.number,
+                         reason=reason, duration_s=self.record.duration_s)
 
 
 def fail(m: Sim7600Emulator, call: Call, result: str) -> None:
@@ -258,7 +327,7 @@ def hang_up_all(m: Sim7600Emulator, reason: str) -> None:
         end_call(m, call)
         if isinstance(leg, PoliceLeg):
             leg.local_hangup(reason)
-        elif isinstance(leg, ModemLeg):
+        elif isinstance(leg, (ModemLeg, PoliceCallBack)):
             leg.local_hangup(m, reason)
 
 
@@ -269,7 +338,7 @@ def drop_all_calls(m: Sim7600Emulator, reason: str) -> None:
         leg = call.remote
         if isinstance(leg, PoliceLeg):
             leg.local_hangup(reason)
-        elif isinstance(leg, ModemLeg):
+        elif isinstance(leg, (ModemLeg, PoliceCallBack)):
             leg.local_hangup(m, reason)
 
 
@@ -292,7 +361,7 @@ def ata(m: Sim7600Emulator, cmd: Command) -> list[str]:
     if cmd.kind != EXEC:
         raise AtSyntaxError("ATA takes no argument")
     for call in m.calls:
-        if call.state == CALL_INCOMING and isinstance(call.remote, ModemLeg):
+        if call.state == CALL_INCOMING and isinstance(call.remote, (ModemLeg, PoliceCallBack)):
             m.later(0, call.remote.answer)
             return ["OK"]
     raise Refused("ATA without an incoming call")

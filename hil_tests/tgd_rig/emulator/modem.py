@@ -184,6 +184,8 @@ class Sim7600Emulator:
         if self._line:
             self._line.close()
             self._line = None
+        self.port = None
+        self.pwrkey_path = None
         self.net.detach(self)
 
     def later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
@@ -332,9 +334,11 @@ class Sim7600Emulator:
         return "ERROR"
 
     async def _write_loop(self) -> None:
-        assert self._out is not None
+        out = self._out
+        if out is None:
+            return
         while True:
-            data = await self._out.get()
+            data = await out.get()
             split = self.faults.split
             if split is None:
                 self._write(data)
@@ -558,8 +562,8 @@ class Sim7600Emulator:
     def receive_sms(self, sender: str, text: str, scts_epoch: float) -> bool:
         return cmd_sms.receive(self, sender, text, scts_epoch)
 
-    def sms_report(self, mr: int, to: str, scts: float, dt: float, st: int) -> None:
-        cmd_sms.report(self, mr, to, scts, dt, st)
+    def sms_report(self, mr: int, to: str, scts: float, dt: float, st: int) -> bool:
+        return cmd_sms.report(self, mr, to, scts, dt, st)
 
 
 

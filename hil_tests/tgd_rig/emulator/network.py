@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import http.client
 import random
 import socket
 import threading
@@ -50,6 +51,8 @@ class PoliceCall:
     answered_at: float | None = None
     ended_at: float | None = None
     end_reason: str | None = None  # caller_hangup, police_hangup, no_answer, caller_lost
+    direction: str = "in"  # "in": the handset called; "out": a police call-back
+    callee: str | None = None  # the handset's number for a call-back
 
     @property
     def duration_s(self) -> float | None:
@@ -78,6 +81,26 @@ class PoliceEndpoint:
     def _hangup_all(self) -> None:
         for call in list(self._live.values()):
             call.remote_hangup("police_hangup")
+
+    def call_back(self, msisdn: str, hangup_after_s: float | None = None) -> PoliceCall:
+        """The operator calls the handset back (it rings: RING, +CLIP; ATA answers)."""
+        if self._net is None:
+            raise NetworkNotStarted("police endpoint not attached to a network")
+        return self._net.call_in_loop(self._call_back, msisdn, hangup_after_s)
+
+    def _call_back(self, msisdn: str, hangup_after_s: float | None) -> PoliceCall:
+        from .cmd_voice import PoliceCallBack
+
+        record = PoliceCall(caller=self.number, number=msisdn, dialled_at=time.monotonic(),
+                            direction="out", callee=msisdn)
+        self.calls.append(record)
+        target = self._net.modem(msisdn) if self._net else None
+        if target is None:
+            record.ended_at = time.monotonic()
+            record.end_reason = "unknown_number"
+            return record
+        PoliceCallBack(target, self, record, hangup_after_s).ring()
+        return record
 
 
 @dataclass
@@ -286,7 +309,14 @@ class Network:
                     self.event("sms_sink_error", to=sms.to, error=repr(exc))
         self.event("sms_delivered", modem=sms.sender_number, to=sms.to, mr=sms.mr, text=sms.text)
         if sms.want_report:
-            sms.sender.sms_report(sms.mr, sms.to, sms.submitted_epoch, delivered_epoch, 0)
+            self._try_report(sms, delivered_epoch)
+
+    def _try_report(self, sms: _PendingSms, delivered_epoch: float) -> None:
+        """The status report is itself a message: retried until the sender can take it."""
+        if not sms.sender.sms_report(sms.mr, sms.to, sms.submitted_epoch, delivered_epoch, 0):
+            if sms.sender.port is None:
+                return  # the sender's modem was closed for good
+            self.later(max(1.0 * self.timing.scale, 0.05), self._try_report, sms, delivered_epoch)
 
     # -- HTTP ----------------------------------------------------------------
     def http_request(
@@ -339,5 +369,5 @@ def perform_http(
         return HTTP_NETWORK_ERROR, b""
     except TimeoutError:
         return HTTP_TIMEOUT, b""
-    except (ConnectionError, OSError, ValueError):
+    except (ConnectionError, OSError, ValueError, http.client.HTTPException):
         return HTTP_NETWORK_ERROR, b""
