@@ -147,6 +147,7 @@ def test_operator_sees_a_new_alarm_live_on_the_map_and_acknowledges_it(live_serv
             banner = page.locator("#new-alarm-banner")
             expect(banner).to_be_visible()
             expect(banner).to_contain_text("NOUVELLE ALARME")
+            expect(page.locator("#overview-map path.tgd-fix-latest")).to_have_count(1)
             page.screenshot(path=str(shots / "console-list.png"))
 
             row.locator("td.number a").click()

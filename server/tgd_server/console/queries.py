@@ -215,6 +215,16 @@ def map_data(fixes: list[FixView]) -> dict:
     ]}
 
 
+def overview(alarms: list[AlarmView]) -> list[dict]:
+    """What the list page's map draws: one point per open alarm that has a fix."""
+    return [
+        {"id": a.id, "number": a.special_number, "state": a.state, "lat": a.last_fix.lat,
+         "lon": a.last_fix.lon, "acc": a.last_fix.accuracy_m, "m": a.last_fix.method,
+         "t": a.last_fix.fix_time}
+        for a in alarms if a.last_fix is not None
+    ]
+
+
 def device_flags(device: Device, now: float) -> list[str]:
     """Codes: silent, never_seen, low_battery, stale_fix."""
     flags = []

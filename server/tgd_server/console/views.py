@@ -120,13 +120,20 @@ def _alarm_list_context() -> dict:
     closed = queries.recently_closed(session, with_case=True)
     ids = ",".join(str(a.id) for a in open_ + closed)
     audit(access.current_user(), "view_alarm_list", "alarm", "list", detail=f"ids={ids}")
-    return {"open_alarms": open_, "recent_closed": closed}
+    return {"open_alarms": open_, "recent_closed": closed, "overview": queries.overview(open_)}
 
 
 @bp.route("/alarmes")
 @access.require_roles(*CASE_READERS)
 def alarms():
-    return render_template("console/alarms.html", nav="alarms", **_alarm_list_context())
+    return render_template("console/alarms.html", nav="alarms", **_map_settings(),
+                           **_alarm_list_context())
+
+
+def _map_settings() -> dict:
+    return {"tile_url": current_app.config.get("TGD_TILE_URL", ""),
+            "tile_attribution": current_app.config.get("TGD_TILE_ATTRIBUTION",
+                                                       TILE_ATTRIBUTION_DEFAULT)}
 
 
 @bp.route("/alarmes/fragment")
@@ -177,11 +184,7 @@ def alarm(alarm_id: int):
     if row.device.case_id is not None:
         audit(user, "view_case", "case", row.device.case_id, detail=f"alarm={row.id}")
     audit(user, "view_positions", "alarm", row.id, detail=f"count={len(context['positions'])}")
-    return render_template("console/alarm.html", nav="alarms",
-                           tile_url=current_app.config.get("TGD_TILE_URL", ""),
-                           tile_attribution=current_app.config.get(
-                               "TGD_TILE_ATTRIBUTION", TILE_ATTRIBUTION_DEFAULT),
-                           **context)
+    return render_template("console/alarm.html", nav="alarms", **_map_settings(), **context)
 
 
 @bp.route("/alarmes/<int:alarm_id>/fragment")

@@ -72,3 +72,54 @@
     });
   });
 })();
+
+/* The overview map under the list: where every open alarm is, from the list's own data. */
+(function () {
+  'use strict';
+
+  document.addEventListener('DOMContentLoaded', function () {
+    var el = document.getElementById('overview-map');
+    if (!el || !window.L) return;
+    var TGD = window.TGD;
+    var S = TGD.strings;
+    var list = document.getElementById('alarm-list');
+    var map = L.map(el, {attributionControl: !!el.dataset.tileUrl});
+    if (el.dataset.tileUrl) {
+      L.tileLayer(el.dataset.tileUrl, {maxZoom: 19, attribution: el.dataset.tileAttribution || ''}).addTo(map);
+    } else {
+      el.classList.add('no-tiles');
+    }
+    L.control.scale({imperial: false, maxWidth: 200}).addTo(map);
+    map.setView([-21.5, 165.5], 7);
+    var layer = L.layerGroup().addTo(map);
+    var shownIds = '';
+
+    function draw() {
+      var block = list.querySelector('.tgd-overview-data');
+      var points = block ? JSON.parse(block.textContent) : [];
+      layer.clearLayers();
+      var bounds = null;
+      points.forEach(function (p) {
+        var stale = p.t && (Date.now() / 1000 - p.t) > Number(document.body.dataset.staleAfter || 120);
+        if (p.acc) {
+          var circle = L.circle([p.lat, p.lon], {radius: p.acc, className: 'tgd-accuracy'}).addTo(layer);
+          bounds = bounds ? bounds.extend(circle.getBounds()) : circle.getBounds();
+        }
+        var marker = L.circleMarker([p.lat, p.lon], {
+          radius: 9, className: 'tgd-fix-latest state-' + p.state + (stale ? ' stale' : '') + ' method-' + p.m,
+        }).addTo(layer);
+        marker.bindTooltip(p.number + ' · ' + (S.method[p.m] || p.m), {permanent: true, direction: 'top', offset: [0, -9]});
+        marker.on('click', function () { window.location.href = el.dataset.alarmUrl + p.id; });
+        var here = L.latLngBounds([p.lat, p.lon], [p.lat, p.lon]);
+        bounds = bounds ? bounds.extend(here) : here;
+      });
+      var ids = points.map(function (p) { return p.id; }).join(',');
+      if (bounds && ids !== shownIds) map.fitBounds(bounds.pad(0.3), {maxZoom: 16});
+      shownIds = ids;
+    }
+
+    // The list script replaces the rows (and this data) on every event: redraw after it.
+    new MutationObserver(draw).observe(list, {childList: true});
+    draw();
+  });
+})();
