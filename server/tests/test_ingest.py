@@ -341,3 +341,63 @@ def test_retired_device_is_refused(app, client, handset, api_headers):
                          headers=api_headers("technician")).status_code == 204
     response = handset.post(client, handset.message("alarm"))
     assert response.status_code == 401 and response.get_json()["error"] == "bad_signature"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset, monkeypatch):
+    """One batch: a good message, a replay and one whose storing fails. The good one is
+    stored, the replay refused, the failing one fails alone (a 500 the handset retries)."""
+    from tgd_server import ingest
+    from tgd_server.message import MessageRefused
+    from tgd_server.models import utcnow
+
+    good, replayer, broken = make_handset(), make_handset(), make_handset()
+    replayed = replayer.encode(replayer.message("heartbeat"))
+    assert replayer.post(client, replayed).status_code == 200
+
+    original = ingest.store_message
+
+    def failing_store(ctx):
+        if ctx.message.dev == broken.device_id:
+            raise RuntimeError("disk on fire")
+        original(ctx)
+
+    monkeypatch.setattr(ingest, "STORE_STEPS", tuple(
+        failing_store if step is original else step for step in ingest.STORE_STEPS))
+    with app.app_context():
+        factory = db.session_factory()
+
+        def context(handset, body):
+            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
+                                 source="test", ingested_at=time.time(), received_at=utcnow(),
+                                 now=time.time(), factory=factory)
+            for step in ingest.BYTE_STEPS + ingest.READ_STEPS:
+                step(ctx)
+            return ctx
+
+        batch = [ingest._Pending(context(good, good.encode(good.message("alarm")))),
+                 ingest._Pending(context(replayer, replayed)),
+                 ingest._Pending(context(broken, broken.encode(broken.message("alarm"))))]
+        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)  # no thread
+        committer._factory = factory
+        committer._write(batch)
+    assert batch[0].outcome is None and batch[0].ctx.answer["alarm"]["aid"] == good.aid
+    assert isinstance(batch[1].outcome, MessageRefused) and batch[1].outcome.code == "replay"
+    assert isinstance(batch[2].outcome, RuntimeError)
+    with app.app_context():
+        stored = list(db.get_session().scalars(select(DeviceMessage.device_id)))
+    assert sorted(stored) == sorted([good.device_id, replayer.device_id])
+    assert count(app, Alarm) == 1
+
+
+def test_a_database_failure_is_a_500_that_the_handset_retries(app, client, handset, monkeypatch):
+    from tgd_server import ingest
+
+    def broken(ctx):
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(ingest, "STORE_STEPS", (broken,))
+    response = handset.post(client, handset.message("alarm"))
+    assert response.status_code == 500
+    assert response.get_json() == {"ok": False, "error": "server_error", "detail": "retry later"}
+    assert count(app, DeviceMessage) == 0

@@ -73,9 +73,15 @@ def _body(device_id: str, seq: int, type_: str, aid: str | None) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def _client_worker(host: str, port: int, work: list, concurrency: int, results) -> None:
-    """One client process: `concurrency` threads, one keep-alive connection each."""
+def _client_worker(host: str, port: int, work: list, concurrency: int, results,
+                   rate: float = 0.0) -> None:
+    """One client process: `concurrency` threads, one keep-alive connection each.
+
+    `rate` > 0 paces this process to that many messages per second (an offered
+    load, so latencies show processing rather than queueing); 0 sends flat out.
+    """
     lock = threading.Lock()
+    start = time.perf_counter()
     position = [0]
     statuses: dict[int, int] = {}
     rtts: list[float] = []
@@ -84,9 +90,14 @@ def _client_worker(host: str, port: int, work: list, concurrency: int, results) 
         with lock:
             if position[0] >= len(work):
                 return None
-            item = work[position[0]]
+            index = position[0]
+            item = work[index]
             position[0] += 1
-            return item
+        if rate > 0:
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        return item
 
     def run():
         connection = http.client.HTTPConnection(host, port, timeout=60)
@@ -215,7 +226,7 @@ class _GunicornServer:
 
 def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
               clients: int = 2, concurrency: int = 8, database_url: str | None = None,
-              keep: bool = False, workers: int = 0) -> dict:
+              keep: bool = False, workers: int = 0, rate: float = 0.0) -> dict:
     from sqlalchemy import func, select
 
     from . import create_app, db, events, migrate
@@ -282,12 +293,14 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     for item in alarm_flow:
         by_device.setdefault(item[0], []).append(item)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     collected = []
     for phase in (heartbeats, [i for flow in by_device.values() for i in flow]):
         shares = [phase[i::clients] for i in range(clients)] if phase is heartbeats else \
             _split_keep_device_order(by_device, clients)
         processes = [context.Process(target=_client_worker,
-                                     args=("127.0.0.1", port, share, concurrency, results))
+                                     args=("127.0.0.1", port, share, concurrency, results,
+                                           rate / clients))
                      for share in shares if share]
         for process in processes:
             process.start()
@@ -296,6 +309,7 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         for process in processes:
             process.join()
     elapsed = time.perf_counter() - started
+    server_cpu = time.process_time() - cpu_started  # this process = the server (in-process mode)
 
     deadline = time.time() + 10
     while len(latencies) < len(plan) and time.time() < deadline:
@@ -334,6 +348,9 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
                              if latencies else None},
         "http_rtt_ms": {"p50": round(_percentile(rtts, 0.5) * 1000, 1),
                         "p99": round(_percentile(rtts, 0.99) * 1000, 1)},
+        "server_cpu_ms_per_msg": None if workers else round(server_cpu / len(plan) * 1000, 2),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
+        "offered_rate": rate or "flat out",
         "clients": clients, "concurrency": concurrency, "cpus": os.cpu_count(),
         "server": f"gunicorn {workers} workers" if workers else "werkzeug threaded, in process",
     }
@@ -368,6 +385,8 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument("--database-url", default=None,
                         help="default: a temporary SQLite file; postgresql://... uses a fresh "
                              "schema that is dropped afterwards")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered load in messages/s (default: as fast as the server goes)")
     parser.add_argument("--workers", type=int, default=0,
                         help="run the server as gunicorn with this many worker processes "
                              "(PostgreSQL only); default: in-process Werkzeug server")
@@ -383,7 +402,8 @@ def _configure(parser: argparse.ArgumentParser):
         for url in urls:
             report = run_bench(args.devices, args.alarm_fraction, args.positions, args.clients,
                                args.concurrency, url,
-                               workers=args.workers if url and url.startswith("postgres") else 0)
+                               workers=args.workers if url and url.startswith("postgres") else 0,
+                               rate=args.rate)
             print(json.dumps(report))
         return 0
 

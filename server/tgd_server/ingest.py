@@ -5,17 +5,23 @@
 
     bytes:        check_size, require_signature, parse_body
     read:         verify_signature            (device key; unknown device = bad_signature)
-    one write     check_sequence, validate_values, store_message, update_device,
-    transaction:  join_alarm, store_position, add_message_timeline, settle_commands,
-                  detect_events, build_answer
+    write         check:  check_sequence, validate_values      (may refuse, write nothing)
+    transaction:  store:  advance_sequence, store_message, update_device, join_alarm,
+                          store_position, add_message_timeline, settle_commands
+                  flush, then: detect_events, build_answer
     after commit: publish_events
 
-A step raises `MessageRefused` to refuse: the transaction is rolled back
-(nothing stored), one row goes to the security log, and the result carries the
-protocol's error answer. The handset is answered only after what it sent is
-committed. Concurrent messages of one device are serialised by the device row
-(SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite); concurrent
-first messages of one alarm meet on the unique (device, aid) constraint.
+A check step raises `MessageRefused` to refuse: nothing is stored, one row goes
+to the security log, and the result carries the protocol's error answer. The
+handset is answered only after what it sent is committed.
+
+PostgreSQL: one transaction per message; concurrent messages of one device are
+serialised by SELECT ... FOR UPDATE on its row; concurrent first messages of one
+alarm meet on the unique (device, aid) constraint (ON CONFLICT DO NOTHING).
+SQLite (one writer at a time, an fsync per commit): one writer thread per
+database takes every waiting message and stores them in one transaction with
+one flush and one commit (group commit); if that batch fails unexpectedly, each
+of its messages is written alone so that one cannot sink the others.
 
 `open_or_join_alarm`, `add_position` and `add_timeline` are also the building
 blocks of the SMS channel (sms/ingest_sms.py).
@@ -87,6 +93,8 @@ class Context:
     alarm: Alarm | None = None
     alarm_created: bool = False
     newest: bool = True  # seq above every earlier one (a late message does not rewind states)
+    seq_state: SeqState | None = None
+    devices_locked: bool = False
     positions: list[Position] = field(default_factory=list)
     device_flags: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
@@ -152,26 +160,35 @@ _key_cache: dict[str, str] = {}
 # --- one write transaction ----------------------------------------------------
 
 def check_sequence(ctx: Context) -> None:
-    device = ctx.session.scalars(
-        select(Device).where(Device.id == ctx.envelope["dev"]).with_for_update()
-    ).one()
-    if device.key_hex != ctx.key_hex or device.retired_at is not None:
-        # The key changed between the check and the lock (re-provisioning).
+    """Lock the device row and check `seq` against its window (applied by advance_sequence)."""
+    dev = ctx.envelope["dev"]
+    if ctx.devices_locked:  # the batch already loaded (and, on SQLite, locked) its devices
+        device = ctx.session.get(Device, dev)
+    else:
+        device = ctx.session.scalars(
+            select(Device).where(Device.id == dev).with_for_update()
+        ).one_or_none()
+    if device is None or device.key_hex != ctx.key_hex or device.retired_at is not None:
+        # Retired or re-keyed between the signature check and the lock.
         raise MessageRefused(401, "bad_signature", "signature does not match the body")
     ctx.device = device
     seq = ctx.envelope.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**31 - 1:
         raise MessageRefused(400, "bad_value", "seq must be an integer in 1..2147483647")
     try:
-        state = advance(SeqState(device.seq_high, from_signed(device.seq_bitmap)), seq)
+        ctx.seq_state = advance(SeqState(device.seq_high, from_signed(device.seq_bitmap)), seq)
     except SeqRefused as refused:
         raise MessageRefused(409, refused.code, str(refused), seq_floor=refused.high) from None
-    ctx.newest = seq > device.seq_high
-    device.seq_high, device.seq_bitmap = state.high, to_signed(state.bitmap)
 
 
 def validate_values(ctx: Context) -> None:
     ctx.message = validate(ctx.envelope, now=ctx.now)
+
+
+def advance_sequence(ctx: Context) -> None:
+    device = ctx.device
+    ctx.newest = ctx.seq_state.high > device.seq_high
+    device.seq_high, device.seq_bitmap = ctx.seq_state.high, to_signed(ctx.seq_state.bitmap)
 
 
 def store_message(ctx: Context) -> None:
@@ -298,8 +315,6 @@ def settle_commands(ctx: Context) -> None:
 
 
 def detect_events(ctx: Context) -> None:
-    session = ctx.session
-    session.flush()  # ids for the events
     device, base = ctx.device, {"ingested_at": ctx.ingested_at, "channel": ctx.channel}
     if ctx.alarm is not None:
         kind = "alarm.created" if ctx.alarm_created else "alarm.updated"
@@ -328,10 +343,15 @@ def publish_events(ctx: Context) -> None:
 
 BYTE_STEPS: tuple[Callable[[Context], None], ...] = (check_size, require_signature, parse_body)
 READ_STEPS: tuple[Callable[[Context], None], ...] = (verify_signature,)
-WRITE_STEPS: tuple[Callable[[Context], None], ...] = (
-    check_sequence, validate_values, store_message, update_device, join_alarm,
-    store_position, add_message_timeline, settle_commands, detect_events, build_answer,
+# In the write transaction. CHECK_STEPS may refuse and write nothing; STORE_STEPS never
+# refuse; the session is flushed (ids) before AFTER_FLUSH_STEPS.
+CHECK_STEPS: tuple[Callable[[Context], None], ...] = (check_sequence, validate_values)
+STORE_STEPS: tuple[Callable[[Context], None], ...] = (
+    advance_sequence, store_message, update_device, join_alarm, store_position,
+    add_message_timeline, settle_commands,
 )
+AFTER_FLUSH_STEPS: tuple[Callable[[Context], None], ...] = (detect_events, build_answer)
+WRITE_STEPS = CHECK_STEPS + STORE_STEPS + AFTER_FLUSH_STEPS
 AFTER_COMMIT_STEPS: tuple[Callable[[Context], None], ...] = (publish_events,)
 STEPS = BYTE_STEPS + READ_STEPS + WRITE_STEPS + AFTER_COMMIT_STEPS
 
@@ -373,7 +393,10 @@ def _run_write_steps(ctx: Context, factory: sessionmaker) -> None:
         try:
             with db.write_session(factory) as session:
                 ctx.session = session
-                for step in WRITE_STEPS:
+                for step in CHECK_STEPS + STORE_STEPS:
+                    step(ctx)
+                session.flush()
+                for step in AFTER_FLUSH_STEPS:
                     step(ctx)
             return
         except (IntegrityError, OperationalError) as exc:
@@ -439,24 +462,43 @@ class _GroupCommitter:
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            with db.write_session(self._factory) as session:
-                for item in batch:
-                    ctx = item.ctx
-                    _reset(ctx)
-                    ctx.session = session
-                    try:
-                        with session.begin_nested():
-                            for step in WRITE_STEPS:
-                                step(ctx)
-                    except Exception as exc:  # refused or failed: its savepoint is undone
-                        item.outcome = exc
-                    finally:
-                        ctx.session = None
-        except Exception as exc:  # the commit failed: nothing of this batch is stored
-            log.exception("ingest batch of %d failed", len(batch))
+            self._write_together(batch)
+        except Exception:
+            # Something unexpected (a bug, a constraint): nothing of the batch is stored.
+            # Write each message alone so that one bad message cannot sink the others.
+            log.exception("ingest batch of %d failed: writing its messages one by one", len(batch))
             for item in batch:
-                if item.outcome is None or not isinstance(item.outcome, MessageRefused):
+                item.outcome = None
+                try:
+                    _run_write_steps(item.ctx, self._factory)
+                except Exception as exc:  # refused, or failed alone: answered 4xx/5xx
                     item.outcome = exc
+
+    def _write_together(self, batch: list[_Pending]) -> None:
+        """One transaction, one flush and one commit for the whole batch."""
+        with db.write_session(self._factory) as session:
+            ids = {item.ctx.envelope["dev"] for item in batch}
+            session.scalars(select(Device).where(Device.id.in_(ids))).all()  # one query
+            accepted = []
+            for item in batch:
+                ctx = item.ctx
+                _reset(ctx)
+                ctx.session, ctx.devices_locked = session, True
+                try:
+                    for step in CHECK_STEPS:
+                        step(ctx)
+                except MessageRefused as refused:  # refused before writing anything
+                    item.outcome = refused
+                    continue
+                for step in STORE_STEPS:
+                    step(ctx)
+                accepted.append(ctx)
+            session.flush()
+            for ctx in accepted:
+                for step in AFTER_FLUSH_STEPS:
+                    step(ctx)
+        for item in batch:
+            item.ctx.session, item.ctx.devices_locked = None, False
 
 
 class _Pending:
@@ -473,8 +515,8 @@ _committers_lock = threading.Lock()
 
 
 def _reset(ctx: Context) -> None:
-    ctx.device = ctx.alarm = ctx.answer = None
-    ctx.alarm_created = False
+    ctx.device = ctx.alarm = ctx.answer = ctx.seq_state = None
+    ctx.alarm_created, ctx.devices_locked, ctx.newest = False, False, True
     ctx.positions, ctx.device_flags, ctx.events = [], [], []
 
 
