@@ -5,7 +5,8 @@
    plus the micropython-esp32-stubs board modules (machine, time, micropython...),
    so an API that exists only in CPython (time.monotonic, dataclasses, ...) is an
    error. Only the findings that mean "this does not exist on the board" fail the
-   check (missing module, missing attribute of a module, unknown name); the
+   check (missing module, missing attribute of a module, unknown name, an argument
+   the call does not take); the
    firmware is not annotated and its other typing is not judged here;
 3. a syntax scan for CPython-only constructs the stubs cannot see: f-string `=`
    specifiers, run-time `typing`/`dataclasses`/`enum`/`abc`/`__future__` imports,
@@ -56,8 +57,9 @@ def setraw(fd: int) -> None: ...
 ''',
 }
 
-# mypy error codes that mean "not available on MicroPython".
-FAILING_CODES = {"import-not-found", "import-untyped", "name-defined", "attr-defined"}
+# mypy error codes that mean "not available on MicroPython" (call-arg: a keyword or an
+# argument count that the board's API does not take, e.g. machine.UART(..., bogus=1)).
+FAILING_CODES = {"import-not-found", "import-untyped", "name-defined", "attr-defined", "call-arg"}
 # attr-defined is only kept for modules (time.monotonic), not for objects whose type
 # mypy inferred from an untyped assignment.
 _MODULE_ATTR = re.compile(r'Module "[\w.]+" has no attribute|Module has no attribute')

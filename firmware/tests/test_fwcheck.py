@@ -40,6 +40,7 @@ BAD_SNIPPETS = {
     "fstring_eq_fmt": ("def f(x):\n    return f'{x = :>4}'\n", "f-string"),
     "match": ("def f(x):\n    match x:\n        case 1:\n            return 1\n", "match"),
     "machine_attr": ("import machine\n\ndef f():\n    return machine.NoSuchPeripheral()\n", "NoSuchPeripheral"),
+    "board_kwarg": ("import machine\n\ndef f():\n    return machine.Pin(4, no_such_option=1)\n", "no_such_option"),
     "cpython_module": ("import sqlite3\n", "sqlite3"),
     "syntax": ("def f(:\n    pass\n", "syntax"),
 }
