@@ -7,14 +7,13 @@ hil_tests/scenarios/<name>.toml on the backend and returns the report.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from rig_testkit import assert_passed, needs_firmware, with_expect  # noqa: F401 (re-exported)
 
-from tgd_rig.emulated import FIRMWARE_MAIN
 from tgd_rig.errors import Unsupported
 from tgd_rig.runner import run_scenario
 from tgd_rig.scenario import Scenario, load_scenario
@@ -27,11 +26,6 @@ RIG_TOML = HIL / "rig.toml"
 RIG_WORK = HIL.parent / "var" / "test-rig"
 NO_BOARD = ("no board configured: hil_tests/rig.toml is absent "
             "(copy hil_tests/rig.example.toml, wiring in docs/hil.md)")
-
-
-def needs_firmware() -> None:
-    if not FIRMWARE_MAIN.exists():
-        pytest.skip(f"{FIRMWARE_MAIN} does not exist yet")
 
 
 @pytest.fixture(params=["emulated", pytest.param("serial", marks=pytest.mark.serial)])
@@ -70,15 +64,3 @@ def run_named(backend, rig_workdir):
         needs_firmware()
         return run_scenario(sc, workdir=rig_workdir, seed=seed)
     return run
-
-
-def assert_passed(report: dict) -> None:
-    """Fail with the report's reasons and where the device log is."""
-    if not report["passed"]:
-        pytest.fail(f"scenario {report['scenario']} failed:\n  " + "\n  ".join(report["failures"])
-                    + f"\n  channels: {[a['channels_s'] for a in report['alarms']]}"
-                    + f"\n  device log: {report['log']}", pytrace=False)
-
-
-def with_expect(scenario: Scenario, **changes) -> Scenario:
-    return dataclasses.replace(scenario, expect=dataclasses.replace(scenario.expect, **changes))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import assert_passed
+from rig_testkit import assert_passed
 
 from tgd_rig.devicelog import parse_log_line
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import needs_firmware
+from rig_testkit import needs_firmware
 
 from tgd_rig.emulated import EmulatedRig
 from tgd_rig.errors import ExpectTimeout

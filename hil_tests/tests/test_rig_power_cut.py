@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import needs_firmware
+from rig_testkit import needs_firmware
 
 from tgd_rig.emulated import EmulatedRig
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flash_testkit import make_modem, start_board
 
 from tgd_flash.serverapi import ServerTarget
-from tgd_flash.virtual_board import VirtualBoard
 
 
 @dataclass
@@ -69,14 +69,6 @@ def network():
     net.stop()
 
 
-def make_modem(network, msisdn="+687751001", imei="866123045678901", iccid="8968701000000123456F"):
-    from tgd_rig.emulator import Sim7600Emulator
-
-    modem = Sim7600Emulator(network, msisdn=msisdn, imei=imei, iccid=iccid)
-    modem.open(pwrkey_fifo=True)
-    return modem
-
-
 @pytest.fixture
 def modem(network):
     modem = make_modem(network)
@@ -90,16 +82,6 @@ def flash_dir(tmp_path) -> Path:
     path = tmp_path / "flash"
     path.mkdir()
     return path
-
-
-def start_board(flash_dir: Path, modem=None) -> VirtualBoard:
-    env = {}
-    uart = None
-    if modem is not None:
-        uart = modem.port
-        if modem.pwrkey_path:
-            env["TGD_PWRKEY"] = modem.pwrkey_path
-    return VirtualBoard(flash_dir, uart=uart, extra_env=env).start()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import shutil
 import urllib.request
 
 import pytest
-from conftest import make_modem, start_board
+from flash_testkit import make_modem, start_board
 
 from tgd_flash import cli, provision
 from tgd_flash.errors import AlreadyRegistered, ModemNotAnswering, TokenRefused

@@ -1,0 +1,28 @@
+"""Helpers of the rig tests (test modules import from here, never from conftest:
+every test folder has a conftest.py and only one module can be called `conftest`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tgd_rig.emulated import FIRMWARE_MAIN
+from tgd_rig.scenario import Scenario
+
+
+def needs_firmware() -> None:
+    if not FIRMWARE_MAIN.exists():
+        pytest.skip(f"{FIRMWARE_MAIN} does not exist yet")
+
+
+def assert_passed(report: dict) -> None:
+    """Fail with the report's reasons and where the device log is."""
+    if not report["passed"]:
+        pytest.fail(f"scenario {report['scenario']} failed:\n  " + "\n  ".join(report["failures"])
+                    + f"\n  channels: {[a['channels_s'] for a in report['alarms']]}"
+                    + f"\n  device log: {report['log']}", pytrace=False)
+
+
+def with_expect(scenario: Scenario, **changes) -> Scenario:
+    return dataclasses.replace(scenario, expect=dataclasses.replace(scenario.expect, **changes))
