@@ -75,11 +75,13 @@ class SmsGateway:
         self._failures = 0
         # (sender, text, SMSC time) of messages stored but not yet deleted from the modem
         self._stored_not_deleted: OrderedDict[tuple, None] = OrderedDict()
+        self._stop = threading.Event()  # run() installs the caller's
 
     # --- the loop ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set. Opens (and reopens) the port itself."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 self.modem.open()
@@ -115,7 +117,7 @@ class SmsGateway:
             self._failures += 1
             log.warning("gateway modem error (%s): resynchronising", err)
             self._needs_init = True
-            time.sleep(self._backoff())
+            self._stop.wait(self._backoff())  # a stop request cuts the back-off short
 
     # --- initialisation ---------------------------------------------------------------
 
