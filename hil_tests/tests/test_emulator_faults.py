@@ -115,7 +115,7 @@ def test_silence_for_a_while(at, modem):
     assert at.command("AT") == b"\r\nOK\r\n"
 
 
-def test_silence_until_power_cycle_via_pwrkey(at, modem):
+def test_silence_until_power_cycle_via_pwrkey(at, modem, net):
     modem.inject("silence")
     at.send("AT")
     assert at.read_for(0.2) == b""
@@ -124,6 +124,7 @@ def test_silence_until_power_cycle_via_pwrkey(at, modem):
         time.sleep(2.6)  # >= 2.5 s: power down
         key.write(b"0")
         assert modem.power == "off"
+        assert net.events_of("modem_off", reason="pwrkey")
         key.write(b"1")
         time.sleep(0.2)  # >= 100 ms: power up
         key.write(b"0")

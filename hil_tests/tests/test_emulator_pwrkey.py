@@ -53,16 +53,7 @@ def test_pulse_of_100ms_boots_and_short_pulse_when_on_is_ignored(modem, net):
     client.close()
 
 
-def test_long_pulse_switches_off(modem, net):
-    client = AtClient(modem.port, modem.transcript)
-    modem.power_on()
-    client.expect(b"PB DONE\r\n", 2)
-    _pulse(modem, 2.6)
-    assert modem.power == "off"
-    assert net.events_of("modem_off", reason="pwrkey")
-    client.send("AT")
-    assert client.read_for(0.1) == b""
-    client.close()
+# A >= 2.5 s pulse switching the modem off: test_emulator_faults.py::test_silence_until_power_cycle_via_pwrkey
 
 
 def test_behind_a_serial_port_url(net):

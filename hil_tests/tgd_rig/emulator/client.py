@@ -33,7 +33,8 @@ class AtClient:
         self.write(command + "\r")
 
     def _pump(self) -> None:
-        data = self.serial.read(4096)
+        # read(n) waits for n bytes or the timeout: ask for what is there, at least one.
+        data = self.serial.read(max(1, self.serial.in_waiting))
         if data:
             self.buffer.extend(data)
 
