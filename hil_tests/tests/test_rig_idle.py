@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rig_testkit import needs_firmware
 
@@ -21,8 +23,8 @@ def test_heartbeat_arrives_at_the_server(rig):
     handset = rig.add_handset("HB0001", battery_mv=3900, config={"heartbeat_interval_s": 60})
     handset.power_on()
     handset.expect("READY", timeout=30)
-    first = handset.expect("HEARTBEAT", timeout=20, status=200)
-    handset.expect("HEARTBEAT", timeout=20, status=200)   # and the next one, on its period
+    first = handset.expect("DATA", timeout=20, type="heartbeat", status=200)
+    handset.expect("DATA", timeout=20, type="heartbeat", status=200)   # and the next, on its period
     rig.events.wait_for(lambda e: e.kind == "server_message" and e.device == "HB0001"
                         and e.data.get("type") == "heartbeat", 10, what="a heartbeat at the server")
     device = rig.server.request("GET", "/api/v1/devices/HB0001", rig.server.tech_token)
@@ -36,12 +38,13 @@ def test_bounces_and_brushes_never_alarm(rig):
     handset.power_on()
     handset.expect("READY", timeout=30)
     mark = handset.log.mark()
-    # contact bounce: 40 short contacts over 2 s, never 600 ms in a row
-    handset.bounce([0.02, 0.03] * 40)
-    # a brush in a bag: several presses just under the hold time
+    # a rattle: 25 contacts of 20 ms (under the 30 ms debounce) over 2 s
+    handset.bounce([0.02, 0.06] * 25)
+    # brushes in a bag: presses just under the hold time, each ending with a bounce
     for _ in range(3):
         handset.press(0.45)
         handset.bounce([0.005, 0.01, 0.005])
+        time.sleep(0.3)
     with pytest.raises(ExpectTimeout):
         handset.log.expect("ALARM", timeout=2.0, since=mark)
     assert not handset.log.find("DIAL", since=mark)
