@@ -212,3 +212,14 @@ def test_split_writes_really_split(net):
     finally:
         client.close()
         m.close()
+
+
+def test_coverage_lost_during_a_call_ends_it(at, modem, net):
+    police = net.police["17"]
+    at.command("AT+CLCC=1")
+    at.command("ATD17;")
+    at.expect(b'+CLCC: 1,0,0,0,0,"17",129\r\n', 3)
+    modem.inject("no_service")
+    assert at.expect(b"VOICE CALL: END: 000000\r\n", 2) == (
+        b'\r\n+CLCC: 1,0,6,0,0,"17",129\r\n\r\nVOICE CALL: END: 000000\r\n')
+    assert police.calls[0].end_reason == "radio_lost"

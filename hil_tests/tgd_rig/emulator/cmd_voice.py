@@ -342,6 +342,18 @@ def drop_all_calls(m: Sim7600Emulator, reason: str) -> None:
             leg.local_hangup(m, reason)
 
 
+def drop_calls_on_radio_loss(m: Sim7600Emulator) -> None:
+    """Coverage lost: every call ends, the host sees it end, the far end sees it drop."""
+    for call in list(m.calls):
+        leg = call.remote
+        connected = call.connected is not None
+        end_call(m, call, None if connected else "NO CARRIER")
+        if isinstance(leg, PoliceLeg):
+            leg.local_hangup("radio_lost")
+        elif isinstance(leg, (ModemLeg, PoliceCallBack)):
+            leg.local_hangup(m, "radio_lost")
+
+
 def chup(m: Sim7600Emulator, cmd: Command) -> list[str]:
     if cmd.kind != EXEC:
         raise AtSyntaxError("CHUP takes no argument")

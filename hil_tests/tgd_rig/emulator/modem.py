@@ -294,6 +294,8 @@ class Sim7600Emulator:
         self.reg_stat = new
         self.net.event("registration", modem=self.msisdn, stat=new)
         cmd_basic.registration_urcs(self)
+        if not self.registered:
+            cmd_voice.drop_calls_on_radio_loss(self)
 
     def _schedule_tick(self) -> None:
         self._tick = self.later(1.0, self._on_tick)
@@ -355,9 +357,12 @@ class Sim7600Emulator:
     def _write(self, data: bytes) -> None:
         if self._line is not None:
             try:
-                self._line.write(data)
+                written = self._line.write(data)
             except OSError as exc:
                 self.transcript.note(f"write failed: {exc}")
+                return
+            if written < len(data):
+                self.transcript.note(f"host not reading: {len(data) - written} bytes dropped")
 
     def is_silent(self) -> bool:
         return time.monotonic() < self.silent_until

@@ -44,16 +44,19 @@ class PtyPort:
         if data:
             self._receiver(data)
 
-    def write(self, data: bytes) -> None:
-        """Write all of data; called from the writer task (may sleep a little when full)."""
+    def write(self, data: bytes) -> int:
+        """Write data; returns how many bytes the tty took (the rest is dropped)."""
         view = memoryview(data)
+        written = 0
         while view:
             try:
                 n = os.write(self.master, view)
-                view = view[n:]
             except BlockingIOError:
                 # The host is not reading: drop what the tty cannot hold, as a UART would.
-                return
+                break
+            written += n
+            view = view[n:]
+        return written
 
     def flush_input_of_host(self) -> None:
         """Discard what the host has not read yet (a host that restarts sees a clean line)."""
@@ -97,8 +100,8 @@ class SerialPort:
             if data:
                 self._loop.call_soon_threadsafe(self._receiver, bytes(data))
 
-    def write(self, data: bytes) -> None:
-        self._serial.write(data)
+    def write(self, data: bytes) -> int:
+        return self._serial.write(data) or 0
 
     def flush_input_of_host(self) -> None:
         pass
