@@ -217,3 +217,32 @@ def test_transcript_formats_both_directions(at, modem):
     at.command("AT+CSQ")
     text = modem.transcript.format(10)
     assert "rx   AT+CSQ\\r" in text and "tx   \\r\\n+CSQ:" in text
+
+
+def test_first_fix_event_reports_error_against_truth(at, modem, net):
+    at.command("AT+CGPS=1")
+    time.sleep(0.4)
+    at.command("AT+CGNSSINFO")
+    at.command("AT+CGNSSINFO")
+    [event] = net.events_of("gnss_first_fix")
+    assert event["error_m"] < 20 and event["since_start_s"] >= 0.25
+    assert (event["true_lat"], event["true_lon"]) == BLANCHOT
+
+
+def test_moving_track_changes_serving_cell(net):
+    from pathlib import Path
+
+    car = Track.from_nmea(Path(__file__).resolve().parents[1] / "tgd_rig" / "data" / "tracks"
+                          / "car_noumea_mont_dore.nmea")
+    m = Sim7600Emulator(net, msisdn="+687751003", track=car)
+    client = boot(m)
+    try:
+        first = client.command("AT+CPSI?").split(b",")[4]
+        m._t0 -= 900  # jump 15 minutes along the track: Mont-Dore
+        last = client.command("AT+CPSI?").split(b",")[4]
+        assert (first, last) == (b"20481", b"20609")  # Noumea Centre -> Mont-Dore Boulari
+        pos = m.true_position()
+        assert pos.lon > 166.56
+    finally:
+        client.close()
+        m.close()

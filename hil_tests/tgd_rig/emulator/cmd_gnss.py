@@ -36,6 +36,7 @@ def cgps(m: Sim7600Emulator, cmd: Command) -> list[str]:
             and time.monotonic() - m.last_fix_at < m.net.timing.hot_start_validity_s
         )
         s.gnss_ttff_s = m.draw("gnss_hot_s" if hot else "gnss_cold_s")
+        s.gnss_fixed = False
         m.net.event("gnss_start", modem=m.msisdn, hot=hot, ttff_s=s.gnss_ttff_s)
         return ["OK"]
     if not s.gnss_on:
@@ -59,6 +60,11 @@ def current_fix(m: Sim7600Emulator) -> GnssFix | None:
     lat = pos.lat + north / 111320.0
     lon = pos.lon + east / (111320.0 * math.cos(math.radians(pos.lat)))
     m.last_fix_at = time.monotonic()
+    if not s.gnss_fixed:
+        s.gnss_fixed = True
+        m.net.event("gnss_first_fix", modem=m.msisdn, lat=lat, lon=lon, true_lat=pos.lat,
+                    true_lon=pos.lon, error_m=round(math.hypot(north, east), 1),
+                    since_start_s=round(time.monotonic() - s.gnss_started, 3))
     return GnssFix(
         lat=lat,
         lon=lon,

@@ -147,6 +147,10 @@ class Sim7600Emulator:
     def true_position(self) -> TruePosition:
         return self.track.at(time.monotonic() - self._t0)
 
+    def true_position_at(self, monotonic_t: float) -> TruePosition:
+        """Where the handset really was at time.monotonic() == monotonic_t."""
+        return self.track.at(monotonic_t - self._t0)
+
     # == loop side ==============================================================
     def _open(self, pwrkey_fifo: bool, serial_url: str | None, baudrate: int) -> None:
         loop = self.net.loop

@@ -52,6 +52,7 @@ class ModemSettings:
     gnss_mode: int = 1
     gnss_started: float = 0.0  # monotonic
     gnss_ttff_s: float = 0.0
+    gnss_fixed: bool = False  # a fix was reported since the last AT+CGPS=1
     http: HttpSession | None = None
     next_mr: int = 0
 
