@@ -483,6 +483,8 @@ def test_stream_subscription_is_released_when_the_client_goes(app, client, login
     next(iter(response.response))
     with events._lock:
         assert len(events._subscribers) == before + 1
+    # An open stream holds no database connection (a pool of N would cap N consoles).
+    assert app.extensions["tgd_engine"].pool.checkedout() == 0
     response.close()
     with events._lock:
         assert len(events._subscribers) == before

@@ -14,7 +14,6 @@ from flask import (
     render_template,
     request,
     send_from_directory,
-    stream_with_context,
     url_for,
 )
 
@@ -149,7 +148,9 @@ def stream_events():
     body = stream.event_stream(sub, keepalive_s=current_app.config.get(
         "TGD_SSE_KEEPALIVE_S", stream.KEEPALIVE_S), max_s=current_app.config.get(
         "TGD_SSE_MAX_S", stream.MAX_STREAM_S))
-    return Response(stream_with_context(body), mimetype="text/event-stream",
+    # No stream_with_context: the request context (and its database session) ends now,
+    # so an open stream never holds a pooled connection for its hour.
+    return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
