@@ -168,9 +168,10 @@ def test_bad_faults_are_refused_before_anything_happens(modem):
         modem.schedule(1.0, "meteor_strike")
     with pytest.raises(UnknownFault, match="unexpected keyword"):
         modem.inject("call_busy", times=2)
-    modem.open()
-    with pytest.raises(UnknownFault, match="not a 6xx/7xx"):
-        modem.inject("http_error", status=500)
+    with pytest.raises(UnknownFault, match="bad parameter values"):
+        modem.schedule(1.0, "http_error", status=500)
+    with pytest.raises(UnknownFault, match="positive integer"):
+        modem.schedule(1.0, "call_busy", count=0)
     assert modem.faults.armed("http_error") == 0
 
 

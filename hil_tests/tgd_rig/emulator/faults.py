@@ -217,6 +217,15 @@ FAULTS: dict[str, Callable[..., None]] = {
 }
 
 
+# Value checks done when a fault is scheduled, so a bad timeline fails at once.
+_VALUE_CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "http_error": lambda p: 600 <= p.get("status", 601) <= 799,
+    "http_status": lambda p: 100 <= p.get("status", 500) <= 599,
+    "rat": lambda p: p.get("rat", "GSM") in ("LTE", "WCDMA", "GSM"),
+    "split_writes": lambda p: p.get("max_chunk", 4) >= 1 and p.get("max_gap_s", 0) >= 0,
+}
+
+
 def validate(name: str, params: dict[str, Any]) -> None:
     """Refuse an unknown fault or parameters it does not take, before anything happens."""
     fault = FAULTS.get(name)
@@ -226,6 +235,16 @@ def validate(name: str, params: dict[str, Any]) -> None:
         inspect.signature(fault).bind(None, **params)
     except TypeError as exc:
         raise UnknownFault(f"fault {name}: {exc}") from exc
+    for key in ("count",):
+        if key in params and (not isinstance(params[key], int) or params[key] < 1):
+            raise UnknownFault(f"fault {name}: {key} must be a positive integer")
+    check = _VALUE_CHECKS.get(name)
+    try:
+        ok = check is None or check(params)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise UnknownFault(f"fault {name}: bad parameter values {params}")
 
 
 def apply(m: Sim7600Emulator, name: str, params: dict[str, Any]) -> None:

@@ -252,6 +252,7 @@ class Sim7600Emulator:
         self.reg_stat = 0
         self.last_fix_at = None
         self._reset_input()
+        self._drop_pending_output()
         if self._tick:
             self._tick.cancel()
             self._tick = None
@@ -367,6 +368,12 @@ class Sim7600Emulator:
                 return
             if written < len(data):
                 self.transcript.note(f"host not reading: {len(data) - written} bytes dropped")
+
+    def _drop_pending_output(self) -> None:
+        """Power cut: what was still queued for the line never goes out."""
+        out = self._out
+        while out is not None and not out.empty():
+            self.transcript.add(LOST, b"[not sent] " + out.get_nowait())
 
     def is_silent(self) -> bool:
         return time.monotonic() < self.silent_until
@@ -558,7 +565,12 @@ class Sim7600Emulator:
     # -- faults -----------------------------------------------------------------------
     def _schedule_fault(self, at_s: float, name: str, params: dict[str, Any]) -> None:
         delay = self._t0 + at_s - time.monotonic()
-        self.net.later(delay, self._apply_fault, name, params)
+        self.net.later(delay, self._apply_scheduled_fault, name, params)
+
+    def _apply_scheduled_fault(self, name: str, params: dict[str, Any]) -> None:
+        if self._line is None:
+            return  # closed before its time came
+        self._apply_fault(name, params)
 
     def _apply_fault(self, name: str, params: dict[str, Any]) -> None:
         if self._line is None:
