@@ -13,6 +13,7 @@ from errors import (AtError, AtTimeout, CallFailed, ModemError, ModemRebooted, M
 _HTTP_CMD_MS = const(10000)
 _SMS_MS = const(60000)
 _HTTP_READ_MAX = const(4096)
+_END_GRACE_MS = const(300)  # after "+CLCC: ...,6": the BUSY / NO ANSWER that says why comes next
 
 # After RDY; failures are logged and skipped (the modem stays usable without them).
 _INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
@@ -62,6 +63,7 @@ class Sim7600:
         self._reg = {}  # "+CREG" / "+CEREG" -> registered
         self._call_active_seen = False
         self._hanging_up = False
+        self._call_number = 0  # which dial the URCs belong to
         self._sms_ready = False
         self._starting = False
         self._tasks = []
@@ -340,6 +342,7 @@ class Sim7600:
             raise CallFailed("invalid_number")
         self._call_active_seen = False
         self._hanging_up = False
+        self._call_number += 1
         self._set_call("dialing", None)
         try:
             await self._at.send("ATD%s;" % number, timeout_ms=20000)
@@ -389,7 +392,10 @@ class Sim7600:
                 self._log.error("clcc", "bad_line")
             elif parsed[1] == 0:  # our outgoing call; incoming ones are only logged (RING)
                 if parsed[2] == 6:
-                    self._end_call()
+                    if self._call_active_seen or self._hanging_up:
+                        self._end_call()
+                    else:
+                        self._spawn(self._end_call_later(self._call_number))
                 elif parsed[2] in _CLCC_STATES:
                     self._set_call(_CLCC_STATES[parsed[2]], None)
         elif line.startswith("VOICE CALL: BEGIN"):
@@ -415,6 +421,12 @@ class Sim7600:
             self._on_registration_line(line)
         elif line == "RING":
             self._log.event("RING")
+
+    async def _end_call_later(self, call_number):
+        # A call that never became active: wait for the result code that gives the reason.
+        await asyncio.sleep_ms(_END_GRACE_MS)
+        if call_number == self._call_number:
+            self._end_call()
 
     def _end_call(self):
         if self.call_state not in ("dialing", "alerting", "active"):

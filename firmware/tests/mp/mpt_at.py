@@ -4,7 +4,7 @@ import asyncio
 
 from at import AtEngine, sms_payload
 from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
-from scripted_stream import ScriptedStream, chunks, errors_in, line_log
+from scripted_stream import ScriptedStream, chunks, errors_in, line_log, until
 
 CSQ_REPLY = b"\r\n+CSQ: 27,99\r\n\r\nOK\r\n"
 # A response with a new-SMS URC and a call-state URC between its lines.
@@ -152,7 +152,7 @@ async def test_rdy_mid_command_raises_and_calls_reboot_handler():
         raise AssertionError("no ModemRebooted")
     except ModemRebooted:
         pass
-    await settle()
+    await until(lambda: reboots, what="on_reboot")
     assert reboots == [1]
     assert cpin == ["+CPIN: READY"]
     at.deinit()
@@ -255,7 +255,7 @@ async def test_idle_urcs_are_routed_and_unknown_ones_dropped():
     reports = collect(at, "+CDS:")
     stream.push(b'\r\n+CDS: 6,42,"+687700100",145,"26/11/26,08:00:00+44","26/11/26,08:00:02+44",0\r\n')
     stream.push(b"\r\n+WHATEVER: 1\r\n\r\nRING\r\n")
-    await settle()
+    await until(lambda: any("AT_URC_UNKNOWN" in x for x in lines), what="unknown URC logged")
     assert len(reports) == 1, reports
     assert any("AT_URC_UNKNOWN" in x and "WHATEVER" in x for x in lines), lines
     at.deinit()

@@ -4,6 +4,7 @@ import asyncio
 
 from errors import ModemSilent
 from scripted_modem import BOOT, ERROR, answer, events, init_steps, make_modem, ok
+from scripted_stream import until
 
 LTE_CPSI = b"+CPSI: LTE,Online,546-01,0x1100,20513,291,EUTRAN-BAND3,1675,4,4,-93,-1006,-731,14"
 
@@ -79,7 +80,7 @@ async def test_rdy_mid_work_reinitialises_and_tells_the_layer_above():
         raise AssertionError("no ModemRebooted")
     except Exception as e:  # noqa: BLE001
         assert type(e).__name__ == "ModemRebooted", e
-    await settle(50)
+    await until(lambda: reboots and stream.done(), what="re-initialised")
     assert reboots == [1]
     assert len(events(lines, "MODEM_REBOOT")) == 1
     assert stream.done(), (stream.script[:1], stream.unexpected)
@@ -90,7 +91,7 @@ async def test_power_cycle_pulses_off_then_on_and_reinitialises():
     modem, stream, board, lines = make_modem([ok("AT")] + init_steps())
     await modem.start()
     task = asyncio.create_task(modem.power_cycle())
-    await settle(60)
+    await until(lambda: len(board.pwrkey_levels) == 4, what="two pulses")
     assert board.pwrkey_levels == [True, False, True, False], board.pwrkey_levels
     for step in init_steps():
         stream.add(*step)
@@ -137,9 +138,9 @@ async def test_registration_urcs_report_changes():
     changes = []
     modem.on_registration = changes.append
     stream.push(b'\r\n+CEREG: 1,"1100","5021",7\r\n')
-    await settle()
+    await until(lambda: changes == [True], what="registered")
     stream.push(b"\r\n+CEREG: 2\r\n\r\n+CREG: 0\r\n")
-    await settle()
+    await until(lambda: len(changes) == 2, what="lost")
     assert changes == [True, False], changes
     modem.deinit()
 

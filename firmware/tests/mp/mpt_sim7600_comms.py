@@ -4,6 +4,7 @@ import asyncio
 
 from errors import AtTimeout, CallFailed, CmsError
 from scripted_modem import ERROR, OK, answer, make_modem, ok
+from scripted_stream import until
 
 CLCC_DIALING = b'\r\n+CLCC: 1,0,2,0,0,"17",129\r\n'
 CLCC_ALERTING = b'\r\n+CLCC: 1,0,3,0,0,"17",129\r\n'
@@ -35,13 +36,13 @@ async def test_dial_tracks_the_call_and_makes_audio_discreet():
     seen = call_log(modem)
     await modem.dial("17")
     assert modem.call_state == "dialing"
-    await settle(60)
-    assert modem.call_state == "active"
+    await until(lambda: modem.call_state == "active" and stream.done(), what="active")
     assert seen == [("dialing", None), ("alerting", None), ("active", None)], seen
     assert stream.done(), (stream.script, stream.unexpected)  # CLVL=0 and VMUTE=1 went out
     assert "AT+CMUT=1" not in stream.commands()  # the microphone stays on
     stream.push(CLCC_DISCONNECT + b"\r\nVOICE CALL: END: 000042\r\n\r\nNO CARRIER\r\n")
-    await settle()
+    await until(lambda: modem.call_state == "ended", what="ended")
+    await settle(20)  # later end URCs of the same call must not add events
     assert modem.call_state == "ended"
     assert seen[-1] == ("ended", "normal") and len(seen) == 4, seen
     modem.deinit()
@@ -67,9 +68,22 @@ async def test_busy_after_ok_ends_the_call_with_its_reason():
     modem, stream, _, _ = make_modem([answer("ATD17;", OK, 10, b"\r\nBUSY\r\n")])
     seen = call_log(modem)
     await modem.dial("17")
-    await settle(40)
+    await until(lambda: len(seen) == 2, what="ended")
     assert seen == [("dialing", None), ("ended", "busy")], seen
     modem.deinit()
+
+
+async def test_busy_after_a_disconnect_clcc_keeps_its_reason():
+    # Logged order on the emulated and real modem: "+CLCC: ...,6" first, then "BUSY".
+    for final, reason in ((b"BUSY", "busy"), (b"NO ANSWER", "no_answer"), (b"", "no_carrier")):
+        tail = b"\r\n" + final + b"\r\n" if final else b""
+        modem, stream, _, _ = make_modem([answer("ATD17;", OK + CLCC_DIALING, 10,
+                                                 CLCC_DISCONNECT + tail)])
+        seen = call_log(modem)
+        await modem.dial("17")
+        await until(lambda: len(seen) == 2, what="ended")
+        assert seen == [("dialing", None), ("ended", reason)], (final, seen)
+        modem.deinit()
 
 
 async def test_invalid_number_is_refused_without_a_command():
@@ -92,7 +106,8 @@ async def test_hangup():
     ])
     seen = call_log(modem)
     await modem.dial("17")
-    await settle()
+    # The discreet-audio commands the driver sends by itself go first.
+    await until(lambda: modem.call_state == "active" and len(stream.script) == 1, what="audio set")
     await modem.hangup()
     assert seen[-1] == ("ended", "hangup"), seen
     assert stream.done()
@@ -105,9 +120,9 @@ async def test_reboot_during_a_call_ends_it():
                                       ok("AT+CLVL=0"), ok("AT+VMUTE=1")] + init_steps())
     seen = call_log(modem)
     await modem.dial("17")
-    await settle()
+    await until(lambda: modem.call_state == "active", what="active")
     stream.push(b"\r\nRDY\r\n")
-    await settle(60)
+    await until(lambda: modem.call_state == "ended", what="ended")
     assert seen[-1] == ("ended", "reboot"), seen
     modem.deinit()
 
@@ -116,7 +131,7 @@ async def test_incoming_ring_does_not_touch_the_outgoing_call_state():
     modem, stream, _, lines = make_modem()
     modem._at.start()
     stream.push(b'\r\nRING\r\n\r\n+CLIP: "02152063113",128,,,"",0\r\n\r\n+CLCC: 2,1,4,0,0,"0215",129\r\n')
-    await settle()
+    await until(lambda: any(" RING" in x for x in lines), what="RING logged")
     assert modem.call_state == "idle"
     assert any(" RING" in x for x in lines)
     modem.deinit()
@@ -132,7 +147,7 @@ async def test_send_sms_with_delivery_report():
     modem.on_sms_report = lambda mr, st: reports.append((mr, st))
     assert await modem.send_sms("+687700100", "AML=1;lt=+22.27") == 42
     stream.push(CDS)
-    await settle()
+    await until(lambda: reports, what="report")
     assert reports == [(42, 0)]
     assert stream.done(), stream.unexpected
     modem.deinit()
@@ -178,7 +193,7 @@ async def test_new_sms_is_reported():
     got = []
     modem.on_sms = got.append
     stream.push(b'\r\n+CMTI: "SM",3\r\n')
-    await settle()
+    await until(lambda: got, what="on_sms")
     assert got == [3]
     modem.deinit()
 

@@ -116,3 +116,16 @@ def errors_in(lines):
                 if part.startswith("what="):
                     out.append(part[5:])
     return out
+
+
+async def until(condition, timeout_ms=3000, what=""):
+    """Wait until `condition()` is true (polled every 5 ms); AssertionError after timeout_ms.
+
+    Tests wait for an outcome, never for a fixed time, so a slow machine cannot fail them.
+    """
+    waited = 0
+    while not condition():
+        if waited >= timeout_ms:
+            raise AssertionError("not reached in %d ms: %s" % (timeout_ms, what))
+        await asyncio.sleep_ms(5)
+        waited += 5
