@@ -246,3 +246,23 @@ def test_moving_track_changes_serving_cell(net):
     finally:
         client.close()
         m.close()
+
+
+def test_boot_delay_is_respected(net):
+    from dataclasses import replace
+
+    net.timing = replace(Timing.fast(0.01), boot_s=(0.3, 0.3))
+    m = Sim7600Emulator(net, msisdn="+687751004", track=Track.fixed(*BLANCHOT))
+    m.open()
+    client = AtClient(m.port, m.transcript)
+    try:
+        m.power_on()
+        assert client.read_for(0.2) == b""  # not before the boot delay
+        assert client.expect(b"PB DONE\r\n", 3) == BOOT
+    finally:
+        client.close()
+        m.close()
+
+
+def test_mqtt_is_not_emulated_yet(at):
+    assert at.command("AT+CMQTTSTART") == b"\r\nERROR\r\n"

@@ -119,7 +119,8 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
     method = METHODS[method_id]
     body = session.body if method in ("POST",) else None
     url = session.url or ""
-    m.net.event("http_request", modem=m.msisdn, method=method, url=url, length=len(body or b""))
+    m.net.event("http_request", modem=m.msisdn, method=method, url=url, length=len(body or b""),
+                body=(body or b"")[:4096].decode("utf-8", "replace"))
     timing = m.net.timing
     rtt = m.draw("http_rtt_s")
     timeout = session.recv_timeout_s or timing.http_timeout_s

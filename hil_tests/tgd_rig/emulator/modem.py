@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import cmd_basic, cmd_gnss, cmd_http, cmd_sms, cmd_voice, faults
+from . import cmd_basic, cmd_gnss, cmd_http, cmd_mqtt, cmd_sms, cmd_voice, faults
 from .atparse import AtSyntaxError, parse_line
 from .cells import rsrp_dbm, serving_cell
 from .errors import CmeFailure, CmsFailure, EmulatorError, Refused
@@ -37,9 +37,8 @@ _MAX_LINE = 1024
 Handler = Callable[["Sim7600Emulator", Any], "list[str] | None"]
 COMMANDS: dict[str, Handler] = {}
 for _table in (cmd_basic.COMMANDS, cmd_gnss.COMMANDS, cmd_voice.COMMANDS, cmd_sms.COMMANDS,
-               cmd_http.COMMANDS):
+               cmd_http.COMMANDS, cmd_mqtt.COMMANDS):
     COMMANDS.update(_table)
-# AT+CMQTT* (issue 6) will come as cmd_mqtt.COMMANDS, merged here the same way.
 
 
 class Sim7600Emulator:
