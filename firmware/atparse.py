@@ -231,7 +231,7 @@ def parse_clcc(line):
 
 @_safe
 def parse_registration(line):
-    """+CREG/+CGREG/+CEREG, query answer or URC -> (stat, lac or None, ci or None).
+    """+CREG/+CGREG/+CEREG, query answer or URC -> (stat, lac, ci, act); None where absent.
 
     The query answer starts with <n> (`+CREG: 2,1,"00C3","B2A1"`); the URC does not
     (`+CREG: 1,"00C3","B2A1"` or `+CREG: 1`). The second field tells them apart.
@@ -246,11 +246,24 @@ def parse_registration(line):
         _int(f[0], 0, 2)  # <n>
         rest = f[1:]
     stat = _int(rest[0], 0, 11)
-    lac = ci = None
+    lac = ci = act = None
     if len(rest) >= 3:
         lac = int(unquote(rest[1]), 16)
         ci = int(unquote(rest[2]), 16)
-    return (stat, lac, ci)
+    if len(rest) >= 4 and rest[3]:
+        act = _int(rest[3], 0, 15)  # 0 GSM, 2 UTRAN, 7 E-UTRAN ...
+    return (stat, lac, ci, act)
+
+
+def act_rat(act, domain):
+    """AcT (or, without one, the +CEREG domain) -> "LTE", "WCDMA", "GSM" or "unknown"."""
+    if act == 7 or (act is None and domain == "+CEREG"):
+        return "LTE"
+    if act in (2, 4, 5, 6):
+        return "WCDMA"
+    if act in (0, 1, 3):
+        return "GSM"
+    return "unknown"
 
 
 def is_registered(stat):

@@ -227,7 +227,7 @@ class Sim7600:
         for v in self._reg.values():
             now = now or v
         if now and not self.registered:
-            self._log.event("REGISTERED", stat=parsed[0], rat="LTE" if domain == "+CEREG" else "GSM_WCDMA")
+            self._log.event("REGISTERED", stat=parsed[0], rat=atparse.act_rat(parsed[3], domain))
         self._set_registered(now)
 
     def _set_registered(self, now):

@@ -78,13 +78,18 @@ def test_clcc():
 
 
 def test_registration_query_and_urc_forms():
-    assert p.parse_registration("+CREG: 0,1") == (1, None, None)
-    assert p.parse_registration('+CREG: 2,5,"00C3","B2A1"') == (5, 0xC3, 0xB2A1)
-    assert p.parse_registration("+CREG: 2") == (2, None, None)  # URC, n=1
-    assert p.parse_registration('+CREG: 1,"00C3","0000B2A1"') == (1, 0xC3, 0xB2A1)  # URC, n=2
-    assert p.parse_registration('+CEREG: 2,1,"1100","5021",7') == (1, 0x1100, 0x5021)
-    assert p.parse_registration("+CEREG: 0,8") == (8, None, None)
-    assert p.parse_registration("+CGREG: 0,3") == (3, None, None)
+    assert p.parse_registration("+CREG: 0,1") == (1, None, None, None)
+    assert p.parse_registration('+CREG: 2,5,"00C3","B2A1"') == (5, 0xC3, 0xB2A1, None)
+    assert p.parse_registration("+CREG: 2") == (2, None, None, None)  # URC, n=1
+    assert p.parse_registration('+CREG: 1,"00C3","0000B2A1"') == (1, 0xC3, 0xB2A1, None)  # URC, n=2
+    assert p.parse_registration('+CEREG: 2,1,"1100","5021",7') == (1, 0x1100, 0x5021, 7)
+    assert p.parse_registration('+CEREG: 1,"1100","5021",7') == (1, 0x1100, 0x5021, 7)  # URC
+    assert p.parse_registration('+CREG: 1,"00C3","B2A1",2') == (1, 0xC3, 0xB2A1, 2)
+    assert p.parse_registration("+CEREG: 0,8") == (8, None, None, None)
+    assert p.parse_registration("+CGREG: 0,3") == (3, None, None, None)
+    assert p.act_rat(7, "+CREG") == "LTE" and p.act_rat(None, "+CEREG") == "LTE"
+    assert p.act_rat(2, "+CREG") == "WCDMA" and p.act_rat(0, "+CREG") == "GSM"
+    assert p.act_rat(None, "+CREG") == "unknown"
     assert p.is_registered(1) and p.is_registered(5)
     assert not p.is_registered(8) and not p.is_registered(2)
     for line in ("+CREG: x", "+CREG: 3,1", "+CSQ: 0,1", '+CREG: 1,"zz","1"', "+CREG:"):
