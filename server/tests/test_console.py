@@ -490,6 +490,16 @@ def test_stream_subscription_is_released_when_the_client_goes(app, client, login
         assert len(events._subscribers) == before
 
 
+def test_a_stream_closed_before_its_first_frame_still_releases_its_subscription(client, login):
+    login("operator")
+    with events._lock:
+        before = len(events._subscribers)
+    client.get("/flux", buffered=False).close()  # never iterated
+    assert client.head("/flux").status_code == 200  # the script's session probe
+    with events._lock:
+        assert len(events._subscribers) == before
+
+
 def test_security_log_counts_one_row_per_failure(client, app, make_user):
     user = make_user("operator")
     post_login(client, user.username, "nope nope nope")

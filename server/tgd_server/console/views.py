@@ -144,14 +144,19 @@ def alarms_fragment():
 @bp.route("/flux", endpoint="stream")
 @access.require_roles()
 def stream_events():
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":  # the page script's "am I still logged in?" probe
+        return Response(b"", mimetype="text/event-stream", headers=headers)
     sub = events.subscribe()  # before the response: nothing published from now on is missed
     body = stream.event_stream(sub, keepalive_s=current_app.config.get(
         "TGD_SSE_KEEPALIVE_S", stream.KEEPALIVE_S), max_s=current_app.config.get(
         "TGD_SSE_MAX_S", stream.MAX_STREAM_S))
     # No stream_with_context: the request context (and its database session) ends now,
     # so an open stream never holds a pooled connection for its hour.
-    return Response(body, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response = Response(body, mimetype="text/event-stream", headers=headers)
+    # A client gone before the first frame never starts the generator: release here too.
+    response.call_on_close(sub.close)
+    return response
 
 
 

@@ -92,8 +92,8 @@
       if (source.readyState === EventSource.CLOSED) {
         // The server refused the stream (e.g. session expired): check, then retry.
         source.close();
-        fetch(window.location.href, {redirect: 'manual', credentials: 'same-origin'})
-          .then(function (r) { if (r.type === 'opaqueredirect' || r.status === 401) window.location.reload(); })
+        fetch(url, {method: 'HEAD', credentials: 'same-origin'})
+          .then(function (r) { if (r.status === 401) window.location.reload(); })
           .catch(function () {});
         setTimeout(connect, backoffMs);
         backoffMs = Math.min(backoffMs * 2, 30000);
