@@ -62,6 +62,18 @@ def test_event_stream_sends_keepalives_and_closes_its_subscription():
     assert closed == [True]
 
 
+def test_a_page_that_fell_behind_is_told_to_resync():
+    sub = Subscription()
+    frames = stream.event_stream(sub, keepalive_s=0.01, max_s=60)
+    next(frames)
+    sub._offer({"type": "alarm.updated", "alarm_id": 1})
+    sub.dropped += 3  # the queue was full for three events
+    assert next(frames).startswith("event: bus.resync\n")
+    assert next(frames).startswith("event: alarm.updated\n")
+    assert next(frames) == ": keep-alive\n\n"
+    frames.close()
+
+
 @pytest.mark.parametrize("url,origin", [
     ("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png", "https://*.tile.openstreetmap.org"),
     ("http://127.0.0.1:8081/tiles/{z}/{x}/{y}.png", "http://127.0.0.1:8081"),

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 
-from ..events import Subscription
+from ..events import RESYNC_EVENT, Subscription
 
 KEEPALIVE_S = 15.0
 MAX_STREAM_S = 3600.0  # recycle long connections; EventSource reconnects by itself
@@ -36,9 +36,14 @@ def event_stream(sub: Subscription, keepalive_s: float = KEEPALIVE_S,
     Closes the subscription however the stream ends (client gone, server stopping).
     """
     started = time.monotonic()
+    dropped = sub.dropped
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         for event in sub.iter(timeout=keepalive_s):
+            if sub.dropped != dropped:
+                # This page fell so far behind that events were dropped: make it reload.
+                dropped = sub.dropped
+                yield format_event({"type": RESYNC_EVENT})
             if event is None:
                 yield ": keep-alive\n\n"
             else:
