@@ -45,7 +45,7 @@ def test_technician_manages_devices_and_never_sees_keys(app, client, api_headers
     assert shown.get_json()["special_number"] == "+687751100"
     assert client.delete("/api/v1/devices/NC0100", headers=tech).status_code == 204
     assert client.get("/api/v1/devices/NC0100", headers=tech).status_code == 404
-    assert ("create", "device", "NC0100") in [r[1:] for r in audit_rows(app)]
+    assert ("create_device", "device", "NC0100") in [r[1:] for r in audit_rows(app)]
 
 
 @pytest.mark.parametrize("changes, code", [
@@ -99,8 +99,9 @@ def test_operator_lists_alarms_with_positions_and_each_view_is_audited(
     assert [p["lat"] for p in alarm["positions"]] == [-22.2701, -22.2705]
     assert alarm["positions"][0]["method"] == "G" and alarm["positions"][0]["acc_m"] == 6
     assert handset.key_hex not in all_text(client.get("/api/v1/alarms", headers=headers))
-    views = [r for r in audit_rows(app) if r[1] == "view"]
-    assert views and all(r[2] == "alarm" and r[3] == str(alarm["id"]) for r in views)
+    rows = [r[1:] for r in audit_rows(app)]
+    assert ("view_alarm", "alarm", str(alarm["id"])) in rows
+    assert ("view_positions", "alarm", str(alarm["id"])) in rows
 
 
 def test_alarm_detail_shows_case_and_timeline_and_audits_case_view(
@@ -116,7 +117,9 @@ def test_alarm_detail_shows_case_and_timeline_and_audits_case_view(
     assert detail["case"]["name"] == "Mme Exemple" and detail["case"]["id"] == case_id
     assert detail["timeline"][0]["kind"] == "message"
     rows = [r[1:] for r in audit_rows(app)]
-    assert ("view", "case", str(case_id)) in rows and ("view", "alarm", str(alarm_id)) in rows
+    assert ("view_case", "case", str(case_id)) in rows
+    assert ("view_alarm", "alarm", str(alarm_id)) in rows
+    assert ("view_positions", "alarm", str(alarm_id)) in rows
 
 
 def test_technician_never_sees_the_case(app, client, handset, api_headers):
@@ -141,6 +144,9 @@ def test_ack_and_close(app, client, handset, api_headers):
     assert client.get("/api/v1/alarms", headers=headers).get_json()["alarms"] == []
     assert len(client.get("/api/v1/alarms?state=all", headers=headers).get_json()["alarms"]) == 1
     assert client.post("/api/v1/alarms/999/ack", headers=headers).status_code == 404
+    rows = [r[1:] for r in audit_rows(app)]
+    assert ("ack_alarm", "alarm", str(alarm_id)) in rows
+    assert ("close_alarm", "alarm", str(alarm_id)) in rows
 
 
 def test_commands_through_the_api(app, client, handset, api_headers):

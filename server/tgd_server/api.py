@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from . import alarms, db
 from .alarms import AlarmError
-from .auth import CASE_READERS, DEVICE_MANAGERS, DEVICE_READERS, audit, require_role
+from .auth import CASE_READERS, DEVICE_MANAGERS, DEVICE_READERS, audit, audit_many, require_role
 from .devices import DeviceError, device_json, queue_command, register_device, retire_device
 from .models import Alarm, Device
 
@@ -49,7 +49,7 @@ def create_device():
     session = db.get_session()
     device = register_device(session, fields)
     session.commit()
-    audit(g.user, "create", "device", device.id)
+    audit(g.user, "create_device", "device", device.id)
     return jsonify(device_json(device)), 201
 
 
@@ -59,7 +59,7 @@ def delete_device(device_id: str):
     session = db.get_session()
     retire_device(session, device_id)
     session.commit()
-    audit(g.user, "retire", "device", device_id)
+    audit(g.user, "retire_device", "device", device_id)
     return "", 204
 
 
@@ -94,7 +94,7 @@ def create_command(device_id: str):
     session = db.get_session()
     command = queue_command(session, device_id, command_type, fields.get("set"), g.user.id)
     session.commit()
-    audit(g.user, "command", "device", device_id, detail=f"{command.type} #{command.id}")
+    audit(g.user, "queue_command", "device", device_id, detail=f"{command.type} #{command.id}")
     return jsonify({"id": command.id, "type": command.type}), 201
 
 
@@ -129,8 +129,10 @@ def list_alarms():
         item["special_number"] = alarm.device.special_number
         item["positions"] = [alarms.position_json(p) for p in positions[alarm.id]]
         result.append(item)
-    for alarm in rows:
-        audit(g.user, "view", "alarm", alarm.id, detail="list with positions")
+    ids = [alarm.id for alarm in rows]
+    audit_many(g.user, "view_alarm", "alarm", ids, detail="api list")
+    audit_many(g.user, "view_positions", "alarm", [a.id for a in rows if positions[a.id]],
+               detail="api list")
     return jsonify({"alarms": result})
 
 
@@ -145,9 +147,11 @@ def show_alarm(alarm_id: int):
     item["positions"] = [alarms.position_json(p)
                          for p in alarms.positions_of(session, [alarm.id])[alarm.id]]
     item["timeline"] = [alarms.timeline_json(e) for e in alarms.timeline_of(session, alarm.id)]
-    audit(g.user, "view", "alarm", alarm.id, detail="detail with positions and timeline")
+    audit(g.user, "view_alarm", "alarm", alarm.id, detail="api")
+    audit(g.user, "view_positions", "alarm", alarm.id,
+          detail=f"api count={len(item['positions'])}")
     if item["case"] is not None:
-        audit(g.user, "view", "case", item["case"]["id"], detail=f"through alarm {alarm.id}")
+        audit(g.user, "view_case", "case", item["case"]["id"], detail=f"alarm={alarm.id}")
     return jsonify(item)
 
 
@@ -157,7 +161,7 @@ def ack_alarm(alarm_id: int):
     session = db.get_session()
     alarm = alarms.acknowledge(session, alarm_id, g.user)
     session.commit()
-    audit(g.user, "acknowledge", "alarm", alarm.id)
+    audit(g.user, "ack_alarm", "alarm", alarm.id)
     alarms.publish_change(alarm, alarm.device)
     return jsonify(alarms.alarm_json(alarm))
 
@@ -169,6 +173,6 @@ def close_alarm(alarm_id: int):
     session = db.get_session()
     alarm = alarms.close(session, alarm_id, g.user, fields.get("note", ""))
     session.commit()
-    audit(g.user, "close", "alarm", alarm.id)
+    audit(g.user, "close_alarm", "alarm", alarm.id)
     alarms.publish_change(alarm, alarm.device)
     return jsonify(alarms.alarm_json(alarm))

@@ -158,19 +158,24 @@ def require_role(*roles: str) -> Callable:
 
 def audit(user: User | None, action: str, object_type: str, object_id,
           detail: str = "") -> None:
-    """Record that `user` did `action` (view, ack, close, create...) on an object.
+    """Record that `user` did `action` (view_alarm, ack_alarm, ...) on an object.
 
     Written and committed in its own transaction at once, so that a view is
     recorded even if the page then fails.
     """
-    row = AuditLog(
-        user_id=user.id if user is not None else None,
-        username=user.username if user is not None else "system",
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        detail=detail,
-    )
+    audit_many(user, action, object_type, [object_id], detail)
+
+
+def audit_many(user: User | None, action: str, object_type: str, object_ids,
+               detail: str = "") -> None:
+    """One audit row per object, all in one transaction (a list view)."""
+    rows = [AuditLog(user_id=user.id if user is not None else None,
+                     username=user.username if user is not None else "system",
+                     action=action, object_type=object_type, object_id=str(object_id),
+                     detail=detail)
+            for object_id in object_ids]
+    if not rows:
+        return
     with db.session_factory()() as session:
-        session.add(row)
+        session.add_all(rows)
         session.commit()
