@@ -54,6 +54,18 @@ def test_a_too_large_event_is_slimmed_to_its_scalar_keys():
     assert events.encode_for_notify({"type": "x", "blob": "y" * 9000}, "me") is None
 
 
+def test_an_unreachable_postgresql_is_not_retried_by_every_publish():
+    bridge = events.PgBridge("postgresql://postgres@127.0.0.1:1/none", lambda e: None)
+    attempts = []
+    real_connect = bridge._connect
+    bridge._connect = lambda: attempts.append(1) or real_connect()
+    assert bridge.send({"type": "alarm.created"}) is False
+    assert len(attempts) == 2  # the first failure re-opens once
+    assert bridge.send({"type": "alarm.created"}) is False
+    assert len(attempts) == 2  # paused: the next ingest does not wait on PostgreSQL again
+    assert bridge.send_failures == 2
+
+
 @needs_pg
 def test_two_bridges_exchange_events_and_never_echo_their_own():
     got_a: list[dict] = []

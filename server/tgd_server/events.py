@@ -177,6 +177,7 @@ class PgBridge:
     """One process's link to the other processes: a sender and a listener thread."""
 
     RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
+    SEND_PAUSE_AFTER_FAILURE_S = 2.0
 
     def __init__(
         self,
@@ -196,6 +197,7 @@ class PgBridge:
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
         self._send_conn = None
+        self._send_paused_until = 0.0
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -220,6 +222,10 @@ class PgBridge:
             self.send_failures += 1
             return False
         with self._send_lock:
+            if time.monotonic() < self._send_paused_until:
+                # PostgreSQL just failed us: do not make every ingest wait on it again.
+                self.send_failures += 1
+                return False
             for attempt in (1, 2):  # a connection dropped by the server is re-opened once
                 try:
                     if self._send_conn is None or self._send_conn.closed:
@@ -230,6 +236,7 @@ class PgBridge:
                     log.warning("NOTIFY failed (attempt %d): %s", attempt, exc)
                     self._close_sender()
             self.send_failures += 1
+            self._send_paused_until = time.monotonic() + self.SEND_PAUSE_AFTER_FAILURE_S
             return False
 
     def _close_sender(self) -> None:
