@@ -100,6 +100,8 @@ class UrcWaiter:
 
 
 class AtEngine:
+    _owner = None  # the engine whose reader runs (one UART, one reader)
+
     def __init__(self, stream, log):
         self._stream = stream
         self._log = log
@@ -121,11 +123,22 @@ class AtEngine:
     # ---- life cycle -------------------------------------------------------------
 
     def start(self):
-        """Start the reader task (idempotent). Needs a running event loop."""
+        """Start the reader task (idempotent). Needs a running event loop.
+
+        One reader owns the UART: an engine still reading from an earlier start of the
+        app (not deinit'ed) is stopped, otherwise the two would split the bytes.
+        """
         if self._task is None:
+            previous = AtEngine._owner
+            if previous is not None and previous is not self and previous._task is not None:
+                self._log.error("at_engine", "previous_reader_stopped")
+                previous.deinit()
+            AtEngine._owner = self
             self._task = asyncio.create_task(self._reader())
 
     def deinit(self):
+        if AtEngine._owner is self:
+            AtEngine._owner = None
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -420,3 +420,15 @@ async def test_random_noise_never_breaks_the_engine():
     assert await at.send("AT+CSQ") == ["+CSQ: 27,99"]
     assert at._task is not None
     at.deinit()
+
+
+async def test_a_new_engine_stops_the_reader_of_one_never_deinited():
+    # main.py restarts the app after an exception: the old reader must not keep reading.
+    lines = []
+    old, old_stream = engine(lines=lines)
+    old.start()
+    new, new_stream = engine([(b"AT+CSQ\r", [CSQ_REPLY])], lines)
+    assert await new.send("AT+CSQ") == ["+CSQ: 27,99"]
+    assert old._task is None
+    assert "previous_reader_stopped" in errors_in(lines)
+    new.deinit()
