@@ -217,6 +217,8 @@ def test_every_page_has_a_csp_without_unsafe_inline_and_no_inline_script(client,
         csp = response.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in csp
         html = response.get_data(as_text=True)
         for tag in re.findall(r"<script[^>]*>", html):
             assert "src=" in tag or 'type="application/json"' in tag, (path, tag)

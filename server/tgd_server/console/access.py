@@ -170,6 +170,9 @@ def secure_headers(response):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.is_secure:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
     if response.mimetype in ("text/html", "application/json", "text/event-stream"):
         # Pages show protected people's positions: never keep them in a cache.
         response.headers["Cache-Control"] = "no-store"
