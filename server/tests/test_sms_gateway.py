@@ -341,3 +341,16 @@ def test_tgd_server_sms_gateway_command_serves_until_sigterm(tmp_path):
         handset_modem.close()
         net.stop()
         engine.dispose()
+
+
+def test_sms_whose_cmti_was_lost_while_the_modem_hung_is_found_by_a_sweep(rig, handset):
+    r = rig()
+    gateway = r.start_gateway(sweep_interval_s=1.0)
+    r.wait_ready()
+    r.gateway_modem.inject("silence", duration_s=1.5)  # its +CMTI goes nowhere
+    r.send(handset.special_number, aml_text())
+    r.net.wait_event("sms_received", modem=GATEWAY_NUMBER, timeout=WAIT_S)
+    rows = r.wait_stored(1)
+    assert [row.status for row in rows] == ["accepted"], r.transcript()
+    assert r.wait_modem_empty() == 0
+    assert gateway.stats.sweeps >= 2
