@@ -241,3 +241,12 @@ def test_imeisv_form_of_the_registered_imei_is_the_same_handset(factory, device)
     ingest_aml_sms(NUMBER, imeisv, factory=factory)
     with factory() as session:
         assert "differs" not in session.scalars(select(InboundSms)).one().reason
+
+
+def test_non_aml_during_an_open_alarm_is_noted_on_it_but_opens_nothing(factory, device):
+    body, signature = signed_alarm()
+    assert ingest_device_message(body, signature, "http", "test", factory=factory).status == 200
+    result = ingest_aml_sms(NUMBER, "A\"ML=1;lt=+12", factory=factory)
+    assert result.answer["status"] == "review" and result.answer["alarm_id"] is not None
+    assert count(factory, Alarm) == 1
+    assert count(factory, AlarmEvent, AlarmEvent.kind == "sms_review") == 1

@@ -10,7 +10,8 @@ delete it from the modem once this returns:
   accuracy, `top` as fix time) and the "aml" step to the alarm's timeline.
   Status `accepted`.
 - Anything else from a registered handset (broken AML, free text): status
-  `review`, never an alarm by itself.
+  `review`, never an alarm by itself (during an open alarm it is noted on that
+  alarm's timeline as `sms_review`).
 - Anything from an unknown number: status `unknown_sender`, never an alarm.
 
 The same SMS handed over twice (the gateway stored it, then the modem rebooted
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import db, events
 from ..ingest import (
+    ALARM_JOIN_WINDOW,
     IngestResult,
     add_position,
     add_timeline,
@@ -39,7 +41,7 @@ from ..ingest import (
     open_or_join_alarm,
     position_summary,
 )
-from ..models import Device, InboundSms
+from ..models import Alarm, Device, InboundSms
 from .aml import AmlError, AmlMessage, parse_aml
 
 log = logging.getLogger("tgd.sms")
@@ -168,7 +170,18 @@ def _store(session: Session, sender: str, text: str, received_at: datetime,
     try:
         aml = parse_aml(text)
     except AmlError as err:
-        return _keep(session, sender, text, received_at, "review", f"not AML v1: {err}", device)
+        # Never an alarm by itself; but during an open alarm the operators see that the
+        # handset sent something (a garbled AML is still a sign of life).
+        alarm = _open_alarm(session, device, received_at)
+        if alarm is not None:
+            add_timeline(session, alarm, CHANNEL, "sms_review",
+                         f"SMS that is not AML v1 ({err.code}), kept for review", at=received_at)
+        outcome = _keep(session, sender, text, received_at, "review", f"not AML v1: {err}",
+                        device, alarm.id if alarm is not None else None)
+        if alarm is not None:
+            pending_events.append({"type": "alarm.updated", "ingested_at": ingested_at,
+                                   "channel": CHANNEL, **alarm_summary(alarm, device)})
+        return outcome
 
     alarm, created = open_or_join_alarm(session, device, None, CHANNEL, None,
                                         received_at=received_at)
@@ -206,6 +219,15 @@ def _keep(session: Session, sender: str, text: str, received_at: datetime, statu
     session.add(row)
     session.flush()
     return SmsOutcome(status, row.id, row.device_id, alarm_id, False)
+
+
+def _open_alarm(session: Session, device: Device, received_at: datetime) -> Alarm | None:
+    """The handset's most recent open alarm that an SMS would join (never creates one)."""
+    return session.scalars(
+        select(Alarm).where(Alarm.device_id == device.id, Alarm.state != "closed",
+                            Alarm.created_at >= received_at - ALARM_JOIN_WINDOW)
+        .order_by(Alarm.created_at.desc()).limit(1)
+    ).first()
 
 
 def _already_stored(session: Session, sender: str, text: str,
