@@ -250,3 +250,23 @@ def test_delivery_report_waits_for_a_sender_that_lost_service(net, handset, gate
     assert b"+CDS" not in at.read_for(0.2)
     m.inject("service_back")
     assert at.expect(f'+CDS: 6,0,"{GATEWAY}",145,'.encode(), 3)
+
+
+def test_storage_full_gives_cms_322(net):
+    g = Sim7600Emulator(net, msisdn=GATEWAY, track=Track.fixed(-22.2758, 166.458), sms_capacity=1)
+    gat = boot(g)
+    try:
+        gat.command("ATE0")
+        gat.command("AT+CMGF=1")
+        gat.send('AT+CMGW="+687751001"')
+        gat.expect(b"> ")
+        gat.write(b"draft\x1a")
+        assert gat.expect(b"OK\r\n", 2) == b"\r\n+CMGW: 0\r\n\r\nOK\r\n"
+        gat.send("AT+CMGW")
+        gat.expect(b"> ")
+        gat.write(b"no room\x1a")
+        assert gat.expect(b"\r\n+CMS ERROR: 322\r\n", 2)
+        assert gat.command("AT+CPMS?") == b'\r\n+CPMS: "SM",1,1,"SM",1,1,"SM",1,1\r\n\r\nOK\r\n'
+    finally:
+        gat.close()
+        g.close()

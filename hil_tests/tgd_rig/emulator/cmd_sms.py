@@ -3,9 +3,10 @@ incoming messages (+CMTI) and delivery reports (+CDS)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from .atparse import READ, SET, TEST, AtSyntaxError, Command
+from .atparse import EXEC, READ, SET, TEST, AtSyntaxError, Command
 from .errors import CmsFailure
 from .formats import Continuation, local_stamp, number_type
 from .state import StoredSms
@@ -131,6 +132,39 @@ def submitted(m: Sim7600Emulator, number: str, body: str) -> None:
     m.net.submit_sms(m, number, body, mr, want_report)
 
 
+def cmgw(m: Sim7600Emulator, cmd: Command) -> list[str] | None:
+    """Write a message to the storage (text mode): `> `, text, Ctrl-Z -> +CMGW: <index>."""
+    if cmd.kind not in (SET, EXEC):
+        raise AtSyntaxError("CMGW: set or exec form")
+    if m.settings.cmgf != 1:
+        raise CmsFailure(304)
+    number = cmd.arg_str(0) if cmd.args else ""
+    if number and not set(number) <= _NUMBER_CHARS:
+        raise AtSyntaxError(f"CMGW: bad number {number!r}")
+    if not m.sim_present:
+        raise CmsFailure(310)
+
+    def text_done(text: bytes | None, early: bool) -> None:
+        if text is None:
+            m.finish(["OK"])
+            return
+        if early:
+            m.finish(["ERROR"])
+            return
+        body = text.decode("latin-1").replace("\r", "\n")
+        if len(body) > _MAX_TEXT:
+            m.finish([m.error_line(CmsFailure(305))])
+            return
+        index = m.sms_store.store(StoredSms(number or m.msisdn, body, time.time(), read=True))
+        if index is None:
+            m.finish([m.error_line(CmsFailure(322))])  # memory full
+            return
+        m.finish([f"+CMGW: {index}", "OK"])
+
+    m.start_text_input(text_done)
+    return None
+
+
 def _index(m: Sim7600Emulator, cmd: Command) -> int:
     if cmd.kind != SET:
         raise AtSyntaxError(f"{cmd.name}: set form only")
@@ -228,6 +262,7 @@ COMMANDS = {
     "+CNMI": cnmi,
     "+CPMS": cpms,
     "+CMGS": cmgs,
+    "+CMGW": cmgw,
     "+CMGR": cmgr,
     "+CMGD": cmgd,
     "+CMGL": cmgl,
