@@ -272,6 +272,13 @@ def is_registered(stat):
 
 
 @_safe
+def parse_cpin(line):
+    """`+CPIN: READY` -> "READY"; also "SIM PIN", "SIM PUK", ... as the modem says it."""
+    v = _body(line, "+CPIN:")
+    return v if v else None
+
+
+@_safe
 def parse_csq(line):
     """`+CSQ: 27,99` -> (rssi, ber)."""
     f = split_fields(_body(line, "+CSQ:"))

@@ -7,8 +7,8 @@ from micropython import const
 
 import atparse
 from at import sms_payload
-from errors import (AtError, AtTimeout, CallFailed, ModemError, ModemRebooted, ModemSilent,
-                    ProtocolError)
+from errors import (AtError, AtTimeout, CallFailed, CmeError, ModemError, ModemRebooted,
+                    ModemSilent, ProtocolError)
 
 _HTTP_CMD_MS = const(10000)
 _SMS_MS = const(60000)
@@ -60,6 +60,7 @@ class Sim7600:
         self._log = log
         self.call_state = "idle"
         self.registered = False
+        self.sim = None  # what AT+CPIN? said at the last start-up
         self._reg = {}  # "+CREG" / "+CEREG" -> registered
         self._call_active_seen = False
         self._hanging_up = False
@@ -142,6 +143,7 @@ class Sim7600:
                 for cmd in _INIT:
                     await self._try(cmd)
                 await self._sms_init()
+                await self.sim_status()
                 return
             except ModemRebooted:
                 continue  # rebooted during init: start the list again
@@ -197,6 +199,26 @@ class Sim7600:
         self._at.deinit()
 
     # ---- network ---------------------------------------------------------------
+
+    async def sim_status(self):
+        """AT+CPIN? -> "READY", "SIM PIN", "SIM PUK", ... or "absent" (+CME ERROR 10).
+
+        Kept in `modem.sim`; anything but READY is logged (no SMS, no data, and only
+        emergency numbers can be called).
+        """
+        v = None
+        try:
+            for line in await self._at.send("AT+CPIN?"):
+                if isinstance(line, str) and v is None:
+                    v = atparse.parse_cpin(line)
+        except CmeError as e:
+            v = "absent" if e.code in (10, "SIM not inserted") else str(e.code)
+        except AtError:
+            pass
+        self.sim = v or "unknown"
+        if self.sim != "READY":
+            self._log.error("sim", self.sim)
+        return self.sim
 
     async def wait_registered(self, timeout_ms):
         """Poll CREG/CEREG until registered (home or roaming). -> bool."""

@@ -62,6 +62,7 @@ async def test_whole_exchange_fits_in_the_heap():
                 "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2", "AT+CMGF=1", 'AT+CSCS="GSM"',
                 "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0"):
         reply(cmd, ok)
+    reply("AT+CPIN?", b"\r\n+CPIN: READY\r\n" + ok)
     await modem.start()
     peak[0] = max(peak[0], _mem())
     reply("ATD17;", ok + b'\r\n+CLCC: 1,0,2,0,0,"17",129\r\n\r\nVOICE CALL: BEGIN\r\n')

@@ -96,6 +96,13 @@ def test_registration_query_and_urc_forms():
         assert p.parse_registration(line) is None, line
 
 
+def test_cpin():
+    assert p.parse_cpin("+CPIN: READY") == "READY"
+    assert p.parse_cpin("+CPIN: SIM PIN") == "SIM PIN"
+    assert p.parse_cpin("+CPIN:") is None
+    assert p.parse_cpin("+CSQ: 1,1") is None
+
+
 def test_csq():
     assert p.parse_csq("+CSQ: 27,99") == (27, 99)
     assert p.parse_csq("+CSQ: 99,99") == (99, 99)

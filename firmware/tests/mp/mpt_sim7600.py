@@ -3,7 +3,7 @@
 import asyncio
 
 from errors import ModemSilent
-from scripted_modem import BOOT, ERROR, answer, events, init_steps, make_modem, ok
+from scripted_modem import BOOT, ERROR, OK, answer, events, init_steps, make_modem, ok
 from scripted_stream import until
 
 LTE_CPSI = b"+CPSI: LTE,Online,546-01,0x1100,20513,291,EUTRAN-BAND3,1675,4,4,-93,-1006,-731,14"
@@ -55,6 +55,21 @@ async def test_start_raises_modem_silent_when_nothing_answers():
         assert e.stage == "power_on"
     assert board.pwrkey_levels == [True, False]
     modem.deinit()
+
+
+async def test_sim_state_is_checked_at_start():
+    for reply, state in ((b"\r\n+CPIN: READY\r\n" + OK, "READY"),
+                         (b"\r\n+CPIN: SIM PIN\r\n" + OK, "SIM PIN"),
+                         (b"\r\n+CME ERROR: SIM not inserted\r\n", "absent"),
+                         (b"\r\n+CME ERROR: 10\r\n", "absent")):
+        steps = init_steps()
+        steps[-1] = answer("AT+CPIN?", reply)
+        modem, stream, _, lines = make_modem([ok("AT")] + steps)
+        await modem.start()
+        assert modem.sim == state, (reply, modem.sim)
+        assert any("where=sim" in x for x in lines) == (state != "READY"), lines
+        assert stream.done()
+        modem.deinit()
 
 
 async def test_an_init_command_refused_is_logged_and_skipped():

@@ -19,7 +19,7 @@ def answer(cmd, *replies):
 
 
 def init_steps():
-    return [ok(cmd) for cmd in _INIT + _SMS_INIT]
+    return [ok(cmd) for cmd in _INIT + _SMS_INIT] + [ok("AT+CPIN?", b"+CPIN: READY")]
 
 
 class RecordingBoard:
