@@ -94,7 +94,7 @@ class Context:
     alarm_created: bool = False
     newest: bool = True  # seq above every earlier one (a late message does not rewind states)
     seq_state: SeqState | None = None
-    devices_locked: bool = False
+    batch_devices: dict[str, Device] | None = None
     positions: list[Position] = field(default_factory=list)
     device_flags: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
@@ -162,8 +162,8 @@ _key_cache: dict[str, str] = {}
 def check_sequence(ctx: Context) -> None:
     """Lock the device row and check `seq` against its window (applied by advance_sequence)."""
     dev = ctx.envelope["dev"]
-    if ctx.devices_locked:  # the batch already loaded (and, on SQLite, locked) its devices
-        device = ctx.session.get(Device, dev)
+    if ctx.batch_devices is not None:  # the batch loaded its devices (SQLite: one writer)
+        device = ctx.batch_devices.get(dev)
     else:
         device = ctx.session.scalars(
             select(Device).where(Device.id == dev).with_for_update()
@@ -478,12 +478,12 @@ class _GroupCommitter:
         """One transaction, one flush and one commit for the whole batch."""
         with db.write_session(self._factory) as session:
             ids = {item.ctx.envelope["dev"] for item in batch}
-            session.scalars(select(Device).where(Device.id.in_(ids))).all()  # one query
+            devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
             accepted = []
             for item in batch:
                 ctx = item.ctx
                 _reset(ctx)
-                ctx.session, ctx.devices_locked = session, True
+                ctx.session, ctx.batch_devices = session, devices
                 try:
                     for step in CHECK_STEPS:
                         step(ctx)
@@ -498,7 +498,7 @@ class _GroupCommitter:
                 for step in AFTER_FLUSH_STEPS:
                     step(ctx)
         for item in batch:
-            item.ctx.session, item.ctx.devices_locked = None, False
+            item.ctx.session, item.ctx.batch_devices = None, None
 
 
 class _Pending:
@@ -516,7 +516,7 @@ _committers_lock = threading.Lock()
 
 def _reset(ctx: Context) -> None:
     ctx.device = ctx.alarm = ctx.answer = ctx.seq_state = None
-    ctx.alarm_created, ctx.devices_locked, ctx.newest = False, False, True
+    ctx.alarm_created, ctx.batch_devices, ctx.newest = False, None, True
     ctx.positions, ctx.device_flags, ctx.events = [], [], []
 
 
