@@ -298,19 +298,27 @@ def test_alarm_page_shows_who_and_where_and_each_view_is_audited(client, app, lo
     assert ("view_alarm", "alarm", str(alarm_id)) in actions
     assert ("view_case", "case", str(case_id)) in actions
     assert ("view_positions", "alarm", str(alarm_id)) in actions
-    client.get(f"/alarmes/{alarm_id}/fragment")
-    assert audit_actions(app, user.username).count(("view_positions", "alarm", str(alarm_id))) == 2
+    client.get(f"/alarmes/{alarm_id}/fragment")  # the live refresh right after: same view
+    assert audit_actions(app, user.username).count(("view_positions", "alarm", str(alarm_id))) == 1
+    client.get(f"/alarmes/{alarm_id}")  # opening the page again is always recorded
+    assert audit_actions(app, user.username).count(("view_alarm", "alarm", str(alarm_id))) == 2
 
 
-def test_list_view_is_audited_with_the_alarm_ids(client, app, login, handset):
+def test_list_view_audits_each_alarm_case_and_position_shown(client, app, login, handset):
+    case_id = give_case(app, handset.device_id)
     alarm_id = raise_alarm(client, handset)
     user = login("operator")
     html = client.get("/alarmes").get_data(as_text=True)
     assert handset.special_number in html and f'data-alarm-id="{alarm_id}"' in html
-    with app.app_context():
-        row = db.get_session().scalars(select(AuditLog).where(
-            AuditLog.username == user.username, AuditLog.action == "view_alarm_list")).one()
-    assert row.detail == f"ids={alarm_id}"
+    expected = [("view_alarm", "alarm", str(alarm_id)), ("view_case", "case", str(case_id)),
+                ("view_positions", "alarm", str(alarm_id))]
+    assert [a for a in audit_actions(app, user.username) if a[0] != "login"] == expected
+    client.get("/alarmes/fragment")  # live refreshes within the window add nothing
+    assert [a for a in audit_actions(app, user.username) if a[0] != "login"] == expected
+    app.config["TGD_AUDIT_REFRESH_WINDOW_S"] = 0
+    app.extensions.pop("tgd_console_recent_views")
+    client.get("/alarmes/fragment")  # past the window a refresh is recorded again
+    assert len([a for a in audit_actions(app, user.username) if a[0] != "login"]) == 6
 
 
 def test_acknowledge_then_the_handset_learns_it_then_close(client, app, login, handset):
@@ -424,7 +432,7 @@ def test_supervisor_reads_the_audit_log_and_the_kept_sms(client, app, login, han
     client.post("/deconnexion", data={"csrf_token": page_csrf(client, "/alarmes")})
     supervisor = login("supervisor")
     audit_html = client.get("/audit").get_data(as_text=True)
-    assert operator.username in audit_html and "a consulté la liste des alarmes" in audit_html
+    assert operator.username in audit_html and "a consulté l&#39;alarme" in audit_html
     filtered = client.get("/audit", query_string={"utilisateur": supervisor.username})
     assert operator.username not in filtered.get_data(as_text=True).split("<tbody>")[1]
     sms_html = client.get("/sms").get_data(as_text=True)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tgd_server.console import access, login_limit, phone, queries, sound, stream
+from tgd_server.console.audit_views import RecentViews
 from tgd_server.events import Subscription
 from tgd_server.models import AlarmEvent, Device
 
@@ -131,3 +132,15 @@ def _device(**kw) -> Device:
 ])
 def test_device_flags(changes, flags):
     assert queries.device_flags(_device(**changes), NOW.timestamp()) == flags
+
+
+def test_recent_views_record_each_object_once_per_window():
+    now = [1000.0]
+    views = RecentViews(window_s=300, clock=lambda: now[0])
+    assert views.fresh(1, "view_alarm", "alarm", [1, 2]) == ["1", "2"]
+    now[0] += 299
+    assert views.fresh(1, "view_alarm", "alarm", [1, 2, 3]) == ["3"]
+    assert views.fresh(2, "view_alarm", "alarm", [1]) == ["1"]  # another user
+    assert views.fresh(1, "view_case", "case", [1]) == ["1"]  # another action
+    now[0] += 1
+    assert views.fresh(1, "view_alarm", "alarm", [1, 2, 3]) == ["1", "2"]

@@ -27,6 +27,7 @@ def epoch(value: datetime | None) -> float | None:
 
 @dataclass
 class CaseView:
+    id: int
     reference: str
     name: str
     address: str
@@ -99,7 +100,7 @@ class DeviceView:
 def case_view(case: Case | None) -> CaseView | None:
     if case is None:
         return None
-    return CaseView(case.judicial_ref, case.name, case.address, case.police_notes)
+    return CaseView(case.id, case.judicial_ref, case.name, case.address, case.police_notes)
 
 
 def fix_view(p: Position) -> FixView:

@@ -194,7 +194,6 @@ OLDER = "Plus anciens"
 # Audit action names (what the audit page shows for the codes views write)
 AUDIT_ACTIONS = {
     "view_alarm": "a consulté l'alarme",
-    "view_alarm_list": "a consulté la liste des alarmes",
     "view_case": "a consulté le dossier",
     "view_positions": "a consulté les positions",
     "view_device": "a consulté l'appareil",

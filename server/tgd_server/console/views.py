@@ -23,6 +23,7 @@ from ..models import Alarm, Device, InboundSms, User, utcnow
 from ..security_log import log_refusal
 from . import access, actions, bp, login_limit, phone, queries, sound, stream
 from . import strings_fr as t
+from .audit_views import record_shown
 
 ALL_ROLES = ()  # require_roles() with nothing: any logged-in user
 TILE_ATTRIBUTION_DEFAULT = ""
@@ -113,12 +114,18 @@ def logout():
 
 # --- live alarm list ------------------------------------------------------------------
 
-def _alarm_list_context() -> dict:
+def _alarm_list_context(refresh: bool) -> dict:
     session = db.get_session()
     open_ = queries.open_alarms(session, with_case=True)
     closed = queries.recently_closed(session, with_case=True)
-    ids = ",".join(str(a.id) for a in open_ + closed)
-    audit(access.current_user(), "view_alarm_list", "alarm", "list", detail=f"ids={ids}")
+    user = access.current_user()
+    shown = open_ + closed
+    detail = "list, live" if refresh else "list"
+    record_shown(user, "view_alarm", "alarm", [a.id for a in shown], detail, refresh)
+    record_shown(user, "view_case", "case", sorted({a.case.id for a in shown if a.case}),
+                 detail, refresh)
+    record_shown(user, "view_positions", "alarm", [a.id for a in open_ if a.last_fix], detail,
+                 refresh)
     return {"open_alarms": open_, "recent_closed": closed, "overview": queries.overview(open_)}
 
 
@@ -126,7 +133,7 @@ def _alarm_list_context() -> dict:
 @access.require_roles(*CASE_READERS)
 def alarms():
     return render_template("console/alarms.html", nav="alarms", **_map_settings(),
-                           **_alarm_list_context())
+                           **_alarm_list_context(refresh=False))
 
 
 def _map_settings() -> dict:
@@ -138,7 +145,7 @@ def _map_settings() -> dict:
 @bp.route("/alarmes/fragment")
 @access.require_roles(*CASE_READERS)
 def alarms_fragment():
-    return render_template("console/_alarm_rows.html", **_alarm_list_context())
+    return render_template("console/_alarm_rows.html", **_alarm_list_context(refresh=True))
 
 
 @bp.route("/flux", endpoint="stream")
@@ -189,7 +196,8 @@ def alarm(alarm_id: int):
     audit(user, "view_alarm", "alarm", row.id)
     if row.device.case_id is not None:
         audit(user, "view_case", "case", row.device.case_id, detail=f"alarm={row.id}")
-    audit(user, "view_positions", "alarm", row.id, detail=f"count={len(context['positions'])}")
+    record_shown(user, "view_positions", "alarm", [row.id],
+                 detail=f"count={len(context['positions'])}")
     return render_template("console/alarm.html", nav="alarms", **_map_settings(), **context)
 
 
@@ -198,8 +206,8 @@ def alarm(alarm_id: int):
 def alarm_fragment(alarm_id: int):
     row = _alarm_or_404(alarm_id)
     context = _alarm_live_context(row)
-    audit(access.current_user(), "view_positions", "alarm", row.id,
-          detail=f"count={len(context['positions'])} live=1")
+    record_shown(access.current_user(), "view_positions", "alarm", [row.id],
+                 detail=f"count={len(context['positions'])} live", refresh=True)
     return render_template("console/_alarm_live.html", **context)
 
 
