@@ -15,7 +15,7 @@ import time
 import aml
 from errors import CallFailed, ModemError
 from timing import GOOD_FIX_M
-from uplink import Uplink
+from uplink import Uplink, take_commands
 
 IDLE = "idle"
 OPEN = "open"
@@ -54,7 +54,6 @@ class Alarm:
         self.sms_state = "delivered" if progress.get("sms") == "delivered" else (
             "sent" if progress.get("sms") == "sent" else "pending")
         self.fix = None             # best fix of this alarm
-        self.cmd = None             # id of the last server command carried out
         self.server_state = None
         self._t0 = time.ticks_ms()  # trigger (or resume) time
         self._ended = asyncio.Event()
@@ -321,7 +320,7 @@ class Alarm:
         dev = self.dev
         return {"fix": self.fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq,
                 "aid": self.aid, "at": self.at, "call": self.call_state, "sms": self.sms_state,
-                "cmd": self.cmd}
+                "cmd": dev.last_cmd}
 
     async def _data_channel(self):
         dev = self.dev
@@ -362,10 +361,8 @@ class Alarm:
             self._progress("acked", 1)
         if state == "acknowledged" or (state == "closed" and not self.p.get("help")):
             self._help_is_coming()
-        cmds = answer.get("cmds")
-        if isinstance(cmds, list):
-            for c in cmds:
-                self._command(c)
+        if take_commands(dev, answer):
+            self._position_due.set()
         if state == "closed":
             self.end("closed")
 
@@ -376,13 +373,6 @@ class Alarm:
             return
         self._progress("help", 1)  # journal first: the pattern is given once, ever
         asyncio.create_task(self.dev.vibrator.play("help"))
-
-    def _command(self, c):
-        if not isinstance(c, dict) or not isinstance(c.get("id"), int):
-            return
-        if c.get("type") == "locate":
-            self._position_due.set()
-        self.cmd = c["id"]
 
     # -- AML SMS ------------------------------------------------------------------
     async def _sms_channel(self):

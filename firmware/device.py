@@ -27,6 +27,7 @@ class Device:
         self.csq = None
         self.cell = None
         self.last_fix = None        # last GNSS fix ({"m":"G",...}), kept between alarms
+        self.last_cmd = None        # id of the last server command carried out
         self._timeouts = 0
         self._recovering = False
 

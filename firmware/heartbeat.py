@@ -5,7 +5,7 @@ import asyncio
 import time
 
 from errors import ModemError
-from uplink import Uplink
+from uplink import Uplink, take_commands
 
 _LOW_HYSTERESIS_MV = 100
 
@@ -51,7 +51,8 @@ class Heartbeat:
 
     def _snapshot(self):
         dev = self._dev
-        return {"fix": dev.last_fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq}
+        return {"fix": dev.last_fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq,
+                "cmd": dev.last_cmd}
 
     async def _send(self, mtype, attempts):
         dev = self._dev
@@ -65,6 +66,8 @@ class Heartbeat:
 
         answer = await self._uplink.deliver(mtype, self._snapshot, wanted,
                                             dev.timing.heartbeat_backoff_ms)
+        if answer is not None and take_commands(dev, answer):
+            self._last_beat = None  # `locate` between alarms: a fresh heartbeat at once
         return answer
 
     async def beat(self):

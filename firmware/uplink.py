@@ -61,3 +61,46 @@ class Uplink:
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, cap)
         return None
+
+
+_SETTABLE = ("heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s",
+             "low_battery_mv", "cutoff_mv")
+
+
+def take_commands(dev, answer):
+    """Carry out the commands in a server answer (docs/protocol.md "The answer").
+
+    `locate`: the caller sends a position now (returns True). `config`: the settable
+    keys are validated like config.json and applied in memory (a reboot returns to
+    the provisioned file). The last id carried out goes back in `cmd`.
+    """
+    cmds = answer.get("cmds") if answer else None
+    if not isinstance(cmds, list):
+        return False
+    locate = False
+    for c in cmds:
+        if not isinstance(c, dict) or not isinstance(c.get("id"), int):
+            continue
+        kind = c.get("type")
+        if kind == "locate":
+            locate = True
+        elif kind == "config":
+            _apply_config(dev, c.get("set"))
+        else:
+            dev.log.event("ERROR", where="command", what="unknown_type")
+        dev.last_cmd = c["id"]
+    return locate
+
+
+def _apply_config(dev, changes):
+    if not isinstance(changes, dict):
+        return
+    import config
+    for key in changes:
+        value = changes[key]
+        why = config._check(key, value) if key in _SETTABLE else "not_settable"
+        if why is None:
+            dev.cfg[key] = value
+            dev.log.event("CONFIG_SET", key=key, value=value)
+        else:
+            dev.log.event("ERROR", where="command", what=key + ":" + why)

@@ -17,7 +17,7 @@ from timing import Timing
 from vibrate import Vibrator
 from binascii import unhexlify
 
-DIR = "/tmp/tgd-mpt-alarm"
+DIR = "/tmp/tgd-mpt-alarm-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
 KEY = "ab" * 32
 SMS_NUMBER = "+687700100"
 
@@ -130,10 +130,12 @@ async def test_complete_alarm_acknowledged_then_closed():
     wipe()
     modem = FakeModem()
     modem.gnss_fix_after = 3
-    modem.http_script = [answer("received"), answer("acknowledged"), answer("acknowledged"),
-                         answer("closed")]
+    modem.http_script = [answer("received")]
+    modem.http_default = answer("acknowledged")
     rig = Rig(modem, track_interval_s=20)
     alarm = rig.trigger()
+    await rig.until(lambda: any(b["fix"]["m"] == "G" for b in bodies(modem)), "a GNSS position")
+    modem.http_default = answer("closed")
     await rig.until(lambda: not alarm.is_open, "close")
     assert alarm.end_reason == "closed"
     assert alarm.state == ENDED
@@ -337,3 +339,23 @@ async def test_power_cuts_at_many_instants_give_one_alarm():
     assert len(seqs) == len(set(seqs)), "a sequence number was reused"
     assert journal_opens() <= 1  # compaction may have rewritten it, never a second one
     assert Rig(FakeModem()).state.alarm is None
+
+
+async def test_server_commands_locate_and_config():
+    wipe()
+    modem = FakeModem()
+    modem.http_script = [answer("received", cmds=[{"id": 7, "type": "locate"}]),
+                         answer("received", cmds=[{"id": 8, "type": "config",
+                                                   "set": {"track_interval_s": 120,
+                                                           "key": "00" * 32,
+                                                           "call_retries": "x"}}]),
+                         answer("closed")]
+    rig = Rig(modem, track_interval_s=3600)  # only `locate` can bring the second message soon
+    alarm = rig.trigger()
+    await rig.until(lambda: not alarm.is_open, "close")
+    sent = bodies(modem)
+    assert len(sent) == 3
+    assert "cmd" not in sent[0] and sent[1]["cmd"] == 7 and sent[2]["cmd"] == 8
+    assert rig.dev.cfg["track_interval_s"] == 120
+    assert rig.dev.cfg["key"] == KEY and rig.dev.cfg["call_retries"] == 5
+    assert any("CONFIG_SET" in ln for ln in rig.lines)

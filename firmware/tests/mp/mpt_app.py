@@ -12,7 +12,7 @@ from journal import FILE
 from log import Log
 from timing import Timing
 
-DIR = "/tmp/tgd-mpt-app"
+DIR = "/tmp/tgd-mpt-app-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
 KEY = "cd" * 32
 DEBUG = False
 
@@ -108,10 +108,10 @@ async def test_boot_then_hold_triggers_one_alarm_and_a_second_press_does_not():
     h.modem.http_default = answer("received")
     await h.until(lambda: "READY" in h.names(), "READY")
     assert h.names()[:2] == ["BOOT", "CONFIG"]
-    await h.hold(2100)
+    await h.hold(2400)
     await h.until(lambda: "DIAL" in h.names(), "DIAL")
     assert h.count("ALARM") == 1
-    await h.hold(2100)  # held again while the alarm is open
+    await h.hold(2400)  # held again while the alarm is open
     assert h.count("ALARM") == 1
     assert any("already_open" in ln for ln in h.lines)
     h.stop()
@@ -141,7 +141,7 @@ async def test_reboot_resumes_the_open_alarm():
     h = Handset()
     h.modem.http_default = answer("received")
     await h.until(lambda: "READY" in h.names(), "READY")
-    await h.hold(2100)
+    await h.hold(2400)
     await h.until(lambda: "DIAL" in h.names(), "DIAL")
     aid = [ln for ln in h.lines if " ALARM " in ln][0].split("aid=")[1].split(" ")[0]
     h.stop()
@@ -160,7 +160,7 @@ async def test_safe_mode_without_config():
     h = Handset()
     await h.until(lambda: "READY" in h.names(), "READY")
     assert "SAFE_MODE" in h.names()
-    await h.hold(2100)
+    await h.hold(2400)
     await h.until(lambda: "DIAL" in h.names(), "DIAL")
     await asyncio.sleep_ms(50)
     assert h.modem.posts == []
@@ -193,7 +193,7 @@ async def test_journal_is_on_the_flash():
     h = Handset()
     h.modem.http_default = answer("received")
     await h.until(lambda: "READY" in h.names(), "READY")
-    await h.hold(2100)
+    await h.hold(2400)
     await h.until(lambda: "DIAL" in h.names(), "DIAL")
     with open(DIR + "/" + FILE) as f:
         assert '"open"' in f.read()

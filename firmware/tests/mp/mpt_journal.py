@@ -6,7 +6,7 @@ import os
 from journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record, decode_line
 from log import Log
 
-DIR = "/tmp/tgd-mpt-journal-%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/tgd-mpt-journal"
+DIR = "/tmp/tgd-mpt-journal-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
 LINES = []
 
 
