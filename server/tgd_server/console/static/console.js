@@ -162,8 +162,23 @@
     onEvent: function (fn) { handlers.push(fn); },
   };
 
+  // "/" jumps to the caller-number search (the operator has a call ringing), unless typing.
+  function setUpSearchKey() {
+    var search = document.getElementById('search-number');
+    if (!search) return;
+    document.addEventListener('keydown', function (e) {
+      var typing = /^(INPUT|TEXTAREA|SELECT)$/.test((e.target && e.target.tagName) || '');
+      if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        e.preventDefault();
+        search.focus();
+        search.select();
+      }
+    });
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     setUpAlerts();
+    setUpSearchKey();
     tickAges();
     setInterval(tickAges, 1000);
     connect();
