@@ -110,6 +110,7 @@ class AtEngine:
         self._handlers = []  # (prefix, callback(line))
         self._waiters = []
         self._line = bytearray(_LINE_MAX)
+        self._line_view = memoryview(self._line)
         self._len = 0
         self._overflow = False
         self._raw = None
@@ -341,7 +342,7 @@ class AtEngine:
         if end <= start:
             return
         try:
-            line = bytes(buf[start:end]).decode()
+            line = str(self._line_view[start:end], "utf-8")  # one copy: the str
         except UnicodeError:
             self._log.error("at_rx", "not_utf8:%d_bytes" % (end - start))
             return
@@ -362,7 +363,7 @@ class AtEngine:
             p.event.set()
 
     def _raw_done(self):
-        data = bytes(self._raw[:self._raw_len])
+        data = bytes(memoryview(self._raw)[:self._raw_len])
         self._raw = None
         p = self._pending
         if p is not None and not p.done:
