@@ -173,6 +173,9 @@ class AtEngine:
         for prefix, _ in self._handlers:
             if line.startswith(prefix):
                 return True
+        for w in self._waiters:
+            if line.startswith(w.prefix):
+                return True
         return False
 
     def _dispatch_urc(self, line):
@@ -211,17 +214,15 @@ class AtEngine:
             payload_sent = False
             try:
                 self._log.debug("AT_TX", cmd=cmd)
-                self._stream.write(cmd.encode() + b"\r")
-                await self._stream.drain()
+                await self._write(p, cmd.encode() + b"\r")
                 if payload is not None:
                     await self._wait(p, deadline, True)
                     if p.error is not None:
                         raise p.error
                     if not p.done:
                         p.event.clear()
-                        self._stream.write(payload)
                         payload_sent = True
-                        await self._stream.drain()
+                        await self._write(p, payload)
                 await self._wait(p, deadline, False)
                 if p.error is not None:
                     raise p.error
@@ -230,7 +231,23 @@ class AtEngine:
                 self._pending = None
                 if p.prompted and not payload_sent:
                     # Cancelled between the prompt and the payload: leave text mode.
-                    self._stream.write(_ESC)
+                    self._write_now(_ESC)
+
+    async def _write(self, p, data):
+        # A UART that refuses the bytes is, for the caller, a modem that does not answer.
+        try:
+            self._stream.write(data)
+            await self._stream.drain()
+        except OSError as e:
+            self._log.error("at_tx", e)
+            raise AtTimeout(p.cmd, p.lines)
+
+    def _write_now(self, data):
+        # Best effort, from cleanup paths: an error here must not hide the first one.
+        try:
+            self._stream.write(data)
+        except OSError:
+            pass
 
     async def _wait(self, p, deadline, for_prompt):
         remaining = time.ticks_diff(deadline, time.ticks_ms())
@@ -242,8 +259,7 @@ class AtEngine:
             except asyncio.TimeoutError:
                 if for_prompt:
                     # A prompt that comes late would swallow the next commands as text.
-                    self._stream.write(_ESC)
-                    await self._stream.drain()
+                    self._write_now(_ESC)
                 self._timed_out = time.ticks_ms()
                 raise AtTimeout(p.cmd, p.lines)
 

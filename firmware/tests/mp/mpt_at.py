@@ -432,3 +432,27 @@ async def test_a_new_engine_stops_the_reader_of_one_never_deinited():
     assert old._task is None
     assert "previous_reader_stopped" in errors_in(lines)
     new.deinit()
+
+
+async def test_a_waiter_for_a_prefix_outside_the_urc_list_still_gets_its_line():
+    at, _ = engine([(b"AT+NETOPEN\r", [b"\r\nOK\r\n", 10, b"\r\n+MYURC: 0\r\n"])])
+    w = at.urc_waiter("+MYURC:")
+    assert await at.send("AT+NETOPEN") == []
+    assert await w.wait(1000) == "+MYURC: 0"
+    at.deinit()
+
+
+async def test_a_uart_write_failure_is_a_typed_error():
+    class Broken(ScriptedStream):
+        def write(self, data):
+            raise OSError(5)
+
+    lines = []
+    at = AtEngine(Broken(), line_log(lines))
+    try:
+        await at.send("AT+CSQ", timeout_ms=100)
+        raise AssertionError("no AtTimeout")
+    except AtTimeout as e:
+        assert e.cmd == "AT+CSQ"
+    assert any("at_tx" in x for x in lines)
+    at.deinit()
