@@ -48,11 +48,16 @@ def test_registration_lost_and_regained_with_urcs(at, modem):
     assert back.startswith(b"\r\n+CREG: 1\r\n\r\n+CEREG: 1,\"")
 
 
-def test_registration_denied(at, modem):
+def test_registration_denied(at, modem, net):
     modem.inject("registration_denied")
     assert at.command("AT+CREG?") == b"\r\n+CREG: 0,3\r\n\r\nOK\r\n"
+    since = time.monotonic()
     modem.inject("service_back")
+    net.wait_event("registration", 2, since=since, stat=1)
     assert at.command("AT+CREG?") == b"\r\n+CREG: 0,1\r\n\r\nOK\r\n"
+    # Registering again took timing.register_s, searching meanwhile.
+    stats = [e["stat"] for e in net.events_of("registration") if e["t"] >= since]
+    assert stats == [2, 1]
 
 
 def test_weak_signal(at, modem):

@@ -86,6 +86,7 @@ class Sim7600Emulator:
         self._pwrkey: PwrkeyFifo | None = None
         self._pwrkey_timer: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
+        self._attach_timer: asyncio.TimerHandle | None = None
         self._tmpdir: str | None = None
         self._out: asyncio.Queue[bytes] | None = None
         self._writer: asyncio.Task | None = None
@@ -235,7 +236,8 @@ class Sim7600Emulator:
         self.net.event("modem_boot", modem=self.msisdn)
         self.emit(BOOT_URCS if self.sim_present else BOOT_URCS_NO_SIM)
         self.reg_stat = 2 if self.sim_present else 0
-        self.later(self.draw("register_s"), self.update_registration)
+        self._attach_timer = None
+        self.update_registration()
         self._schedule_tick()
 
     def _power_off(self, reason: str) -> None:
@@ -249,6 +251,7 @@ class Sim7600Emulator:
         cmd_voice.drop_all_calls(self, "caller_lost")
         self.settings = ModemSettings()
         self.reg_stat = 0
+        self._attach_timer = None
         self.last_fix_at = None
         self._reset_input()
         self._drop_pending_output()
@@ -281,18 +284,41 @@ class Sim7600Emulator:
     def registered(self) -> bool:
         return self.reg_stat in (1, 5)
 
+    def _desired_stat(self) -> int:
+        if not self.sim_present:
+            return 0
+        if self.faults.denied:
+            return 3
+        if self.radio() is None:
+            return 2  # searching
+        return 1
+
     def update_registration(self) -> None:
-        """Recompute the registration status; URCs when it changed."""
+        """Recompute the registration status; URCs when it changed.
+
+        Gaining registration (at boot or when coverage comes back) takes
+        timing.register_s, during which the modem is searching (stat 2).
+        """
         if self.power != ON:
             return
-        if not self.sim_present:
-            new = 0
-        elif self.faults.denied:
-            new = 3
-        elif self.radio() is None:
-            new = 2  # searching
+        desired = self._desired_stat()
+        if desired == 1 and self.reg_stat != 1:
+            if self._attach_timer is None:
+                self._attach_timer = self.later(self.draw("register_s"), self._attach_done)
+            desired = 2
+        elif desired != 1 and self._attach_timer is not None:
+            self._attach_timer.cancel()
+            self._attach_timer = None
+        self._set_stat(desired)
+
+    def _attach_done(self) -> None:
+        self._attach_timer = None
+        if self._desired_stat() == 1:
+            self._set_stat(1)
         else:
-            new = 1
+            self.update_registration()
+
+    def _set_stat(self, new: int) -> None:
         if new == self.reg_stat:
             return
         self.reg_stat = new
@@ -306,8 +332,7 @@ class Sim7600Emulator:
 
     def _on_tick(self) -> None:
         # The handset moves: coverage and the serving cell follow its true position.
-        if self.registered or self.reg_stat == 2:
-            self.update_registration()
+        self.update_registration()
         self._schedule_tick()
 
     # -- output ---------------------------------------------------------------------
