@@ -52,7 +52,7 @@ class Sim7600:
     off_wait_ms = 2000  # between switching off and on again
     rdy_timeout_ms = 20000  # RDY comes 11-12 s after power-on
     poll_ms = 1000  # registration polling period
-    probe_ms = 1000  # how long an "AT" waits for OK when checking that the modem is on
+    probe_ms = 600  # how long an "AT" waits for OK when checking that the modem is on
 
     def __init__(self, at, board, log):
         self._at = at
@@ -82,10 +82,11 @@ class Sim7600:
     async def start(self):
         """Power on if silent, wait RDY, initialise. Raises ModemSilent."""
         self._at.start()
-        self._board.dtr(0)  # DTR low: the modem stays awake
+        self._board.dtr(0)  # DTR low: the modem stays awake (and wakes if it slept)
+        await asyncio.sleep_ms(20)  # it listens 20 ms after DTR falls
         self._starting = True
         try:
-            if not await self._answers():
+            if not await self._answers(1):  # one short probe: a silent modem is usually off
                 rdy = self._at.urc_waiter("RDY")
                 self._log.event("MODEM_POWER", action="on")
                 await self._pulse(self.pwrkey_on_ms)
@@ -121,11 +122,11 @@ class Sim7600:
             await rdy.wait(self.rdy_timeout_ms)
         except AtTimeout:
             # No RDY seen (it may have come before we listened): is it answering anyway?
-            if not await self._answers():
+            if not await self._answers(2):
                 raise ModemSilent(stage)
 
-    async def _answers(self):
-        for _ in range(2):
+    async def _answers(self, tries):
+        for _ in range(tries):
             try:
                 await self._at.send("AT", timeout_ms=self.probe_ms)
                 return True

@@ -28,9 +28,9 @@ async def test_start_when_the_modem_already_answers():
 
 
 async def test_start_powers_on_a_silent_modem_and_waits_for_rdy():
-    modem, stream, board, lines = make_modem([answer("AT"), answer("AT")])
+    modem, stream, board, lines = make_modem([answer("AT")])
     task = asyncio.create_task(modem.start())
-    for _ in range(100):  # two unanswered probes, then the PWRKEY pulse
+    for _ in range(100):  # one unanswered probe, then the PWRKEY pulse
         if len(board.pwrkey_levels) == 2:
             break
         await settle(20)
@@ -47,7 +47,7 @@ async def test_start_powers_on_a_silent_modem_and_waits_for_rdy():
 
 
 async def test_start_raises_modem_silent_when_nothing_answers():
-    modem, stream, board, lines = make_modem([answer("AT")] * 4)
+    modem, stream, board, lines = make_modem([answer("AT")] * 3)
     try:
         await modem.start()
         raise AssertionError("no ModemSilent")
