@@ -178,6 +178,11 @@ class SmsGateway:
         return stored
 
     def _store_then_delete(self, sms: StoredSms) -> int:
+        if not sms.received:
+            # An outgoing draft someone stored on the gateway's SIM: not ours to store
+            # as received nor to delete. (It does take a storage slot.)
+            log.warning("gateway ignores stored outgoing SMS %d (%s)", sms.index, sms.status)
+            return 0
         key = (sms.sender, sms.text, sms.scts)
         if key in self._stored_not_deleted:
             # Stored already, but AT+CMGD failed (modem reboot, noise): only delete now.

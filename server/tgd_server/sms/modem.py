@@ -28,8 +28,9 @@ URC_PREFIXES = (
     "NO CARRIER", "+CGPS:", "+CMQTT", "+HTTP_", "+CPSI:", "+CNMP:", "+CFUN:",
 )
 _FINAL_OK = "OK"
-_CMGR_HEADER = re.compile(r'\+CMGR: "([A-Z ]+)","([^"]*)",[^,]*,"([^"]*)"')
-_CMGL_HEADER = re.compile(r'\+CMGL: (\d+),"([A-Z ]+)","([^"]*)",[^,]*,"([^"]*)"')
+# Received messages carry a time stamp; stored outgoing ones ("STO UNSENT") do not.
+_CMGR_HEADER = re.compile(r'\+CMGR: "([A-Z ]+)","([^"]*)"(?:,[^,]*,"([^"]*)")?')
+_CMGL_HEADER = re.compile(r'\+CMGL: (\d+),"([A-Z ]+)","([^"]*)"(?:,[^,]*,"([^"]*)")?')
 _CMTI = re.compile(r'\+CMTI: "(\w+)",(\d+)')
 _CPMS = re.compile(r'\+CPMS: (?:"\w+",)?(\d+),(\d+)')
 _SCTS = re.compile(r"(\d\d)/(\d\d)/(\d\d),(\d\d):(\d\d):(\d\d)([+-]\d\d)")
@@ -67,10 +68,15 @@ class ModemRebooted(ModemError):
 @dataclass(frozen=True)
 class StoredSms:
     index: int
-    status: str  # REC UNREAD, REC READ, ...
-    sender: str
+    status: str  # REC UNREAD, REC READ, STO UNSENT, STO SENT
+    sender: str  # originator, or the destination of a stored outgoing message
     scts: datetime | None  # service-centre time stamp, UTC
     text: str
+
+    @property
+    def received(self) -> bool:
+        """A message that came in (not one written on this SIM to be sent)."""
+        return self.status.startswith("REC")
 
 
 class AtModem:
@@ -189,7 +195,7 @@ class AtModem:
         for position, line in enumerate(lines):
             match = _CMGR_HEADER.match(line)
             if match:  # anything before the header is line noise
-                status, sender, scts = match.groups()
+                status, sender, scts = match.groups(default="")
                 # A real SIM7600 puts the text right after the header line; tolerate a
                 # blank line there (framing every line with \r\n on both sides).
                 text = "\n".join(_strip_blank_edges(lines[position + 1:]))
@@ -211,7 +217,7 @@ class AtModem:
                     index, status, sender, scts = current
                     text = "\n".join(_strip_blank_edges(body))
                     found.append(StoredSms(int(index), status, sender, parse_scts(scts), text))
-                current, body = (header.groups() if header else None), []
+                current, body = (header.groups(default="") if header else None), []
             elif current is not None:
                 body.append(line)
         return found
