@@ -113,10 +113,10 @@ def test_reboot_in_the_middle_of_a_call(at, modem, net):
 
 
 def test_silence_for_a_while(at, modem):
-    modem.inject("silence", duration_s=0.3)
+    modem.inject("silence", duration_s=0.6)
     at.send("AT")
     assert at.read_for(0.2) == b""
-    time.sleep(0.15)
+    time.sleep(0.45)
     assert at.command("AT") == b"\r\nOK\r\n"
 
 

@@ -36,7 +36,7 @@ def _pulse(modem, seconds):
 
 def test_short_pulse_does_not_switch_on(modem):
     client = AtClient(modem.port, modem.transcript)
-    _pulse(modem, 0.03)
+    _pulse(modem, 0.02)
     assert client.read_for(0.3) == b""
     assert modem.power == "off"
     client.close()

@@ -239,6 +239,9 @@ def test_police_call_back_unanswered(net, handset):
 
 
 def test_delivery_report_waits_for_a_sender_that_lost_service(net, handset, gateway):
+    from dataclasses import replace
+
+    net.timing = replace(net.timing, sms_delivery_s=(0.5, 0.5))  # room to lose service first
     m, at = handset
     g, gat = gateway
     at.send(f'AT+CMGS="{GATEWAY}"')
