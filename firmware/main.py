@@ -53,7 +53,8 @@ def use_compiled_modules():
             os.mkdir(cache)
         except OSError:
             pass
-    pid = "%d" % (os.getpid() if hasattr(os, "getpid") else 0)
+    # a name of our own for the temporary files: several handsets may start at once
+    tag = "".join("%02x" % b for b in os.urandom(4))
     for name in os.listdir(here):
         if not name.endswith(".py") or name == "main.py":
             continue
@@ -62,13 +63,14 @@ def use_compiled_modules():
         try:
             if _exists(out) and os.stat(out)[8] >= os.stat(src)[8]:
                 continue
-            tmp = out[:-4] + "." + pid + ".tmp.mpy"  # *.mpy: ignored by git
+            tmp = out[:-4] + "." + tag + ".tmp.mpy"  # *.mpy: ignored by git
             if os.system('"%s" -o "%s" "%s"' % (cross, tmp, src)) != 0:
-                return  # a source that does not compile: let the import report it
+                continue  # does not compile: importing the source will say why
             os.rename(tmp, out)
         except OSError:
-            return
-    sys.path.insert(0, cache)
+            continue  # this module comes from its source
+    if cache not in sys.path:
+        sys.path.insert(0, cache)
 
 
 def make_board():
@@ -89,20 +91,21 @@ def make_board():
 
 
 def main():
+    import gc
     import time
-    if sys.platform == "linux":
-        use_compiled_modules()
     from log import Log
-    from app import App
     log = Log()
     pause_ms = 1000
     board = None
     while True:
         started = time.ticks_ms()
         try:
+            if sys.platform == "linux":
+                use_compiled_modules()  # cheap when nothing changed
             if board is None:
                 board = make_board()
                 log = Log(level=board.log_level())
+            from app import App
             asyncio.run(App(board, log).run())
         except KeyboardInterrupt:
             raise
@@ -113,6 +116,7 @@ def main():
             except Exception:  # noqa: BLE001
                 pass
         asyncio.new_event_loop()
+        gc.collect()
         if time.ticks_diff(time.ticks_ms(), started) > 600000:
             pause_ms = 1000  # it ran for a while: not a loop
         time.sleep_ms(pause_ms)
