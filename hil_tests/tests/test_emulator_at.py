@@ -266,3 +266,10 @@ def test_boot_delay_is_respected(net):
 
 def test_mqtt_is_not_emulated_yet(at):
     assert at.command("AT+CMQTTSTART") == b"\r\nERROR\r\n"
+
+
+def test_transcript_dump(at, modem, tmp_path):
+    at.command("AT+CGSN")
+    path = modem.transcript.dump(str(tmp_path / "modem.log"))
+    text = open(path, encoding="utf-8").read()
+    assert "note open" in text and "rx   AT+CGSN\\r" in text and "866123040000011" in text

@@ -166,3 +166,29 @@ def test_reboot_during_http_after_the_server_got_it(at, server, modem, net):
                                                       b"\r\nSMS DONE\r\n\r\nPB DONE\r\n")
     assert len(server.seen) == 1
     assert at.command("AT+HTTPTERM") == b"AT+HTTPTERM\r\r\nERROR\r\n"  # session lost
+
+
+def test_https_without_certificate_check(at, tmp_path):
+    """A TLS server with a self-signed certificate is reached (the modem does not verify)."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert), "-days", "1"], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("openssl not available")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.seen, srv.answer = [], (200, b"{}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        _post(at, f"https://127.0.0.1:{srv.server_address[1]}/m")
+        assert at.expect(b"+HTTPACTION: 1,200,2\r\n", 5)
+        assert len(srv.seen) == 1
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -280,6 +280,8 @@ def dial(m: Sim7600Emulator, cmd: Command) -> list[str]:
         raise AtSyntaxError(f"ATD: bad number {number!r}")
     if any(c.outgoing for c in m.calls):
         raise CmeFailure(3)
+    if not m.sim_present:
+        raise CmeFailure(10)
     if not m.registered:
         raise CmeFailure(30)
     call = Call(1, True, number, CALL_DIALING)

@@ -41,6 +41,12 @@ class Transcript:
         """Everything the modem wrote to the host, concatenated."""
         return b"".join(e.data for e in self.entries() if e.direction == TX)
 
+    def dump(self, path: str) -> str:
+        """Write the whole transcript to `path` (for a failure message to point at)."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.format(None) + "\n")
+        return path
+
     def format(self, last: int | None = 60) -> str:
         """Consecutive chunks of one direction merged, one line each, oldest first."""
         merged: list[tuple[float, str, bytes]] = []
