@@ -116,7 +116,7 @@ def _device(**kw) -> Device:
     base = dict(id="NC1", special_number="+687751001", heartbeat_interval_s=1800,
                 low_battery_mv=3550, low_battery=False, battery_mv=3900,
                 created_at=NOW - timedelta(days=10), last_seen_at=NOW - timedelta(minutes=5),
-                last_heartbeat_at=None, last_fix_at=NOW - timedelta(minutes=5))
+                last_heartbeat_at=None, last_fix_at=NOW - timedelta(minutes=5), last_gasp_at=None)
     base.update(kw)
     return Device(**base)
 
@@ -129,6 +129,8 @@ def _device(**kw) -> Device:
     ({"battery_mv": 3500}, ["low_battery"]),
     ({"last_fix_at": NOW - timedelta(days=2)}, ["stale_fix"]),
     ({"last_fix_at": None}, ["stale_fix"]),
+    ({"last_gasp_at": NOW - timedelta(minutes=5)}, ["switched_off"]),
+    ({"last_gasp_at": NOW - timedelta(days=1)}, []),  # it has spoken since
 ])
 def test_device_flags(changes, flags):
     assert queries.device_flags(_device(**changes), NOW.timestamp()) == flags

@@ -227,7 +227,7 @@ def overview(alarms: list[AlarmView]) -> list[dict]:
 
 
 def device_flags(device: Device, now: float) -> list[str]:
-    """Codes: silent, never_seen, low_battery, stale_fix."""
+    """Codes: silent, never_seen, switched_off, low_battery, stale_fix."""
     flags = []
     last_seen = max(filter(None, (epoch(device.last_seen_at), epoch(device.last_heartbeat_at))),
                     default=None)
@@ -237,6 +237,9 @@ def device_flags(device: Device, now: float) -> list[str]:
             flags.append("never_seen")
     elif now - last_seen > silent_after:
         flags.append("silent")
+    gasp = epoch(device.last_gasp_at)
+    if gasp is not None and last_seen is not None and gasp >= last_seen:
+        flags.append("switched_off")  # its last word was "switching off" (battery or button)
     if device.low_battery or (device.battery_mv is not None
                               and device.battery_mv < device.low_battery_mv):
         flags.append("low_battery")
@@ -263,7 +266,7 @@ def device_view(device: Device, now: float, with_case: bool) -> DeviceView:
     )
 
 
-FLAG_ORDER = {"silent": 0, "never_seen": 1, "low_battery": 2, "stale_fix": 3}
+FLAG_ORDER = {"silent": 0, "never_seen": 1, "switched_off": 2, "low_battery": 3, "stale_fix": 4}
 
 
 def devices(session: Session, now: float) -> list[DeviceView]:

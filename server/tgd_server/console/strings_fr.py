@@ -164,6 +164,7 @@ FLAG_SILENT = "SILENCIEUX"
 FLAG_LOW_BATTERY = "BATTERIE FAIBLE"
 FLAG_STALE_FIX = "POSITION ANCIENNE"
 FLAG_NEVER_SEEN = "JAMAIS VU"
+FLAG_SWITCHED_OFF = "ÉTEINT"
 FLAG_OK = "OK"
 DEVICES_SUMMARY = "{total} appareils — {silent} silencieux, {low} batterie faible, {stale} position ancienne"
 DEVICE_ALARMS = "Alarmes de cet appareil"
@@ -253,6 +254,7 @@ TIMELINE_KINDS = {
 FLAG_LABELS = {
     "silent": FLAG_SILENT,
     "never_seen": FLAG_NEVER_SEEN,
+    "switched_off": FLAG_SWITCHED_OFF,
     "low_battery": FLAG_LOW_BATTERY,
     "stale_fix": FLAG_STALE_FIX,
 }
