@@ -343,7 +343,6 @@ def test_retired_device_is_refused(app, client, handset, api_headers):
     assert response.status_code == 401 and response.get_json()["error"] == "bad_signature"
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset, monkeypatch):
     """One batch: a good message, a replay and one whose storing fails. The good one is
     stored, the replay refused, the failing one fails alone (a 500 the handset retries)."""

@@ -1,14 +1,15 @@
 """Ingest benchmark: `tgd-server bench` (also bench/ingest_bench.py).
 
-Registers N simulated devices, starts the real server (Flask app behind
-Werkzeug's threaded HTTP/1.1 server, in this process so that it can listen to
-the event bus), and drives it from client processes that POST signed
-heartbeats and alarms (an alarm and its position updates for a fraction of the
-devices) over keep-alive connections. Reports messages per second, the latency
-from the moment a message enters ingest to its `device.updated` event on the
-console stream (events.subscribe()), HTTP round-trip times, and checks that
-nothing was lost: every message answered 200, stored once, and seen on the
-stream once.
+Registers N simulated devices, starts the real server, and drives it from
+client processes that POST signed heartbeats and alarms (an alarm and its
+position updates for a fraction of the devices) over keep-alive connections.
+The server is either gunicorn with N workers (`--workers N`, the production
+server; a probe in each worker subscribes to the event bus, bench_probe.py) or
+the Flask app behind Werkzeug's threaded server in the bench process. Reports
+messages per second, the latency from the moment a message enters ingest to its
+`device.updated` event on the console stream (events.subscribe()), HTTP
+round-trip times, and checks that nothing was lost: every message answered 200,
+stored once, and seen on the stream once.
 
 This is a benchmark, not a test: it prints figures and never asserts on time.
 """
@@ -23,6 +24,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import shutil
 import statistics
 import tempfile
 import threading
@@ -193,7 +195,8 @@ class _InProcessServer:
 
 
 class _GunicornServer:
-    """gunicorn with `workers` processes (PostgreSQL: events cross by LISTEN/NOTIFY)."""
+    """gunicorn (the production server) with `workers` gthread workers; each worker's
+    probe (bench_probe.py) records the events it published."""
 
     def __init__(self, database_url: str, workdir: Path, workers: int, threads: int) -> None:
         import socket
@@ -203,11 +206,14 @@ class _GunicornServer:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        self.out = workdir / "probe"
+        self.out.mkdir()
         env = {**os.environ, "TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
-               "TGD_SECRET_KEY": "bench", "TGD_EVENTS_PG": "1"}
+               "TGD_SECRET_KEY": "bench", "TGD_EVENTS_PG": "0", "TGD_BENCH_OUT": str(self.out)}
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self._process = subprocess.Popen(
-            [str(gunicorn), "--workers", str(workers), "--threads", str(threads),
+            [str(gunicorn), "--config", "python:tgd_server.bench_probe",
+             "--workers", str(workers), "--threads", str(threads),
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
              "tgd_server:create_app()"], env=env)
         deadline = time.time() + 30
@@ -219,88 +225,81 @@ class _GunicornServer:
                 time.sleep(0.2)
         raise RuntimeError("gunicorn did not start")
 
-    def stop(self) -> None:
+    def events_seen(self) -> list[tuple]:
+        """Stop gunicorn (its workers write their probes) and read what they saw."""
         self._process.terminate()
-        self._process.wait(timeout=30)
+        self._process.wait(timeout=60)
+        seen: list[tuple] = []
+        for path in sorted(self.out.glob("events-*.json")):
+            seen.extend(tuple(row) for row in json.loads(path.read_text()))
+        return seen
 
 
 def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
               clients: int = 2, concurrency: int = 8, database_url: str | None = None,
               keep: bool = False, workers: int = 0, rate: float = 0.0) -> dict:
+    """Returns the report (see the module docstring). `workers` 0: Werkzeug in this
+    process; N: gunicorn with N workers."""
+    import logging
+
     from sqlalchemy import func, select
 
     from . import create_app, db, events, migrate
     from .models import DeviceMessage
 
     workdir = Path(tempfile.mkdtemp(prefix="tgd-bench-"))
-    schema = None
+    schema = base_url = None
     if database_url and database_url.startswith("postgres"):
         base_url = database_url
         database_url, schema = _pg_schema(base_url)
     database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ.setdefault("TGD_VAR_DIR", str(workdir))
     app = create_app({"TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
-                      "SECRET_KEY": "bench"})
-    import logging
-
+                      "SECRET_KEY": "bench", "TGD_EVENTS_PG": False})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with app.app_context():
         migrate.upgrade(db.engine())
-    registered = _register_devices(app, devices)
-    plan = _plan(registered, alarm_fraction, positions_per_alarm)
+    plan = _plan(_register_devices(app, devices), alarm_fraction, positions_per_alarm)
 
+    seen: list[tuple] = []
+    stop = threading.Event()
     if workers:
-        if schema is None:
-            raise SystemExit("--workers needs PostgreSQL (events cross processes through it)")
-        events.enable_pg_fanout(database_url)
-        server = _GunicornServer(database_url, workdir, workers, concurrency)
+        server = _GunicornServer(database_url, workdir, workers, clients * concurrency)
+        listener = None
     else:
         server = _InProcessServer(app)
-    port = server.port
+        subscription = events.subscribe()
 
-    latencies: list[float] = []
-    seen: dict[tuple, int] = {}
-    stop = threading.Event()
-    subscription = events.subscribe()
-    if workers:
-        deadline = time.time() + 10
-        while not events.pg_fanout_status().get("listening") and time.time() < deadline:
-            time.sleep(0.05)
+        def listen():
+            while True:
+                event = subscription.get(timeout=0.2)
+                if event is None:
+                    if stop.is_set():
+                        return
+                    continue
+                if event.get("type") == "device.updated":
+                    seen.append((event["device_id"], event.get("message_type"),
+                                 event["ingested_at"], time.time()))
 
-    def listen():
-        while True:
-            event = subscription.get(timeout=0.2)
-            if event is None:
-                if stop.is_set():
-                    return
-                continue
-            if event.get("type") != "device.updated":
-                continue
-            latencies.append(time.time() - event["ingested_at"])
-            key = (event["device_id"], event.get("message_type"), event["ingested_at"])
-            seen[key] = seen.get(key, 0) + 1
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
 
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-
-    # Heartbeats first (all devices), then the alarms: each process takes every n-th item,
-    # so a device's messages are spread over processes but keep their order per phase.
+    # Heartbeats first (every device), then the alarm flows; a device's alarm flow stays
+    # in one client process, in order, as a handset sends in sequence.
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     heartbeats = [p for p in plan if p[3] == "heartbeat"]
-    alarm_flow = [p for p in plan if p[3] != "heartbeat"]
     by_device: dict[str, list] = {}
-    for item in alarm_flow:
-        by_device.setdefault(item[0], []).append(item)
+    for item in plan:
+        if item[3] != "heartbeat":
+            by_device.setdefault(item[0], []).append(item)
     started = time.perf_counter()
     cpu_started = time.process_time()
     collected = []
-    for phase in (heartbeats, [i for flow in by_device.values() for i in flow]):
-        shares = [phase[i::clients] for i in range(clients)] if phase is heartbeats else \
-            _split_keep_device_order(by_device, clients)
+    for shares in ([heartbeats[i::clients] for i in range(clients)],
+                   _split_keep_device_order(by_device, clients)):
         processes = [context.Process(target=_client_worker,
-                                     args=("127.0.0.1", port, share, concurrency, results,
-                                           rate / clients))
+                                     args=("127.0.0.1", server.port, share, concurrency,
+                                           results, rate / clients))
                      for share in shares if share]
         for process in processes:
             process.start()
@@ -309,17 +308,18 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         for process in processes:
             process.join()
     elapsed = time.perf_counter() - started
-    server_cpu = time.process_time() - cpu_started  # this process = the server (in-process mode)
+    server_cpu = time.process_time() - cpu_started  # in-process mode: the server's CPU
 
-    deadline = time.time() + 10
-    while len(latencies) < len(plan) and time.time() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    listener.join(timeout=5)
-    subscription.close()
-    server.stop()
     if workers:
-        events.disable_pg_fanout()
+        seen = server.events_seen()
+    else:
+        deadline = time.time() + 10
+        while len(seen) < len(plan) and time.time() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        listener.join(timeout=5)
+        subscription.close()
+        server.stop()
 
     statuses: dict[int, int] = {}
     rtts: list[float] = []
@@ -333,36 +333,35 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     app.extensions["tgd_engine"].dispose()
     if schema is not None and not keep:
         _drop_pg_schema(base_url, schema)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    report = {
+    latencies = [arrived - ingested for _dev, _type, ingested, arrived in seen]
+    keys: dict[tuple, int] = {}
+    for dev, type_, ingested, _arrived in seen:
+        keys[(dev, type_, ingested)] = keys.get((dev, type_, ingested), 0) + 1
+    return {
         "database": dialect, "devices": devices, "messages": len(plan),
         "elapsed_s": round(elapsed, 2), "messages_per_s": round(len(plan) / elapsed, 1),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "stored": stored, "events": len(latencies),
-        "duplicate_events": sum(1 for n in seen.values() if n > 1),
-        "lost": len(plan) - min(stored, len(latencies), statuses.get(200, 0)),
-        "event_latency_ms": {"p50": round(_percentile(latencies, 0.5) * 1000, 1),
-                             "p99": round(_percentile(latencies, 0.99) * 1000, 1),
-                             "max": round(max(latencies, default=float("nan")) * 1000, 1),
-                             "mean": round(statistics.fmean(latencies) * 1000, 1)
-                             if latencies else None},
-        "http_rtt_ms": {"p50": round(_percentile(rtts, 0.5) * 1000, 1),
-                        "p99": round(_percentile(rtts, 0.99) * 1000, 1)},
+        "stored": stored, "events": len(seen),
+        "duplicate_events": sum(1 for n in keys.values() if n > 1),
+        "lost": len(plan) - min(stored, len(keys), statuses.get(200, 0)),
+        "event_latency_ms": {"p50": _ms(_percentile(latencies, 0.5)),
+                             "p99": _ms(_percentile(latencies, 0.99)),
+                             "max": _ms(max(latencies, default=float("nan"))),
+                             "mean": _ms(statistics.fmean(latencies)) if latencies else None},
+        "http_rtt_ms": {"p50": _ms(_percentile(rtts, 0.5)), "p99": _ms(_percentile(rtts, 0.99))},
         "server_cpu_ms_per_msg": None if workers else round(server_cpu / len(plan) * 1000, 2),
-        "load_average": [round(x, 1) for x in os.getloadavg()],
-        "offered_rate": rate or "flat out",
-        "clients": clients, "concurrency": concurrency, "cpus": os.cpu_count(),
-        "server": f"gunicorn {workers} workers" if workers else "werkzeug threaded, in process",
+        "server": f"gunicorn {workers} worker(s) x {clients * concurrency} threads" if workers
+        else "werkzeug threaded, in process",
+        "offered_rate": rate or "flat out", "clients": clients, "concurrency": concurrency,
+        "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()],
     }
-    if not keep:
-        for path in sorted(workdir.glob("*"), reverse=True):
-            if path.is_file():
-                path.unlink()
-        try:
-            workdir.rmdir()
-        except OSError:
-            pass
-    return report
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
 
 
 def _split_keep_device_order(by_device: dict[str, list], parts: int) -> list[list]:
@@ -389,7 +388,7 @@ def _configure(parser: argparse.ArgumentParser):
                         help="offered load in messages/s (default: as fast as the server goes)")
     parser.add_argument("--workers", type=int, default=0,
                         help="run the server as gunicorn with this many worker processes "
-                             "(PostgreSQL only); default: in-process Werkzeug server")
+                             "(default 0: Werkzeug in the bench process)")
     parser.add_argument("--both", action="store_true",
                         help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
                              "127.0.0.1:5432/test")
@@ -402,8 +401,7 @@ def _configure(parser: argparse.ArgumentParser):
         for url in urls:
             report = run_bench(args.devices, args.alarm_fraction, args.positions, args.clients,
                                args.concurrency, url,
-                               workers=args.workers if url and url.startswith("postgres") else 0,
-                               rate=args.rate)
+                               workers=args.workers, rate=args.rate)
             print(json.dumps(report))
         return 0
 

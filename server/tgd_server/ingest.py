@@ -15,13 +15,16 @@ A check step raises `MessageRefused` to refuse: nothing is stored, one row goes
 to the security log, and the result carries the protocol's error answer. The
 handset is answered only after what it sent is committed.
 
-PostgreSQL: one transaction per message; concurrent messages of one device are
-serialised by SELECT ... FOR UPDATE on its row; concurrent first messages of one
-alarm meet on the unique (device, aid) constraint (ON CONFLICT DO NOTHING).
-SQLite (one writer at a time, an fsync per commit): one writer thread per
-database takes every waiting message and stores them in one transaction with
-one flush and one commit (group commit); if that batch fails unexpectedly, each
-of its messages is written alone so that one cannot sink the others.
+Group commit: in each server process one writer thread per database takes
+every waiting message and stores them in one transaction, with one query for
+their devices, one flush and one commit (SQLite has one writer at a time and an
+fsync per commit; on PostgreSQL it saves round trips and ORM work). If a batch
+fails unexpectedly, each of its messages is written alone, in its own
+transaction, so that one cannot sink the others. Messages of one device are
+serialised by its row (SELECT ... FOR UPDATE in id order on PostgreSQL, so that
+the batches of several processes cannot deadlock; the single writer on SQLite);
+concurrent first messages of one alarm meet on the unique (device, aid)
+constraint (INSERT ... ON CONFLICT DO NOTHING, then a re-read).
 
 `open_or_join_alarm`, `add_position` and `add_timeline` are also the building
 blocks of the SMS channel (sms/ingest_sms.py).
@@ -376,10 +379,7 @@ def ingest_device_message(body: bytes, signature: str | None, channel: str, sour
             step(ctx)
         for step in READ_STEPS:
             step(ctx)
-        if db.is_sqlite(factory.kw["bind"]):
-            _GroupCommitter.submit(factory, ctx)
-        else:
-            _run_write_steps(ctx, factory)
+        _GroupCommitter.submit(factory, ctx)
     except MessageRefused as refused:
         return _refuse(ctx, refused, factory)
     for step in AFTER_COMMIT_STEPS:
@@ -410,10 +410,10 @@ def _run_write_steps(ctx: Context, factory: sessionmaker) -> None:
 
 
 class _GroupCommitter:
-    """SQLite has one writer at a time and an fsync per commit: one thread per database
-    runs the write steps of every waiting message in one transaction (a SAVEPOINT
-    each, so a refused message changes nothing) and commits them together. Each
-    request waits for the commit that holds its message before it is answered."""
+    """One writer thread per database and process: it stores every waiting message in
+    one transaction (refusals are decided before anything is written) and commits
+    them together. Each request waits for the commit that holds its message before
+    it is answered."""
 
     MAX_BATCH = 64
     IDLE_EXIT_S = 10.0  # the thread ends when idle; the next message starts another
@@ -478,7 +478,9 @@ class _GroupCommitter:
         """One transaction, one flush and one commit for the whole batch."""
         with db.write_session(self._factory) as session:
             ids = {item.ctx.envelope["dev"] for item in batch}
-            devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
+            # Locked in id order: batches of several server processes cannot deadlock.
+            devices = {d.id: d for d in session.scalars(
+                select(Device).where(Device.id.in_(ids)).order_by(Device.id).with_for_update())}
             accepted = []
             for item in batch:
                 ctx = item.ctx

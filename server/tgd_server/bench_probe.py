@@ -1,0 +1,44 @@
+"""A gunicorn configuration for `tgd-server bench --workers N`: a latency probe in
+every worker.
+
+Each worker subscribes to the event bus (events.subscribe(), as the console's
+stream does) when it starts and, when it exits, writes what it saw to
+`$TGD_BENCH_OUT/events-<pid>.json`: for each `device.updated` event, the device,
+the message type, `ingested_at` and the time it reached the subscriber.
+"""
+
+import json
+import os
+import threading
+import time
+
+_seen: list[tuple] = []
+_stop = threading.Event()
+_thread: threading.Thread | None = None
+
+
+def post_worker_init(worker) -> None:
+    global _thread
+    from tgd_server import events
+
+    subscription = events.subscribe()
+
+    def listen() -> None:
+        while not _stop.is_set():
+            event = subscription.get(timeout=0.2)
+            if event is not None and event.get("type") == "device.updated":
+                _seen.append((event["device_id"], event.get("message_type"),
+                              event["ingested_at"], time.time()))
+
+    _thread = threading.Thread(target=listen, name="tgd-bench-probe", daemon=True)
+    _thread.start()
+
+
+def worker_exit(server, worker) -> None:
+    _stop.set()
+    if _thread is not None:
+        _thread.join(timeout=2)
+    out = os.environ.get("TGD_BENCH_OUT")
+    if out:
+        with open(os.path.join(out, f"events-{os.getpid()}.json"), "w") as handle:
+            json.dump(_seen, handle)
