@@ -25,7 +25,6 @@ from . import access, actions, bp, login_limit, phone, queries, sound, stream
 from . import strings_fr as t
 from .audit_views import record_shown
 
-ALL_ROLES = ()  # require_roles() with nothing: any logged-in user
 TILE_ATTRIBUTION_DEFAULT = ""
 
 
