@@ -354,3 +354,103 @@ def test_sms_whose_cmti_was_lost_while_the_modem_hung_is_found_by_a_sweep(rig, h
     assert [row.status for row in rows] == ["accepted"], r.transcript()
     assert r.wait_modem_empty() == 0
     assert gateway.stats.sweeps >= 2
+
+
+def test_gateway_in_the_server_process_feeds_the_live_console_events(app, handset):
+    """`tgd-server run --sms-gateway`: the console's event bus sees the SMS alarm at once."""
+    from tgd_server import events
+    from tgd_server.sms.cli import start_in_process
+
+    net = Network(timing=Timing.fast(0.01))
+    net.start()
+    modem = Sim7600Emulator(net, msisdn=GATEWAY_NUMBER, name="gateway")
+    sender = Sim7600Emulator(net, msisdn=handset.special_number)
+    stop = None
+    try:
+        modem.open(pwrkey_fifo=False)
+        modem.power_on()
+        sender.open(pwrkey_fifo=False)
+        net.wait_event("modem_boot", modem=GATEWAY_NUMBER)
+        with events.subscribe() as sub:
+            stop = start_in_process(app, modem.port)
+            net.call_in_loop(net.submit_sms, sender, GATEWAY_NUMBER, aml_text(), 1, False)
+            deadline = time.monotonic() + WAIT_S
+            seen = []
+            while "alarm.created" not in seen and time.monotonic() < deadline:
+                event = sub.get(timeout=0.5)
+                if event is not None:
+                    seen.append(event["type"])
+        assert "alarm.created" in seen, seen
+    finally:
+        if stop is not None:
+            stop.set()
+        time.sleep(0.6)  # the thread notices within one step
+        modem.close()
+        sender.close()
+        net.stop()
+
+
+def test_tgd_server_run_with_the_gateway_serves_web_and_sms(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from sqlalchemy.orm import sessionmaker
+
+    from tgd_server.db import make_engine
+    from tgd_server.devices import register_device
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        http_port = s.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'tgd.sqlite3'}"
+    net = Network(timing=Timing.fast(0.01))
+    net.start()
+    modem = Sim7600Emulator(net, msisdn=GATEWAY_NUMBER, name="gateway")
+    handset_modem = Sim7600Emulator(net, msisdn="+687751043")
+    process = None
+    engine = make_engine(url)
+    try:
+        modem.open(pwrkey_fifo=False)
+        modem.power_on()
+        handset_modem.open(pwrkey_fifo=False)
+        net.wait_event("modem_boot", modem=GATEWAY_NUMBER)
+        script = Path(sys.executable).parent / "tgd-server"
+        env = {**os.environ, "TGD_DATABASE_URL": url, "TGD_VAR_DIR": str(tmp_path),
+               "TGD_SECRET_KEY": "test"}
+        process = subprocess.Popen(
+            [str(script), "run", "--init-db", "--port", str(http_port), "--sms-gateway",
+             modem.port], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + WAIT_S
+        answered = False
+        while not answered and time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/connexion", timeout=1)
+                answered = True
+            except OSError:
+                time.sleep(0.1)
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        with factory() as session:
+            register_device(session, {"device_id": "NC0043", "special_number": "+687751043",
+                                      "key": "33" * 32, "fw_version": "1.0.0"})
+            session.commit()
+        net.call_in_loop(net.submit_sms, handset_modem, GATEWAY_NUMBER, aml_text(), 1, False)
+        rows: list = []
+        while not rows and time.monotonic() < deadline and process.poll() is None:
+            with factory() as session:
+                rows = session.scalars(select(InboundSms)).all()
+            time.sleep(0.1)
+        assert answered and [(r.sender, r.status) for r in rows] == [("+687751043", "accepted")]
+    finally:
+        if process is not None:
+            process.terminate()
+            output = process.communicate(timeout=WAIT_S)[0].decode(errors="replace")
+            if process.returncode not in (0, -15):
+                print(output)
+        modem.close()
+        handset_modem.close()
+        net.stop()
+        engine.dispose()

@@ -42,6 +42,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--init-db", action="store_true", help="run the migrations first")
+    parser.add_argument("--sms-gateway", metavar="SERIAL",
+                        help="also run the AML SMS gateway on this modem, in this process "
+                             "(docs/sms-and-cells.md)")
 
     def run(args: argparse.Namespace) -> int:
         from . import create_app, db, migrate
@@ -50,6 +53,10 @@ def _configure_run(parser: argparse.ArgumentParser) -> Runner:
         if args.init_db:
             with app.app_context():
                 migrate.upgrade(db.engine())
+        if args.sms_gateway:
+            from .sms.cli import start_in_process
+
+            start_in_process(app, args.sms_gateway)
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
         return 0
 
