@@ -250,3 +250,16 @@ def test_non_aml_during_an_open_alarm_is_noted_on_it_but_opens_nothing(factory, 
     assert result.answer["status"] == "review" and result.answer["alarm_id"] is not None
     assert count(factory, Alarm) == 1
     assert count(factory, AlarmEvent, AlarmEvent.kind == "sms_review") == 1
+
+
+def test_received_sms_follow_the_position_retention(factory, device):
+    from tgd_server.retention import purge_positions
+
+    old = datetime.now(UTC) - timedelta(days=40)
+    ingest_aml_sms(NUMBER, aml(), old, factory=factory)
+    ingest_aml_sms("+687999999", "hello", old, factory=factory)
+    ingest_aml_sms(NUMBER, aml(lat=-22.3), factory=factory)
+    with factory() as session:
+        counts = purge_positions(session, 30)
+        session.commit()
+    assert counts["sms"] == 2 and count(factory, InboundSms) == 1

@@ -1,4 +1,5 @@
-"""Position retention: positions (and the raw messages that carry them) older than
+"""Position retention: positions (and the raw messages that carry them: signed
+device messages and received SMS, whose AML text holds a position) older than
 TGD_POSITION_RETENTION_DAYS are deleted. Alarms, timelines and audit stay."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from .models import DeviceMessage, Position, utcnow
+from .models import DeviceMessage, InboundSms, Position, utcnow
 
 
 def purge_positions(session: Session, days: int, now: datetime | None = None) -> dict:
@@ -19,4 +20,6 @@ def purge_positions(session: Session, days: int, now: datetime | None = None) ->
     positions = session.execute(delete(Position).where(Position.received_at < cutoff)).rowcount
     messages = session.execute(
         delete(DeviceMessage).where(DeviceMessage.received_at < cutoff)).rowcount
-    return {"positions": positions, "messages": messages, "cutoff": cutoff.isoformat()}
+    sms = session.execute(delete(InboundSms).where(InboundSms.received_at < cutoff)).rowcount
+    return {"positions": positions, "messages": messages, "sms": sms,
+            "cutoff": cutoff.isoformat()}
