@@ -192,3 +192,36 @@ def test_https_without_certificate_check(at, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_large_answer_is_read_whole_at_uart_pace(net, server, at):
+    """A 100 kB answer goes through the pty whole, paced like the UART (fast: x100)."""
+    big = bytes(range(256)) * 400
+    server.answer = (200, big)
+    _post(at, server.url)
+    assert at.expect(f"+HTTPACTION: 1,200,{len(big)}\r\n".encode(), 3)
+    at.send(f"AT+HTTPREAD=0,{len(big)}")
+    got = at.expect(b"\r\n+HTTPREAD: 0\r\n", 10)
+    assert got == (b"\r\nOK\r\n\r\n+HTTPREAD: DATA,102400\r\n" + big + b"\r\n+HTTPREAD: 0\r\n")
+
+
+def test_uart_pace_in_realistic_timing():
+    from tgd_rig.emulator import Timing
+
+    assert Timing.realistic().uart_bps == 115200
+    assert Timing.fast(0.01).uart_bps == pytest.approx(11520000)
+
+
+def test_realistic_uart_pace_is_a_lower_bound(net, server, at):
+    """At 115200 baud 5760 bytes take at least 0.5 s to reach the host."""
+    import time
+    from dataclasses import replace
+
+    server.answer = (200, b"x" * 5760)
+    _post(at, server.url)
+    at.expect(b"+HTTPACTION: 1,200,5760\r\n", 3)
+    net.timing = replace(net.timing, uart_bps=115200.0)
+    start = time.monotonic()
+    at.send("AT+HTTPREAD=0,5760")
+    at.expect(b"\r\n+HTTPREAD: 0\r\n", 10)
+    assert time.monotonic() - start >= 0.5

@@ -33,6 +33,8 @@ OFF, BOOTING, ON = "off", "booting", "on"
 MODE_COMMAND, MODE_PROMPT_WAIT, MODE_SMS_TEXT, MODE_DATA = "command", "prompt", "text", "data"
 
 _MAX_LINE = 1024
+_UART_CHUNK = 64
+HOST_STALL_S = 2.0  # a host that reads nothing this long is gone (killed firmware)
 
 Handler = Callable[["Sim7600Emulator", Any], "list[str] | None"]
 COMMANDS: dict[str, Handler] = {}
@@ -86,6 +88,7 @@ class Sim7600Emulator:
         self._pwrkey: PwrkeyFifo | None = None
         self._pwrkey_timer: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
+        self._line_free_at = 0.0  # when the UART has sent everything queued so far
         self._attach_timer: asyncio.TimerHandle | None = None
         self._tmpdir: str | None = None
         self._out: asyncio.Queue[bytes] | None = None
@@ -372,26 +375,56 @@ class Sim7600Emulator:
             data = await out.get()
             split = self.faults.split
             if split is None:
-                self._write(data)
+                await self._write(data)
                 continue
             rng = self.net.rng
             i = 0
             while i < len(data):
                 n = rng.randint(1, split["max_chunk"])
-                self._write(data[i : i + n])
+                await self._write(data[i : i + n])
                 i += n
                 if i < len(data):
                     await asyncio.sleep(rng.uniform(0, split["max_gap_s"]))
 
-    def _write(self, data: bytes) -> None:
-        if self._line is not None:
+    async def _write(self, data: bytes) -> None:
+        """Send data at the UART's pace; wait while the host's buffer is full, and drop
+        only what a host that stopped reading for HOST_STALL_S never takes."""
+        # A real serial port paces itself; a pty would deliver everything at once.
+        bps = self.net.timing.uart_bps if isinstance(self._line, PtyPort) else None
+        for offset in range(0, len(data), _UART_CHUNK):
+            chunk = data[offset : offset + _UART_CHUNK]
+            if bps:
+                # The chunk's last byte reaches the host 10 bits a byte after the line is free.
+                now = time.monotonic()
+                self._line_free_at = max(now, self._line_free_at) + len(chunk) * 10 / bps
+                if self._line_free_at - now > 0.002:
+                    await asyncio.sleep(self._line_free_at - now)
+            if not await self._write_fully(chunk):
+                self.transcript.note(f"host not reading: {len(data) - offset} bytes dropped")
+                return
+
+    async def _write_fully(self, chunk: bytes) -> bool:
+        view = memoryview(chunk)
+        stalled_since: float | None = None
+        while view:
+            if self._line is None:
+                return False
             try:
-                written = self._line.write(data)
+                n = self._line.write(bytes(view))
             except OSError as exc:
                 self.transcript.note(f"write failed: {exc}")
-                return
-            if written < len(data):
-                self.transcript.note(f"host not reading: {len(data) - written} bytes dropped")
+                return False
+            if n:
+                view = view[n:]
+                stalled_since = None
+                continue
+            now = time.monotonic()
+            if stalled_since is None:
+                stalled_since = now
+            elif now - stalled_since > HOST_STALL_S:
+                return False
+            await asyncio.sleep(0.002)
+        return True
 
     def _drop_pending_output(self) -> None:
         """Power cut: what was still queued for the line never goes out."""

@@ -45,18 +45,11 @@ class PtyPort:
             self._receiver(data)
 
     def write(self, data: bytes) -> int:
-        """Write data; returns how many bytes the tty took (the rest is dropped)."""
-        view = memoryview(data)
-        written = 0
-        while view:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:
-                # The host is not reading: drop what the tty cannot hold, as a UART would.
-                break
-            written += n
-            view = view[n:]
-        return written
+        """Write what the tty takes now; returns the count (0 when its buffer is full)."""
+        try:
+            return os.write(self.master, data)
+        except BlockingIOError:
+            return 0
 
     def flush_input_of_host(self) -> None:
         """Discard what the host has not read yet (a host that restarts sees a clean line)."""

@@ -43,6 +43,8 @@ class Timing:
     gnss_cold_s: Span = (25.0, 35.0)
     gnss_stop_urc_s: float = 0.2  # AT+CGPS=0 -> +CGPS: 0
     hot_start_validity_s: float = 7200.0  # ephemeris kept this long after a fix
+    # Modem -> host line rate (default 115200 baud, 10 bits a byte); None: no limit.
+    uart_bps: float | None = 115200.0
     # PWRKEY (Hardware Design §3.4): >= 100 ms low switches on, >= 2.5 s switches off.
     pwrkey_on_s: float = 0.1
     pwrkey_off_s: float = 2.5
@@ -63,6 +65,9 @@ class Timing:
             if field.name in ("pwrkey_on_s", "pwrkey_off_s", "scale", "hot_start_validity_s"):
                 continue
             value = getattr(base, field.name)
+            if field.name == "uart_bps":
+                changes[field.name] = value / scale if value else None
+                continue
             if isinstance(value, tuple):
                 changes[field.name] = (value[0] * scale, value[1] * scale)
             else:
