@@ -287,3 +287,28 @@ async def test_read_and_delete_an_incoming_sms():
     await modem.delete_sms(3)
     assert stream.done()
     modem.deinit()
+
+
+async def test_call_and_sms_go_out_while_http_waits_for_the_server():
+    # The alarm's channels side by side on one UART: the lock is free while the modem
+    # waits for the server, so the dial and the SMS are not held up by a slow answer.
+    steps = http_steps(b"+HTTPACTION: 1,200,%d" % len(ANSWER))
+    http_rest = steps[7:]
+    steps[6] = answer("AT+HTTPACTION=1", OK, 300, b"\r\n+HTTPACTION: 1,200,%d\r\n" % len(ANSWER))
+    steps[7:] = [
+        answer("ATD17;", OK + CLCC_DIALING),
+        answer('AT+CMGS="+687700100"', b"\r\n> "),
+        (b"AML\x1a", [b"\r\n+CMGS: 5\r\n" + OK]),
+    ] + http_rest
+    modem, stream, _, _ = make_modem(steps)
+    modem._sms_ready = True
+    post = asyncio.create_task(modem.http_post(URL, BODY, SIG, 5000))
+    await until(lambda: "AT+HTTPACTION=1" in stream.commands(), what="request sent")
+    await modem.dial("17")
+    assert await modem.send_sms("+687700100", "AML") == 5
+    assert not post.done()  # the server has not answered yet
+    assert await post == (200, ANSWER)
+    cmds = stream.commands()
+    assert cmds.index("ATD17;") < cmds.index("AT+HTTPREAD=0,%d" % len(ANSWER)), cmds
+    assert stream.done(), (stream.script[:1], stream.unexpected)
+    modem.deinit()

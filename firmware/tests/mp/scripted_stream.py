@@ -11,6 +11,7 @@ class ScriptedStream:
         self.script = list(script)
         self.written = bytearray()
         self.unexpected = []
+        self._commands = []
         self._out = bytearray()
         self._rx = []
         self._ev = asyncio.Event()
@@ -30,6 +31,8 @@ class ScriptedStream:
         return chunk[:n]
 
     def write(self, data):
+        if data.startswith(b"AT") and data.endswith(b"\r"):
+            self._commands.append(bytes(data[:-1]).decode())
         self.written.extend(data)
         self._out.extend(data)
         self._match()
@@ -58,13 +61,14 @@ class ScriptedStream:
         """True when every scripted step was consumed and nothing unexpected came."""
         return not self.script and not self.unexpected
 
+    def forget(self):
+        """Drop the record of what was written (long runs that measure the heap)."""
+        self.written = bytearray()
+        self._commands = []
+
     def commands(self):
         """Every command line written, in order (payloads excluded)."""
-        out = []
-        for part in bytes(self.written).split(b"\r"):
-            if part.startswith(b"AT"):
-                out.append(part.decode())
-        return out
+        return list(self._commands)
 
     async def _play(self, replies):
         for item in replies:
