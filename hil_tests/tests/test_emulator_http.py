@@ -225,3 +225,18 @@ def test_realistic_uart_pace_is_a_lower_bound(net, server, at):
     at.send("AT+HTTPREAD=0,5760")
     at.expect(b"\r\n+HTTPREAD: 0\r\n", 10)
     assert time.monotonic() - start >= 0.5
+
+
+def test_realistic_uart_pace_host_to_modem(net, at):
+    """The host's 5760-byte HTTPDATA reaches the modem no sooner than 0.5 s at 115200 baud."""
+    import time
+    from dataclasses import replace
+
+    at.command("AT+HTTPINIT")
+    net.timing = replace(net.timing, uart_bps=115200.0)
+    at.send("AT+HTTPDATA=5760,10000")
+    at.expect(b"DOWNLOAD\r\n", 2)
+    start = time.monotonic()
+    at.write(b"y" * 5760)
+    at.expect(b"\r\nOK\r\n", 5)
+    assert time.monotonic() - start >= 0.5

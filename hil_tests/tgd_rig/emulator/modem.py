@@ -12,6 +12,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,8 @@ class Sim7600Emulator:
         self._pwrkey_timer: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._line_free_at = 0.0  # when the UART has sent everything queued so far
+        self._rx_free_at = 0.0  # when the bytes received so far have all arrived
+        self._rx_pending: deque[tuple[float, bytes]] = deque()
         self._attach_timer: asyncio.TimerHandle | None = None
         self._tmpdir: str | None = None
         self._out: asyncio.Queue[bytes] | None = None
@@ -449,6 +452,28 @@ class Sim7600Emulator:
             self._data_timer = None
 
     def _on_bytes(self, data: bytes) -> None:
+        """Bytes from the host; on a pty they reach the modem at the UART's pace."""
+        bps = self.net.timing.uart_bps if isinstance(self._line, PtyPort) else None
+        if not bps:
+            self._receive(data)
+            return
+        now = time.monotonic()
+        self._rx_free_at = max(now, self._rx_free_at) + len(data) * 10 / bps
+        if not self._rx_pending and self._rx_free_at - now <= 0.002:
+            self._receive(data)
+            return
+        self._rx_pending.append((self._rx_free_at, data))
+        if len(self._rx_pending) == 1:
+            self.net.later(self._rx_free_at - now, self._release_rx)
+
+    def _release_rx(self) -> None:
+        now = time.monotonic()
+        while self._rx_pending and self._rx_pending[0][0] <= now + 0.001:
+            self._receive(self._rx_pending.popleft()[1])
+        if self._rx_pending:
+            self.net.later(self._rx_pending[0][0] - now, self._release_rx)
+
+    def _receive(self, data: bytes) -> None:
         if self.power != ON or self.is_silent():
             self.transcript.add(LOST, data)
             return
