@@ -420,6 +420,8 @@ def test_devices_page_flags_silent_low_battery_and_stale(client, app, login, mak
     assert flags[weak.device_id] == "low_battery"
     assert flags[fine.device_id] == "stale_fix"
     assert "SILENCIEUX" in html and "BATTERIE FAIBLE" in html and "1.0.0 × 3" in html
+    # A handset at rest has an old fix by nature: the alarm-page staleness mark is not used here.
+    assert 'data-stale-check' not in html
 
 
 def test_supervisor_reads_the_audit_log_and_the_kept_sms(client, app, login, handset):
