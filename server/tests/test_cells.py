@@ -249,3 +249,18 @@ def test_import_cells_command_is_idempotent_and_reports_skipped_rows(app, tmp_pa
     assert "2 rows read, 1 inserted, 0 updated, 1 skipped" in first.output
     assert "skipped line 3: lon 500 out of range" in first.output
     assert "0 inserted, 1 updated" in again.output
+
+
+def test_a_message_with_only_a_cell_gets_the_cells_position_method_c(app, client, handset):
+    from tgd_server import db
+    from tgd_server.models import Position
+
+    with app.app_context(), db.write_session() as s:
+        cells.import_csv(s, SHIPPED_CSV)
+    message = handset.message("alarm", fix={"m": "C"},
+                              cell={"rat": "LTE", "mcc": 546, "mnc": 1, "lac": 4353, "ci": 20513})
+    assert handset.post(client, message).status_code == 200
+    with app.app_context():
+        position = db.get_session().scalars(select(Position)).one()
+    assert (position.method, position.lat, position.lon, position.acc_m) == \
+        ("C", -22.3002, 166.4439, 1000)
