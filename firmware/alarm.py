@@ -192,7 +192,7 @@ class Alarm:
             try:
                 await dev.modem_call(dev.modem.dial(dev.cfg["emergency_number"]))
             except CallFailed as e:
-                if e.reason == "timeout" and dev.modem.call_state in ("dialing", "alerting", "active"):
+                if e.reason == "timeout" and dev.modem.call_state in ("alerting", "active"):
                     # ATD got no answer in time but the call is going through: follow it
                     if await self._follow_call():
                         self._progress("call", "done")
@@ -227,7 +227,7 @@ class Alarm:
                 if left <= 0:
                     self._set_call("failed", "no_outcome")
                     try:
-                        await dev.modem.hangup()
+                        await dev.modem_call(dev.modem.hangup())
                     except ModemError as e:
                         dev.log.error("hangup", e)
                     return False

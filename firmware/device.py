@@ -2,10 +2,10 @@
 # configuration, the clock and what is known of the handset (identity, last fix).
 import asyncio
 
-from errors import AtTimeout
+from errors import AtTimeout, CallFailed, ModemSilent
 
 FW_VERSION = "1.0.0"
-_SILENT_LIMIT = 3  # consecutive time-outs before the modem is power-cycled
+_SILENT_LIMIT = 2  # consecutive time-outs before the modem is power-cycled
 
 
 class Device:
@@ -35,16 +35,24 @@ class Device:
         """Await a driver call, counting time-outs: a silent modem gets power-cycled."""
         try:
             result = await coro
-        except AtTimeout:
-            self._timeouts += 1
-            if self._timeouts >= _SILENT_LIMIT and not self._recovering:
-                asyncio.create_task(self._power_cycle())
+        except (AtTimeout, ModemSilent) as e:
+            self._silence(e)
+            raise
+        except CallFailed as e:
+            if e.reason == "timeout":  # the driver's name for an ATD that got no answer
+                self._silence(e)
             raise
         self._timeouts = 0
         return result
 
+    def _silence(self, e):
+        self._timeouts += 1
+        self.log.debug("MODEM_TIMEOUT", n=self._timeouts, what=type(e).__name__)
+        if self._timeouts >= _SILENT_LIMIT and not self._recovering:
+            self._recovering = True
+            asyncio.create_task(self._power_cycle())
+
     async def _power_cycle(self):
-        self._recovering = True
         self.log.event("ERROR", where="modem", what="silent_power_cycle")
         try:
             await self.modem.power_cycle()

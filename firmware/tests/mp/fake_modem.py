@@ -41,6 +41,7 @@ class FakeModem:
         self._gnss_polls = 0
         self._mr = 0
         self.started = 0
+        self.silent = False          # every command times out until power_cycle()
 
     async def _cmd(self, name):
         async with self._lock:
@@ -49,6 +50,9 @@ class FakeModem:
             if self.hook is not None:
                 self.hook(name)
             await asyncio.sleep_ms(1)
+            if self.silent and name != "power_cycle":
+                await asyncio.sleep_ms(5)
+                raise AtTimeout(name, [])
 
     async def start(self):
         await self._cmd("start")
@@ -156,6 +160,7 @@ class FakeModem:
 
     async def power_cycle(self):
         await self._cmd("power_cycle")
+        self.silent = False
 
     def names(self):
         return [c for c in self.calls]

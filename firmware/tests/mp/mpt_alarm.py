@@ -359,3 +359,18 @@ async def test_server_commands_locate_and_config():
     assert rig.dev.cfg["track_interval_s"] == 120
     assert rig.dev.cfg["key"] == KEY and rig.dev.cfg["call_retries"] == 5
     assert any("CONFIG_SET" in ln for ln in rig.lines)
+
+
+async def test_silent_modem_is_power_cycled_and_the_alarm_goes_out():
+    wipe()
+    modem = FakeModem()
+    modem.silent = True
+    modem.http_default = answer("received")
+    rig = Rig(modem)
+    alarm = rig.trigger()
+    await rig.until(lambda: alarm.call_state == "active", "the call after the power cycle")
+    assert modem.calls.count("power_cycle") == 1
+    assert any("silent_power_cycle" in ln for ln in rig.lines)
+    await rig.until(lambda: any(b["type"] == "alarm" for b in bodies(modem)), "alarm message")
+    alarm.end("closed")
+    await rig.task
