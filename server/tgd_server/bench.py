@@ -294,6 +294,7 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
             by_device.setdefault(item[0], []).append(item)
     started = time.perf_counter()
     cpu_started = time.process_time()
+    children_started = _children_cpu()
     collected = []
     for shares in ([heartbeats[i::clients] for i in range(clients)],
                    _split_keep_device_order(by_device, clients)):
@@ -309,9 +310,12 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
             process.join()
     elapsed = time.perf_counter() - started
     server_cpu = time.process_time() - cpu_started  # in-process mode: the server's CPU
+    client_cpu = _children_cpu() - children_started  # the client processes, reaped
 
     if workers:
+        before_gunicorn = _children_cpu()
         seen = server.events_seen()
+        server_cpu = _children_cpu() - before_gunicorn  # gunicorn and its workers, reaped
     else:
         deadline = time.time() + 10
         while len(seen) < len(plan) and time.time() < deadline:
@@ -352,12 +356,20 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
                              "max": _ms(max(latencies, default=float("nan"))),
                              "mean": _ms(statistics.fmean(latencies)) if latencies else None},
         "http_rtt_ms": {"p50": _ms(_percentile(rtts, 0.5)), "p99": _ms(_percentile(rtts, 0.99))},
-        "server_cpu_ms_per_msg": None if workers else round(server_cpu / len(plan) * 1000, 2),
+        "server_cpu_ms_per_msg": round(server_cpu / len(plan) * 1000, 2),
+        "client_cpu_ms_per_msg": round(client_cpu / len(plan) * 1000, 2),
         "server": f"gunicorn {workers} worker(s) x {clients * concurrency} threads" if workers
         else "werkzeug threaded, in process",
         "offered_rate": rate or "flat out", "clients": clients, "concurrency": concurrency,
         "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()],
     }
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _ms(seconds: float) -> float:

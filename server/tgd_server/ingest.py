@@ -4,8 +4,8 @@
 `STEPS` in order (docs/protocol.md is the contract):
 
     bytes:        check_size, require_signature, parse_body
-    read:         verify_signature            (device key; unknown device = bad_signature)
-    write         check:  check_sequence, validate_values      (may refuse, write nothing)
+    write         check:  load_device, verify_signature, check_sequence, validate_values
+                          (may refuse; write nothing; unknown device = bad_signature)
     transaction:  store:  advance_sequence, store_message, update_device, join_alarm,
                           store_position, add_message_timeline, settle_commands
                   flush, then: detect_events, build_answer
@@ -89,7 +89,6 @@ class Context:
     now: float
     factory: sessionmaker | None = None
     envelope: dict | None = None
-    key_hex: str | None = None
     message: DeviceMessage | None = None
     session: Session | None = None
     device: Device | None = None
@@ -122,59 +121,38 @@ def parse_body(ctx: Context) -> None:
     ctx.envelope = parse_envelope(ctx.body)
 
 
-# --- read: the device key -----------------------------------------------------
+# --- one write transaction: checks (may refuse, write nothing) -------------------------
 
-def verify_signature(ctx: Context) -> None:
-    """HMAC-SHA256 of the exact body; an unknown or retired device is a bad signature too.
-
-    Keys are cached per process: a cached key that does not match is re-read from the
-    database (a re-provisioned device), and check_sequence compares the key again
-    under the device lock (a retired device).
-    """
+def load_device(ctx: Context) -> None:
+    """The device row, locked (FOR UPDATE on PostgreSQL; the single writer on SQLite)."""
     dev = ctx.envelope["dev"]
-    given = ctx.signature.strip().lower().encode("ascii", "replace")
-    cached = _key_cache.get(dev)
-    if cached is not None and _signature_matches(cached, ctx.body, given):
-        ctx.key_hex = cached
-        return
-    with ctx.factory() as session:
-        row = session.execute(
-            select(Device.key_hex).where(Device.id == dev, Device.retired_at.is_(None))
-        ).first()
-    # Compute an HMAC even for an unknown device so that timing does not tell.
-    key_hex = row.key_hex if row is not None else "00" * 32
-    if row is None or not _signature_matches(key_hex, ctx.body, given):
-        raise MessageRefused(401, "bad_signature", "signature does not match the body")
-    if len(_key_cache) >= _KEY_CACHE_SIZE:
-        _key_cache.clear()
-    _key_cache[dev] = key_hex
-    ctx.key_hex = key_hex
-
-
-def _signature_matches(key_hex: str, body: bytes, given: bytes) -> bool:
-    expected = hmac.new(bytes.fromhex(key_hex), body, hashlib.sha256).hexdigest().encode()
-    return hmac.compare_digest(expected, given)
-
-
-_KEY_CACHE_SIZE = 200_000
-_key_cache: dict[str, str] = {}
-
-
-# --- one write transaction ----------------------------------------------------
-
-def check_sequence(ctx: Context) -> None:
-    """Lock the device row and check `seq` against its window (applied by advance_sequence)."""
-    dev = ctx.envelope["dev"]
-    if ctx.batch_devices is not None:  # the batch loaded its devices (SQLite: one writer)
+    if ctx.batch_devices is not None:  # the batch loaded and locked its devices at once
         device = ctx.batch_devices.get(dev)
     else:
         device = ctx.session.scalars(
             select(Device).where(Device.id == dev).with_for_update()
         ).one_or_none()
-    if device is None or device.key_hex != ctx.key_hex or device.retired_at is not None:
-        # Retired or re-keyed between the signature check and the lock.
+    ctx.device = device if device is not None and device.retired_at is None else None
+
+
+def verify_signature(ctx: Context) -> None:
+    """HMAC-SHA256 of the exact body; an unknown or retired device is a bad signature too.
+
+    An HMAC is computed even for an unknown device, so that timing does not tell.
+    """
+    key_hex = ctx.device.key_hex if ctx.device is not None else _NO_KEY
+    expected = hmac.new(bytes.fromhex(key_hex), ctx.body, hashlib.sha256).hexdigest().encode()
+    given = ctx.signature.strip().lower().encode("ascii", "replace")
+    if not hmac.compare_digest(expected, given) or ctx.device is None:
         raise MessageRefused(401, "bad_signature", "signature does not match the body")
-    ctx.device = device
+
+
+_NO_KEY = "00" * 32
+
+
+def check_sequence(ctx: Context) -> None:
+    """Check `seq` against the device's window (applied later by advance_sequence)."""
+    device = ctx.device
     seq = ctx.envelope.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**31 - 1:
         raise MessageRefused(400, "bad_value", "seq must be an integer in 1..2147483647")
@@ -345,10 +323,11 @@ def publish_events(ctx: Context) -> None:
 
 
 BYTE_STEPS: tuple[Callable[[Context], None], ...] = (check_size, require_signature, parse_body)
-READ_STEPS: tuple[Callable[[Context], None], ...] = (verify_signature,)
 # In the write transaction. CHECK_STEPS may refuse and write nothing; STORE_STEPS never
 # refuse; the session is flushed (ids) before AFTER_FLUSH_STEPS.
-CHECK_STEPS: tuple[Callable[[Context], None], ...] = (check_sequence, validate_values)
+CHECK_STEPS: tuple[Callable[[Context], None], ...] = (
+    load_device, verify_signature, check_sequence, validate_values,
+)
 STORE_STEPS: tuple[Callable[[Context], None], ...] = (
     advance_sequence, store_message, update_device, join_alarm, store_position,
     add_message_timeline, settle_commands,
@@ -356,7 +335,7 @@ STORE_STEPS: tuple[Callable[[Context], None], ...] = (
 AFTER_FLUSH_STEPS: tuple[Callable[[Context], None], ...] = (detect_events, build_answer)
 WRITE_STEPS = CHECK_STEPS + STORE_STEPS + AFTER_FLUSH_STEPS
 AFTER_COMMIT_STEPS: tuple[Callable[[Context], None], ...] = (publish_events,)
-STEPS = BYTE_STEPS + READ_STEPS + WRITE_STEPS + AFTER_COMMIT_STEPS
+STEPS = BYTE_STEPS + WRITE_STEPS + AFTER_COMMIT_STEPS
 
 
 def ingest_device_message(body: bytes, signature: str | None, channel: str, source: str,
@@ -376,8 +355,6 @@ def ingest_device_message(body: bytes, signature: str | None, channel: str, sour
     ctx.factory = factory
     try:
         for step in BYTE_STEPS:
-            step(ctx)
-        for step in READ_STEPS:
             step(ctx)
         _GroupCommitter.submit(factory, ctx)
     except MessageRefused as refused:
