@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -35,13 +37,21 @@ def backend(request) -> str:
     return request.param
 
 
+STALE_AFTER_S = 6 * 3600
+
+
 @pytest.fixture
 def rig_workdir(request) -> Path:
+    """A fresh directory of its own (other test sessions may run at the same time)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    path = RIG_WORK / name
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
+    RIG_WORK.mkdir(parents=True, exist_ok=True)
+    for old in RIG_WORK.glob(f"{name}-*"):
+        try:
+            if time.time() - old.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RIG_WORK))
 
 
 @pytest.fixture

@@ -316,7 +316,8 @@ class EmulatedRig(Rig):
                 workdir / "flash", identity, server_url=self.server.ingest_url,
                 sms_number=self.sms_number, emergency_number=self.emergency_number,
                 base_url=self.server.base_url if register else None,
-                tech_token=self.server.tech_token if register else None, settings=config)
+                tech_token=self.server.tech_token if register else None, settings=config,
+                on_server_error=self.server.server_errors.append)
         handset = EmulatedHandset(self, identity, workdir,
                                   track=track or Track.fixed(lat, lon), indoor=indoor,
                                   battery_mv=battery_mv, config=cfg)

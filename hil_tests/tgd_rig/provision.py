@@ -8,11 +8,14 @@ real board gets (docs/interfaces.md §6) and the same registration on the server
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RigError
+
+_SERVER_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,14 @@ class HandsetIdentity:
 def provision_host_handset(flash_dir: Path, identity: HandsetIdentity, *, server_url: str,
                            sms_number: str, emergency_number: str = "17",
                            base_url: str | None = None, tech_token: str | None = None,
-                           settings: dict[str, Any] | None = None) -> dict[str, Any]:
+                           settings: dict[str, Any] | None = None,
+                           on_server_error=None) -> dict[str, Any]:
     """Provision a host-board handset with the flashing tool's own code (tgd_flash).
 
     With `base_url` and `tech_token` the device is registered on the server first,
     exactly as `tools/flash.py provision --host-dir` does; returns the config written.
     """
-    from tgd_flash.errors import FlashToolError
+    from tgd_flash.errors import FlashToolError, ServerError
     from tgd_flash.provision import provision_host
     from tgd_flash.serverapi import ServerTarget
 
@@ -58,12 +62,22 @@ def provision_host_handset(flash_dir: Path, identity: HandsetIdentity, *, server
     if "emergency_number" in settings:
         emergency_number = settings.pop("emergency_number")
     server = ServerTarget(base_url, tech_token) if base_url and tech_token else None
-    try:
-        result = provision_host(flash_dir, device_id=identity.device_id,
-                                special_number=identity.special_number, sms_number=sms_number,
-                                emergency_number=emergency_number, server=server,
-                                server_url=server_url, imei=identity.imei, iccid=identity.iccid,
-                                key=identity.key, overwrite=True, **settings)
-    except FlashToolError as exc:
-        raise RigError(f"provisioning {identity.device_id} failed: {exc}") from exc
-    return result.config
+    for attempt in range(1, _SERVER_ATTEMPTS + 1):
+        try:
+            result = provision_host(flash_dir, device_id=identity.device_id,
+                                    special_number=identity.special_number, sms_number=sms_number,
+                                    emergency_number=emergency_number, server=server,
+                                    server_url=server_url, imei=identity.imei, iccid=identity.iccid,
+                                    key=identity.key, overwrite=True, **settings)
+            return result.config
+        except ServerError as exc:
+            # A 5xx is the server's trouble, not the handset's: the technician tries again
+            # (the registration is all or nothing, so a retry cannot make a second one).
+            if attempt == _SERVER_ATTEMPTS or "HTTP 5" not in str(exc):
+                raise RigError(f"provisioning {identity.device_id} failed: {exc}") from exc
+            if on_server_error is not None:
+                on_server_error(f"provisioning {identity.device_id}: {exc}"[:300])
+            time.sleep(0.2 * attempt)
+        except FlashToolError as exc:
+            raise RigError(f"provisioning {identity.device_id} failed: {exc}") from exc
+    raise RigError(f"provisioning {identity.device_id} failed")
