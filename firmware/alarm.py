@@ -77,7 +77,11 @@ class Alarm:
         """The button was held: journal first, then everything else."""
         aid = new_aid()
         at = dev.clock.now()
-        seq = dev.journal.next_seq()
+        try:
+            seq = dev.journal.next_seq()
+        except Exception as e:  # noqa: BLE001 - no number: the data channel draws one later
+            dev.log.error("seq", e)
+            seq = None
         dev.journal.open_alarm(aid, at, seq)
         alarm = cls(dev, aid, at, seq, {}, False)
         alarm.transition(OPEN)

@@ -132,10 +132,13 @@ class App:
                 self.log.error("button", e)
                 ev = None
                 await asyncio.sleep_ms(1000)
-            if ev == DOWN or ev == UP:
-                self.log.event("BUTTON", state=ev)
-            elif ev == TRIGGER:
-                self._triggered()
+            try:
+                if ev == DOWN or ev == UP:
+                    self.log.event("BUTTON", state=ev)
+                elif ev == TRIGGER:
+                    self._triggered()
+            except Exception as e:  # noqa: BLE001 - the button must outlive any fault
+                self.log.error("trigger", e)
             await asyncio.sleep_ms(Button.POLL_MS)
 
     def _triggered(self):

@@ -74,8 +74,8 @@ class Heartbeat:
         dev = self._dev
         await self._refresh()
         answer = await self._send("heartbeat", 3)
-        dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status="ok" if answer else "failed",
-                      bat=dev.bat)
+        status = "safe_mode" if dev.safe else ("ok" if answer else "failed")
+        dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status=status, bat=dev.bat)
 
     async def _check_battery(self):
         dev = self._dev
