@@ -156,3 +156,18 @@ def test_track_errors(tmp_path):
         Track.from_nmea(tmp_path / "missing.nmea")
     with pytest.raises(TrackError):
         Track.fixed(95, 0)
+
+
+def test_shipped_tracks_have_valid_checksums_and_regenerate_identically(tmp_path):
+    import runpy
+
+    for path in TRACKS.glob("*.nmea"):
+        for line in path.read_text(encoding="ascii").splitlines():
+            body, _, checksum = line[1:].partition("*")
+            value = 0
+            for ch in body:
+                value ^= ord(ch)
+            assert line.startswith("$") and f"{value:02X}" == checksum, (path.name, line)
+    runpy.run_path(str(TRACKS / "make_tracks.py"))["main"](tmp_path)
+    for path in TRACKS.glob("*.nmea"):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name

@@ -1,6 +1,6 @@
 """Generate the NMEA truth tracks around Nouméa shipped next to this script.
 
-    python hil_tests/tgd_rig/data/tracks/make_tracks.py
+    python hil_tests/tgd_rig/data/tracks/make_tracks.py [OUT_DIR]
 
 Deterministic (fixed seed): RMC + GGA at 1 Hz with valid checksums, walking or
 driving along waypoints at a constant speed. Re-run after changing a waypoint.
@@ -89,7 +89,9 @@ def leg_points(waypoints, speed_mps: float, jitter_m: float, rng: random.Random)
             )
 
 
-def write_track(name: str, waypoints, speed_mps: float, jitter_m: float, seed: int) -> None:
+def write_track(
+    out: Path, name: str, waypoints, speed_mps: float, jitter_m: float, seed: int
+) -> None:
     rng = random.Random(seed)
     lines = []
     for second, (lat, lon, speed, course) in enumerate(
@@ -106,14 +108,16 @@ def write_track(name: str, waypoints, speed_mps: float, jitter_m: float, seed: i
             f"GPGGA,{utc},{ddmm(lat, 2)},{ns},{ddmm(lon, 3)},{ew},1,09,0.9,"
             f"{12.0 + rng.uniform(-1, 1):.1f},M,38.0,M,,"
         ))
-    (HERE / f"{name}.nmea").write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
+    (out / f"{name}.nmea").write_bytes(("\r\n".join(lines) + "\r\n").encode("ascii"))
 
 
-def main() -> None:
-    write_track("walk_quartier_latin", WALK_QUARTIER_LATIN, 1.3, 0.2, seed=1)
-    write_track("car_noumea_mont_dore", CAR_NOUMEA_MONT_DORE, 13.9, 0.3, seed=2)
-    write_track("indoor_magenta", INDOOR_MAGENTA, 0.0, 0.0, seed=3)
+def main(out: Path = HERE) -> None:
+    write_track(out, "walk_quartier_latin", WALK_QUARTIER_LATIN, 1.3, 0.2, seed=1)
+    write_track(out, "car_noumea_mont_dore", CAR_NOUMEA_MONT_DORE, 13.9, 0.3, seed=2)
+    write_track(out, "indoor_magenta", INDOOR_MAGENTA, 0.0, 0.0, seed=3)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
