@@ -12,7 +12,6 @@ import asyncio
 import os
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from .ports import PtyPort, PwrkeyFifo, SerialPort
 from .state import ModemSettings, SmsStore
 from .track import Track, TruePosition
 from .transcript import LOST, RX, TX, Transcript
+from .uart import Uart
 
 BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
 BOOT_URCS_NO_SIM = b"\r\nRDY\r\n"
@@ -34,8 +34,6 @@ OFF, BOOTING, ON = "off", "booting", "on"
 MODE_COMMAND, MODE_PROMPT_WAIT, MODE_SMS_TEXT, MODE_DATA = "command", "prompt", "text", "data"
 
 _MAX_LINE = 1024
-_UART_CHUNK = 64
-HOST_STALL_S = 2.0  # a host that reads nothing this long is gone (killed firmware)
 
 Handler = Callable[["Sim7600Emulator", Any], "list[str] | None"]
 COMMANDS: dict[str, Handler] = {}
@@ -89,13 +87,9 @@ class Sim7600Emulator:
         self._pwrkey: PwrkeyFifo | None = None
         self._pwrkey_timer: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
-        self._line_free_at = 0.0  # when the UART has sent everything queued so far
-        self._rx_free_at = 0.0  # when the bytes received so far have all arrived
-        self._rx_pending: deque[tuple[float, bytes]] = deque()
         self._attach_timer: asyncio.TimerHandle | None = None
         self._tmpdir: str | None = None
-        self._out: asyncio.Queue[bytes] | None = None
-        self._writer: asyncio.Task | None = None
+        self._uart: Uart | None = None
         self._mode = MODE_COMMAND
         self._line_buf = bytearray()
         self._busy = False
@@ -163,12 +157,18 @@ class Sim7600Emulator:
         self.net.attach(self)
         self._t0 = time.monotonic()
         self.transcript.t0 = self._t0
-        self._out = asyncio.Queue()
-        self._writer = loop.create_task(self._write_loop())
+        def from_port(data: bytes) -> None:
+            if self._uart is not None:
+                self._uart.on_port_bytes(data)
+
         if serial_url:
-            self._line = SerialPort(loop, self._on_bytes, serial_url, baudrate)
+            self._line = SerialPort(loop, from_port, serial_url, baudrate)
         else:
-            self._line = PtyPort(loop, self._on_bytes)
+            self._line = PtyPort(loop, from_port)
+        self._uart = Uart(
+            loop, self._line, lambda: self.net.timing.uart_bps, lambda: self.faults.split,
+            self.net.rng, self._receive, self.transcript.note,
+        )
         self.port = self._line.path
         if pwrkey_fifo:
             self._tmpdir = tempfile.mkdtemp(prefix="sim7600-")
@@ -188,9 +188,9 @@ class Sim7600Emulator:
             except OSError:
                 pass
             self._tmpdir = None
-        if self._writer:
-            self._writer.cancel()
-            self._writer = None
+        if self._uart:
+            self._uart.close()
+            self._uart = None
         if self._line:
             self._line.close()
             self._line = None
@@ -348,8 +348,8 @@ class Sim7600Emulator:
             self.transcript.add(LOST, b"[not sent] " + data)
             return
         self.transcript.add(TX, data)
-        if self._out is not None:
-            self._out.put_nowait(data)
+        if self._uart is not None:
+            self._uart.send(data)
 
     def urc(self, line: str) -> None:
         self.emit(frame(line))
@@ -370,70 +370,11 @@ class Sim7600Emulator:
             return cms_error(exc.code, self.settings.cmee)
         return "ERROR"
 
-    async def _write_loop(self) -> None:
-        out = self._out
-        if out is None:
-            return
-        while True:
-            data = await out.get()
-            split = self.faults.split
-            if split is None:
-                await self._write(data)
-                continue
-            rng = self.net.rng
-            i = 0
-            while i < len(data):
-                n = rng.randint(1, split["max_chunk"])
-                await self._write(data[i : i + n])
-                i += n
-                if i < len(data):
-                    await asyncio.sleep(rng.uniform(0, split["max_gap_s"]))
-
-    async def _write(self, data: bytes) -> None:
-        """Send data at the UART's pace; wait while the host's buffer is full, and drop
-        only what a host that stopped reading for HOST_STALL_S never takes."""
-        # A real serial port paces itself; a pty would deliver everything at once.
-        bps = self.net.timing.uart_bps if isinstance(self._line, PtyPort) else None
-        for offset in range(0, len(data), _UART_CHUNK):
-            chunk = data[offset : offset + _UART_CHUNK]
-            if bps:
-                # The chunk's last byte reaches the host 10 bits a byte after the line is free.
-                now = time.monotonic()
-                self._line_free_at = max(now, self._line_free_at) + len(chunk) * 10 / bps
-                if self._line_free_at - now > 0.002:
-                    await asyncio.sleep(self._line_free_at - now)
-            if not await self._write_fully(chunk):
-                self.transcript.note(f"host not reading: {len(data) - offset} bytes dropped")
-                return
-
-    async def _write_fully(self, chunk: bytes) -> bool:
-        view = memoryview(chunk)
-        stalled_since: float | None = None
-        while view:
-            if self._line is None:
-                return False
-            try:
-                n = self._line.write(bytes(view))
-            except OSError as exc:
-                self.transcript.note(f"write failed: {exc}")
-                return False
-            if n:
-                view = view[n:]
-                stalled_since = None
-                continue
-            now = time.monotonic()
-            if stalled_since is None:
-                stalled_since = now
-            elif now - stalled_since > HOST_STALL_S:
-                return False
-            await asyncio.sleep(0.002)
-        return True
-
     def _drop_pending_output(self) -> None:
         """Power cut: what was still queued for the line never goes out."""
-        out = self._out
-        while out is not None and not out.empty():
-            self.transcript.add(LOST, b"[not sent] " + out.get_nowait())
+        if self._uart is not None:
+            for data in self._uart.drop_pending():
+                self.transcript.add(LOST, b"[not sent] " + data)
 
     def is_silent(self) -> bool:
         return time.monotonic() < self.silent_until
@@ -450,28 +391,6 @@ class Sim7600Emulator:
         if self._data_timer:
             self._data_timer.cancel()
             self._data_timer = None
-
-    def _on_bytes(self, data: bytes) -> None:
-        """Bytes from the host; on a pty they reach the modem at the UART's pace."""
-        bps = self.net.timing.uart_bps if isinstance(self._line, PtyPort) else None
-        if not bps:
-            self._receive(data)
-            return
-        now = time.monotonic()
-        self._rx_free_at = max(now, self._rx_free_at) + len(data) * 10 / bps
-        if not self._rx_pending and self._rx_free_at - now <= 0.002:
-            self._receive(data)
-            return
-        self._rx_pending.append((self._rx_free_at, data))
-        if len(self._rx_pending) == 1:
-            self.net.later(self._rx_free_at - now, self._release_rx)
-
-    def _release_rx(self) -> None:
-        now = time.monotonic()
-        while self._rx_pending and self._rx_pending[0][0] <= now + 0.001:
-            self._receive(self._rx_pending.popleft()[1])
-        if self._rx_pending:
-            self.net.later(self._rx_pending[0][0] - now, self._release_rx)
 
     def _receive(self, data: bytes) -> None:
         if self.power != ON or self.is_silent():
