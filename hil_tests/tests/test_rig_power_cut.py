@@ -82,6 +82,8 @@ def test_power_cut_at_random_instants_of_the_alarm(rig_workdir):
                     results.append(future.result())
                 except Exception as exc:  # noqa: BLE001 - collect every failing instant
                     errors.append(f"instant {index} (cut {delay:.3f} s after ALARM): {exc}")
+        if rig.server.server_errors:
+            print(f"server 5xx met by the rig's own calls (retried): {rig.server.server_errors}")
     phases: dict[str, int] = {}
     for r in results:
         phases[r["before_cut"]] = phases.get(r["before_cut"], 0) + 1

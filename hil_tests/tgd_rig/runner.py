@@ -92,13 +92,12 @@ def wait_until_done(rig: Rig, handset: Handset, scenario: Scenario, mark: int,
     deadline = last_press_end + scenario.observe_s
     expect = scenario.expect
     wanted = set(expect.within_s)
-    quiet_for = max(expect.within_s.values(), default=0.0) if expect.absent else 0.0
     n_alarms = expect.alarms if expect.alarms is not None else len(scenario.alarm_presses())
     done = threading.Event()
 
     def check() -> bool:
-        if n_alarms == 0 or not wanted:
-            return False        # nothing to wait for: watch the whole window
+        if n_alarms == 0 or not wanted or expect.absent:
+            return False        # something must NOT happen: watch the whole window
         events = rig.events.snapshot(mark)
         triggers = [e for e in events if e.kind == "log" and e.device == handset.device_id
                     and e.data["line"].event == "ALARM"]
@@ -112,9 +111,7 @@ def wait_until_done(rig: Rig, handset: Handset, scenario: Scenario, mark: int,
         if not wanted <= seen:
             return False
         log_events = [ln.event for ln in handset.log.lines if ln.event]
-        if missing_from_sequence(log_events, list(expect.log_sequence)) is not None:
-            return False
-        return time.monotonic() >= last_trigger + quiet_for
+        return missing_from_sequence(log_events, list(expect.log_sequence)) is None
 
     while time.monotonic() < deadline:
         if check():
@@ -182,6 +179,9 @@ def collect(rig: Rig, handset: Handset, scenario: Scenario, t0: float, mark: int
                        log_path=str(handset.log.path) if handset.log.path else None)
     if note:
         obs.notes.append(note)
+    server = getattr(rig, "server", None)
+    for error in getattr(server, "server_errors", []):
+        obs.notes.append(f"server error met by the rig (retried): {error}")
     return obs
 
 
