@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import cmd_basic, cmd_gnss, cmd_http, cmd_mqtt, cmd_sms, cmd_voice, faults
+from . import calls, cmd_basic, cmd_gnss, cmd_http, cmd_mqtt, cmd_sms, cmd_voice, faults
 from .atparse import AtSyntaxError, parse_line
 from .cells import rsrp_dbm, serving_cell
 from .errors import CmeFailure, CmsFailure, EmulatorError, Refused
@@ -254,7 +254,7 @@ class Sim7600Emulator:
         self._epoch += 1
         self.power = OFF
         self.silent_until = 0.0
-        cmd_voice.drop_all_calls(self, "caller_lost")
+        calls.drop_all_calls(self, "caller_lost")
         self.settings = ModemSettings()
         self.reg_stat = 0
         self._attach_timer = None
@@ -331,7 +331,7 @@ class Sim7600Emulator:
         self.net.event("registration", modem=self.msisdn, stat=new)
         cmd_basic.registration_urcs(self)
         if not self.registered:
-            cmd_voice.drop_calls_on_radio_loss(self)
+            calls.drop_calls_on_radio_loss(self)
 
     def _schedule_tick(self) -> None:
         self._tick = self.later(1.0, self._on_tick)

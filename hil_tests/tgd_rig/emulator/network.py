@@ -90,7 +90,7 @@ class PoliceEndpoint:
         return self._net.call_in_loop(self._call_back, msisdn, hangup_after_s)
 
     def _call_back(self, msisdn: str, hangup_after_s: float | None) -> PoliceCall:
-        from .cmd_voice import PoliceCallBack
+        from .calls import PoliceCallBack
 
         record = PoliceCall(caller=self.number, number=msisdn, dialled_at=time.monotonic(),
                             direction="out", callee=msisdn)
