@@ -14,20 +14,23 @@ import time
 from pathlib import Path
 
 import pytest
-from rig_testkit import assert_passed, needs_firmware, with_expect  # noqa: F401 (re-exported)
+from rig_testkit import (  # noqa: F401 (assert_passed, with_expect re-exported)
+    HIL,
+    NO_BOARD,
+    RIG_TOML,
+    SCENARIOS,
+    assert_passed,
+    needs_firmware,
+    with_expect,
+)
 
 from tgd_rig.errors import Unsupported
 from tgd_rig.runner import run_scenario
 from tgd_rig.scenario import Scenario, load_scenario
 
-HIL = Path(__file__).resolve().parents[1]
-SCENARIOS = HIL / "scenarios"
-RIG_TOML = HIL / "rig.toml"
 # Work directories (device logs, databases) outlive the test run here, so the log path in a
 # failure message still exists; `make clean` removes them.
 RIG_WORK = HIL.parent / "var" / "test-rig"
-NO_BOARD = ("no board configured: hil_tests/rig.toml is absent "
-            "(copy hil_tests/rig.example.toml, wiring in docs/hil.md)")
 
 
 @pytest.fixture(params=["emulated", pytest.param("serial", marks=pytest.mark.serial)])

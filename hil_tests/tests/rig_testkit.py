@@ -4,11 +4,18 @@ every test folder has a conftest.py and only one module can be called `conftest`
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from tgd_rig.emulated import FIRMWARE_MAIN
 from tgd_rig.scenario import Scenario
+
+HIL = Path(__file__).resolve().parents[1]
+SCENARIOS = HIL / "scenarios"
+RIG_TOML = HIL / "rig.toml"
+NO_BOARD = ("no board configured: hil_tests/rig.toml is absent "
+            "(copy hil_tests/rig.example.toml, wiring in docs/hil.md)")
 
 
 def needs_firmware() -> None:

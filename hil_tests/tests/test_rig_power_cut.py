@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from rig_testkit import needs_firmware
+from rig_testkit import NO_BOARD, RIG_TOML, needs_firmware
 
 from tgd_rig.emulated import EmulatedRig
 
@@ -96,3 +96,49 @@ def test_power_cut_at_random_instants_of_the_alarm(rig_workdir):
         pytest.fail(f"seed {seed}: {len(problems)} of {INSTANTS} instants failed:\n"
                     + "\n".join(problems), pytrace=False)
     assert len(results) == INSTANTS
+
+
+@pytest.mark.serial
+def test_power_cut_on_a_board():
+    """The same on a real board, one instant after the other (a bench run: slow).
+
+    Needs hil_tests/rig.toml with a [power] relay. After each instant the alarm is
+    closed on the server (as a police operator would) so the board is idle again.
+    """
+    from tgd_rig.serial_backend import SerialRig
+
+    if not RIG_TOML.exists():
+        pytest.skip(NO_BOARD)
+    rig = SerialRig.from_toml(RIG_TOML)
+    if "power" not in rig.cfg:
+        pytest.skip("no [power] relay in hil_tests/rig.toml: power cuts need one")
+    instants = int(os.environ.get("TGD_RIG_POWER_CUTS", "50"))
+    seed = int(os.environ.get("TGD_RIG_SEED") or random.randrange(1 << 30))
+    print(f"power-cut seed: {seed} (replay with TGD_RIG_SEED={seed})")
+    rng = random.Random(seed)
+    rig.start()
+    try:
+        handset = rig.handset()
+        msisdn = rig.cfg["board"].get("msisdn")
+        for index in range(instants):
+            delay_s, off_s = rng.uniform(0.0, 20.0), rng.uniform(0.0, 2.0)
+            handset.power_cut()
+            time.sleep(1.0)
+            handset.power_on()
+            handset.expect("READY", timeout=120)
+            mark = rig.events.mark()
+            handset.press(rig.trigger_hold_ms / 1000 + 0.3, wait=False)
+            aid = handset.expect("ALARM", timeout=10).get("aid")
+            time.sleep(delay_s)
+            handset.power_cut()
+            time.sleep(off_s)
+            handset.power_on()
+            rig.wait_server_alarm(handset.device_id, 180, since=mark)
+            rig.wait_call(180, since=mark, caller=msisdn)
+            rig.wait_sms(180, since=mark)
+            alarms = [a for a in rig.server_alarms(handset.device_id) if a["aid"] == aid]
+            assert len(alarms) == 1, f"instant {index} (seed {seed}): {len(alarms)} alarms for {aid}"
+            rig.close_alarm(alarms[0]["id"])
+            handset.expect("ALARM_END", timeout=120)
+    finally:
+        rig.stop()

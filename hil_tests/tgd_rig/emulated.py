@@ -376,6 +376,9 @@ class EmulatedRig(Rig):
     def server_alarms(self, device_id: str | None = None) -> list[dict[str, Any]]:
         return self.server.alarms(device_id)
 
+    def close_alarm(self, alarm_id: int, note: str = "closed by the HIL rig") -> None:
+        self.server.close_alarm(alarm_id, note)
+
     def inject(self, device_id: str, fault: str, at_s: float = 0.0, **params: Any) -> None:
         modem = self.handsets[device_id].modem
         # the emulator counts fault times from the modem's creation

@@ -116,6 +116,7 @@ class Handset(abc.ABC):
 
     device_id: str
     log: DeviceLog
+    can_power_cycle: bool = True   # False: a board without a supply relay (already running)
 
     @abc.abstractmethod
     def press(self, seconds: float | None = None, wait: bool = True) -> float:
@@ -205,6 +206,10 @@ class Rig(abc.ABC):
     @abc.abstractmethod
     def server_alarms(self, device_id: str | None = None) -> list[dict[str, Any]]:
         """The server's alarms (all states), through its REST API with an operator token."""
+
+    @abc.abstractmethod
+    def close_alarm(self, alarm_id: int, note: str = "closed by the HIL rig") -> None:
+        """Close an alarm on the server, as a police operator would."""
 
     def inject(self, device_id: str, fault: str, at_s: float = 0.0, **params: Any) -> None:
         """Schedule an emulator fault `at_s` seconds from now on the handset's modem."""

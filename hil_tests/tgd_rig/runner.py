@@ -10,6 +10,7 @@ expected channel has delivered (or the observation window ends), then judge
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ def run_scenario(scenario: Scenario, workdir: Path | None = None, seed: int = 1,
     try:
         if own_rig:
             rig.start()
+        scenario = fit_to_rig(rig, scenario)
         handset = prepare_handset(rig, scenario)
         return observe(rig, handset, scenario)
     finally:
@@ -59,6 +61,19 @@ def prepare_handset(rig: Rig, scenario: Scenario) -> Handset:
     return handset
 
 
+def fit_to_rig(rig: Rig, scenario: Scenario) -> Scenario:
+    """On a board the hold is what it was provisioned with: keep each press's margin
+    over (or under) the scenario's hold, around the board's."""
+    board_hold_ms = getattr(rig, "trigger_hold_ms", None)
+    if board_hold_ms is None:
+        return scenario
+    shift = board_hold_ms / 1000.0 - scenario.trigger_hold_s()
+    presses = tuple(dataclasses.replace(p, hold_s=max(0.0, p.hold_s + shift))
+                    for p in scenario.presses)
+    return dataclasses.replace(scenario, presses=presses,
+                               config={**scenario.config, "trigger_hold_ms": board_hold_ms})
+
+
 def make_track(scenario: Scenario):
     from .emulator.track import Track
 
@@ -68,8 +83,10 @@ def make_track(scenario: Scenario):
 
 
 def observe(rig: Rig, handset: Handset, scenario: Scenario) -> dict[str, Any]:
-    ready = handset.log.expect("READY", timeout=BOOT_TIMEOUT_S[scenario.timing])
-    t0 = ready.t
+    if handset.can_power_cycle:
+        t0 = handset.log.expect("READY", timeout=BOOT_TIMEOUT_S[scenario.timing]).t
+    else:
+        t0 = time.monotonic()   # a board that was already running: it is idle now
     start_mark = rig.events.mark()
     for fault in scenario.faults:
         rig.inject(handset.device_id, fault.name, at_s=max(0.0, t0 + fault.at_s - time.monotonic()),

@@ -90,6 +90,7 @@ class SerialHandset(Handset):
             power = self.cfg["power"]
             self._power = ModemLine(self._port(power["port"]), power.get("line", "dtr"),
                                     power.get("active_high", True))
+        self.can_power_cycle = self._power is not None
         self._console = serial.serial_for_url(board["console"], baudrate=board.get("baudrate", 115200),
                                               timeout=0.1)
         self._thread = threading.Thread(target=self._read_console, name="console", daemon=True)
@@ -237,19 +238,40 @@ class SerialRig(Rig):
                     self.events.emit("server", "server_position", device, t=t, aid=alarm.get("aid"),
                                      alarm_id=alarm["id"], fix=fix)
 
-    def server_alarms(self, device_id: str | None = None) -> list[dict[str, Any]]:
+    @property
+    def trigger_hold_ms(self) -> int:
+        """The hold the board was provisioned with ([board] trigger_hold_ms, default 2000)."""
+        return int(self.cfg["board"].get("trigger_hold_ms", 2000))
+
+    def _api(self, method: str, path: str, body: dict | None = None) -> Any:
         import json
         import urllib.error
         import urllib.request
 
-        path = "/api/v1/alarms?state=all" + (f"&device={device_id}" if device_id else "")
-        req = urllib.request.Request(self.base_url + path,
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
-                return json.loads(resp.read())["alarms"]
-        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-            raise RigError(f"server {self.base_url}: alarms not readable: {exc}") from exc
+                payload = resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise RigError(f"server {self.base_url}: {method} {path}: {exc}") from exc
+        try:
+            return json.loads(payload) if payload else None
+        except ValueError as exc:
+            raise RigError(f"server {self.base_url}: {method} {path}: not JSON") from exc
+
+    def server_alarms(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        path = "/api/v1/alarms?state=all" + (f"&device={device_id}" if device_id else "")
+        answer = self._api("GET", path)
+        if not isinstance(answer, dict) or "alarms" not in answer:
+            raise RigError(f"server {self.base_url}: unexpected alarm list {answer!r:.200}")
+        return answer["alarms"]
+
+    def close_alarm(self, alarm_id: int, note: str = "closed by the HIL rig") -> None:
+        """End an alarm as a police operator would, so the board goes back to idle."""
+        self._api("POST", f"/api/v1/alarms/{alarm_id}/close", {"note": note})
 
 
 def validate_rig_config(cfg: dict[str, Any], where: str) -> None:
