@@ -380,9 +380,10 @@ def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset
         committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)  # no thread
         committer._factory = factory
         committer._write(batch)
-    assert batch[0].outcome is None and batch[0].ctx.answer["alarm"]["aid"] == good.aid
+    assert batch[0].outcome is None and batch[0].stored
+    assert batch[0].ctx.answer["alarm"]["aid"] == good.aid
     assert isinstance(batch[1].outcome, MessageRefused) and batch[1].outcome.code == "replay"
-    assert isinstance(batch[2].outcome, RuntimeError)
+    assert isinstance(batch[2].outcome, RuntimeError) and not batch[2].stored
     with app.app_context():
         stored = list(db.get_session().scalars(select(DeviceMessage.device_id)))
     assert sorted(stored) == sorted([good.device_id, replayer.device_id])
@@ -400,3 +401,28 @@ def test_a_database_failure_is_a_500_that_the_handset_retries(app, client, hands
     assert response.status_code == 500
     assert response.get_json() == {"ok": False, "error": "server_error", "detail": "retry later"}
     assert count(app, DeviceMessage) == 0
+
+
+class _WriterKilled(BaseException):
+    pass
+
+
+def test_a_dead_writer_answers_500_and_is_replaced(app, client, handset, monkeypatch):
+    """A message that was not stored is never answered as delivered."""
+    from tgd_server import ingest
+
+    original = ingest._GroupCommitter._write
+    calls = []
+
+    def dying_write(self, batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise _WriterKilled()
+        return original(self, batch)
+
+    monkeypatch.setattr(ingest._GroupCommitter, "_write", dying_write)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the thread's death is expected
+    assert handset.post(client, handset.message("alarm")).status_code == 500
+    assert count(app, DeviceMessage) == 0
+    assert handset.post(client, handset.message("alarm")).status_code == 200
+    assert count(app, DeviceMessage) == 1

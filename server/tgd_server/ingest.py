@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -394,9 +395,13 @@ class _GroupCommitter:
 
     MAX_BATCH = 64
     IDLE_EXIT_S = 10.0  # the thread ends when idle; the next message starts another
+    # A request gives up after this (a 500 the handset retries with a new seq; if the
+    # write lands later, the alarm is still one: the retry joins it by its aid).
+    WAIT_S = 60.0
 
     def __init__(self, factory: sessionmaker) -> None:
         self._factory = factory
+        self._pid = os.getpid()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tgd-ingest-writer", daemon=True)
         self._thread.start()
@@ -407,12 +412,16 @@ class _GroupCommitter:
         item = _Pending(ctx)
         with _committers_lock:
             committer = _committers.get(id(factory))
-            if committer is None or committer._factory is not factory:
+            if (committer is None or committer._factory is not factory
+                    or committer._pid != os.getpid()):  # a forked child has no writer thread
                 committer = _committers[id(factory)] = _GroupCommitter(factory)
             committer._queue.put(item)
-        item.done.wait()
+        if not item.done.wait(_GroupCommitter.WAIT_S):
+            raise IngestTimeout(f"not stored within {_GroupCommitter.WAIT_S:.0f} s")
         if item.outcome is not None:
             raise item.outcome
+        if not item.stored:
+            raise IngestTimeout("the writer stopped before storing the message")
 
     def _run(self) -> None:
         while True:
@@ -433,9 +442,22 @@ class _GroupCommitter:
                     break
             try:
                 self._write(batch)
-            finally:
+            except BaseException:
+                # The thread dies: unregister first (the next message starts a new writer),
+                # then release everyone waiting on this one (unstored = a failure, a 500).
+                with _committers_lock:
+                    if _committers.get(id(self._factory)) is self:
+                        del _committers[id(self._factory)]
+                while True:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
                 for item in batch:
                     item.done.set()
+                raise
+            for item in batch:
+                item.done.set()
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
@@ -448,6 +470,7 @@ class _GroupCommitter:
                 item.outcome = None
                 try:
                     _run_write_steps(item.ctx, self._factory)
+                    item.stored = True
                 except Exception as exc:  # refused, or failed alone: answered 4xx/5xx
                     item.outcome = exc
 
@@ -476,17 +499,23 @@ class _GroupCommitter:
             for ctx in accepted:
                 for step in AFTER_FLUSH_STEPS:
                     step(ctx)
-        for item in batch:
+        for item in batch:  # committed
             item.ctx.session, item.ctx.batch_devices = None, None
+            item.stored = item.outcome is None
 
 
 class _Pending:
-    __slots__ = ("ctx", "done", "outcome")
+    __slots__ = ("ctx", "done", "outcome", "stored")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.done = threading.Event()
         self.outcome: BaseException | None = None
+        self.stored = False
+
+
+class IngestTimeout(Exception):
+    """The message could not be stored in time; the handset retries."""
 
 
 _committers: dict[int, _GroupCommitter] = {}
