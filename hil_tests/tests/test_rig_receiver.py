@@ -38,7 +38,7 @@ def test_receiver_answers_the_call_and_reads_the_sms(network):
     at = boot(handset)
     try:
         at.command(f"ATD{RECEIVER_NUMBER};")
-        dial = bus.wait_for(lambda e: e.kind == "dial", 10, what="the call ringing")
+        dial = bus.wait_for(lambda e: e.kind == "call_ringing", 10, what="the call ringing")
         assert dial.data["caller"] == HANDSET_NUMBER
         answered = bus.wait_for(lambda e: e.kind == "call_answered", 10, what="ATA")
         assert answered.t >= dial.t + 0.2

@@ -1,8 +1,8 @@
 """The "police" receiver: a real modem on a serial port that takes the handset's call and SMS.
 
 It speaks the SIM7600 AT dialect (../shared/reference/sim7600-at.md) through pyserial:
-`RING` / `+CLIP: "<number>",...` -> a call is ringing (published as `dial`, with the
-caller id), `ATA` after `answer_after_s` -> `call_answered`; `+CMTI: "SM",<i>` ->
+`RING` / `+CLIP: "<number>",...` -> a call is ringing (published as `call_ringing`, with
+the caller id), `ATA` after `answer_after_s` -> `call_answered`; `+CMTI: "SM",<i>` ->
 `AT+CMGR=<i>` -> `sms_delivered` with the sender and the text, then `AT+CMGD=<i>`.
 
 One reader thread owns the port; every line is first checked against the URC
@@ -162,7 +162,7 @@ class Receiver:
         if clip:
             if not self._ringing:
                 self._ringing = True
-                self._emit("dial", t=now, caller=clip.group(1))
+                self._emit("call_ringing", t=now, caller=clip.group(1))
                 if self.answer_after_s is not None:
                     self._sleep(self.answer_after_s)
                     self.command("ATA", timeout=10)

@@ -170,8 +170,13 @@ def collect(rig: Rig, handset: Handset, scenario: Scenario, t0: float, mark: int
                                      press_start=start))
     channel_events: list[ChannelEvent] = []
     sms_number = getattr(rig, "sms_number", None)
+    # The emulator sees the ATD itself; on a board the DIAL line on the console is the
+    # closest witness (the receiver only sees the call once the network rings it).
+    network_dials = any(ev.kind == "dial" and ev.source == "network" for ev in events)
     for ev in events:
-        if ev.kind in ("dial", "call_answered") and ev.source in ("network", "receiver"):
+        if not network_dials and ev.kind == "log" and ev.data["line"].event == "DIAL":
+            channel_events.append(ChannelEvent(ev.t, "dial", detail={"from": "device log"}))
+        elif ev.kind in ("dial", "call_answered") and ev.source in ("network", "receiver"):
             channel_events.append(ChannelEvent(ev.t, ev.kind, detail=_plain(ev.data)))
         elif ev.kind == "sms_delivered" and (sms_number is None or ev.data.get("to") in (None, sms_number)):
             channel_events.append(ChannelEvent(ev.t, "sms_delivered", detail=_plain(ev.data)))
