@@ -90,6 +90,8 @@ class Handset:
     async def until(self, cond, what, limit_ms=10000):
         waited = 0
         while not cond():
+            if self.task.done():
+                await self.task  # the app died: show why
             if waited > limit_ms:
                 raise AssertionError("waiting for " + what + ": " + " | ".join(self.lines[-12:]))
             await asyncio.sleep_ms(5)
