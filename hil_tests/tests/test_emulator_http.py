@@ -240,3 +240,30 @@ def test_realistic_uart_pace_host_to_modem(net, at):
     at.write(b"y" * 5760)
     at.expect(b"\r\nOK\r\n", 5)
     assert time.monotonic() - start >= 0.5
+
+
+def test_coverage_lost_while_the_server_answers(net, server, modem, at):
+    """The server got the request, the answer is lost with the coverage: 601 and a URC."""
+    from dataclasses import replace
+
+    net.timing = replace(net.timing, http_rtt_s=(0.6, 0.6))  # 0.3 s back from the server
+    import time
+
+    _post(at, server.url)
+    deadline = time.monotonic() + 3
+    while not server.seen and time.monotonic() < deadline:
+        time.sleep(0.005)
+    modem.inject("no_service")  # within the 0.3 s the answer takes to come back
+    got = at.expect(b"+HTTPACTION: 1,601,0\r\n", 3)
+    assert b"\r\n+HTTP_NONET_EVENT\r\n" in got
+    assert len(server.seen) == 1
+
+
+def test_coverage_lost_before_the_request_left(net, server, modem, at):
+    from dataclasses import replace
+
+    net.timing = replace(net.timing, http_rtt_s=(0.6, 0.6))  # sent 0.3 s after HTTPACTION
+    _post(at, server.url)
+    modem.inject("no_service")
+    assert at.expect(b"+HTTPACTION: 1,601,0\r\n", 3)
+    assert server.seen == []

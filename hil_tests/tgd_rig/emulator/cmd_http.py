@@ -128,6 +128,9 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
     def answer(status: int, data: bytes) -> None:
         if m.settings.http is not session:
             return  # HTTPTERM or reboot meanwhile: the answer is dropped
+        if not m.registered and status < 600:
+            # Coverage went while the server was answering: the answer never arrives.
+            status, data = HTTP_NETWORK_ERROR, b""
         session.in_flight = False
         session.status = status
         session.response = data
@@ -161,12 +164,21 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
         return
 
     def send() -> None:
+        if not m.registered:
+            m.later(rtt / 2, answer, HTTP_NETWORK_ERROR, b"")  # coverage went before sending
+            return
         m.net.http_request(
             method, url, body, _headers(session), timeout,
             lambda status, data: m.later(rtt / 2, answer, status, data),
         )
 
     m.later(rtt / 2, send)
+
+
+def radio_lost(m: Sim7600Emulator) -> None:
+    """Registration lost with an HTTP session open: the modem says so."""
+    if m.settings.http is not None:
+        m.urc("+HTTP_NONET_EVENT")
 
 
 def httpread(m: Sim7600Emulator, cmd: Command) -> list[str] | None:

@@ -332,6 +332,7 @@ class Sim7600Emulator:
         cmd_basic.registration_urcs(self)
         if not self.registered:
             calls.drop_calls_on_radio_loss(self)
+            cmd_http.radio_lost(self)
 
     def _schedule_tick(self) -> None:
         self._tick = self.later(1.0, self._on_tick)
