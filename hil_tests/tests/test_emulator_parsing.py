@@ -171,3 +171,15 @@ def test_shipped_tracks_have_valid_checksums_and_regenerate_identically(tmp_path
     runpy.run_path(str(TRACKS / "make_tracks.py"))["main"](tmp_path)
     for path in TRACKS.glob("*.nmea"):
         assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"msisdn": "+68775A"}, {"msisdn": ""}, {"imei": "123"}, {"iccid": "89-68"},
+    {"imsi": "54601x"}, {"rat": "5G"}, {"sms_capacity": 0},
+])
+def test_bad_modem_settings_are_refused(kwargs):
+    from tgd_rig.emulator import Network, Sim7600Emulator
+
+    settings = {"msisdn": "+687751001", **kwargs}
+    with pytest.raises(ValueError):
+        Sim7600Emulator(Network(), **settings)

@@ -273,3 +273,16 @@ def test_storage_full_gives_cms_322(net):
     finally:
         gat.close()
         g.close()
+
+
+@pytest.mark.parametrize("kwargs", [{"answer_after_s": -1}, {"hangup_after_s": "soon"},
+                                    {"number": "17;"}, {"number": ""}])
+def test_bad_police_settings_are_refused(net, kwargs):
+    with pytest.raises(ValueError):
+        net.add_police(**kwargs)
+    assert net.police == {}
+
+
+def test_police_default_answer_delay_comes_from_timing(net):
+    assert net.add_police("17").answer_after_s == net.timing.police_answer_s
+    assert net.add_police("18", answer_after_s=None).answer_after_s is None

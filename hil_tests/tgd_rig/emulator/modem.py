@@ -59,6 +59,14 @@ class Sim7600Emulator:
     ):
         if rat not in ("LTE", "WCDMA", "GSM"):
             raise ValueError(f"rat must be LTE, WCDMA or GSM, got {rat!r}")
+        if not msisdn or not set(msisdn.lstrip("+")) <= set("0123456789"):
+            raise ValueError(f"msisdn must be digits with an optional leading +, got {msisdn!r}")
+        if len(imei) != 15 or not imei.isdigit():
+            raise ValueError(f"imei must be 15 digits, got {imei!r}")
+        if not 18 <= len(iccid) <= 22 or not iccid.isalnum():
+            raise ValueError(f"iccid must be 18-22 digits or hex letters, got {iccid!r}")
+        if not imsi.isdigit() or not 6 <= len(imsi) <= 15:
+            raise ValueError(f"imsi must be 6-15 digits, got {imsi!r}")
         self.net = net
         self.msisdn = msisdn
         self.imei = imei

@@ -35,6 +35,9 @@ HTTP_TIMEOUT = 705
 HTTP_CONNECT_FAILED = 714
 
 
+DEFAULT = object()  # "use the timing's default" for optional delays
+
+
 class NetworkNotStarted(RuntimeError):
     """A modem was opened on a network whose loop is not running: call net.start()."""
 
@@ -249,15 +252,20 @@ class Network:
     def add_police(
         self,
         number: str = "17",
-        answer_after_s: float | None = -1.0,
+        answer_after_s: float | None | object = DEFAULT,
         hangup_after_s: float | None = None,
     ) -> PoliceEndpoint:
         """A police endpoint; answer_after_s defaults to timing.police_answer_s, None never answers."""
-        if answer_after_s is not None and answer_after_s < 0:
+        if answer_after_s is DEFAULT:
             answer_after_s = self.timing.police_answer_s
+        for name, value in (("answer_after_s", answer_after_s), ("hangup_after_s", hangup_after_s)):
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"{name} must be None or a number >= 0, got {value!r}")
+        if not number or not set(number) <= set("0123456789+*#"):
+            raise ValueError(f"not a dialable number: {number!r}")
         if number in self.police or number in self._modems:
             raise ValueError(f"number {number} already belongs to a subscriber")
-        endpoint = PoliceEndpoint(number, answer_after_s, hangup_after_s, _net=self)
+        endpoint = PoliceEndpoint(number, answer_after_s, hangup_after_s, _net=self)  # type: ignore[arg-type]
         self.police[number] = endpoint
         return endpoint
 
