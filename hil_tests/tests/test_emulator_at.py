@@ -273,3 +273,10 @@ def test_transcript_dump(at, modem, tmp_path):
     path = modem.transcript.dump(str(tmp_path / "modem.log"))
     text = open(path, encoding="utf-8").read()
     assert "note open" in text and "rx   AT+CGSN\\r" in text and "866123040000011" in text
+
+
+def test_network_time_kept_when_coverage_goes(at, modem):
+    at.command("AT+CTZU=1")
+    at.command("AT+CCLK?")
+    modem.inject("no_service")
+    assert at.command("AT+CCLK?").endswith(b'+44"\r\n\r\nOK\r\n')

@@ -244,6 +244,8 @@ def ctzu(m: Sim7600Emulator, cmd: Command) -> list[str]:
 def cclk(m: Sim7600Emulator, cmd: Command) -> list[str]:
     _only(cmd, READ)
     if m.registered and m.settings.ctzu == 1:
+        m.settings.clock_synced = True  # network time received; the RTC keeps it
+    if m.settings.clock_synced:
         stamp = local_stamp(time.time())
     else:
         # No network time: the RTC counts from 1980-01-06 since power-on.

@@ -336,6 +336,8 @@ class Sim7600Emulator:
         if new == self.reg_stat:
             return
         self.reg_stat = new
+        if self.registered and self.settings.ctzu == 1:
+            self.settings.clock_synced = True  # NITZ comes with the registration
         self.net.event("registration", modem=self.msisdn, stat=new)
         cmd_basic.registration_urcs(self)
         if not self.registered:

@@ -45,6 +45,7 @@ class ModemSettings:
     csmp: tuple[int, int, int, int] = (17, 167, 0, 0)
     cnmi: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
     ctzu: int = 0
+    clock_synced: bool = False  # network time taken since power-on (CTZU=1 while registered)
     csclk: int = 0
     apn: dict[int, tuple[str, str]] = field(default_factory=dict)
     netopen: bool = False
