@@ -31,6 +31,12 @@ def test_cell_position_indoors_without_gnss(run_named):
     assert report["alarms"][0]["fixes"]["first"]["method"] == "C"
 
 
+def test_gnss_positions_follow_her_while_walking(run_named):
+    report = run_named("alarm_walking")
+    assert_passed(report)
+    assert report["alarms"][0]["fixes"]["first_gnss"]["error_m"] <= 50
+
+
 def test_short_presses_never_alarm(run_named):
     report = run_named("short_presses")
     assert_passed(report)

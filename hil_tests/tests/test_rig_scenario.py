@@ -86,6 +86,9 @@ def test_bad_toml_and_missing_file(tmp_path):
 def test_nmea_track_resolves_next_to_the_scenario(tmp_path):
     path = tmp_path / "walk.toml"
     path.write_text('name = "walk"\n[handset]\ntrack = { nmea = "walk.nmea" }\n')
+    with pytest.raises(ScenarioError, match="no such file"):
+        load_scenario(path)
+    (tmp_path / "walk.nmea").write_text("")
     assert load_scenario(path).track.nmea == tmp_path / "walk.nmea"
 
 
@@ -94,3 +97,10 @@ def test_every_shipped_scenario_is_valid():
     assert files, "hil_tests/scenarios/ holds no scenario"
     for path in files:
         load_scenario(path)
+
+
+def test_cells_file_resolves_next_to_the_scenario(tmp_path):
+    path = tmp_path / "rural.toml"
+    path.write_text('name = "rural"\ncells = "lifou_cells.csv"\n')
+    assert load_scenario(path).cells == tmp_path / "lifou_cells.csv"
+    assert load_scenario(SCENARIOS / "alarm_outdoor.toml").cells is None

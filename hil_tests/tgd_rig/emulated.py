@@ -192,7 +192,8 @@ class EmulatedRig(Rig):
                  fast_scale: float | None = None, seed: int = 1,
                  emergency_number: str = DEFAULT_EMERGENCY_NUMBER,
                  sms_number: str = DEFAULT_SMS_NUMBER, police_answer_after_s: float = 3.0,
-                 log_level: str = "info", database_url: str | None = None):
+                 log_level: str = "info", database_url: str | None = None,
+                 cells_csv: Path | str | None = None):
         super().__init__()
         self._tmp = None
         if workdir is None:
@@ -210,8 +211,9 @@ class EmulatedRig(Rig):
         # The firmware's own delays (backoffs, AML deadline, heartbeat period) shrink with the
         # emulator's, so a fast run keeps the proportions of a real one.
         self.firmware_time_scale = make_timing(timing, fast_scale).scale
+        self.cells_csv = Path(cells_csv) if cells_csv else None
         self.server = ServerHarness(self.workdir / "server", bus=self.events,
-                                    database_url=database_url)
+                                    database_url=database_url, cells_csv=self.cells_csv)
         self.net = None
         self.police = None
         self.sms_sink = None
@@ -235,7 +237,11 @@ class EmulatedRig(Rig):
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.server.start()
-        self.net = Network(timing=make_timing(self.timing, self.fast_scale), seed=self.seed)
+        from .emulator.cells import load_cells
+
+        # the network and the server must know the same cells
+        self.net = Network(timing=make_timing(self.timing, self.fast_scale), seed=self.seed,
+                           cells=load_cells(self.cells_csv))
         self.net.start()
         self.police = self.net.add_police(self.emergency_number,
                                           answer_after_s=self.police_answer_after_s)

@@ -34,7 +34,8 @@ def run_scenario(scenario: Scenario, workdir: Path | None = None, seed: int = 1,
     own_rig = rig is None
     if rig is None:
         rig = EmulatedRig(workdir, timing=scenario.timing, fast_scale=scenario.fast_scale,
-                          seed=seed, police_answer_after_s=scenario.police_answer_after_s)
+                          seed=seed, police_answer_after_s=scenario.police_answer_after_s,
+                          cells_csv=scenario.cells)
     unsubscribe = rig.events.subscribe(on_event) if on_event else None
     try:
         if own_rig:

@@ -16,8 +16,8 @@ from .errors import ScenarioError
 
 CHANNELS = ("dial", "call_answered", "server_alarm", "position", "gnss", "sms_delivered")
 TIMINGS = ("fast", "realistic")
-_TOP_KEYS = {"name", "description", "timing", "fast_scale", "observe_s", "handset", "config",
-             "police", "press", "fault", "expect"}
+_TOP_KEYS = {"name", "description", "timing", "fast_scale", "observe_s", "cells", "handset",
+             "config", "police", "press", "fault", "expect"}
 _HANDSET_KEYS = {"device_id", "indoor", "battery_mv", "track", "msisdn"}
 _EXPECT_KEYS = {"alarms", "within_s", "absent", "fix_method", "fix_error_max_m", "log_sequence",
                 "log_absent", "calls_answered_min", "sms_delivered_min"}
@@ -68,6 +68,7 @@ class Scenario:
     timing: str = "fast"
     fast_scale: float | None = None
     observe_s: float = 30.0      # how long to watch after the last press at most
+    cells: Path | None = None    # OpenCelliD-layout CSV for the network and the server (default: NC)
     device_id: str = "NC0001"
     msisdn: str = "+687751001"
     indoor: bool = False
@@ -108,6 +109,12 @@ def parse_scenario(data: dict[str, Any], path: Path | None = None) -> Scenario:
         raise ScenarioError(f"{where}: timing must be one of {TIMINGS}, not {timing!r}")
     fast_scale = _number(data, "fast_scale", where, default=None, minimum=0.001, maximum=1.0)
     observe_s = _number(data, "observe_s", where, default=30.0, minimum=0.1, maximum=3600)
+    cells = _typed(data, "cells", str, where, default=None)
+    cells_path = None
+    if cells is not None:
+        cells_path = Path(cells)
+        if not cells_path.is_absolute() and path is not None:
+            cells_path = path.parent / cells_path
 
     handset = _table(data, "handset", where)
     _no_unknown(handset, _HANDSET_KEYS, where, "handset.")
@@ -123,7 +130,7 @@ def parse_scenario(data: dict[str, Any], path: Path | None = None) -> Scenario:
     return Scenario(
         name=name, path=path,
         description=_typed(data, "description", str, where, default=""),
-        timing=timing, fast_scale=fast_scale, observe_s=observe_s,
+        timing=timing, fast_scale=fast_scale, observe_s=observe_s, cells=cells_path,
         device_id=_typed(handset, "device_id", str, where, default="NC0001", prefix="handset."),
         msisdn=_typed(handset, "msisdn", str, where, default="+687751001", prefix="handset."),
         indoor=_typed(handset, "indoor", bool, where, default=False, prefix="handset."),
@@ -171,6 +178,8 @@ def _track(value: Any, path: Path | None, where: str) -> TrackSpec:
         nmea = Path(value["nmea"])
         if not nmea.is_absolute() and path is not None:
             nmea = path.parent / nmea
+        if path is not None and not nmea.exists():
+            raise ScenarioError(f"{where}: handset.track.nmea: no such file {nmea}")
         return TrackSpec(nmea=nmea)
     lat = _number(value, "lat", where, required=True, minimum=-90, maximum=90, prefix="handset.track.")
     lon = _number(value, "lon", where, required=True, minimum=-180, maximum=180, prefix="handset.track.")

@@ -34,10 +34,12 @@ class ServerError(RigError):
 
 
 class ServerHarness:
-    def __init__(self, workdir: Path, bus: EventBus | None = None, database_url: str | None = None):
+    def __init__(self, workdir: Path, bus: EventBus | None = None, database_url: str | None = None,
+                 cells_csv: Path | None = None):
         self.workdir = Path(workdir)
         self.database_url = database_url or f"sqlite:///{self.workdir / 'tgd.sqlite3'}"
         self.bus = bus                    # the rig's event bus: server_alarm, server_position...
+        self.cells_csv = cells_csv        # None: the server's own New Caledonia data set
         self._alarm_aids: dict[int, str] = {}
         self.app = None
         self.base_url = ""
@@ -84,7 +86,7 @@ class ServerHarness:
         with self.app.app_context():
             db.create_all(db.engine())
             with db.write_session() as session:
-                cells.import_csv(session, cells_csv_path())
+                cells.import_csv(session, self.cells_csv or cells_csv_path())
                 tech = auth.create_user(session, "rig-technician", "technician", secrets.token_hex(16))
                 oper = auth.create_user(session, "rig-operator", "operator", secrets.token_hex(16))
                 self.tech_token = auth.create_token(session, tech, "hil rig")
