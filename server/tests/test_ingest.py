@@ -388,6 +388,8 @@ def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset
         stored = list(db.get_session().scalars(select(DeviceMessage.device_id)))
     assert sorted(stored) == sorted([good.device_id, replayer.device_id])
     assert count(app, Alarm) == 1
+    assert security_events(app) == ["replay"]  # written in the batch's own commit
+    assert batch[1].outcome.logged
 
 
 def test_a_database_failure_is_a_500_that_the_handset_retries(app, client, handset, monkeypatch):

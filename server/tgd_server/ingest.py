@@ -59,7 +59,7 @@ from .message import (
 )
 from .models import Alarm, AlarmEvent, Cell, Command, Device, Position, utcnow
 from .models import DeviceMessage as StoredMessage
-from .security_log import log_refusal
+from .security_log import refusal_row
 from .seqwindow import SeqRefused, SeqState, advance, from_signed, to_signed
 
 log = logging.getLogger("tgd.ingest")
@@ -410,18 +410,22 @@ class _GroupCommitter:
     def submit(factory: sessionmaker, ctx: Context) -> None:
         """Returns once the message is committed; raises its refusal or the failure."""
         item = _Pending(ctx)
-        with _committers_lock:
-            committer = _committers.get(id(factory))
-            if (committer is None or committer._factory is not factory
-                    or committer._pid != os.getpid()):  # a forked child has no writer thread
-                committer = _committers[id(factory)] = _GroupCommitter(factory)
-            committer._queue.put(item)
+        _GroupCommitter.enqueue(factory, item)
         if not item.done.wait(_GroupCommitter.WAIT_S):
             raise IngestTimeout(f"not stored within {_GroupCommitter.WAIT_S:.0f} s")
         if item.outcome is not None:
             raise item.outcome
         if not item.stored:
             raise IngestTimeout("the writer stopped before storing the message")
+
+    @staticmethod
+    def enqueue(factory: sessionmaker, item: _Pending) -> None:
+        with _committers_lock:
+            committer = _committers.get(id(factory))
+            if (committer is None or committer._factory is not factory
+                    or committer._pid != os.getpid()):  # a forked child has no writer thread
+                committer = _committers[id(factory)] = _GroupCommitter(factory)
+            committer._queue.put(item)
 
     def _run(self) -> None:
         while True:
@@ -469,7 +473,10 @@ class _GroupCommitter:
             for item in batch:
                 item.outcome = None
                 try:
-                    _run_write_steps(item.ctx, self._factory)
+                    if item.ctx is None:
+                        _store_row(self._factory, item.row)
+                    else:
+                        _run_write_steps(item.ctx, self._factory)
                     item.stored = True
                 except Exception as exc:  # refused, or failed alone: answered 4xx/5xx
                     item.outcome = exc
@@ -477,12 +484,15 @@ class _GroupCommitter:
     def _write_together(self, batch: list[_Pending]) -> None:
         """One transaction, one flush and one commit for the whole batch."""
         with db.write_session(self._factory) as session:
-            ids = {item.ctx.envelope["dev"] for item in batch}
+            ids = {item.ctx.envelope["dev"] for item in batch if item.ctx is not None}
             # Locked in id order: batches of several server processes cannot deadlock.
             devices = {d.id: d for d in session.scalars(
                 select(Device).where(Device.id.in_(ids)).order_by(Device.id).with_for_update())}
             accepted = []
             for item in batch:
+                if item.ctx is None:  # a security-log row from a refusal before the batch
+                    session.add(item.row)
+                    continue
                 ctx = item.ctx
                 _reset(ctx)
                 ctx.session, ctx.batch_devices = session, devices
@@ -490,6 +500,8 @@ class _GroupCommitter:
                     for step in CHECK_STEPS:
                         step(ctx)
                 except MessageRefused as refused:  # refused before writing anything
+                    session.add(_refusal_row(ctx, refused))  # logged in this same commit
+                    refused.logged = True
                     item.outcome = refused
                     continue
                 for step in STORE_STEPS:
@@ -500,18 +512,27 @@ class _GroupCommitter:
                 for step in AFTER_FLUSH_STEPS:
                     step(ctx)
         for item in batch:  # committed
-            item.ctx.session, item.ctx.batch_devices = None, None
+            if item.ctx is not None:
+                item.ctx.session, item.ctx.batch_devices = None, None
             item.stored = item.outcome is None
 
 
 class _Pending:
-    __slots__ = ("ctx", "done", "outcome", "stored")
+    """A message (ctx) or a bare security-log row (row) waiting for the writer."""
 
-    def __init__(self, ctx: Context) -> None:
+    __slots__ = ("ctx", "row", "done", "outcome", "stored")
+
+    def __init__(self, ctx: Context | None) -> None:
         self.ctx = ctx
+        self.row = None
         self.done = threading.Event()
         self.outcome: BaseException | None = None
         self.stored = False
+
+
+def _store_row(factory: sessionmaker, row) -> None:
+    with db.write_session(factory) as session:
+        session.add(row)
 
 
 class IngestTimeout(Exception):
@@ -529,12 +550,28 @@ def _reset(ctx: Context) -> None:
 
 
 def _refuse(ctx: Context, refused: MessageRefused, factory: sessionmaker) -> IngestResult:
-    dev = ctx.envelope.get("dev") if isinstance(ctx.envelope, dict) else None
-    dev = dev if isinstance(dev, str) else None
-    log_refusal(ctx.channel, ctx.source, refused.code, device_id=dev,
-                detail=refused.detail, body=ctx.body, factory=factory)
+    if not getattr(refused, "logged", False):
+        log_ingest_refusal(factory, _refusal_row(ctx, refused))
     answer = {"ok": False, "error": refused.code, "detail": refused.detail, **refused.extra}
     return IngestResult(refused.status, answer)
+
+
+def _refusal_row(ctx: Context, refused: MessageRefused):
+    dev = ctx.envelope.get("dev") if isinstance(ctx.envelope, dict) else None
+    dev = dev if isinstance(dev, str) else None
+    return refusal_row(ctx.channel, ctx.source, refused.code, device_id=dev,
+                       detail=refused.detail, body=ctx.body)
+
+
+def log_ingest_refusal(factory: sessionmaker, row) -> None:
+    """Store a security-log row through the writer (batched with the messages)."""
+    item = _Pending(None)
+    item.row = row
+    _GroupCommitter.enqueue(factory, item)
+    if not item.done.wait(_GroupCommitter.WAIT_S):
+        raise IngestTimeout("security log not written in time")
+    if item.outcome is not None:
+        raise item.outcome
 
 
 # --- building blocks shared with the SMS channel --------------------------------------

@@ -6,9 +6,10 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from .ingest import IngestResult, ingest_device_message
+from . import db
+from .ingest import IngestResult, ingest_device_message, log_ingest_refusal
 from .message import MAX_BODY_BYTES
-from .security_log import log_refusal
+from .security_log import refusal_row
 
 bp = Blueprint("ingest", __name__)
 log = logging.getLogger("tgd.ingest.http")
@@ -24,7 +25,8 @@ def _answer(result: IngestResult):
 
 
 def _refuse(status: int, code: str, detail: str, body: bytes = b""):
-    log_refusal("http", request.remote_addr or "", code, detail=detail, body=body)
+    log_ingest_refusal(db.session_factory(),
+                       refusal_row("http", request.remote_addr or "", code, detail=detail, body=body))
     return _answer(IngestResult(status, {"ok": False, "error": code, "detail": detail}))
 
 

@@ -19,14 +19,26 @@ def excerpt(body: bytes) -> str:
     return body[:_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
 
 
+def refusal_row(channel: str, source: str, event: str, device_id: str | None = None,
+                detail: str = "", body: bytes = b"") -> SecurityLog:
+    """The security-log row of a refusal (logged as one line too), not yet stored."""
+    log.warning("refused channel=%s source=%s event=%s dev=%s detail=%s",
+                channel, source, event, device_id, detail)
+    return SecurityLog(channel=channel, source=source[:128], event=event,
+                       device_id=device_id[:64] if device_id else None,
+                       detail=detail[:1000], body_excerpt=excerpt(body))
+
+
 def log_refusal(channel: str, source: str, event: str, device_id: str | None = None,
                 detail: str = "", body: bytes = b"",
                 factory: sessionmaker | None = None) -> None:
-    log.warning("refused channel=%s source=%s event=%s dev=%s detail=%s",
-                channel, source, event, device_id, detail)
+    """Store a refusal in its own transaction (the console, the API).
+
+    The device ingest stores its refusals through its writer instead
+    (ingest.log_ingest_refusal), so that a flood of bad requests costs no extra
+    transactions and cannot starve real messages of the database."""
+    row = refusal_row(channel, source, event, device_id, detail, body)
     factory = factory or db.session_factory()
     with factory() as session:
-        session.add(SecurityLog(channel=channel, source=source[:128], event=event,
-                                device_id=device_id[:64] if device_id else None,
-                                detail=detail[:1000], body_excerpt=excerpt(body)))
+        session.add(row)
         session.commit()
