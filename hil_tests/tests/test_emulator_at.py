@@ -237,8 +237,11 @@ def test_moving_track_changes_serving_cell(net):
     m = Sim7600Emulator(net, msisdn="+687751003", track=car)
     client = boot(m)
     try:
+        client.command("AT+CEREG=2")
         first = client.command("AT+CPSI?").split(b",")[4]
         m._t0 -= 900  # jump 15 minutes along the track: Mont-Dore
+        # The cell change is reported at the next tick (n=2: with the new TAC and cell id).
+        assert client.expect(b'\r\n+CEREG: 1,"1108","5081",7\r\n', 3)
         last = client.command("AT+CPSI?").split(b",")[4]
         assert (first, last) == (b"20481", b"20609")  # Noumea Centre -> Mont-Dore Boulari
         pos = m.true_position()

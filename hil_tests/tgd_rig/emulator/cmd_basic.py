@@ -112,11 +112,12 @@ def cereg(m: Sim7600Emulator, cmd: Command) -> list[str]:
     return _registration(m, cmd, "+CEREG", "cereg_n")
 
 
-def registration_urcs(m: Sim7600Emulator) -> None:
-    """+CREG/+CGREG/+CEREG URCs after a change, as each one's n asks."""
+def registration_urcs(m: Sim7600Emulator, only_with_cell: bool = False) -> None:
+    """+CREG/+CGREG/+CEREG URCs after a change, as each one's n asks (only_with_cell:
+    the serving cell changed, which only n=2 reports)."""
     for name, attr in (("+CREG", "creg_n"), ("+CGREG", "cgreg_n"), ("+CEREG", "cereg_n")):
         n = getattr(m.settings, attr)
-        if n == 0:
+        if n == 0 or (only_with_cell and n != 2):
             continue
         tail = _reg_fields(m, name == "+CEREG") if n == 2 else ""
         m.urc(f"{name}: {m.reg_stat}{tail}")

@@ -96,6 +96,7 @@ class Sim7600Emulator:
         self._pwrkey_timer: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._attach_timer: asyncio.TimerHandle | None = None
+        self._serving: tuple[int, int] | None = None  # (lac, ci) last reported
         self._tmpdir: str | None = None
         self._uart: Uart | None = None
         self._mode = MODE_COMMAND
@@ -266,6 +267,7 @@ class Sim7600Emulator:
         self.settings = ModemSettings()
         self.reg_stat = 0
         self._attach_timer = None
+        self._serving = None
         self.last_fix_at = None
         self._reset_input()
         self._drop_pending_output()
@@ -324,11 +326,22 @@ class Sim7600Emulator:
             self._attach_timer.cancel()
             self._attach_timer = None
         self._set_stat(desired)
+        self._note_cell_change()
+
+    def _note_cell_change(self) -> None:
+        """A registered modem moving to another cell reports it (n=2 URCs carry lac/ci)."""
+        radio = self.radio() if self.registered else None
+        cell = (radio.cell.area, radio.cell.ci) if radio else None
+        if cell != self._serving and cell is not None and self._serving is not None:
+            self.net.event("cell_change", modem=self.msisdn, lac=cell[0], ci=cell[1])
+            cmd_basic.registration_urcs(self, only_with_cell=True)
+        self._serving = cell
 
     def _attach_done(self) -> None:
         self._attach_timer = None
         if self._desired_stat() == 1:
             self._set_stat(1)
+            self._note_cell_change()  # the first serving cell
         else:
             self.update_registration()
 

@@ -153,7 +153,7 @@ class Network:
             return
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
-        self._http_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="net-http")
+        self._http_pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="net-http")
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
