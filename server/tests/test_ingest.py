@@ -388,8 +388,34 @@ def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset
         stored = list(db.get_session().scalars(select(DeviceMessage.device_id)))
     assert sorted(stored) == sorted([good.device_id, replayer.device_id])
     assert count(app, Alarm) == 1
-    assert security_events(app) == ["replay"]  # written in the batch's own commit
-    assert batch[1].outcome.logged
+    # The batch was rolled back and redone one by one: the refusal goes back to the
+    # request thread, which logs it (ingest_device_message -> _refuse).
+    assert not getattr(batch[1].outcome, "logged", False)
+
+
+def test_a_refusal_in_a_batch_is_logged_in_the_batch_commit(app, client, make_handset):
+    from tgd_server import ingest
+    from tgd_server.models import utcnow
+
+    good, replayer = make_handset(), make_handset()
+    replayed = replayer.encode(replayer.message("heartbeat"))
+    assert replayer.post(client, replayed).status_code == 200
+    with app.app_context():
+        factory = db.session_factory()
+        batch = []
+        for handset, body in ((good, good.encode(good.message("heartbeat"))),
+                              (replayer, replayed)):
+            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
+                                 source="test", ingested_at=time.time(), received_at=utcnow(),
+                                 now=time.time(), factory=factory)
+            for step in ingest.BYTE_STEPS:
+                step(ctx)
+            batch.append(ingest._Pending(ctx))
+        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)
+        committer._factory = factory
+        committer._write(batch)
+    assert batch[0].stored and batch[1].outcome.logged and not batch[1].stored
+    assert security_events(app) == ["replay"]
 
 
 def test_a_database_failure_is_a_500_that_the_handset_retries(app, client, handset, monkeypatch):
