@@ -263,3 +263,13 @@ def test_received_sms_follow_the_position_retention(factory, device):
         counts = purge_positions(session, 30)
         session.commit()
     assert counts["sms"] == 2 and count(factory, InboundSms) == 1
+
+
+@pytest.mark.parametrize("padding", ["\n", " ", "\r\n", "  \n"])
+def test_padding_around_a_valid_aml_does_not_cost_the_alarm(factory, device, padding):
+    assert ingest_aml_sms(NUMBER, aml() + padding, factory=factory).answer["status"] == "accepted"
+
+
+def test_padding_does_not_rescue_a_broken_aml(factory, device):
+    broken = aml().replace("lc=68", "lc=6") + " "
+    assert ingest_aml_sms(NUMBER, broken, factory=factory).answer["status"] == "review"

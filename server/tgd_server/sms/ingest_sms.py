@@ -168,7 +168,7 @@ def _store(session: Session, sender: str, text: str, received_at: datetime,
         select(Device).where(Device.id == device.id).with_for_update()
     ).one()
     try:
-        aml = parse_aml(text)
+        aml = _parse_tolerating_padding(text)
     except AmlError as err:
         # Never an alarm by itself; but during an open alarm the operators see that the
         # handset sent something (a garbled AML is still a sign of life).
@@ -236,6 +236,21 @@ def _already_stored(session: Session, sender: str, text: str,
         select(InboundSms).where(InboundSms.sender == sender, InboundSms.text == text,
                                  InboundSms.received_at == received_at)
     ).first()
+
+
+def _parse_tolerating_padding(text: str) -> AmlMessage:
+    """Strict AML; the only leniency: line-end or blank padding around an otherwise
+    valid message (added by some modems or SMSCs) does not cost an alarm its SMS."""
+    try:
+        return parse_aml(text)
+    except AmlError as err:
+        stripped = text.strip()
+        if stripped == text or err.code not in ("bad_length", "too_long", "bad_value"):
+            raise
+        try:
+            return parse_aml(stripped)
+        except AmlError:
+            raise err from None
 
 
 def _same_imei(reported: str, registered: str) -> bool:
