@@ -283,3 +283,10 @@ def test_network_time_kept_when_coverage_goes(at, modem):
     at.command("AT+CCLK?")
     modem.inject("no_service")
     assert at.command("AT+CCLK?").endswith(b'+44"\r\n\r\nOK\r\n')
+
+
+def test_cgpscold_and_cgpshot_need_gnss_off(at, net):
+    assert at.command("AT+CGPSCOLD") == b"\r\nOK\r\n"
+    assert at.command("AT+CGPSHOT") == b"\r\nERROR\r\n"  # GNSS is on now
+    assert at.command("AT+CGPS?") == b"\r\n+CGPS: 1,1\r\n\r\nOK\r\n"
+    assert [e["hot"] for e in net.events_of("gnss_start")] == [False]

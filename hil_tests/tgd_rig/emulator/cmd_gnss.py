@@ -47,6 +47,27 @@ def cgps(m: Sim7600Emulator, cmd: Command) -> list[str]:
     return ["OK"]
 
 
+def _start_with(start: str):
+    """AT+CGPSHOT / AT+CGPSCOLD: start GNSS with that start; GNSS must be off first."""
+
+    def handler(m: Sim7600Emulator, cmd: Command) -> list[str]:
+        if cmd.kind != EXEC:
+            raise AtSyntaxError(f"{cmd.name} takes no argument")
+        s = m.settings
+        if s.gnss_on:
+            raise Refused(f"{cmd.name} while GNSS is on")
+        hot = start == "hot" and m.last_fix_at is not None
+        s.gnss_on = True
+        s.gnss_mode = 1
+        s.gnss_started = time.monotonic()
+        s.gnss_ttff_s = m.draw("gnss_hot_s" if hot else "gnss_cold_s")
+        s.gnss_fixed = False
+        m.net.event("gnss_start", modem=m.msisdn, hot=hot, ttff_s=s.gnss_ttff_s)
+        return ["OK"]
+
+    return handler
+
+
 def current_fix(m: Sim7600Emulator) -> GnssFix | None:
     """The fix the receiver has now: None when off, before TTFF, or indoors."""
     s = m.settings
@@ -91,4 +112,10 @@ def cgnssinfo(m: Sim7600Emulator, cmd: Command) -> list[str]:
     return [cgnssinfo_line(current_fix(m)), "OK"]
 
 
-COMMANDS = {"+CGPS": cgps, "+CGPSINFO": cgpsinfo, "+CGNSSINFO": cgnssinfo}
+COMMANDS = {
+    "+CGPS": cgps,
+    "+CGPSINFO": cgpsinfo,
+    "+CGNSSINFO": cgnssinfo,
+    "+CGPSHOT": _start_with("hot"),
+    "+CGPSCOLD": _start_with("cold"),
+}
