@@ -338,6 +338,10 @@ def test_tgd_server_sms_gateway_command_serves_until_sigterm(tmp_path):
         assert [(row.sender, row.status) for row in rows] == [("+687751042", "accepted")], output
         assert process.returncode == 0, output
         assert "gateway stopped" in output
+        import json
+
+        status = json.loads((tmp_path / "sms-gateway.json").read_text())
+        assert status["state"] == "stopped" and status["stats"]["delivered"] == 1
     finally:
         if process is not None and process.poll() is None:
             process.kill()
@@ -385,6 +389,11 @@ def test_gateway_in_the_server_process_feeds_the_live_console_events(app, handse
                 if event is not None:
                     seen.append(event["type"])
         assert "alarm.created" in seen, seen
+        import json
+        from pathlib import Path
+
+        status = json.loads((Path(app.config["TGD_VAR_DIR"]) / "sms-gateway.json").read_text())
+        assert status["state"] == "ok" and status["last_ok_at"] and status["port"] == modem.port
     finally:
         if stop is not None:
             stop.set()

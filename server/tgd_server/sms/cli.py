@@ -14,10 +14,12 @@ import argparse
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from ..cli import Runner, subcommand
 
 log = logging.getLogger("tgd.sms.gateway")
+STATUS_FILE = "sms-gateway.json"  # in TGD_VAR_DIR: state, last_ok_at, storage, stats
 
 
 def make_gateway(app, port: str, baudrate: int = 115200, sweep_interval_s: float = 60.0):
@@ -33,8 +35,10 @@ def make_gateway(app, port: str, baudrate: int = 115200, sweep_interval_s: float
     def deliver(sender, text, received_at):
         return ingest_aml_sms(sender, text, received_at, factory=factory)
 
+    status_path = Path(app.config["TGD_VAR_DIR"]) / STATUS_FILE
+    status_path.parent.mkdir(parents=True, exist_ok=True)
     return SmsGateway(AtModem(port, baudrate), deliver,
-                      GatewayConfig(sweep_interval_s=sweep_interval_s))
+                      GatewayConfig(sweep_interval_s=sweep_interval_s, status_path=status_path))
 
 
 def start_in_process(app, port: str, baudrate: int = 115200,

@@ -19,13 +19,16 @@ Policy (the modem client below it only speaks AT):
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import serial
 
@@ -48,6 +51,9 @@ class GatewayConfig:
     list_timeout_s: float = 30.0
     boot_wait_s: float = 30.0  # after RDY, SMS commands wait for "SMS DONE"
     backoff_s: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30)
+    # A JSON file rewritten after every sweep and every problem, so that a dead SMS
+    # channel is seen (console, monitoring) before it is needed. None: no file.
+    status_path: Path | None = None
 
 
 @dataclass
@@ -76,6 +82,8 @@ class SmsGateway:
         # (sender, text, SMSC time) of messages stored but not yet deleted from the modem
         self._stored_not_deleted: OrderedDict[tuple, None] = OrderedDict()
         self._stop = threading.Event()  # run() installs the caller's
+        self._storage: tuple[int | None, int | None] = (None, None)
+        self._last_ok_at: str | None = None
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -91,9 +99,11 @@ class SmsGateway:
                     self.step()
             except (serial.SerialException, OSError) as err:
                 log.error("gateway serial port %s failed: %s", self.modem.port, err)
+                self.write_status("port_error", str(err))
             finally:
                 self.modem.close()
             stop.wait(self._backoff())
+        self.write_status("stopped")
 
     def step(self, wait_s: float = 0.5) -> None:
         """One turn: (re)initialise if needed, serve one URC or a due sweep."""
@@ -111,11 +121,13 @@ class SmsGateway:
         except ModemRebooted:
             self.stats.reboots += 1
             log.warning("gateway modem rebooted: initialising again")
+            self.write_status("rebooting", "RDY: the modem restarted")
             self._wait_for_sms_ready()
             self._needs_init = True
         except ModemError as err:
             self._failures += 1
             log.warning("gateway modem error (%s): resynchronising", err)
+            self.write_status("error", str(err))
             self._needs_init = True
             self._stop.wait(self._backoff())  # a stop request cuts the back-off short
 
@@ -175,7 +187,28 @@ class SmsGateway:
             self.stats.storage_full += 1
             log.error("gateway SMS storage full (%d/%d) although swept: is the database "
                       "refusing writes?", used, capacity)
+        self._storage = (used, capacity)
+        self.write_status("ok")
         return stored
+
+    def write_status(self, state: str, detail: str = "") -> None:
+        """Rewrite the status file (atomically); never lets a disk problem stop the loop."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if state == "ok":
+            self._last_ok_at = now
+        path = self.config.status_path
+        if path is None:
+            return
+        status = {"state": state, "detail": detail[:300], "at": now,
+                  "last_ok_at": self._last_ok_at, "port": self.modem.port,
+                  "storage_used": self._storage[0], "storage_capacity": self._storage[1],
+                  "pid": os.getpid(), "stats": vars(self.stats)}
+        try:
+            tmp = Path(path).with_suffix(".tmp")
+            tmp.write_text(json.dumps(status, indent=1))
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("gateway status file %s not written: %s", path, err)
 
     def _store_then_delete(self, sms: StoredSms) -> int:
         if not sms.received:
