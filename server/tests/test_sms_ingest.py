@@ -273,3 +273,10 @@ def test_padding_around_a_valid_aml_does_not_cost_the_alarm(factory, device, pad
 def test_padding_does_not_rescue_a_broken_aml(factory, device):
     broken = aml().replace("lc=68", "lc=6") + " "
     assert ingest_aml_sms(NUMBER, broken, factory=factory).answer["status"] == "review"
+
+
+def test_a_nul_character_cannot_make_an_sms_unstorable(factory, device):
+    result = ingest_aml_sms(NUMBER, "mail me at x\x00y.nc", factory=factory)
+    assert result.answer["status"] == "review"
+    with factory() as session:
+        assert session.scalars(select(InboundSms.text)).one() == "mail me at x\ufffdy.nc"

@@ -129,8 +129,10 @@ def ingest_aml_sms(sender: str, text: str, received_at: datetime | None = None, 
     """
     ingested_at = time.time()
     received_at = _aware(received_at) if received_at is not None else datetime.now(UTC)
-    sender = (sender or "")[:_MAX_SENDER]
-    text = (text or "")[:_MAX_TEXT]
+    # PostgreSQL text cannot hold NUL: a message that could never be stored would
+    # stay on the modem for ever, never reviewed.
+    sender = (sender or "").replace("\x00", "\ufffd")[:_MAX_SENDER]
+    text = (text or "").replace("\x00", "\ufffd")[:_MAX_TEXT]
     factory = factory or db.session_factory()
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         pending_events: list[dict] = []

@@ -114,7 +114,8 @@ class AtModem:
             if newline >= 0:
                 raw = bytes(self._buffer[:newline])
                 del self._buffer[: newline + 1]
-                line = raw.replace(b"\r", b"").decode("latin-1")
+                # With AT+CSCS="GSM" the modem sends GSM 03.38 codes: 0x00 is '@'.
+                line = raw.replace(b"\r", b"").replace(b"\x00", b"@").decode("latin-1")
                 if line:
                     log.debug("<- %r", line)
                 return line
