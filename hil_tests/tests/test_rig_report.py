@@ -97,3 +97,23 @@ def test_sequence_and_medians():
     assert missing_from_sequence(["C", "A"], ["A", "C"]) == "C"
     reports = [build_report(observations(scenario(), EVENTS)) for _ in range(3)]
     assert medians(reports)["dial"] == 0.05
+
+
+def test_bench_summary_judges_each_target():
+    from tgd_rig.bench import format_table, summarise
+
+    def report(dial, position, gnss, ttff):
+        channels = {"dial": dial, "call_answered": 5.0, "server_alarm": position,
+                    "position": position, "gnss": gnss, "sms_delivered": 20.0}
+        return {"passed": True, "alarms": [{"channels_s": channels, "gnss_ttff_s": ttff}]}
+
+    summary = summarise([report(0.01, 0.4, 32.0, 31.0), report(0.02, 0.5, 30.0, 29.5),
+                         report(0.3, 4.0, 40.0, 35.0)])
+    assert summary["medians_s"]["dial"] == 0.02 and summary["medians_s"]["position"] == 0.5
+    assert summary["gnss_over_ttff_median_s"] == 1.0 and summary["gnss_over_ttff_max_s"] == 5.0
+    assert summary["targets"]["dial"].startswith("ok")
+    assert summary["targets"]["gnss"].startswith("ok")
+    slow = summarise([report(0.2, 3.5, None, None)])
+    assert slow["targets"]["dial"].startswith("MISSED") and slow["targets"]["position"].startswith("MISSED")
+    assert "gnss" not in slow["targets"]
+    assert "| x | 1 (1) |" in format_table({"x": slow})
