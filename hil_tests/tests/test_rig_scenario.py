@@ -104,3 +104,18 @@ def test_cells_file_resolves_next_to_the_scenario(tmp_path):
     path.write_text('name = "rural"\ncells = "lifou_cells.csv"\n')
     assert load_scenario(path).cells == tmp_path / "lifou_cells.csv"
     assert load_scenario(SCENARIOS / "alarm_outdoor.toml").cells is None
+
+
+def test_presses_are_fitted_to_a_boards_hold():
+    from tgd_rig.runner import fit_to_rig
+
+    class Board:
+        trigger_hold_ms = 2000
+
+    sc = load_scenario(SCENARIOS / "short_presses.toml")          # hold 600 ms
+    fitted = fit_to_rig(Board(), sc)
+    assert fitted.trigger_hold_s() == 2.0
+    # each press keeps its margin under the hold: 0.05 -> 1.45, 0.55 -> 1.95
+    assert [round(p.hold_s, 2) for p in fitted.presses] == [1.45, 1.7, 1.95]
+    assert fitted.alarm_presses() == []
+    assert fit_to_rig(object(), sc) is sc                          # emulated: unchanged
