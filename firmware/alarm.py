@@ -58,7 +58,9 @@ class Alarm:
         self._t0 = time.ticks_ms()  # trigger (or resume) time
         self._ended = asyncio.Event()
         self._cell_ready = asyncio.Event()
-        self._good_fix = asyncio.Event()
+        self._good_fix = asyncio.Event()   # a GNSS fix within GOOD_FIX_M
+        self._gnss_fix = asyncio.Event()   # any GNSS fix
+        self._aml_had_gnss = progress.get("smsg") == 1
         self._position_due = asyncio.Event()
         self._call_events = []
         self._call_event = asyncio.Event()
@@ -265,6 +267,7 @@ class Alarm:
         if first:
             self.dev.log.event("FIX", m="G", lat="%.6f" % g["lat"], lon="%.6f" % g["lon"], acc=g["acc"])
             self._position_due.set()  # the first GNSS position goes to the server at once
+        self._gnss_fix.set()
         if g["acc"] <= GOOD_FIX_M:
             self._good_fix.set()
 
@@ -382,19 +385,30 @@ class Alarm:
     async def _sms_channel(self):
         dev = self.dev
         number = dev.cfg["sms_number"]
-        if not number or self.sms_state == "delivered":
+        if not number:
             return
         t = dev.timing
         await self._modem_ready()
-        left = t.aml_deadline_ms - self._elapsed_ms()
-        if left > 0 and not self.resumed:
-            try:
-                await asyncio.wait_for_ms(self._good_fix.wait(), left)
-            except asyncio.TimeoutError:
-                pass
-        first, cap = t.sms_backoff_ms
+        if self.sms_state != "delivered":
+            left = t.aml_deadline_ms - self._elapsed_ms()
+            if left > 0 and not self.resumed:
+                try:
+                    await asyncio.wait_for_ms(self._good_fix.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+            mr = self.p.get("mr") if self.sms_state == "sent" else None
+            await self._aml_until_delivered(number, mr)
+        if self.p.get("smsg") or not self.is_open:
+            return
+        # The AML went without a GNSS position (no fix by the deadline): one more, once,
+        # as soon as GNSS has one, so a receiver that only gets SMS still finds her.
+        await self._gnss_fix.wait()
+        await self._aml_until_delivered(number, None)
+
+    async def _aml_until_delivered(self, number, mr):
+        dev = self.dev
+        first, cap = dev.timing.sms_backoff_ms
         delay = first
-        mr = self.p.get("mr") if self.sms_state == "sent" else None
         while self.is_open:
             if mr is None:
                 mr = await self._send_aml(number)
@@ -403,6 +417,8 @@ class Alarm:
                 if st == _CDS_DELIVERED:
                     self.sms_state = "delivered"
                     self._progress("sms", "delivered")
+                    if self._aml_had_gnss:
+                        self._progress("smsg", 1)
                     dev.log.event("SMS", state="delivered", mr=mr)
                     return
                 self.sms_state = "failed"
@@ -429,6 +445,7 @@ class Alarm:
             dev.log.event("SMS", state="failed", mr="none", what=type(e).__name__)
             return None
         self.sms_state = "sent"
+        self._aml_had_gnss = self.fix is not None and self.fix.get("m") == "G"
         self._reports.pop(mr, None)
         self._progress("mr", mr)
         self._progress("sms", "sent")

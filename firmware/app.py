@@ -49,6 +49,9 @@ class App:
             log.event("SAFE_MODE", reason=safe)
         else:
             log.event("CONFIG", dev=cfg["device_id"], transport=cfg["transport"])
+            if cfg["transport"] != "http":
+                # the modem driver speaks HTTP only: the messages go by HTTP all the same
+                log.event("ERROR", where="config", what="transport_%s_not_supported:http_used" % cfg["transport"])
         journal = Journal(root, log)
         state = journal.open()
         clock = Clock()

@@ -2,18 +2,11 @@
 # Validation is a pure function: the caller reads the file and logs the problems.
 import json
 
+from limits import INT_KEYS as _INT_KEYS
+from limits import check_int
+
 SCHEMA_VERSION = 1
 
-# Integer keys: (default, lowest, highest).
-_INT_KEYS = {
-    "trigger_hold_ms": (2000, 500, 10000),
-    "heartbeat_interval_s": (1800, 60, 86400),
-    "track_interval_s": (30, 5, 3600),
-    "call_retries": (5, 0, 50),
-    "alarm_timeout_s": (14400, 60, 604800),
-    "low_battery_mv": (3550, 3000, 4300),
-    "cutoff_mv": (3350, 2800, 4000),
-}
 _REQUIRED = ("device_id", "key", "server_url")
 _KNOWN = ("config_version", "device_id", "key", "special_number", "emergency_number",
           "sms_number", "server_url", "apn", "transport") + tuple(_INT_KEYS)
@@ -83,10 +76,7 @@ def _check(key, v):
     if key == "config_version":
         return None if v == SCHEMA_VERSION else "unsupported_version"
     if key in _INT_KEYS:
-        _, low, high = _INT_KEYS[key]
-        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
-            return "not_an_int_in_%d..%d" % (low, high)
-        return None
+        return check_int(key, v)
     return "unknown_key"
 
 

@@ -95,12 +95,15 @@ def take_commands(dev, answer):
 def _apply_config(dev, changes):
     if not isinstance(changes, dict):
         return
-    import config
+    from limits import check_int
     for key in changes:
         value = changes[key]
-        why = config._check(key, value) if key in _SETTABLE else "not_settable"
+        why = check_int(key, value) if key in _SETTABLE else "not_settable"
         if why is None:
             dev.cfg[key] = value
             dev.log.event("CONFIG_SET", key=key, value=value)
         else:
             dev.log.event("ERROR", where="command", what=key + ":" + why)
+    if dev.cfg["cutoff_mv"] >= dev.cfg["low_battery_mv"]:
+        dev.log.event("ERROR", where="command", what="cutoff_mv_not_below_low_battery_mv")
+        dev.cfg["cutoff_mv"] = dev.cfg["low_battery_mv"] - 100
