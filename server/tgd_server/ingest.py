@@ -216,9 +216,8 @@ def join_alarm(ctx: Context) -> None:
             ctx.session, ctx.device, msg.aid, ctx.channel, at,
             test=msg.type == "test", received_at=ctx.received_at)
     else:  # low_battery / last_gasp during an alarm: join it, never open one
-        ctx.alarm = ctx.session.scalars(
-            select(Alarm).where(Alarm.device_id == ctx.device.id, Alarm.aid == msg.aid)
-        ).one_or_none()
+        with ctx.session.no_autoflush:
+            ctx.alarm = _alarm_by_aid(ctx.session, ctx.device.id, msg.aid)
     if ctx.alarm is not None:
         ctx.alarm.updated_at = ctx.received_at
 
@@ -229,7 +228,8 @@ def store_position(ctx: Context) -> None:
     if fix.method == "G":
         lat, lon, acc = fix.lat, fix.lon, fix.acc_m
     elif fix.method == "C" and msg.cell is not None:
-        located = locate_cell(ctx.session, msg.cell)
+        with ctx.session.no_autoflush:
+            located = locate_cell(ctx.session, msg.cell)
         if located is None:
             return
         lat, lon, acc = located
@@ -589,6 +589,16 @@ def open_or_join_alarm(session: Session, device: Device, aid: str | None, channe
     unique (device, aid)).
     """
     received_at = received_at or utcnow()
+    # The lookups below need no flush of what the session holds (alarms are inserted
+    # with Core statements, at once): the pending positions and timelines of a batch
+    # are flushed together at its end.
+    with session.no_autoflush:
+        return _open_or_join_alarm(session, device, aid, channel, at, test, received_at)
+
+
+def _open_or_join_alarm(session: Session, device: Device, aid: str | None, channel: str,
+                        at: datetime | None, test: bool,
+                        received_at: datetime) -> tuple[Alarm, bool]:
     if aid is None:
         alarm = _recent_open_alarm(session, device.id, received_at, aid_missing=False)
         if alarm is not None:
@@ -698,7 +708,6 @@ def position_summary(position: Position) -> dict:
 def _alarm_by_aid(session: Session, device_id: str, aid: str) -> Alarm | None:
     return session.scalars(
         select(Alarm).where(Alarm.device_id == device_id, Alarm.aid == aid)
-        .execution_options(populate_existing=True)
     ).one_or_none()
 
 
