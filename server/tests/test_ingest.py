@@ -454,3 +454,38 @@ def test_a_dead_writer_answers_500_and_is_replaced(app, client, handset, monkeyp
     assert count(app, DeviceMessage) == 0
     assert handset.post(client, handset.message("alarm")).status_code == 200
     assert count(app, DeviceMessage) == 1
+
+
+def test_one_batch_with_several_messages_of_one_alarm(app, client, handset):
+    """The first message creates the alarm, the next ones of the same batch join it and
+    their unflushed changes survive to the batch's single flush."""
+    from tgd_server import ingest
+    from tgd_server.models import utcnow
+
+    messages = [handset.message("alarm", ch={"call": "dialing", "sms": "pending"}),
+                handset.message("position", ch={"call": "alerting", "sms": "pending"},
+                                fix={"m": "G", "lat": -22.27, "lon": 166.45, "acc": 9}),
+                handset.message("position", ch={"call": "active", "sms": "sent"},
+                                fix={"m": "G", "lat": -22.28, "lon": 166.45, "acc": 9})]
+    with app.app_context():
+        factory = db.session_factory()
+        batch = []
+        for message in messages:
+            body = handset.encode(message)
+            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
+                                 source="test", ingested_at=time.time(), received_at=utcnow(),
+                                 now=time.time(), factory=factory)
+            for step in ingest.BYTE_STEPS:
+                step(ctx)
+            batch.append(ingest._Pending(ctx))
+        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)
+        committer._factory = factory
+        committer._write(batch)
+    assert all(item.stored for item in batch)
+    assert [item.ctx.alarm_created for item in batch] == [True, False, False]
+    assert count(app, Alarm) == 1 and count(app, Position) == 2
+    assert tuple(one(app, select(Alarm.call_state, Alarm.sms_state))) == ("active", "sent")
+    assert one(app, select(Device.seq_high)).seq_high == 3
+    with app.app_context():
+        kinds = list(db.get_session().scalars(select(AlarmEvent.kind).order_by(AlarmEvent.id)))
+    assert kinds.count("message") == 3
