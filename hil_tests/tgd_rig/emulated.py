@@ -198,7 +198,7 @@ class EmulatedRig(Rig):
                  emergency_number: str = DEFAULT_EMERGENCY_NUMBER,
                  sms_number: str = DEFAULT_SMS_NUMBER, police_answer_after_s: float = 3.0,
                  log_level: str = "info", database_url: str | None = None,
-                 cells_csv: Path | str | None = None):
+                 cells_csv: Path | str | None = None, server_port: int = 0):
         super().__init__()
         self._tmp = None
         if workdir is None:
@@ -218,7 +218,8 @@ class EmulatedRig(Rig):
         self.firmware_time_scale = make_timing(timing, fast_scale).scale
         self.cells_csv = Path(cells_csv) if cells_csv else None
         self.server = ServerHarness(self.workdir / "server", bus=self.events,
-                                    database_url=database_url, cells_csv=self.cells_csv)
+                                    database_url=database_url, cells_csv=self.cells_csv,
+                                    port=server_port)
         self.net = None
         self.police = None
         self.sms_sink = None

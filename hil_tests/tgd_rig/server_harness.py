@@ -35,8 +35,9 @@ class ServerError(RigError):
 
 class ServerHarness:
     def __init__(self, workdir: Path, bus: EventBus | None = None, database_url: str | None = None,
-                 cells_csv: Path | None = None):
+                 cells_csv: Path | None = None, port: int = 0):
         self.workdir = Path(workdir)
+        self.port = port                  # 0: the OS chooses (tests); the demo asks for 8080
         self.database_url = database_url or f"sqlite:///{self.workdir / 'tgd.sqlite3'}"
         self.bus = bus                    # the rig's event bus: server_alarm, server_position...
         self.cells_csv = cells_csv        # None: the server's own New Caledonia data set
@@ -74,7 +75,7 @@ class ServerHarness:
         self._prepare_database()
         if self.bus is not None:
             self._follow_events()
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         thread = threading.Thread(target=self._server.serve_forever, name="tgd-server", daemon=True)
         thread.start()
