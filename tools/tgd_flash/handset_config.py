@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import secrets
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +39,20 @@ def _firmware_config_module() -> ModuleType:
     if spec is None or spec.loader is None or not path.is_file():
         raise InvalidConfig(f"the firmware's config validator {path} is missing")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # The validator may import its sibling firmware modules (limits.py...): give it the
+    # firmware folder for the time of the import only, and forget what it loaded from
+    # there, so firmware names (log, errors, message...) never shadow anything here.
+    folder = str(path.parent)
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules[name], "__file__", "") or ""
+            if origin.startswith(folder):
+                del sys.modules[name]
     return module
 
 
