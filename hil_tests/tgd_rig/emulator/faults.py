@@ -27,6 +27,7 @@ class FaultState:
         self.denied = False
         self.weak_rsrp_dbm: float | None = None
         self.split: dict[str, Any] | None = None
+        self.mqtt_unreachable = False
         self._armed: dict[str, list[dict[str, Any]]] = {}
 
     def arm(self, name: str, count: int, **params: Any) -> None:
@@ -145,6 +146,29 @@ def http_timeout(m: Sim7600Emulator, count: int = 1, reach_server: bool = False)
     m.faults.arm("http_timeout", count, reach_server=reach_server)
 
 
+# -- MQTT broker ----------------------------------------------------------------------------
+def mqtt_unreachable(m: Sim7600Emulator, duration_s: float | None = None) -> None:
+    """The broker cannot be reached: connections drop (+CMQTTCONNLOST) and every
+    AT+CMQTTCONNECT fails (+CMQTTCONNECT: <i>,3) until mqtt_reachable or duration_s."""
+    from . import cmd_mqtt
+
+    cmd_mqtt.unreachable(m)
+    if duration_s is not None:
+        m.net.later(duration_s, mqtt_reachable, m)
+
+
+def mqtt_reachable(m: Sim7600Emulator) -> None:
+    m.faults.mqtt_unreachable = False
+
+
+def mqtt_connection_lost(m: Sim7600Emulator, index: int = 0) -> None:
+    """The broker connection of MQTT client `index` breaks now (+CMQTTCONNLOST: <i>,1;
+    no DISCONNECT was sent, so the broker publishes the client's will)."""
+    from . import cmd_mqtt
+
+    cmd_mqtt.connection_lost(m, index)
+
+
 # -- reboots, silence, line noise -------------------------------------------------------
 def reboot(m: Sim7600Emulator) -> None:
     """The modem resets now: state lost, RDY again after timing.reset_s."""
@@ -212,7 +236,8 @@ FAULTS: dict[str, Callable[..., None]] = {
         signal_normal, rat, indoor, outdoor, battery, call_busy, call_no_carrier,
         call_no_answer, sms_error, http_status, http_error, http_timeout, reboot,
         reboot_during_call, reboot_during_http, silence, garbage, split_writes, whole_writes,
-        urc_in_response, urc, power_off, power_on,
+        urc_in_response, urc, power_off, power_on, mqtt_unreachable, mqtt_reachable,
+        mqtt_connection_lost,
     )
 }
 

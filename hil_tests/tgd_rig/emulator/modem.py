@@ -264,6 +264,7 @@ class Sim7600Emulator:
         self.power = OFF
         self.silent_until = 0.0
         calls.drop_all_calls(self, "caller_lost")
+        cmd_mqtt.power_lost(self)
         self.settings = ModemSettings()
         self.reg_stat = 0
         self._attach_timer = None
@@ -356,6 +357,7 @@ class Sim7600Emulator:
         if not self.registered:
             calls.drop_calls_on_radio_loss(self)
             cmd_http.radio_lost(self)
+            cmd_mqtt.radio_lost(self)
 
     def _schedule_tick(self) -> None:
         self._tick = self.later(1.0, self._on_tick)
@@ -535,9 +537,11 @@ class Sim7600Emulator:
 
     # HTTPDATA download -------------------------------------------------------------
     def start_data_input(
-        self, length: int, timeout_s: float, done: Callable[[bytes | None], None]
+        self, length: int, timeout_s: float, done: Callable[[bytes | None], None],
+        prompt_bytes: bytes | None = None,
     ) -> None:
-        """DOWNLOAD, then exactly `length` raw bytes within timeout_s (None on timeout)."""
+        """DOWNLOAD (or `prompt_bytes`, e.g. the `>` of AT+CMQTTTOPIC), then exactly `length`
+        raw bytes within timeout_s (done gets None on timeout)."""
         self._busy = True
         self._mode = MODE_PROMPT_WAIT
         self._early_text = False
@@ -548,7 +552,7 @@ class Sim7600Emulator:
 
         def prompt() -> None:
             self._mode = MODE_DATA
-            self.emit(frame("DOWNLOAD"))
+            self.emit(frame("DOWNLOAD") if prompt_bytes is None else prompt_bytes)
             self._data_timer = self.later(timeout_s, self._data_timeout)
 
         self.later(self.net.timing.prompt_s, prompt)
@@ -563,7 +567,7 @@ class Sim7600Emulator:
         return i
 
     def _data_timeout(self) -> None:
-        self.transcript.note(f"HTTPDATA timed out with {self._data_left} bytes missing")
+        self.transcript.note(f"data input timed out with {self._data_left} bytes missing")
         self._finish_data(None)
 
     def _finish_data(self, payload: bytes | None) -> None:

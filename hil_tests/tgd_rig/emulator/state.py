@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 # Call states of +CLCC (27.007).
 CALL_ACTIVE, CALL_HELD, CALL_DIALING, CALL_ALERTING, CALL_INCOMING, CALL_WAITING = 0, 1, 2, 3, 4, 5
@@ -55,6 +56,7 @@ class ModemSettings:
     gnss_ttff_s: float = 0.0
     gnss_fixed: bool = False  # a fix was reported since the last AT+CGPS=1
     http: HttpSession | None = None
+    mqtt: Any = None  # cmd_mqtt.MqttService between AT+CMQTTSTART and AT+CMQTTSTOP
     next_mr: int = 0
 
 
