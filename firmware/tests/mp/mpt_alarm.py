@@ -141,6 +141,7 @@ async def test_complete_alarm_acknowledged_then_closed():
     await rig.until(lambda: any(b["fix"]["m"] == "G" for b in bodies(modem)), "a GNSS position")
     modem.http_default = answer("closed")
     await rig.until(lambda: not alarm.is_open, "close")
+    await rig.task  # run() stops GNSS after the channels
     assert alarm.end_reason == "closed"
     assert alarm.state == ENDED
     # signed, unique, increasing sequence numbers; one aid
