@@ -10,7 +10,7 @@ One scenario run (about a minute) feeds the tests of this module.
 from __future__ import annotations
 
 import pytest
-from conftest import assert_passed, needs_firmware
+from rig_testkit import assert_passed, needs_firmware
 
 from tgd_rig.emulated import EmulatedRig
 from tgd_rig.runner import run_scenario

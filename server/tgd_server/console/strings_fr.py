@@ -250,6 +250,9 @@ TIMELINE_KINDS = {
     "close_delivered": "appareil informé de la clôture",
     "last_gasp": "dernier message (batterie ou arrêt)",
     "low_battery": "batterie faible",
+    "last_known_position": "SMS sans position : dernière position connue de l'appareil (voir son âge)",
+    "sms_review": "SMS non conforme reçu de l'appareil (à vérifier)",
+    "aml_imei_mismatch": "SMS d'alerte : IMEI différent de celui enregistré",
 }
 FLAG_LABELS = {
     "silent": FLAG_SILENT,

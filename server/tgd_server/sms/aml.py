@@ -104,7 +104,7 @@ def parse_aml(text: str) -> AmlMessage:
         version=1,
         lat=lat,
         lon=lon,
-        radius_m=round(float(_match(fields, "rd", _RADIUS))),
+        radius_m=_radius(fields, method),
         time_of_positioning=_parse_top(_match(fields, "top", _TOP)),
         confidence_pct=confidence,
         method=method,
@@ -144,6 +144,13 @@ def build_aml(
     text = body + str(length)
     parse_aml(text)  # never hand out a message our own parser refuses
     return text
+
+
+def _radius(fields: dict[str, str], method: str) -> int:
+    """`rd` in metres; Google's handsets write `rd=N` when they have no position (pm=N)."""
+    if method == "N" and fields["rd"] == "N":
+        return 0
+    return round(float(_match(fields, "rd", _RADIUS)))
 
 
 def _split_pairs(text: str) -> dict[str, str]:

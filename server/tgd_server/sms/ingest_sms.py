@@ -41,13 +41,14 @@ from ..ingest import (
     open_or_join_alarm,
     position_summary,
 )
-from ..models import Alarm, Device, InboundSms
+from ..models import Alarm, Device, InboundSms, Position
 from .aml import AmlError, AmlMessage, parse_aml
 
 log = logging.getLogger("tgd.sms")
 
 CHANNEL = "sms"
 TIMELINE_KIND = "aml"
+LAST_KNOWN_KIND = "last_known_position"
 NC_COUNTRY_CODE = "687"
 NC_NATIONAL_DIGITS = 6
 _WRITE_ATTEMPTS = 3
@@ -196,6 +197,8 @@ def _store(session: Session, sender: str, text: str, received_at: datetime,
                                 aml.method, aml.time_of_positioning, CHANNEL,
                                 received_at=received_at)
     add_timeline(session, alarm, CHANNEL, TIMELINE_KIND, _timeline_detail(aml), at=received_at)
+    if position is None and not _alarm_has_position(session, alarm):
+        position = _last_known_position(session, device, alarm, received_at)
     reason = "AML v1 opened an alarm" if created else "AML v1 joined an open alarm"
     if device.imei and aml.imei.lstrip("0") and not _same_imei(aml.imei, device.imei):
         # Still the handset's number, so still its alarm; but a supervisor should know
@@ -211,6 +214,31 @@ def _store(session: Session, sender: str, text: str, received_at: datetime,
         session.flush()
         pending_events.append({"type": "position.added", **base, **position_summary(position)})
     return outcome
+
+
+def _alarm_has_position(session: Session, alarm: Alarm) -> bool:
+    return session.scalar(select(Position.id).where(Position.alarm_id == alarm.id).limit(1)) is not None
+
+
+def _last_known_position(session: Session, device: Device, alarm: Alarm,
+                         received_at: datetime) -> Position | None:
+    """An AML without a position (no GNSS fix yet, and a handset cannot place its cell)
+    on an alarm that has none: give the police the handset's last known position.
+
+    It keeps its own method and fix time, so the console shows how old it is; the
+    timeline says where it comes from. Better an old circle than an empty map while
+    the data channel is down.
+    """
+    if device.last_lat is None or device.last_lon is None or device.last_fix_at is None:
+        return None
+    position = add_position(session, device, alarm, device.last_lat, device.last_lon,
+                            device.last_acc_m, device.last_method or "C", device.last_fix_at,
+                            CHANNEL, received_at=received_at)
+    age_min = max(0, int((received_at - _aware(device.last_fix_at)).total_seconds() // 60))
+    add_timeline(session, alarm, CHANNEL, LAST_KNOWN_KIND,
+                 f"AML without position: last known position of the handset "
+                 f"({device.last_method or 'C'}, {age_min} min before this SMS)", at=received_at)
+    return position
 
 
 def _keep(session: Session, sender: str, text: str, received_at: datetime, status: str,
