@@ -86,3 +86,21 @@ def test_secure_cookies_can_be_turned_off_for_the_demo(tmp_path):
     config = settings.from_environment({"TGD_VAR_DIR": str(tmp_path),
                                         "TGD_SECURE_COOKIES": "0"})
     assert config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_client_address_behind_a_trusted_proxy(tmp_path, monkeypatch):
+    from dbcheck import one
+    from sqlalchemy import select
+
+    from tgd_server import create_app
+    from tgd_server.models import SecurityLog
+
+    for proxies, expected in ((0, "127.0.0.1"), (1, "203.0.113.7")):
+        monkeypatch.setenv("TGD_PROXY_COUNT", str(proxies))
+        app = create_app({"TGD_DATABASE_URL": f"sqlite:///{tmp_path / f'p{proxies}.sqlite3'}",
+                          "TGD_VAR_DIR": str(tmp_path), "SECRET_KEY": "x", "TESTING": True})
+        db.create_all(app.extensions["tgd_engine"])
+        app.test_client().post("/api/v1/device/messages", data=b"{}",
+                               content_type="application/json",
+                               headers={"X-Forwarded-For": "203.0.113.7"})
+        assert one(app, select(SecurityLog.source)).source == expected

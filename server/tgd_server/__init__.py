@@ -21,6 +21,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     db.init_app(app)
+    proxies = int(app.config.get("TGD_PROXY_COUNT") or 0)
+    if proxies:
+        # Behind nginx/HAProxy: the client's address (security log, login rate limit)
+        # comes from X-Forwarded-For, trusting only the given number of proxies.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from . import admin, api, ingest_http
 

@@ -62,6 +62,8 @@ def from_environment(environ=None) -> dict:
         "SECRET_KEY_LOADER": lambda: _secret_key(var_dir, environ),
         "TGD_TILE_URL": environ.get("TGD_TILE_URL", ""),
         "TGD_POSITION_RETENTION_DAYS": _int(environ, "TGD_POSITION_RETENTION_DAYS", 365, 1),
+        # Reverse proxies in front of the server whose X-Forwarded-For is trusted (0: none).
+        "TGD_PROXY_COUNT": _int(environ, "TGD_PROXY_COUNT", 0, 0),
         "TGD_SECURE_COOKIES": secure,
         "SESSION_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,
