@@ -193,6 +193,17 @@ def test_unsigned_and_mismatched_uplinks_are_refused_and_store_nothing(app, brid
     assert {"unsigned", "topic_mismatch", "bad_topic"} <= events
 
 
+def test_last_will_marks_the_handset_offline(app, bridge, device, broker):
+    handset_client = device()
+    handset_client.wait_connected()
+    handset_client.client.publish(topics.status(handset_client.handset.device_id), b"online",
+                                  qos=1, retain=True).wait_for_publish()
+    assert wait_until(lambda: _link_state(app, handset_client.handset.device_id) == "online")
+    handset_client.client._sock.close()  # the modem vanishes: no DISCONNECT, the will fires
+    assert wait_until(lambda: _link_state(app, handset_client.handset.device_id) == "offline",
+                      timeout=60)
+
+
 def test_broker_restart_in_the_middle_of_an_alarm(app, bridge, device, broker):
     handset_client = device()
     handset_client.wait_connected()
@@ -218,3 +229,11 @@ def test_broker_restart_in_the_middle_of_an_alarm(app, bridge, device, broker):
 def _security_events(app) -> list[str]:
     with app.app_context(), db.session_factory()() as session:
         return list(session.scalars(select(SecurityLog.event)))
+
+
+def _link_state(app, device_id: str) -> str | None:
+    from tgd_server.models import Device
+
+    with app.app_context(), db.session_factory()() as session:
+        device = session.get(Device, device_id)
+        return device.link_state if device is not None else None

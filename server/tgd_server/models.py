@@ -128,6 +128,9 @@ class Device(Base):
     signal_csq: Mapped[int | None]
     low_battery: Mapped[bool] = mapped_column(Boolean, default=False)
     last_gasp_at: Mapped[datetime | None]
+    # MQTT presence: the handset's retained status, "online" or "offline" (its last will).
+    link_state: Mapped[str | None] = mapped_column(String(8))
+    link_changed_at: Mapped[datetime | None]
     last_cell: Mapped[str | None] = mapped_column(Text)  # JSON of protocol.md `cell`
     last_lat: Mapped[float | None] = mapped_column(Float)
     last_lon: Mapped[float | None] = mapped_column(Float)
