@@ -165,3 +165,13 @@ def test_commands_through_the_api(app, client, handset, api_headers):
     assert count(app, Command) == 1
     answer = handset.post(client, handset.message("heartbeat")).get_json()
     assert answer["cmds"] == [{"id": response.get_json()["id"], "type": "locate"}]
+
+
+def test_devices_with_long_similar_ids_can_all_be_retired(app, client, api_headers):
+    tech = api_headers("technician")
+    for n in range(2):
+        body = new_device(device_id=f"NOUMEA-NORD-SECTEUR-{n}", special_number=f"+68775120{n}")
+        assert client.post("/api/v1/devices", json=body, headers=tech).status_code == 201
+    for n in range(2):
+        response = client.delete(f"/api/v1/devices/NOUMEA-NORD-SECTEUR-{n}", headers=tech)
+        assert response.status_code == 204

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -93,7 +94,8 @@ def retire_device(session: Session, device_id: str) -> Device:
         raise DeviceError(404, "not_found", f"no device {device_id}")
     device.retired_at = utcnow()
     device.key_hex = "0" * 64  # its messages are refused from now on
-    device.special_number = f"retired-{device.id}"[:20]
+    # Frees the number for another handset; unique, within the column's 20 characters.
+    device.special_number = "retired-" + hashlib.sha256(device.id.encode()).hexdigest()[:12]
     device.case_id = None
     return device
 
