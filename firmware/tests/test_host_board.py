@@ -163,7 +163,7 @@ class Handset:
             out.append((int(parts[0]), parts[1], fields))
         return out
 
-    def expect(self, event: str, timeout: float = 20.0, since: int | None = None, **match):
+    def expect(self, event: str, timeout: float = 45.0, since: int | None = None, **match):
         """The first log line of `event` (after `since`) whose keys match."""
         start = self.mark if since is None else since
         deadline = time.monotonic() + timeout
@@ -229,7 +229,7 @@ def write_config_into_image(image: Path, cfg: dict):
         "from board_host import mount_image\nmount_image(%r, '/flash')\n"
         "f = open('/flash/config.json', 'w')\nf.write(%r)\nf.close()\n"
     ) % (str(FIRMWARE), str(image), json.dumps(cfg))
-    subprocess.run([micropython_bin(), "-c", script], check=True, timeout=30)
+    subprocess.run([micropython_bin(), "-c", script], check=True, timeout=60)
 
 
 def read_file_from_image(image: Path, name: str) -> str:
@@ -246,7 +246,7 @@ def alarm_path(world, h):
     """Boot, hold 2 s, and follow every channel to delivery."""
     h.start()
     h.expect("BOOT", timeout=15)
-    h.expect("READY", timeout=30)
+    h.expect("READY", timeout=60)
     h.press(2.3)
     i_alarm, alarm = h.expect("ALARM", resumed=0)
     names = h.names(i_alarm)
@@ -256,8 +256,8 @@ def alarm_path(world, h):
     assert [n for n in names[1:names.index("DIAL")] if n not in ("VIBRATE", "BUTTON")] == []
     h.expect("CALL", since=i_alarm, state="active")
     h.expect("DATA", since=i_alarm, type="alarm", status="200")
-    h.expect("FIX", since=i_alarm, m="G", timeout=30)
-    h.expect("SMS", since=i_alarm, state="delivered", timeout=40)
+    h.expect("FIX", since=i_alarm, m="G", timeout=60)
+    h.expect("SMS", since=i_alarm, state="delivered", timeout=60)
     endpoint = world["endpoint"]
     first = endpoint.of_type("alarm")[0]
     assert first["aid"] == alarm["aid"] and first["dev"] == "NC0001"
@@ -268,10 +268,10 @@ def alarm_path(world, h):
     assert len(police) == 1 and police[0].caller == "+687751001"
     # acknowledgement from the console -> one "help is coming" vibration
     endpoint.state = "acknowledged"
-    h.expect("ACKED", since=i_alarm, state="acknowledged", timeout=30)
+    h.expect("ACKED", since=i_alarm, state="acknowledged", timeout=60)
     h.expect("VIBRATE", since=i_alarm, pattern="help")
     endpoint.state = "closed"
-    h.expect("ALARM_END", since=i_alarm, reason="closed", timeout=30)
+    h.expect("ALARM_END", since=i_alarm, reason="closed", timeout=60)
     assert len([n for n in h.names(i_alarm) if n == "VIBRATE"]) == 2  # short, then help once
     seqs = [m["seq"] for m in endpoint.messages]
     assert len(seqs) == len(set(seqs))
@@ -301,7 +301,7 @@ def alarm_text(journal: str, kind: str) -> bool:
 def test_short_presses_never_alarm(world):
     h = world["make"]("dir")
     h.start()
-    h.expect("READY", timeout=30)
+    h.expect("READY", timeout=60)
     for _ in range(3):
         h.press(1.2)
         time.sleep(0.3)
@@ -317,7 +317,7 @@ def test_short_presses_never_alarm(world):
 def test_power_cut_mid_alarm_resumes_the_same_alarm(world):
     h = world["make"]("image")
     h.start()
-    h.expect("READY", timeout=30)
+    h.expect("READY", timeout=60)
     h.press(2.3)
     _, alarm = h.expect("ALARM", resumed=0)
     h.expect("DIAL")
@@ -325,8 +325,8 @@ def test_power_cut_mid_alarm_resumes_the_same_alarm(world):
     h.start()
     i, resumed = h.expect("ALARM", resumed=1)
     assert resumed["aid"] == alarm["aid"]
-    h.expect("DIAL", since=i, timeout=30)
-    h.expect("DATA", since=i, status="200", timeout=30)
+    h.expect("DIAL", since=i, timeout=60)
+    h.expect("DATA", since=i, status="200", timeout=60)
     aids = {m["aid"] for m in world["endpoint"].messages if "aid" in m}
     assert aids == {alarm["aid"]}
     assert "ALARM" not in [n for n in h.names(i + 1)]  # never a second alarm
@@ -336,7 +336,7 @@ def test_safe_mode_still_calls_and_texts(world):
     h = world["make"]("dir", config=False)
     h.start()
     h.expect("SAFE_MODE", reason="no_config_file")
-    h.expect("READY", timeout=30)
+    h.expect("READY", timeout=60)
     h.press(2.3)
     i, _ = h.expect("ALARM")
     h.expect("DIAL", since=i)
