@@ -7,13 +7,19 @@ several bridge processes split the uplinks through the shared subscription
 (manual PUBACK) only after the ingest core has committed it: a crash before that
 makes the broker redeliver, and the ingest core's sequence window refuses the
 redelivered copy (409 replay) so exactly one alarm still exists.
+
+The network thread only queues: `workers` threads run the ingest, a device always
+on the same worker so its messages keep their order, and concurrent messages of
+different devices share the ingest core's commits.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
+import zlib
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -41,6 +47,7 @@ class BrokerSettings:
     shared: bool = False
     keepalive_s: int = 30
     tls_ca: str | None = None
+    workers: int = 8
 
 
 class Bridge:
@@ -52,10 +59,19 @@ class Bridge:
         self.connected = threading.Event()
         self.handled = 0
         self._client: mqtt.Client | None = None
+        self._queues: list[queue.Queue] = []
+        self._workers: list[threading.Thread] = []
 
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
+        for index in range(max(1, self.broker.workers)):
+            work: queue.Queue = queue.Queue()
+            worker = threading.Thread(target=self._work, args=(work,), daemon=True,
+                                      name=f"tgd-bridge-{index}")
+            worker.start()
+            self._queues.append(work)
+            self._workers.append(worker)
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.broker.client_id,
                              clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
         if self.broker.username:
@@ -71,6 +87,12 @@ class Bridge:
         self._client = client
 
     def stop(self) -> None:
+        for work in self._queues:
+            work.put(None)
+        for worker in self._workers:
+            worker.join(timeout=10)
+        self._queues.clear()
+        self._workers.clear()
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -99,14 +121,21 @@ class Bridge:
         log.warning("bridge disconnected (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, _userdata, msg: mqtt.MQTTMessage) -> None:
-        try:
-            with self.app.app_context():
-                self.handle(msg.topic, msg.payload)
-        except Exception:  # noqa: BLE001 - never lose the loop; the broker redelivers
-            log.exception("uplink on %s not handled; left unacknowledged for redelivery",
-                          msg.topic)
-            return
-        client.ack(msg.mid, msg.qos)
+        parsed = topics.parse_topic(msg.topic)
+        lane = zlib.crc32(parsed[0].encode()) if parsed else 0
+        self._queues[lane % len(self._queues)].put((client, msg))
+
+    def _work(self, work: queue.Queue) -> None:
+        while (item := work.get()) is not None:
+            client, msg = item
+            try:
+                with self.app.app_context():
+                    self.handle(msg.topic, msg.payload)
+            except Exception:  # noqa: BLE001 - never lose the worker; the broker redelivers
+                log.exception("uplink on %s not handled; left unacknowledged for redelivery",
+                              msg.topic)
+                continue
+            client.ack(msg.mid, msg.qos)
 
     # -- the work (also called directly by tests) ---------------------------
 

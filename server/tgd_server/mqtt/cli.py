@@ -62,3 +62,6 @@ def _configure_passwd(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
+
+
+from . import bench as _bench  # noqa: E402,F401 - registers `tgd-server mqtt-bench`

@@ -1,0 +1,176 @@
+"""MQTT ingest benchmark: `tgd-server mqtt-bench`.
+
+N simulated devices publish one signed heartbeat each (QoS 1, framed as on the
+wire) through a real Mosquitto, running the project's configuration, into the
+bridge and the ingest core. Reports messages per second (first publish to last
+console event), the latency from publish to the `device.updated` event on the
+console stream (events.subscribe()), and checks that nothing was lost or doubled.
+
+The publishers are a few MQTT connections with a benchmark account allowed to
+write every device's uplink topic (one TCP connection per simulated handset
+would measure Python's socket handling, not the pipeline). This is a benchmark:
+it prints figures and never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..cli import subcommand
+
+PUBLISHER = "bench-publisher"
+
+
+def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str | None = None,
+                   rate: float = 0.0, timeout_s: float = 300.0) -> dict:
+    import logging
+    import secrets
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from sqlalchemy import func, select
+
+    from .. import create_app, db, events, migrate
+    from ..bench import _body, _drop_pg_schema, _percentile, _pg_schema, _register_devices
+    from ..models import DeviceMessage
+    from . import topics
+    from .bridge import BRIDGE_USER, Bridge, BrokerSettings
+    from .private_broker import PrivateBroker
+
+    workdir = Path(tempfile.mkdtemp(prefix="tgd-mqtt-bench-"))
+    schema = base_url = None
+    if database_url and database_url.startswith("postgres"):
+        base_url = database_url
+        database_url, schema = _pg_schema(base_url)
+    database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    app = create_app({"TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
+                      "SECRET_KEY": "bench", "TGD_EVENTS_PG": False})
+    logging.getLogger("tgd").setLevel(logging.WARNING)
+    with app.app_context():
+        migrate.upgrade(db.engine())
+    fleet = _register_devices(app, devices)
+
+    bridge_password, publisher_password = secrets.token_hex(12), secrets.token_hex(12)
+    broker = PrivateBroker(workdir, [(BRIDGE_USER, bridge_password),
+                                     (PUBLISHER, publisher_password)], persistent=False,
+                           extra_acl=f"user {PUBLISHER}\ntopic write tgd/+/up").start()
+    bridge = Bridge(app, BrokerSettings(port=broker.port, password=bridge_password,
+                                        client_id="tgd-bridge-bench"))
+    seen: dict[str, float] = {}
+    subscription = events.subscribe()
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            event = subscription.get(timeout=0.2)
+            if event is not None and event.get("type") == "device.updated":
+                seen.setdefault(event["device_id"], time.time())
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    bridge.start()
+    if not bridge.wait_connected(10):
+        raise RuntimeError(f"the bridge could not connect: {broker.log_text()}")
+
+    published: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def publish(share: list[tuple[str, str]], index: int) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{index}",
+                             protocol=mqtt.MQTTv311)
+        client.username_pw_set(PUBLISHER, publisher_password)
+        client.max_inflight_messages_set(100)
+        client.connect("127.0.0.1", broker.port, keepalive=60)
+        client.loop_start()
+        started = time.perf_counter()
+        last = None
+        for n, (device_id, key) in enumerate(share):
+            if rate > 0:
+                delay = started + n / (rate / publishers) - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            body = _body(device_id, 1, "heartbeat", None)
+            signature = hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+            with lock:
+                published[device_id] = time.time()
+            last = client.publish(topics.uplink(device_id), signature.encode() + b"\n" + body,
+                                  qos=1)
+        if last is not None:
+            last.wait_for_publish(timeout_s)
+        client.disconnect()
+        client.loop_stop()
+
+    shares = [fleet[i::publishers] for i in range(publishers)]
+    started = time.time()
+    threads = [threading.Thread(target=publish, args=(share, i)) for i, share in enumerate(shares)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.time() + timeout_s
+    while len(seen) < devices and time.time() < deadline:
+        time.sleep(0.05)
+    finished = max(seen.values(), default=time.time())
+    stop.set()
+    listener.join(timeout=5)
+    subscription.close()
+    bridge.stop()
+    broker.stop()
+    with app.app_context():
+        stored = db.get_session().scalar(select(func.count()).select_from(DeviceMessage))
+    dialect = app.extensions["tgd_engine"].dialect.name
+    app.extensions["tgd_engine"].dispose()
+    if schema is not None:
+        _drop_pg_schema(base_url, schema)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    latencies = [seen[d] - published[d] for d in seen if d in published]
+    elapsed = finished - started
+    return {
+        "transport": "mqtt (mosquitto, QoS 1, bridge in process)", "database": dialect,
+        "devices": devices, "messages": devices, "elapsed_s": round(elapsed, 2),
+        "messages_per_s": round(len(seen) / elapsed, 1) if elapsed > 0 else None,
+        "stored": stored, "events": len(seen), "lost": devices - min(stored, len(seen)),
+        "publish_to_event_ms": {
+            "p50": round(_percentile(latencies, 0.5) * 1000, 1),
+            "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+            "max": round(max(latencies, default=float("nan")) * 1000, 1),
+            "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None},
+        "offered_rate": rate or "flat out", "publishers": publishers,
+        "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()],
+    }
+
+
+@subcommand("mqtt-bench", help="MQTT ingest benchmark through a private Mosquitto")
+def _configure(parser: argparse.ArgumentParser):
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--publishers", type=int, default=4, help="publishing connections")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered load in messages/s (default: as fast as possible)")
+    parser.add_argument("--database-url", default=None,
+                        help="default: a temporary SQLite file; postgresql://... uses a fresh "
+                             "schema that is dropped afterwards")
+    parser.add_argument("--both", action="store_true",
+                        help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
+                             "127.0.0.1:5432/test")
+
+    def run(args: argparse.Namespace) -> int:
+        urls = [args.database_url]
+        if args.both:
+            urls = [None, os.environ.get("TGD_TEST_PG_URL",
+                                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")]
+        for url in urls:
+            print(json.dumps(run_mqtt_bench(args.devices, args.publishers, url, args.rate)))
+        return 0
+
+    return run
