@@ -49,9 +49,6 @@ class App:
             log.event("SAFE_MODE", reason=safe)
         else:
             log.event("CONFIG", dev=cfg["device_id"], transport=cfg["transport"])
-            if cfg["transport"] != "http":
-                # the modem driver speaks HTTP only: the messages go by HTTP all the same
-                log.event("ERROR", where="config", what="transport_%s_not_supported:http_used" % cfg["transport"])
         journal = Journal(root, log)
         state = journal.open()
         clock = Clock()
@@ -64,6 +61,9 @@ class App:
         modem.on_reboot = self._on_reboot
         modem.on_registration = self._on_registration
         modem.on_sms = self._on_sms
+        if cfg["transport"] == "mqtt" and not safe:
+            from mqtt_uplink import MqttLink  # only then: every module costs heap
+            self.dev.mqtt = MqttLink(self.dev)
         gc.collect()
         if state.alarm is not None:
             self._start_alarm(Alarm.resume(self.dev, state.alarm))

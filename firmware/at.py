@@ -3,7 +3,8 @@
 # One reader task owns the UART: it frames lines (CR LF; partial lines across reads;
 # garbage bytes and non-UTF-8 lines are logged and skipped), recognises the SMS/MQTT
 # prompt ("> " or ">" without a line end) and the HTTP "DOWNLOAD" prompt, reads the
-# raw payload announced by "+HTTPREAD: DATA,<n>", and routes every line:
+# raw payloads announced by "+HTTPREAD: DATA,<n>" and "+CMQTTRXTOPIC/PAYLOAD: <i>,<n>",
+# and routes every line:
 #   1. "RDY": the modem (re)started: the pending command and every waiter get
 #      ModemRebooted, then `on_reboot` is called;
 #   2. the pending command's echo, prompt, final result code or `expect` line;
@@ -38,8 +39,11 @@ URC_PREFIXES = (
 )
 # Final result codes that end a dial (ATD/ATA) but are URCs at any other time.
 _CALL_FINALS = ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
-# A line that announces <n> raw bytes right after it.
+# A line that announces <n> raw bytes right after it: the HTTP answer body goes to the
+# pending command; an incoming MQTT message's topic and payload (which may hold line
+# breaks) go to the URC handlers of their announcing line, as bytes.
 _RAW_PREFIX = "+HTTPREAD: DATA,"
+_RAW_URCS = ("+CMQTTRXTOPIC:", "+CMQTTRXPAYLOAD:")
 
 
 def _response_prefix(cmd):
@@ -116,6 +120,7 @@ class AtEngine:
         self._raw = None
         self._raw_len = 0
         self._raw_left = 0
+        self._raw_urc = None  # the URC line that announced the raw block, if a URC did
         self._task = None
         self._timed_out = None  # ticks of the last timeout: a late answer may still come
         self.on_reboot = None  # callback() when "RDY" arrives
@@ -381,6 +386,16 @@ class AtEngine:
     def _raw_done(self):
         data = bytes(memoryview(self._raw)[:self._raw_len])
         self._raw = None
+        urc = self._raw_urc
+        if urc is not None:
+            self._raw_urc = None
+            for prefix, callback in self._handlers:
+                if urc.startswith(prefix):
+                    try:
+                        callback(data)
+                    except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
+                        self._log.error("urc_handler", e)
+            return
         p = self._pending
         if p is not None and not p.done:
             p.lines.append(data)
@@ -398,7 +413,9 @@ class AtEngine:
             self._rebooted()
             return
         if line.startswith(_RAW_PREFIX):
-            self._start_raw(line)
+            self._start_raw(line[len(_RAW_PREFIX):], None)
+        elif line.startswith(_RAW_URCS[0]) or line.startswith(_RAW_URCS[1]):
+            self._start_raw(line[line.rfind(",") + 1:], line)
         if p is not None and self._for_command(p, line):
             return
         if self._is_urc(line):
@@ -448,9 +465,9 @@ class AtEngine:
             return True
         return False
 
-    def _start_raw(self, line):
+    def _start_raw(self, count, urc):
         try:
-            n = int(line[len(_RAW_PREFIX):].strip())
+            n = int(count.strip())
         except ValueError:
             self._log.error("at_rx", "bad_raw_length")
             return
@@ -461,6 +478,7 @@ class AtEngine:
         self._raw = bytearray(min(n, _RAW_MAX))
         self._raw_len = 0
         self._raw_left = n
+        self._raw_urc = urc
 
     def _rebooted(self):
         self._log.debug("AT_RDY")
@@ -470,6 +488,7 @@ class AtEngine:
         self._len = 0
         self._raw_left = 0
         self._raw = None
+        self._raw_urc = None
         for w in self._waiters:
             if w.prefix == "RDY":
                 if w.line is None:

@@ -9,7 +9,8 @@ SCHEMA_VERSION = 1
 
 _REQUIRED = ("device_id", "key", "server_url")
 _KNOWN = ("config_version", "device_id", "key", "special_number", "emergency_number",
-          "sms_number", "server_url", "apn", "transport") + tuple(_INT_KEYS)
+          "sms_number", "server_url", "apn", "transport", "mqtt_url", "mqtt_tls"
+          ) + tuple(_INT_KEYS)
 
 
 class ConfigError(Exception):
@@ -19,7 +20,8 @@ class ConfigError(Exception):
 def defaults():
     cfg = {"config_version": SCHEMA_VERSION, "device_id": None, "key": None,
            "special_number": "", "emergency_number": "17", "sms_number": "",
-           "server_url": None, "apn": "", "transport": "http"}
+           "server_url": None, "apn": "", "transport": "http", "mqtt_url": "",
+           "mqtt_tls": False}
     for k in _INT_KEYS:
         cfg[k] = _INT_KEYS[k][0]
     return cfg
@@ -57,6 +59,11 @@ def _is_url(v):
         v.startswith("http://") or v.startswith("https://")) and " " not in v
 
 
+def _is_mqtt_url(v):
+    return isinstance(v, str) and 6 < len(v) <= 200 and v.startswith("tcp://") and (
+        " " not in v and '"' not in v)
+
+
 def _check(key, v):
     """None when `v` is acceptable for `key`, else why not."""
     if key == "device_id":
@@ -73,6 +80,10 @@ def _check(key, v):
         return None if isinstance(v, str) and len(v) <= 64 and '"' not in v else "bad_apn"
     if key == "transport":
         return None if v in ("http", "mqtt") else "not_http_or_mqtt"
+    if key == "mqtt_url":  # the SIM7600 wants tcp:// even for TLS (mqtt_tls says TLS)
+        return None if _is_mqtt_url(v) else "not_tcp://host:port"
+    if key == "mqtt_tls":
+        return None if v is True or v is False else "not_true_or_false"
     if key == "config_version":
         return None if v == SCHEMA_VERSION else "unsupported_version"
     if key in _INT_KEYS:
@@ -101,6 +112,9 @@ def validate(raw):
         problems.append(("cutoff_mv", "not_below_low_battery_mv"))
         cfg["cutoff_mv"] = _INT_KEYS["cutoff_mv"][0]
         cfg["low_battery_mv"] = _INT_KEYS["low_battery_mv"][0]
+    if cfg["transport"] == "mqtt" and not cfg["mqtt_url"]:
+        problems.append(("mqtt_url", "missing_for_mqtt:http_used"))
+        cfg["transport"] = "http"
     if cfg["key"] is not None:
         cfg["key"] = cfg["key"].lower()
     missing = [k for k in _REQUIRED if cfg[k] is None]

@@ -1,5 +1,6 @@
-# Signed device messages to the server over the modem's HTTP client: one attempt per
-# `post`; `deliver` retries with backoff until a 2xx answer with ok:true.
+# Signed device messages to the server over the modem's HTTP client (or its MQTT
+# client, mqtt_uplink.py, when config.json says so): one attempt per `post`;
+# `deliver` retries with backoff until a 2xx answer with ok:true.
 import asyncio
 
 import message
@@ -25,15 +26,21 @@ class Uplink:
         except message.MessageError as e:
             dev.log.error("message", e)
             return None, None
-        header = "X-TGD-Signature: " + message.sign(cfg["key"], body)
-        try:
-            status, data = await dev.modem_call(
-                dev.modem.http_post(cfg["server_url"], body, header, dev.timing.data_timeout_ms))
-        except ModemError as e:
-            dev.log.event("DATA", type=mtype, seq=seq, status="timeout", what=type(e).__name__)
-            return None, None
-        answer = message.parse_answer(data) if data else None
-        dev.log.event("DATA", type=mtype, seq=seq, status=status)
+        signature = message.sign(cfg["key"], body)
+        mqtt = getattr(dev, "mqtt", None)  # mqtt_uplink.MqttLink when transport is mqtt
+        sent = await mqtt.exchange(mtype, seq, body, signature) if mqtt is not None else None
+        if sent is not None:
+            status, answer = sent
+        else:  # HTTP, or the fallback of an alarm whose broker cannot be reached
+            try:
+                status, data = await dev.modem_call(dev.modem.http_post(
+                    cfg["server_url"], body, "X-TGD-Signature: " + signature,
+                    dev.timing.data_timeout_ms))
+            except ModemError as e:
+                dev.log.event("DATA", type=mtype, seq=seq, status="timeout", what=type(e).__name__)
+                return None, None
+            answer = message.parse_answer(data) if data else None
+            dev.log.event("DATA", type=mtype, seq=seq, status=status)
         if status == 409 and answer is not None:
             dev.journal.jump_seq(answer.get("seq_floor"))
         return status, answer
