@@ -45,6 +45,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--sms-gateway", metavar="SERIAL",
                         help="also run the AML SMS gateway on this modem, in this process "
                              "(docs/sms-and-cells.md)")
+    parser.add_argument("--mqtt-bridge", metavar="HOST:PORT",
+                        help="also run the MQTT bridge to this broker, in this process "
+                             "(password in TGD_MQTT_PASSWORD; docs/mqtt.md)")
 
     def run(args: argparse.Namespace) -> int:
         from . import create_app, db, migrate
@@ -57,6 +60,10 @@ def _configure_run(parser: argparse.ArgumentParser) -> Runner:
             from .sms.cli import start_in_process
 
             start_in_process(app, args.sms_gateway)
+        if args.mqtt_bridge:
+            from .mqtt.cli import start_in_process as start_bridge
+
+            start_bridge(app, args.mqtt_bridge)
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
         return 0
 

@@ -44,6 +44,18 @@ def _configure_bridge(parser: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def start_in_process(app, address: str):
+    """The bridge inside the web server's process (SQLite: live events stay in one process)."""
+    from .bridge import Bridge, BrokerSettings
+
+    host, _, port = address.rpartition(":")
+    bridge = Bridge(app, BrokerSettings(host=host or "127.0.0.1", port=int(port or 1883),
+                                        username=os.environ.get("TGD_MQTT_USER", "tgd-bridge"),
+                                        password=os.environ.get("TGD_MQTT_PASSWORD")))
+    bridge.start()
+    return bridge
+
+
 @subcommand("mqtt-passwd", help="write the Mosquitto password file: the bridge and every device")
 def _configure_passwd(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--out", required=True, help="password file to (re)write")
