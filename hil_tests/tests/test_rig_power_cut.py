@@ -67,6 +67,7 @@ def delivered(rig: EmulatedRig, mark: int, device_id: str, msisdn: str) -> str:
     return "+".join(steps) or "nothing"
 
 
+@pytest.mark.slow   # ~1.5 min, in the default run
 def test_power_cut_at_random_instants_of_the_alarm(rig_workdir):
     needs_firmware()
     seed = int(os.environ.get("TGD_RIG_SEED") or random.randrange(1 << 30))
