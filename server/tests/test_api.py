@@ -74,7 +74,8 @@ def test_retired_device_id_can_be_registered_again_with_a_new_key(app, client, a
     ("supervisor", "post", "/api/v1/devices", 403),
     ("operator", "get", "/api/v1/devices", 403),
     ("technician", "get", "/api/v1/alarms", 403),
-    ("admin", "get", "/api/v1/alarms", 403),
+    ("admin", "get", "/api/v1/alarms?state=all", 403),
+    ("technician", "get", "/api/v1/alarms?test=only", 200),
     ("technician", "get", "/api/v1/alarms/1", 403),
     ("technician", "post", "/api/v1/alarms/1/ack", 403),
     ("supervisor", "get", "/api/v1/devices", 200),
@@ -175,3 +176,20 @@ def test_devices_with_long_similar_ids_can_all_be_retired(app, client, api_heade
     for n in range(2):
         response = client.delete(f"/api/v1/devices/NOUMEA-NORD-SECTEUR-{n}", headers=tech)
         assert response.status_code == 204
+
+
+def test_technician_sees_test_alarms_only_and_no_positions(app, client, handset, api_headers):
+    fix = {"m": "G", "lat": -22.27, "lon": 166.45, "acc": 5}
+    handset.post(client, handset.message("alarm", fix=fix))
+    handset.aid = "00c0ffee"
+    handset.post(client, handset.message("test", aid=handset.aid, fix=fix))
+    tech = api_headers("technician")
+    listed = client.get(f"/api/v1/alarms?state=all&test=only&device={handset.device_id}",
+                        headers=tech)
+    assert listed.status_code == 200
+    alarms_seen = listed.get_json()["alarms"]
+    assert [a["aid"] for a in alarms_seen] == ["00c0ffee"] and alarms_seen[0]["test"] is True
+    assert "positions" not in alarms_seen[0] and "166.45" not in all_text(listed)
+    operator = client.get("/api/v1/alarms?test=none", headers=api_headers("operator"))
+    assert [a["test"] for a in operator.get_json()["alarms"]] == [False]
+    assert client.get("/api/v1/alarms?test=maybe", headers=tech).status_code == 400

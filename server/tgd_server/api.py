@@ -109,30 +109,41 @@ def _case_json(device: Device) -> dict | None:
 
 
 @bp.get("/alarms")
-@require_role(*CASE_READERS)
+@require_role(*CASE_READERS, *DEVICE_MANAGERS)
 def list_alarms():
+    """Operators and supervisors: alarms with their positions. Technicians and admins:
+    only test alarms (`test=only`), without positions, to check a commissioning test."""
     state = request.args.get("state", "open")
     if state not in ("open", "all"):
         return _error(400, "bad_value", "state must be open or all")
+    test = request.args.get("test", "any")
+    if test not in ("any", "only", "none"):
+        return _error(400, "bad_value", "test must be any, only or none")
+    police = g.user.role in CASE_READERS
+    if not police and test != "only":
+        return _error(403, "forbidden", f"role {g.user.role} may list test alarms only (test=only)")
     query = select(Alarm).order_by(Alarm.created_at.desc(), Alarm.id.desc()).limit(MAX_LIST)
     if state == "open":
         query = query.where(Alarm.state != "closed")
+    if test != "any":
+        query = query.where(Alarm.test.is_(test == "only"))
     device_id = request.args.get("device")
     if device_id:
         query = query.where(Alarm.device_id == device_id)
     session = db.get_session()
     rows = session.scalars(query).all()
-    positions = alarms.positions_of(session, [a.id for a in rows])
+    positions = alarms.positions_of(session, [a.id for a in rows]) if police else {}
     result = []
     for alarm in rows:
         item = alarms.alarm_json(alarm)
         item["special_number"] = alarm.device.special_number
-        item["positions"] = [alarms.position_json(p) for p in positions[alarm.id]]
+        if police:
+            item["positions"] = [alarms.position_json(p) for p in positions[alarm.id]]
         result.append(item)
-    ids = [alarm.id for alarm in rows]
-    audit_many(g.user, "view_alarm", "alarm", ids, detail="api list")
-    audit_many(g.user, "view_positions", "alarm", [a.id for a in rows if positions[a.id]],
-               detail="api list")
+    audit_many(g.user, "view_alarm", "alarm", [alarm.id for alarm in rows], detail="api list")
+    if police:
+        audit_many(g.user, "view_positions", "alarm",
+                   [a.id for a in rows if positions[a.id]], detail="api list")
     return jsonify({"alarms": result})
 
 
