@@ -66,6 +66,7 @@ class Observations:
     truth: Callable[[float], tuple[float, float]] | None = None
     log_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    conditions: dict[str, Any] = field(default_factory=dict)   # heap, seed, timing scale...
 
 
 def first_after(events: list[ChannelEvent], kind: str, start: float, end: float,
@@ -227,6 +228,7 @@ def build_report(obs: Observations) -> dict[str, Any]:
         "alarms": alarms,
         "server_alarms": obs.server_alarm_count,
         "log": obs.log_path,
+        "conditions": obs.conditions,
         "notes": obs.notes,
     }
 
