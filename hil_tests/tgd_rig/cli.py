@@ -137,6 +137,10 @@ def format_report(report: dict) -> str:
     lines.append(f"  server alarms for the handset: {report['server_alarms']}")
     for failure in report["failures"]:
         lines.append(f"  FAIL: {failure}")
+    for note in report.get("notes", []):
+        lines.append(f"  note: {note}")
+    if report.get("conditions"):
+        lines.append("  conditions: " + ", ".join(f"{k} {v}" for k, v in report["conditions"].items()))
     if report.get("log"):
         lines.append(f"  device log: {report['log']}")
     return "\n".join(lines)
