@@ -398,9 +398,9 @@ def _configure(parser: argparse.ArgumentParser):
                              "schema that is dropped afterwards")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in messages/s (default: as fast as the server goes)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="run the server as gunicorn with this many worker processes "
-                             "(default 0: Werkzeug in the bench process)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gunicorn worker processes (default 1, the SQLite deployment); "
+                             "0 runs the app behind Werkzeug in the bench process")
     parser.add_argument("--both", action="store_true",
                         help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
                              "127.0.0.1:5432/test")
