@@ -60,8 +60,9 @@ def _is_url(v):
 
 
 def _is_mqtt_url(v):
-    return isinstance(v, str) and 6 < len(v) <= 200 and v.startswith("tcp://") and (
-        " " not in v and '"' not in v)
+    # "" is "none" (the default, written out by the flashing tool)
+    return v == "" or isinstance(v, str) and 6 < len(v) <= 200 and v.startswith(
+        "tcp://") and " " not in v and '"' not in v
 
 
 def _check(key, v):

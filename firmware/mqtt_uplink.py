@@ -120,7 +120,8 @@ class MqttLink:
             what = str(e) if isinstance(e, MqttDown) else type(e).__name__  # no password
             dev.log.event("DATA", type=mtype, seq=seq, status="mqtt_down", what=what)
             if fallback:
-                self._down_until = time.ticks_add(time.ticks_ms(), _BROKER_RETRY_MS)
+                retry_ms = dev.timing.ms(_BROKER_RETRY_MS)
+                self._down_until = time.ticks_add(time.ticks_ms(), retry_ms)
                 return None
             return None, None
         self._down_until = None

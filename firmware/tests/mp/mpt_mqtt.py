@@ -42,6 +42,7 @@ def make_dev(script, **over):
     journal.open()
     dev = Device(modem, journal, cfg, None, log, Clock(), None, Timing(0.001))
     dev.timing.data_timeout_ms = 300
+    dev.timing.scale = 1.0  # delays computed from now on (the broker retry) are real ones
     dev.mqtt = MqttLink(dev)
     return dev, stream, lines
 
@@ -252,5 +253,7 @@ def test_config_keys_are_validated():
         cfg, problems, _ = config.validate(dict(base, mqtt_url=bad))
         assert problems == [("mqtt_url", "not_tcp://host:port")], (bad, problems)
         assert cfg["mqtt_url"] == ""
+    cfg, problems, _ = config.validate(dict(base, mqtt_url="", mqtt_tls=False))
+    assert problems == [] and cfg["transport"] == "http"  # the defaults, as the tool writes them
     cfg, problems, _ = config.validate(dict(base, mqtt_tls=1))
     assert problems == [("mqtt_tls", "not_true_or_false")] and cfg["mqtt_tls"] is False
