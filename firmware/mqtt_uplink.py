@@ -9,11 +9,10 @@ import time
 from micropython import const
 
 import message
-from errors import AtError, ModemError
+from errors import AtError, AtTimeout, ModemError
 
 _KEEPALIVE_S = const(60)
 _START_MS = const(15000)
-_CONNECT_MS = const(35000)
 _ACK_MS = const(20000)  # +CMQTTPUB / +CMQTTSUB after the OK
 _BROKER_RETRY_MS = const(60000)  # after a failed connect, alarms go by HTTP this long
 _FALLBACK = ("alarm", "position")  # never heartbeats: a fleet must not flood HTTP
@@ -34,6 +33,8 @@ def _code(line):
 
 
 class MqttLink:
+    connect_ms = 30000  # +CMQTTCONNECT after the OK (tests shorten it)
+
     def __init__(self, dev):
         self._dev = dev
         self._at = dev.modem._at
@@ -43,6 +44,7 @@ class MqttLink:
         self._status = me + "/status"
         self.connected = False
         self._started = False
+        self._unsure = False  # a CONNECT whose result never came
         self._down_until = None
         self._rx_part = None
         self._rx_topic = None
@@ -104,19 +106,17 @@ class MqttLink:
         self._answers = []
         frame = signature.encode() + b"\n" + body
         try:
-            for attempt in (1, 2):
-                try:
-                    if not self.connected:
-                        await dev.modem_call(self._connect())
-                    await dev.modem_call(self._publish(self._up, frame, 0))
-                    break
-                except (AtError, MqttDown):
-                    # A modem that rebooted or a broker that dropped us: connect once more.
-                    self.connected = False
-                    self._started = False
-                    if attempt == 2:
-                        raise
+            was_connected = self.connected
+            try:
+                await self._send(frame)
+            except (AtError, MqttDown):
+                if not was_connected:
+                    raise  # the broker refused or is unreachable: no second wait
+                # A modem that rebooted (and forgot its client): connect once more, now.
+                self.connected = self._started = False
+                await self._send(frame)
         except ModemError as e:
+            self.connected = False
             what = str(e) if isinstance(e, MqttDown) else type(e).__name__  # no password
             dev.log.event("DATA", type=mtype, seq=seq, status="mqtt_down", what=what)
             if fallback:
@@ -132,6 +132,12 @@ class MqttLink:
         status = 200 if answer.get("ok") is True else _REFUSALS.get(answer.get("error"), 400)
         dev.log.event("DATA", type=mtype, seq=seq, status=status, via="mqtt")
         return status, answer
+
+    async def _send(self, frame):
+        dev = self._dev
+        if not self.connected:
+            await dev.modem_call(self._connect())
+        await dev.modem_call(self._publish(self._up, frame, 0))
 
     async def _answer_for(self, seq, timeout_ms):
         # The answer carries our seq; a refusal carries none (one message in flight).
@@ -167,9 +173,21 @@ class MqttLink:
         await at.send("AT+CMQTTWILLTOPIC=0,%d" % len(self._status), payload=self._status.encode())
         await at.send("AT+CMQTTWILLMSG=0,7,1", payload=b"offline")
         password = message.sign(cfg["key"], b"tgd-mqtt-password")[:32]
+        if self._unsure:
+            # An earlier CONNECT got no result: it may have succeeded late. Start clean.
+            try:
+                await at.send("AT+CMQTTDISC=0,60")
+            except AtError:
+                pass  # +CMQTTDISC: 0,11: it was not connected
         # clean session 0: answers published while the link was down wait in the broker
-        await self._ask('AT+CMQTTCONNECT=0,"%s",%d,0,"%s","%s"' % (
-            cfg["mqtt_url"], _KEEPALIVE_S, dev_id, password), "+CMQTTCONNECT:", _CONNECT_MS)
+        try:
+            await self._ask('AT+CMQTTCONNECT=0,"%s",%d,0,"%s","%s"' % (
+                cfg["mqtt_url"], _KEEPALIVE_S, dev_id, password), "+CMQTTCONNECT:",
+                self.connect_ms)
+        except MqttDown as e:
+            self._unsure = str(e).endswith("timeout")
+            raise
+        self._unsure = False
         await self._ask("AT+CMQTTSUB=0,%d,1" % len(self._down), "+CMQTTSUB:", _ACK_MS,
                         payload=self._down.encode())
         self.connected = True
@@ -191,6 +209,12 @@ class MqttLink:
             if w.line is None:
                 w.cancel()
                 raise
-        code = _code(await w.wait(timeout_ms))
+        name = urc[6:-1].lower()
+        try:
+            line = await w.wait(timeout_ms)
+        except AtTimeout:
+            # The modem answered OK; the broker (not the modem) is silent: not a modem fault.
+            raise MqttDown(name + ":timeout")
+        code = _code(line)
         if code not in good:
-            raise MqttDown("%s:%d" % (urc[6:-1].lower(), code))
+            raise MqttDown("%s:%d" % (name, code))

@@ -191,15 +191,19 @@ async def test_connection_lost_then_reconnect_on_next_message():
 async def test_modem_that_forgot_the_client_is_reconnected_once():
     # After a modem reboot the PUB fails at once (+CMQTTPUB: 0,11, ERROR): connect again.
     b = body("heartbeat", 7)
-    script = connect()
-    script += publish(b"tgd/NC0001/up", frame(b), 0,
-                      [b"\r\n+CMQTTPUB: 0,11\r\n" + ERROR])
-    script += connect(start=b"\r\n+CMQTTSTART: 23\r\n" + ERROR,
-                      accq=b"\r\n+CMQTTACCQ: 0,19\r\n" + ERROR)
-    script += publish(b"tgd/NC0001/up", frame(b), 0,
-                      acked(frame(b'{"ok":true,"seq":7,"cmds":[]}')))
+    script = connect() + publish(b"tgd/NC0001/up", frame(b), 0,
+                                 acked(frame(b'{"ok":true,"seq":7,"cmds":[]}')))
     dev, stream, _ = make_dev(script)
     assert (await Uplink(dev).post("heartbeat", snap(7)))[0] == 200
+    b2 = body("heartbeat", 8)
+    again = publish(b"tgd/NC0001/up", frame(b2), 0, [b"\r\n+CMQTTPUB: 0,11\r\n" + ERROR])
+    again += connect(start=b"\r\n+CMQTTSTART: 23\r\n" + ERROR,
+                     accq=b"\r\n+CMQTTACCQ: 0,19\r\n" + ERROR)
+    again += publish(b"tgd/NC0001/up", frame(b2), 0,
+                     acked(frame(b'{"ok":true,"seq":8,"cmds":[]}')))
+    for step in again:
+        stream.add(*step)
+    assert (await Uplink(dev).post("heartbeat", snap(8)))[0] == 200
     assert stream.done(), (stream.script[:1], stream.unexpected)
     dev.modem.deinit()
 
@@ -208,7 +212,7 @@ async def test_alarm_falls_back_to_http_when_the_broker_is_unreachable():
     aid = "3fa9c01b"
     b = body("alarm", 7, aid)
     ans = b'{"ok":true,"seq":7,"alarm":{"aid":"3fa9c01b","state":"received"},"cmds":[]}'
-    script = connect(code=3) + connect(code=3) + http_steps(b, ans)
+    script = connect(code=3) + http_steps(b, ans)  # a refused connect is not retried
     dev, stream, lines = make_dev(script)
     status, got = await Uplink(dev).post("alarm", snap(7, aid))
     assert status == 200 and got["alarm"]["aid"] == aid
@@ -225,7 +229,7 @@ async def test_alarm_falls_back_to_http_when_the_broker_is_unreachable():
 
 
 async def test_heartbeat_does_not_fall_back_to_http():
-    dev, stream, lines = make_dev(connect(code=30) + connect(code=30))
+    dev, stream, lines = make_dev(connect(code=30))
     assert await Uplink(dev).post("heartbeat", snap(7)) == (None, None)
     assert stream.done() and "HTTP" not in " ".join(stream.commands())
     assert "what=connect:30" in events(lines, "DATA")[0]
@@ -257,3 +261,25 @@ def test_config_keys_are_validated():
     assert problems == [] and cfg["transport"] == "http"  # the defaults, as the tool writes them
     cfg, problems, _ = config.validate(dict(base, mqtt_tls=1))
     assert problems == [("mqtt_tls", "not_true_or_false")] and cfg["mqtt_tls"] is False
+
+
+async def test_connect_without_result_is_cleared_before_the_next_one():
+    # CONNECT answered OK but no +CMQTTCONNECT: it may succeed late, so the next
+    # attempt disconnects first; the broker's silence is not counted as a silent modem.
+    b = body("heartbeat", 7)
+    steps = connect()
+    lost = steps[:6] + [answer(steps[6][0].decode()[:-1], OK)]
+    dev, stream, lines = make_dev(lost)
+    dev.mqtt.connect_ms = 50
+    assert await Uplink(dev).post("heartbeat", snap(7)) == (None, None)
+    assert "what=connect:timeout" in events(lines, "DATA")[-1]
+    assert dev._timeouts == 0
+    again = [answer('AT+CMQTTACCQ=0,"NC0001",0', b"\r\n+CMQTTACCQ: 0,19\r\n" + ERROR)]
+    again += steps[2:6] + [answer("AT+CMQTTDISC=0,60", OK)] + steps[6:]
+    again += publish(b"tgd/NC0001/up", frame(b), 0,
+                     acked(frame(b'{"ok":true,"seq":7,"cmds":[]}')))
+    for step in again:
+        stream.add(*step)
+    assert (await Uplink(dev).post("heartbeat", snap(7)))[0] == 200
+    assert stream.done(), (stream.script[:1], stream.unexpected)
+    dev.modem.deinit()
