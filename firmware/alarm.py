@@ -60,6 +60,8 @@ class Alarm:
         self._cell_ready = asyncio.Event()
         self._good_fix = asyncio.Event()   # a GNSS fix within GOOD_FIX_M
         self._gnss_fix = asyncio.Event()   # any GNSS fix
+        self._gnss_sent = asyncio.Event()  # a message with a GNSS fix reached the server
+        self._snap_method = None
         self._aml_had_gnss = progress.get("smsg") == 1
         self._position_due = asyncio.Event()
         self._call_events = []
@@ -325,6 +327,7 @@ class Alarm:
     # -- data ---------------------------------------------------------------------
     def _snapshot(self):
         dev = self.dev
+        self._snap_method = self.fix.get("m") if self.fix else None
         return {"fix": self.fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq,
                 "aid": self.aid, "at": self.at, "call": self.call_state, "sms": self.sms_state,
                 "cmd": dev.last_cmd}
@@ -347,6 +350,8 @@ class Alarm:
             self._first_seq = None
             if answer is None:
                 return
+            if self._snap_method == "G":
+                self._gnss_sent.set()
             first = mtype == "alarm"
             mtype = "position"
             self._handle_answer(answer, first)
@@ -394,6 +399,7 @@ class Alarm:
             if left > 0 and not self.resumed:
                 try:
                     await asyncio.wait_for_ms(self._good_fix.wait(), left)
+                    await self._gnss_position_first(t.aml_deadline_ms - self._elapsed_ms())
                 except asyncio.TimeoutError:
                     pass
             mr = self.p.get("mr") if self.sms_state == "sent" else None
@@ -403,7 +409,22 @@ class Alarm:
         # The AML went without a GNSS position (no fix by the deadline): one more, once,
         # as soon as GNSS has one, so a receiver that only gets SMS still finds her.
         await self._gnss_fix.wait()
+        await self._gnss_position_first()
         await self._aml_until_delivered(number, None)
+
+    async def _gnss_position_first(self, limit_ms=None):
+        # The position message (straight to the police console, one short POST) goes
+        # before the SMS, whose submission holds the UART for 1-3 s; never long, and
+        # never past the AML deadline.
+        wait_ms = self.dev.timing.sms_yield_ms
+        if limit_ms is not None:
+            wait_ms = min(wait_ms, limit_ms)
+        if self.dev.safe or wait_ms <= 0:
+            return
+        try:
+            await asyncio.wait_for_ms(self._gnss_sent.wait(), wait_ms)
+        except asyncio.TimeoutError:
+            pass
 
     async def _aml_until_delivered(self, number, mr):
         dev = self.dev

@@ -44,6 +44,7 @@ class FakeModem:
         self.silent = False          # every command times out until power_cycle()
         self.gnss_stops = 0
         self.power_cycles = 0
+        self.order = []              # ("post", fix method) and ("sms", AML pm), in order
 
     async def _cmd(self, name):
         async with self._lock:
@@ -141,6 +142,8 @@ class FakeModem:
         if outcome == "cms":
             raise CmsError("+CMS ERROR: 331", 331)
         self.sms.append((number, text))
+        if len(self.order) < 60:
+            self.order.append(("sms", text.split(";pm=")[1][0]))
         self._mr += 1
         mr = self._mr
         if outcome in ("ok", "fail"):
@@ -156,6 +159,8 @@ class FakeModem:
         await self._cmd("http_post")
         if len(self.posts) < 60:
             self.posts.append((url, body, header))
+        if len(self.order) < 60:
+            self.order.append(("post", json.loads(body)["fix"]["m"]))
         step = self.http_script.pop(0) if self.http_script else self.http_default
         if step == "timeout":
             raise AtTimeout("AT+HTTPACTION=1", [])

@@ -247,6 +247,9 @@ async def test_sms_without_gnss_goes_at_the_deadline_with_no_position():
     modem.gnss_fix_after = 0
     await rig.until(lambda: len(modem.sms) == 2 and alarm.p.get("smsg"), "follow-up AML")
     assert aml.decode(modem.sms[1][1])["pm"] == "G"
+    # the GNSS position went to the server before the follow-up SMS took the UART
+    order = modem.order
+    assert order.index(("post", "G")) < order.index(("sms", "G")), order
     await asyncio.sleep_ms(50)
     assert len(modem.sms) == 2
     alarm.end("closed")
