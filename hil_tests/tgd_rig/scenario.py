@@ -162,8 +162,16 @@ def _fault(item: Any, where: str) -> Fault:
     params = item.get("params", {})
     if not isinstance(params, dict):
         raise ScenarioError(f"{where}: params must be a table")
+    name = _typed(item, "name", str, where, required=True)
+    from .emulator.errors import UnknownFault
+    from .emulator.faults import validate
+
+    try:
+        validate(name, dict(params))   # the emulator's own check: names and parameters
+    except UnknownFault as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
     return Fault(at_s=_number(item, "at_s", where, required=True, minimum=0, maximum=3600),
-                 name=_typed(item, "name", str, where, required=True), params=dict(params))
+                 name=name, params=dict(params))
 
 
 def _track(value: Any, path: Path | None, where: str) -> TrackSpec:
