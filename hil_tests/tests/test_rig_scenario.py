@@ -69,6 +69,7 @@ def test_a_good_scenario_parses(tmp_path):
     ({"expect": {"fix_method": "W"}}, "fix_method"),
     ({"expect": {"alarms": -1}}, "expect.alarms"),
     ({"handset": {"indoor": "yes"}}, "handset.indoor must be a bool"),
+    ({"config": {"trigger_hold": 500}}, "[config] unknown setting(s) trigger_hold"),
 ])
 def test_bad_scenarios_are_refused_with_the_key(patch, words):
     data = {"name": "x", **patch}

@@ -121,6 +121,7 @@ def parse_scenario(data: dict[str, Any], path: Path | None = None) -> Scenario:
     track = _track(handset.get("track"), path, where)
 
     config = _table(data, "config", where)
+    _check_config_keys(config, where)
     police = _table(data, "police", where)
     _no_unknown(police, {"answer_after_s"}, where, "police.")
 
@@ -145,6 +146,16 @@ def parse_scenario(data: dict[str, Any], path: Path | None = None) -> Scenario:
 
 
 # -- pieces --------------------------------------------------------------------------------
+
+
+def _check_config_keys(config: dict[str, Any], where: str) -> None:
+    """Only the settings a technician may set (tgd_flash's list): a typo fails here."""
+    from tgd_flash.handset_config import TUNABLE
+
+    unknown = sorted(set(config) - set(TUNABLE))
+    if unknown:
+        raise ScenarioError(f"{where}: [config] unknown setting(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(TUNABLE)})")
 
 
 def _press(item: Any, where: str) -> Press:
