@@ -11,6 +11,7 @@ Not a test: it prints figures (docs/benchmarks.md records them with this command
 from __future__ import annotations
 
 import statistics
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,15 @@ GNSS_MARGIN_S = 2.0
 def run_bench(scenario_paths: list[Path] | None = None, runs: int = 3,
               progress: Callable[[str], None] = print) -> dict[str, Any]:
     paths = scenario_paths or [SCENARIOS_DIR / name for name in STANDARD]
+    base = Path(tempfile.mkdtemp(prefix="tgd-rig-bench-"))
+    progress(f"logs and databases in {base}")
     results: dict[str, Any] = {}
     for path in paths:
         scenario = load_scenario(path)
         reports = []
         for run in range(runs):
-            report = run_scenario(scenario, seed=run + 1)
+            report = run_scenario(scenario, workdir=base / f"{scenario.name}-{run + 1}",
+                                  seed=run + 1)
             reports.append(report)
             first = report["alarms"][0]["channels_s"] if report["alarms"] else {}
             progress(f"  {scenario.name} run {run + 1}/{runs}: "
