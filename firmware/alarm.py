@@ -10,9 +10,9 @@
 #   sms       AML v1 SMS with the best fix within 20 s, until +CDS says delivered
 # Progress goes to the journal, so a reboot resumes the same alarm (same aid).
 import asyncio
+import sys
 import time
 
-import aml
 from errors import CallFailed, ModemError
 from timing import GOOD_FIX_M
 from uplink import Uplink, take_commands
@@ -451,11 +451,18 @@ class Alarm:
     async def _send_aml(self, number):
         dev = self.dev
         cell = dev.cell or {}
+        import aml  # loaded only to build the text, then given back (docs/firmware.md "Memory")
         try:
             text = aml.encode(self.fix, dev.imei or "", cell.get("mcc"), cell.get("mnc"),
                               dev.clock.now())
         except aml.AmlError as e:
+            text = None
             dev.log.error("aml", e)
+        finally:
+            del aml
+            sys.modules.pop("aml", None)
+            sys.modules.pop("unixtime", None)
+        if text is None:
             if dev.imei is None:
                 await self._identity()
             return None

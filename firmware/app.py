@@ -158,6 +158,7 @@ class App:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()  # the alarm has the UART to itself
             self._heartbeat_task = None
+            sys.modules.pop("heartbeat", None)  # its code leaves the heap for the alarm's data
         self._alarm_task = asyncio.create_task(self._run_alarm(alarm))
 
     async def _run_alarm(self, alarm):
