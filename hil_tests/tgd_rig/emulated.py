@@ -117,9 +117,9 @@ class EmulatedHandset(Handset):
             self.modem.flush_host_input()  # what the killed firmware never read
             self.log.note(f"power on (firmware start #{self.restarts + 1})")
             self.proc = subprocess.Popen(
-                [micropython_bin(), "-X", f"heapsize={HEAP}", str(FIRMWARE_MAIN)],
+                [micropython_bin(), "-X", f"heapsize={self.rig.heap}", str(self.rig.firmware_main)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=env, cwd=str(FIRMWARE_MAIN.parent), start_new_session=True)
+                env=env, cwd=str(self.rig.firmware_main.parent), start_new_session=True)
             self.restarts += 1
             self.log.source_started()
             proc = self.proc
@@ -198,8 +198,11 @@ class EmulatedRig(Rig):
                  emergency_number: str = DEFAULT_EMERGENCY_NUMBER,
                  sms_number: str = DEFAULT_SMS_NUMBER, police_answer_after_s: float = 3.0,
                  log_level: str = "info", database_url: str | None = None,
-                 cells_csv: Path | str | None = None, server_port: int = 0):
+                 cells_csv: Path | str | None = None, server_port: int = 0,
+                 firmware_main: Path | None = None, heap: str | None = None):
         super().__init__()
+        self.firmware_main = Path(firmware_main or FIRMWARE_MAIN)   # another build, e.g. a release
+        self.heap = heap or HEAP
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="tgd-rig-")

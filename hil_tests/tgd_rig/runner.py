@@ -203,9 +203,8 @@ def collect(rig: Rig, handset: Handset, scenario: Scenario, t0: float, mark: int
     if note:
         obs.notes.append(note)
     if isinstance(rig, EmulatedRig):
-        from .emulated import HEAP
-
-        obs.conditions = {"heap": HEAP, "seed": rig.seed, "timing_scale": rig.firmware_time_scale}
+        obs.conditions = {"heap": rig.heap, "seed": rig.seed,
+                          "timing_scale": rig.firmware_time_scale}
     server = getattr(rig, "server", None)
     for error in getattr(server, "server_errors", []):
         obs.notes.append(f"server error met by the rig (retried): {error}")
