@@ -183,9 +183,11 @@ def test_operator_sees_a_new_alarm_live_on_the_map_and_acknowledges_it(live_serv
             expect(banner).to_contain_text("NOUVELLE ALARME")
             banner.click()
             expect(page.locator(".who-number")).to_have_text("+687751043")
+            page.wait_for_load_state("load")  # the page's scripts listen for "/" from here
 
             # The caller-number search from the keyboard lands on the first alarm.
             page.keyboard.press("/")
+            expect(page.locator("#search-number")).to_be_focused()
             page.keyboard.type("75 10 42")
             page.keyboard.press("Enter")
             expect(page.locator(".who-number")).to_have_text("+687751042")
