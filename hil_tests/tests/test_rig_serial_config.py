@@ -50,3 +50,10 @@ def test_start_without_a_token_is_refused(monkeypatch):
     rig = SerialRig.from_toml(EXAMPLE)
     with pytest.raises(RigConfigError, match="operator token"):
         rig.start()
+
+
+def test_absent_ports_are_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("TGD_RIG_OPERATOR_TOKEN", "tgd_x")
+    rig = SerialRig(example(), workdir=tmp_path)
+    with pytest.raises(RigConfigError, match="cannot be opened"):
+        rig.start()

@@ -189,12 +189,19 @@ class SerialRig(Rig):
                                  "server.operator_token_env")
         self.workdir.mkdir(parents=True, exist_ok=True)
         handset = SerialHandset(self, self.cfg, self.workdir)
-        handset.open()
-        self.handsets[handset.device_id] = handset
         rcv = self.cfg["receiver"]
         self.receiver = Receiver(rcv["port"], self._receiver_event, rcv.get("baudrate", 115200),
                                  rcv.get("answer_after_s", 3.0))
-        self.receiver.open()
+        try:
+            handset.open()
+            self.handsets[handset.device_id] = handset
+            self.receiver.open()
+        except (serial.SerialException, OSError) as exc:
+            if handset.device_id not in self.handsets:
+                handset.close()
+            self.stop()
+            raise RigConfigError(f"a port of the rig cannot be opened ({exc}): check the "
+                                 "cables and the names in hil_tests/rig.toml") from exc
         self._poller = threading.Thread(target=self._poll_server, name="server-poll", daemon=True)
         self._poller.start()
 
