@@ -134,7 +134,7 @@ def test_out_of_window_is_refused_and_a_jump_past_the_floor_is_accepted(app, cli
     response = handset.post(client, handset.message("heartbeat"))
     assert response.status_code == 409 and response.get_json() == {
         "ok": False, "error": "out_of_window", "detail": response.get_json()["detail"],
-        "seq_floor": 501}
+        "seq_floor": 501, "seq": 401}
     handset.seq = response.get_json()["seq_floor"]
     assert handset.post(client, handset.message("heartbeat")).status_code == 200
 

@@ -553,6 +553,9 @@ def _refuse(ctx: Context, refused: MessageRefused, factory: sessionmaker) -> Ing
     if not getattr(refused, "logged", False):
         log_ingest_refusal(factory, _refusal_row(ctx, refused))
     answer = {"ok": False, "error": refused.code, "detail": refused.detail, **refused.extra}
+    seq = ctx.envelope.get("seq") if isinstance(ctx.envelope, dict) else None
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        answer["seq"] = seq  # which message this refuses (MQTT answers arrive apart from it)
     return IngestResult(refused.status, answer)
 
 
