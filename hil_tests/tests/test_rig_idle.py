@@ -1,4 +1,5 @@
-"""Between alarms: heartbeats reach the server; a rattling button never alarms.
+"""Around alarms: heartbeats reach the server, a rattling button never alarms, the
+police acknowledgement reaches her and closing ends the alarm.
 
 Emulated always; on a board with `-m serial` (hil_tests/rig.toml).
 """
@@ -105,3 +106,21 @@ def test_a_bouncy_long_press_makes_exactly_one_alarm(bench):
     assert len(mine) == 1
     if not isinstance(rig, EmulatedRig):
         rig.close_alarm(mine[0]["id"])                # leave the board idle
+
+
+def test_police_acknowledgement_reaches_her_and_closing_ends_the_alarm(bench):
+    """Help is coming: the operator's acknowledgement gives the discreet vibration, and
+    closing the alarm on the console ends it on the handset."""
+    rig, _ = bench
+    handset, hold_s = idle_handset(rig, "AK0001")
+    mark = handset.log.mark()
+    events_mark = rig.events.mark()
+    handset.press(hold_s + 0.3)
+    aid = handset.log.expect("ALARM", timeout=5, since=mark).get("aid")
+    alarm = rig.wait_server_alarm(handset.device_id, timeout=60, since=events_mark)
+    assert alarm.data["aid"] == aid
+    assert not handset.log.find("VIBRATE", since=mark, pattern="help")   # not before the ack
+    rig.ack_alarm(alarm.data["alarm_id"])
+    handset.log.expect("VIBRATE", timeout=60, since=mark, pattern="help")
+    rig.close_alarm(alarm.data["alarm_id"], note="HIL: help arrived")
+    handset.log.expect("ALARM_END", timeout=60, since=mark, aid=aid, reason="closed")

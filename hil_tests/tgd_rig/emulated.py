@@ -394,6 +394,9 @@ class EmulatedRig(Rig):
     def close_alarm(self, alarm_id: int, note: str = "closed by the HIL rig") -> None:
         self.server.close_alarm(alarm_id, note)
 
+    def ack_alarm(self, alarm_id: int) -> None:
+        self.server.ack_alarm(alarm_id)
+
     def inject(self, device_id: str, fault: str, at_s: float = 0.0, **params: Any) -> None:
         modem = self.handsets[device_id].modem
         # the emulator counts fault times from the modem's creation

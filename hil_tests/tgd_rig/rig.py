@@ -211,6 +211,10 @@ class Rig(abc.ABC):
     def close_alarm(self, alarm_id: int, note: str = "closed by the HIL rig") -> None:
         """Close an alarm on the server, as a police operator would."""
 
+    @abc.abstractmethod
+    def ack_alarm(self, alarm_id: int) -> None:
+        """Acknowledge an alarm on the server (help is coming), as a police operator would."""
+
     def inject(self, device_id: str, fault: str, at_s: float = 0.0, **params: Any) -> None:
         """Schedule an emulator fault `at_s` seconds from now on the handset's modem."""
         raise Unsupported(f"the {self.backend} backend cannot inject faults ({fault})")

@@ -276,6 +276,9 @@ class SerialRig(Rig):
             raise RigError(f"server {self.base_url}: unexpected alarm list {answer!r:.200}")
         return answer["alarms"]
 
+    def ack_alarm(self, alarm_id: int) -> None:
+        self._api("POST", f"/api/v1/alarms/{alarm_id}/ack")
+
     def close_alarm(self, alarm_id: int, note: str = "closed by the HIL rig") -> None:
         """End an alarm as a police operator would, so the board goes back to idle."""
         self._api("POST", f"/api/v1/alarms/{alarm_id}/close", {"note": note})
