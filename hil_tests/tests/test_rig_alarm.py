@@ -58,6 +58,12 @@ EVIDENCE = {
 }
 
 
+# Faults that act on the line rather than on a command leave no log line: check that
+# the emulator applied them.
+FAULTS_APPLIED = {"line_garbage": ["split_writes", "urc_in_response", "garbage"],
+                  "registration_lost": ["no_service"], "modem_silent": ["silence"]}
+
+
 def logged(report: dict) -> list[tuple[str, dict[str, str]]]:
     lines = []
     for raw in Path(report["log"]).read_text().splitlines():
@@ -73,6 +79,9 @@ def test_alarm_survives_fault(run_named, name):
     assert_passed(report)
     assert report["server_alarms"] == 1, "retries must never make a second alarm"
     if report["backend"] == "emulated":
+        applied = [f["name"] for f in report["faults_applied"]]
+        for fault in FAULTS_APPLIED.get(name, []):
+            assert fault in applied, f"the emulator never applied {fault} (applied: {applied})"
         lines = logged(report)
         for event, fields in EVIDENCE[name]:
             assert any(e == event and all(f.get(k) == v for k, v in fields.items())

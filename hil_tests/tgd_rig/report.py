@@ -67,6 +67,7 @@ class Observations:
     log_path: str | None = None
     notes: list[str] = field(default_factory=list)
     conditions: dict[str, Any] = field(default_factory=dict)   # heap, seed, timing scale...
+    faults: list[dict[str, Any]] = field(default_factory=list)  # what the emulator applied, when
 
 
 def first_after(events: list[ChannelEvent], kind: str, start: float, end: float,
@@ -229,6 +230,7 @@ def build_report(obs: Observations) -> dict[str, Any]:
         "server_alarms": obs.server_alarm_count,
         "log": obs.log_path,
         "conditions": obs.conditions,
+        "faults_applied": obs.faults,
         "notes": obs.notes,
     }
 

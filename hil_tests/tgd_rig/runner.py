@@ -202,6 +202,8 @@ def collect(rig: Rig, handset: Handset, scenario: Scenario, t0: float, mark: int
                        log_path=str(handset.log.path) if handset.log.path else None)
     if note:
         obs.notes.append(note)
+    obs.faults = [{"name": e.data.get("name"), "at_s": round(e.t - t0, 3)}
+                  for e in events if e.kind == "fault" and e.source == "network"]
     if isinstance(rig, EmulatedRig):
         obs.conditions = {"heap": rig.heap, "seed": rig.seed,
                           "timing_scale": rig.firmware_time_scale}
