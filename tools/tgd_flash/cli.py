@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emergency-number", default="17")
     p.add_argument("--apn", default="")
     p.add_argument("--transport", choices=("http", "mqtt"))
+    p.add_argument("--mqtt-url", help="broker for transport mqtt, e.g. tcp://mqtt.tgd.opt.nc:8883")
+    p.add_argument("--mqtt-tls", action="store_true", default=None,
+                   help="connect to the broker with TLS (SIM7600 server_type 1)")
     p.add_argument("--device-url", help="URL the handset posts to (default: <server>/api/v1/device/messages)")
     for name in ("trigger-hold-ms", "heartbeat-interval-s", "track-interval-s", "call-retries", "alarm-timeout-s"):
         p.add_argument(f"--{name}", type=int)
@@ -159,7 +162,8 @@ def cmd_flash(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None 
 
 
 def _settings(args: argparse.Namespace) -> dict[str, object]:
-    names = ("transport", "trigger_hold_ms", "heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s")
+    names = ("transport", "mqtt_url", "mqtt_tls", "trigger_hold_ms", "heartbeat_interval_s",
+             "track_interval_s", "call_retries", "alarm_timeout_s")
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
