@@ -77,11 +77,14 @@ def test_bounces_and_brushes_never_alarm(bench):
     handset, hold_s = idle_handset(rig, "BN0001")
     mark = handset.log.mark()
     before = len(rig.server_alarms(handset.device_id))
-    # a rattle: contacts of 20 ms (under the 30 ms debounce) over more than the hold
-    handset.bounce([0.02, 0.06] * int(2 * hold_s / 0.08 + 1))
-    # brushes in a bag: presses just under the hold time, each ending with a bounce
+    # a rattle: contacts of 20 ms (under the 30 ms debounce), in bursts shorter than the
+    # hold so that a briefly starved VM cannot merge them into one
     for _ in range(3):
-        handset.press(hold_s * 0.75)
+        handset.bounce([0.02, 0.06] * int(0.6 * hold_s / 0.08))
+        time.sleep(0.3)
+    # brushes in a bag: presses of half the hold, each ending with a bounce
+    for _ in range(3):
+        handset.press(hold_s * 0.5)
         handset.bounce([0.005, 0.01, 0.005])
         time.sleep(0.3)
     with pytest.raises(ExpectTimeout):
@@ -96,7 +99,7 @@ def test_a_bouncy_long_press_makes_exactly_one_alarm(bench):
     mark = handset.log.mark()
     events_mark = rig.events.mark()
     handset.bounce([0.005, 0.004, 0.006, 0.003])    # bounce on the way down
-    handset.press(hold_s + 0.3)                      # then held
+    handset.press(hold_s + 0.5)                      # then held
     handset.bounce([0.004, 0.005, 0.003])           # and bounce on the way up
     alarm = handset.log.expect("ALARM", timeout=5, since=mark)
     rig.wait_server_alarm(handset.device_id, timeout=60, since=events_mark)
@@ -115,7 +118,7 @@ def test_police_acknowledgement_reaches_her_and_closing_ends_the_alarm(bench):
     handset, hold_s = idle_handset(rig, "AK0001")
     mark = handset.log.mark()
     events_mark = rig.events.mark()
-    handset.press(hold_s + 0.3)
+    handset.press(hold_s + 0.5)
     aid = handset.log.expect("ALARM", timeout=5, since=mark).get("aid")
     alarm = rig.wait_server_alarm(handset.device_id, timeout=60, since=events_mark)
     assert alarm.data["aid"] == aid

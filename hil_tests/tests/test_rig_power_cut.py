@@ -38,7 +38,7 @@ def one_instant(rig: EmulatedRig, index: int, delay_s: float, off_s: float) -> d
         handset.power_on()
         handset.expect("READY", timeout=30)
         mark = rig.events.mark()
-        handset.press(HOLD_MS / 1000 + 0.2, wait=False)
+        handset.press(HOLD_MS / 1000 + 0.5, wait=False)
         alarm = handset.expect("ALARM", timeout=10)
         aid = alarm.get("aid")
         time.sleep(delay_s)
