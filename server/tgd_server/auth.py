@@ -12,14 +12,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import g, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from . import db
@@ -105,8 +108,30 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    row.last_used_at = utcnow()
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > _LAST_USED_GRANULARITY:
+        _touch_token(row.id, now)
     return row.user
+
+
+# A token's last use is kept to the minute: one write per token per minute, not one per call.
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+log = logging.getLogger("tgd.auth")
+
+
+def _touch_token(token_id: int, now) -> None:
+    """Record a token's use in a writer transaction of its own (BEGIN IMMEDIATE on SQLite).
+
+    Writing it from the request's read transaction made SQLite refuse the upgrade
+    ("database is locked") while the ingest writer committed. It is bookkeeping, so a
+    busy database skips it rather than failing the request.
+    """
+    try:
+        with db.write_session() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == token_id)
+                            .values(last_used_at=now))
+    except OperationalError as exc:
+        log.warning("token %s last use not recorded: %s", token_id, exc.orig)
 
 
 def _bearer_token() -> str | None:
@@ -147,7 +172,7 @@ def require_role(*roles: str) -> Callable:
                 log_refusal("api", request.remote_addr or "", "forbidden",
                             detail=f"{user.username} ({user.role}) {request.method} {request.path}")
                 return _api_error(403, "forbidden", f"role {user.role} may not do this")
-            session.commit()  # last_used_at
+            session.commit()  # end the token lookup's read: the view starts fresh (SQLite)
             g.user = user
             return view(*args, **kwargs)
 
