@@ -4,6 +4,7 @@
     tgd-rig run SCENARIO --backend serial --rig-config hil_tests/rig.toml
     tgd-rig bench [--runs 3] [SCENARIO ...]
     tgd-rig list
+    tgd-rig power [--heartbeats 4] [--json power.json]
 
 Exit status: 0 passed, 1 the scenario failed its expectations, 2 bad input (a
 scenario or rig file that is not valid, a handset that never became ready).
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from .bench import SCENARIOS_DIR, format_table, run_bench
 from .errors import RigError
+from .power import add_power_parser, cmd_power
 from .rig import RigEvent
 from .scenario import CHANNELS, load_scenario
 
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", type=Path, help="write the figures as JSON here")
 
     sub.add_parser("list", help="list the scenarios in hil_tests/scenarios")
+    add_power_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "bench":
             return cmd_bench(args)
+        if args.command == "power":
+            return cmd_power(args)
         return cmd_list()
     except RigError as exc:
         print(f"tgd-rig: {exc}", file=sys.stderr)
