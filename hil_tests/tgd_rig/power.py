@@ -362,9 +362,9 @@ class Current:
 ESP32_DS = "Espressif ESP32 Series Datasheet, 'Power consumption by power modes'"
 CURRENTS: dict[str, Current] = {
     "esp32_active": Current(
-        30.0, ESP32_DS + ": modem-sleep (CPU on, radio off) at 160 MHz, MicroPython's default "
-        "clock, dual-core 27-44 mA (80 MHz: 20-31 mA); 30 mA assumed for a CPU idling in "
-        "asyncio sleeps"),
+        30.0, ESP32_DS + ": modem-sleep (CPU on, radio off) at 160 MHz (ESP-IDF's default "
+        "clock, kept by MicroPython unless machine.freq() changes it), dual-core 27-44 mA "
+        "(80 MHz: 20-31 mA); 30 mA assumed for a CPU idling in asyncio sleeps"),
     "esp32_light_sleep": Current(0.8, ESP32_DS + ": light-sleep 0.8 mA"),
     "sim7600_idle": Current(
         20.0, "typical value, NOT confirmed in SIMCom's SIM7600 Hardware Design (its current "
