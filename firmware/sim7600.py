@@ -2,6 +2,7 @@
 # Protocol only: it sends commands, parses answers and tracks call/registration state
 # from URCs. What to retry and when is the alarm layer's decision.
 import asyncio
+import sys
 
 from micropython import const
 
@@ -36,6 +37,14 @@ def _check_number(number):
         if not ("0" <= c <= "9" or c in "*#" or (c == "+" and i == 0)):
             return False
     return True
+
+
+def _rare():
+    # The seldom-used parsers (atparse_rare.py) for one call: taken off sys.modules at
+    # once, so their code leaves the heap when the caller's reference goes.
+    import atparse_rare
+    sys.modules.pop("atparse_rare", None)
+    return atparse_rare
 
 
 def _check_quotable(text, what):
@@ -208,10 +217,11 @@ class Sim7600:
         emergency numbers can be called).
         """
         v = None
+        parse = _rare().parse_cpin
         try:
             for line in await self._at.send("AT+CPIN?"):
                 if isinstance(line, str) and v is None:
-                    v = atparse.parse_cpin(line)
+                    v = parse(line)
         except CmeError as e:
             v = "absent" if e.code in (10, "SIM not inserted") else str(e.code)
         except AtError:
@@ -263,14 +273,15 @@ class Sim7600:
     async def identity(self):
         """-> (imei, iccid); None for a part the modem does not give."""
         imei = iccid = None
+        rare = _rare()
         try:
             for line in await self._at.send("AT+CGSN"):
-                imei = imei or atparse.parse_imei(line)
+                imei = imei or rare.parse_imei(line)
         except AtError as e:
             self._log.error("imei", e.line)
         try:
             for line in await self._at.send("AT+CICCID"):
-                iccid = iccid or atparse.parse_iccid(line)
+                iccid = iccid or rare.parse_iccid(line)
         except AtError as e:
             self._log.error("iccid", e.line)
         return (imei, iccid)
@@ -309,7 +320,7 @@ class Sim7600:
             return None
         for line in lines:
             if isinstance(line, str) and line.startswith("+CCLK:"):
-                return atparse.parse_cclk(line)
+                return _rare().parse_cclk(line)
         return None
 
     async def battery_mv(self):
@@ -435,7 +446,7 @@ class Sim7600:
             elif self.on_sms_report is not None:
                 self.on_sms_report(parsed[0], parsed[1])
         elif line.startswith("+CMTI:"):
-            parsed = atparse.parse_cmti(line)
+            parsed = _rare().parse_cmti(line)
             if parsed is None:
                 self._log.error("cmti", "bad_line")
             elif self.on_sms is not None:
@@ -491,7 +502,7 @@ class Sim7600:
         for i in range(len(lines)):
             line = lines[i]
             if isinstance(line, str) and line.startswith("+CMGR:"):
-                head = atparse.parse_cmgr(line)
+                head = _rare().parse_cmgr(line)
                 if head is None:
                     self._log.error("cmgr", "bad_line")
                     return None
