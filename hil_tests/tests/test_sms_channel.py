@@ -46,7 +46,7 @@ params = {{ status = 601, count = 1000 }}
 
 [expect]
 alarms = 1
-within_s = {{ dial = 1.0, call_answered = 15, sms_delivered = 30, server_alarm = 30 }}
+within_s = {{ dial = 1.0, call_answered = 15, sms_delivered = 30, server_alarm = 30, gnss = 30 }}
 log_sequence = ["ALARM", "DIAL"]
 log_absent = ["ACKED"]
 """
@@ -83,9 +83,6 @@ def test_alarm_reaches_the_server_by_sms_alone(sms_only_run):
     assert not [p for p in detail["positions"] if p["channel"] == "http"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware sends one AML SMS at the 18 s deadline; with no GNSS fix by then (cold "
-    "start 25-35 s) it carries pm=N and no follow-up AML is sent when the fix comes"))
 def test_sms_alone_brings_a_position(sms_only_run):
     _report, details = sms_only_run
     positions = [p for d in details for p in d["positions"] if p["channel"] == "sms"]
