@@ -8,7 +8,7 @@ from micropython import const
 
 import atparse
 from at import sms_payload
-from errors import (AtError, AtTimeout, CallFailed, CmeError, ModemError, ModemRebooted,
+from errors import (AtError, AtTimeout, CallFailed, ModemError, ModemRebooted,
                     ModemSilent, ProtocolError)
 
 _HTTP_CMD_MS = const(10000)
@@ -45,6 +45,14 @@ def _rare():
     import atparse_rare
     sys.modules.pop("atparse_rare", None)
     return atparse_rare
+
+
+def _boot():
+    # The driver's once-per-boot and seldom calls (sim7600_boot.py), loaded the same way:
+    # the coroutine a wrapper returns keeps the module alive until it has run.
+    import sim7600_boot
+    sys.modules.pop("sim7600_boot", None)
+    return sim7600_boot
 
 
 def _check_quotable(text, what):
@@ -210,43 +218,17 @@ class Sim7600:
 
     # ---- network ---------------------------------------------------------------
 
-    async def sim_status(self):
+    def sim_status(self):
         """AT+CPIN? -> "READY", "SIM PIN", "SIM PUK", ... or "absent" (+CME ERROR 10).
 
         Kept in `modem.sim`; anything but READY is logged (no SMS, no data, and only
         emergency numbers can be called).
         """
-        v = None
-        parse = _rare().parse_cpin
-        try:
-            for line in await self._at.send("AT+CPIN?"):
-                if isinstance(line, str) and v is None:
-                    v = parse(line)
-        except CmeError as e:
-            v = "absent" if e.code in (10, "SIM not inserted") else str(e.code)
-        except AtError:
-            pass
-        self.sim = v or "unknown"
-        if self.sim != "READY":
-            self._log.error("sim", self.sim)
-        return self.sim
+        return _boot().sim_status(self)
 
-    async def wait_registered(self, timeout_ms):
+    def wait_registered(self, timeout_ms):
         """Poll CREG/CEREG until registered (home or roaming). -> bool."""
-        waited = 0
-        while True:
-            for cmd in ("AT+CEREG?", "AT+CREG?"):
-                try:
-                    for line in await self._at.send(cmd):
-                        self._on_registration_line(line)
-                except AtError as e:
-                    self._log.error("registration", e.line)
-            if self.registered:
-                return True
-            if waited >= timeout_ms:
-                return False
-            await asyncio.sleep_ms(self.poll_ms)
-            waited += self.poll_ms
+        return _boot().wait_registered(self, timeout_ms)
 
     def _on_registration_line(self, line):
         parsed = atparse.parse_registration(line)
@@ -270,21 +252,9 @@ class Sim7600:
         if self.on_registration is not None:
             self.on_registration(now)
 
-    async def identity(self):
+    def identity(self):
         """-> (imei, iccid); None for a part the modem does not give."""
-        imei = iccid = None
-        rare = _rare()
-        try:
-            for line in await self._at.send("AT+CGSN"):
-                imei = imei or rare.parse_imei(line)
-        except AtError as e:
-            self._log.error("imei", e.line)
-        try:
-            for line in await self._at.send("AT+CICCID"):
-                iccid = iccid or rare.parse_iccid(line)
-        except AtError as e:
-            self._log.error("iccid", e.line)
-        return (imei, iccid)
+        return _boot().identity(self)
 
     async def _query(self, cmd, parser, what):
         # The first answer line the parser accepts, or None (logged).
@@ -311,17 +281,9 @@ class Sim7600:
         cell = await self._query("AT+CPSI?", atparse.parse_cpsi, "cpsi")
         return cell or None
 
-    async def network_time(self):
+    def network_time(self):
         """Unix seconds UTC from the network clock, or None if never set."""
-        try:
-            lines = await self._at.send("AT+CCLK?")
-        except AtError as e:
-            self._log.error("cclk", e.line)
-            return None
-        for line in lines:
-            if isinstance(line, str) and line.startswith("+CCLK:"):
-                return _rare().parse_cclk(line)
-        return None
+        return _boot().network_time(self)
 
     async def battery_mv(self):
         """Battery voltage in millivolts (AT+CBC), or None."""
@@ -492,26 +454,16 @@ class Sim7600:
                     return mr
         raise ProtocolError(lines[0] if lines else "no +CMGS")
 
-    async def read_sms(self, index):
+    def read_sms(self, index):
         """AT+CMGR=<index> -> (sender, text), or None for an empty slot.
 
         A text line that starts like a URC ("RING", "+CMTI: ...") goes to the URC
         handlers instead: this is for short command texts, not arbitrary content.
         """
-        lines = await self._at.send("AT+CMGR=%d" % index, timeout_ms=10000)
-        for i in range(len(lines)):
-            line = lines[i]
-            if isinstance(line, str) and line.startswith("+CMGR:"):
-                head = _rare().parse_cmgr(line)
-                if head is None:
-                    self._log.error("cmgr", "bad_line")
-                    return None
-                rest = [x for x in lines[i + 1:] if isinstance(x, str)]
-                return (head[1], "\n".join(rest))
-        return None
+        return _boot().read_sms(self, index)
 
-    async def delete_sms(self, index):
-        await self._at.send("AT+CMGD=%d" % index)
+    def delete_sms(self, index):
+        return _boot().delete_sms(self, index)
 
     # ---- HTTP ------------------------------------------------------------------
 

@@ -1,0 +1,99 @@
+# The SIM7600 driver's once-per-boot and seldom calls (SIM state, registration wait,
+# identity, network clock, received SMS), apart from sim7600.py so that their code is
+# in the heap only while one runs: Sim7600's methods of the same names load this
+# module for the call and drop it (sim7600._boot). `m` is the Sim7600 driver.
+import asyncio
+
+import atparse_rare
+from errors import AtError, CmeError
+
+
+async def sim_status(m):
+    """AT+CPIN? -> "READY", "SIM PIN", "SIM PUK", ... or "absent" (+CME ERROR 10).
+
+    Kept in `modem.sim`; anything but READY is logged (no SMS, no data, and only
+    emergency numbers can be called).
+    """
+    v = None
+    try:
+        for line in await m._at.send("AT+CPIN?"):
+            if isinstance(line, str) and v is None:
+                v = atparse_rare.parse_cpin(line)
+    except CmeError as e:
+        v = "absent" if e.code in (10, "SIM not inserted") else str(e.code)
+    except AtError:
+        pass
+    m.sim = v or "unknown"
+    if m.sim != "READY":
+        m._log.error("sim", m.sim)
+    return m.sim
+
+
+async def wait_registered(m, timeout_ms):
+    """Poll CREG/CEREG until registered (home or roaming). -> bool."""
+    waited = 0
+    while True:
+        for cmd in ("AT+CEREG?", "AT+CREG?"):
+            try:
+                for line in await m._at.send(cmd):
+                    m._on_registration_line(line)
+            except AtError as e:
+                m._log.error("registration", e.line)
+        if m.registered:
+            return True
+        if waited >= timeout_ms:
+            return False
+        await asyncio.sleep_ms(m.poll_ms)
+        waited += m.poll_ms
+
+
+async def identity(m):
+    """-> (imei, iccid); None for a part the modem does not give."""
+    imei = iccid = None
+    try:
+        for line in await m._at.send("AT+CGSN"):
+            imei = imei or atparse_rare.parse_imei(line)
+    except AtError as e:
+        m._log.error("imei", e.line)
+    try:
+        for line in await m._at.send("AT+CICCID"):
+            iccid = iccid or atparse_rare.parse_iccid(line)
+    except AtError as e:
+        m._log.error("iccid", e.line)
+    return (imei, iccid)
+
+
+async def network_time(m):
+    """Unix seconds UTC from the network clock, or None if never set."""
+    try:
+        lines = await m._at.send("AT+CCLK?")
+    except AtError as e:
+        m._log.error("cclk", e.line)
+        return None
+    for line in lines:
+        if isinstance(line, str) and line.startswith("+CCLK:"):
+            return atparse_rare.parse_cclk(line)
+    return None
+
+
+async def read_sms(m, index):
+    """AT+CMGR=<index> -> (sender, text), or None for an empty slot.
+
+    A text line that starts like a URC ("RING", "+CMTI: ...") goes to the URC
+    handlers instead: this is for short command texts, not arbitrary content.
+    """
+    lines = await m._at.send("AT+CMGR=%d" % index, timeout_ms=10000)
+    for i in range(len(lines)):
+        line = lines[i]
+        if isinstance(line, str) and line.startswith("+CMGR:"):
+            head = atparse_rare.parse_cmgr(line)
+            if head is None:
+                m._log.error("cmgr", "bad_line")
+                return None
+            rest = [x for x in lines[i + 1:] if isinstance(x, str)]
+            return (head[1], "\n".join(rest))
+    return None
+
+
+async def delete_sms(m, index):
+    await m._at.send("AT+CMGD=%d" % index)
