@@ -385,6 +385,24 @@ def _split_keep_device_order(by_device: dict[str, list], parts: int) -> list[lis
     return shares
 
 
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """--database-url and --both, shared by the benchmarks."""
+    parser.add_argument("--database-url", default=None,
+                        help="default: a temporary SQLite file; postgresql://... uses a fresh "
+                             "schema that is dropped afterwards")
+    parser.add_argument("--both", action="store_true",
+                        help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
+                             "127.0.0.1:5432/test")
+
+
+def database_urls(args: argparse.Namespace) -> list[str | None]:
+    """The databases a benchmark runs on (None: a temporary SQLite file)."""
+    if args.both:
+        return [None, os.environ.get("TGD_TEST_PG_URL",
+                                     "postgresql+psycopg://postgres@127.0.0.1:5432/test")]
+    return [args.database_url]
+
+
 @subcommand("bench", help="ingest benchmark: signed messages from simulated devices, figures")
 def _configure(parser: argparse.ArgumentParser):
     parser.add_argument("--devices", type=int, default=10_000)
@@ -393,24 +411,15 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument("--positions", type=int, default=2, help="position updates per alarm")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--concurrency", type=int, default=8, help="connections per client")
-    parser.add_argument("--database-url", default=None,
-                        help="default: a temporary SQLite file; postgresql://... uses a fresh "
-                             "schema that is dropped afterwards")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in messages/s (default: as fast as the server goes)")
     parser.add_argument("--workers", type=int, default=1,
                         help="gunicorn worker processes (default 1, the SQLite deployment); "
                              "0 runs the app behind Werkzeug in the bench process")
-    parser.add_argument("--both", action="store_true",
-                        help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
-                             "127.0.0.1:5432/test")
+    add_database_arguments(parser)
 
     def run(args: argparse.Namespace) -> int:
-        urls = [args.database_url]
-        if args.both:
-            urls = [None, os.environ.get("TGD_TEST_PG_URL",
-                                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")]
-        for url in urls:
+        for url in database_urls(args):
             report = run_bench(args.devices, args.alarm_fraction, args.positions, args.clients,
                                args.concurrency, url,
                                workers=args.workers, rate=args.rate)

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..bench import add_database_arguments, database_urls
 from ..cli import subcommand
 
 PUBLISHER = "bench-publisher"
@@ -157,19 +158,10 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument("--publishers", type=int, default=4, help="publishing connections")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in messages/s (default: as fast as possible)")
-    parser.add_argument("--database-url", default=None,
-                        help="default: a temporary SQLite file; postgresql://... uses a fresh "
-                             "schema that is dropped afterwards")
-    parser.add_argument("--both", action="store_true",
-                        help="run on SQLite, then on PostgreSQL at TGD_TEST_PG_URL or "
-                             "127.0.0.1:5432/test")
+    add_database_arguments(parser)
 
     def run(args: argparse.Namespace) -> int:
-        urls = [args.database_url]
-        if args.both:
-            urls = [None, os.environ.get("TGD_TEST_PG_URL",
-                                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")]
-        for url in urls:
+        for url in database_urls(args):
             print(json.dumps(run_mqtt_bench(args.devices, args.publishers, url, args.rate)))
         return 0
 
