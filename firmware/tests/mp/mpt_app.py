@@ -1,4 +1,6 @@
-# heapsize: 160k
+# heapsize: 192k
+# (192k: these tests import the sources, compiled inside the VM; the lazily loaded
+# heartbeat and aml are compiled again after each alarm, which a board never does.)
 # The app's wiring on a scripted board and modem: boot, config, the button's hold,
 # a press during an open alarm, a stuck button at boot, resume after a reboot,
 # safe mode, heartbeat, low battery and last gasp.
