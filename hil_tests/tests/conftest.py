@@ -77,3 +77,14 @@ def run_named(backend, rig_workdir):
         needs_firmware()
         return run_scenario(sc, workdir=rig_workdir, seed=seed)
     return run
+
+
+@pytest.fixture
+def net():
+    """A simulated network with the emulator's fast timing (the emulator tests' base)."""
+    from tgd_rig.emulator import Network, Timing
+
+    network = Network(timing=Timing.fast(0.01))
+    network.start()
+    yield network
+    network.stop()

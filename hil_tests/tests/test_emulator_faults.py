@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tgd_rig.emulator import Network, Sim7600Emulator, Timing, Track, UnknownFault
+from tgd_rig.emulator import Sim7600Emulator, Track, UnknownFault
 from tgd_rig.emulator.client import boot
 from tgd_rig.emulator.transcript import TX
 
@@ -12,12 +12,9 @@ BOOT = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
 
 
 @pytest.fixture
-def net():
-    network = Network(timing=Timing.fast(0.01))
-    network.start()
-    network.add_police("17", answer_after_s=0.05)
-    yield network
-    network.stop()
+def net(net):
+    net.add_police("17", answer_after_s=0.05)
+    return net
 
 
 @pytest.fixture

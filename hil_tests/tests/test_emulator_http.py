@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from tgd_rig.emulator import Network, Sim7600Emulator, Timing, Track
+from tgd_rig.emulator import Sim7600Emulator, Timing, Track
 from tgd_rig.emulator.client import boot
 
 
@@ -38,14 +38,6 @@ def server():
     yield srv
     srv.shutdown()
     srv.server_close()
-
-
-@pytest.fixture
-def net():
-    network = Network(timing=Timing.fast(0.01))
-    network.start()
-    yield network
-    network.stop()
 
 
 @pytest.fixture
@@ -206,7 +198,6 @@ def test_large_answer_is_read_whole_at_uart_pace(net, server, at):
 
 
 def test_uart_pace_in_realistic_timing():
-    from tgd_rig.emulator import Timing
 
     assert Timing.realistic().uart_bps == 115200
     assert Timing.fast(0.01).uart_bps == pytest.approx(11520000)

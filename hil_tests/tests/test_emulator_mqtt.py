@@ -4,7 +4,7 @@ configuration (deploy/mosquitto: accounts, ACL), byte for byte."""
 import pytest
 from mqtt_testkit import Spy, needs_mosquitto, start_broker
 
-from tgd_rig.emulator import Network, Sim7600Emulator, Timing, Track
+from tgd_rig.emulator import Sim7600Emulator, Track
 from tgd_rig.emulator.client import boot
 from tgd_server.mqtt.topics import device_password
 
@@ -26,14 +26,6 @@ def spy(broker):
     s = Spy(broker.port, ["tgd/+/up", "tgd/+/status"])
     yield s
     s.close()
-
-
-@pytest.fixture
-def net():
-    network = Network(timing=Timing.fast(0.01))
-    network.start()
-    yield network
-    network.stop()
 
 
 @pytest.fixture

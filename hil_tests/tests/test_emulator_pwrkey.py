@@ -5,18 +5,10 @@ import time
 
 import pytest
 
-from tgd_rig.emulator import Network, Sim7600Emulator, Timing, Track
+from tgd_rig.emulator import Sim7600Emulator, Track
 from tgd_rig.emulator.client import AtClient
 
 BOOT = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
-
-
-@pytest.fixture
-def net():
-    network = Network(timing=Timing.fast(0.01))
-    network.start()
-    yield network
-    network.stop()
 
 
 @pytest.fixture

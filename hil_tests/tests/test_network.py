@@ -5,19 +5,11 @@ import time
 
 import pytest
 
-from tgd_rig.emulator import Network, Sim7600Emulator, Timing, Track
+from tgd_rig.emulator import Sim7600Emulator, Track
 from tgd_rig.emulator.client import boot
 
 HANDSET = "+687751001"
 GATEWAY = "+687700100"
-
-
-@pytest.fixture
-def net():
-    network = Network(timing=Timing.fast(0.01))
-    network.start()
-    yield network
-    network.stop()
 
 
 def _modem(net, msisdn, **kw):
