@@ -179,6 +179,47 @@ def _drop_pg_schema(url: str, schema: str) -> None:
     engine.dispose()
 
 
+class BenchDatabase:
+    """A migrated app on a throwaway database: a temporary SQLite file, or a fresh
+    schema in the PostgreSQL database at `database_url` (dropped by release())."""
+
+    def __init__(self, prefix: str, database_url: str | None) -> None:
+        from . import create_app, db, migrate
+
+        self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        self._pg: tuple[str, str] | None = None
+        if database_url and database_url.startswith("postgres"):
+            url, schema = _pg_schema(database_url)
+            self._pg = (database_url, schema)
+            database_url = url
+        self.url = database_url or f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        self.app = create_app({"TGD_DATABASE_URL": self.url, "TGD_VAR_DIR": str(self.workdir),
+                               "SECRET_KEY": "bench", "TGD_EVENTS_PG": False})
+        with self.app.app_context():
+            migrate.upgrade(db.engine())
+
+    @property
+    def dialect(self) -> str:
+        return self.app.extensions["tgd_engine"].dialect.name
+
+    def stored_messages(self) -> int:
+        from sqlalchemy import func, select
+
+        from . import db
+        from .models import DeviceMessage
+
+        with self.app.app_context():
+            return db.get_session().scalar(select(func.count()).select_from(DeviceMessage))
+
+    def release(self, keep: bool = False) -> None:
+        self.app.extensions["tgd_engine"].dispose()
+        if keep:
+            return
+        if self._pg is not None:
+            _drop_pg_schema(*self._pg)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 class _InProcessServer:
     """The app behind Werkzeug's threaded HTTP/1.1 server, in this process."""
 
@@ -242,28 +283,17 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     process; N: gunicorn with N workers."""
     import logging
 
-    from sqlalchemy import func, select
+    from . import events
 
-    from . import create_app, db, events, migrate
-    from .models import DeviceMessage
-
-    workdir = Path(tempfile.mkdtemp(prefix="tgd-bench-"))
-    schema = base_url = None
-    if database_url and database_url.startswith("postgres"):
-        base_url = database_url
-        database_url, schema = _pg_schema(base_url)
-    database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    app = create_app({"TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
-                      "SECRET_KEY": "bench", "TGD_EVENTS_PG": False})
+    bench_db = BenchDatabase("tgd-bench-", database_url)
+    app, workdir = bench_db.app, bench_db.workdir
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with app.app_context():
-        migrate.upgrade(db.engine())
     plan = _plan(_register_devices(app, devices), alarm_fraction, positions_per_alarm)
 
     seen: list[tuple] = []
     stop = threading.Event()
     if workers:
-        server = _GunicornServer(database_url, workdir, workers, clients * concurrency)
+        server = _GunicornServer(bench_db.url, workdir, workers, clients * concurrency)
         listener = None
     else:
         server = _InProcessServer(app)
@@ -331,14 +361,8 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         rtts.extend(result["rtts"])
         for status, n in result["statuses"].items():
             statuses[status] = statuses.get(status, 0) + n
-    with app.app_context():
-        stored = db.get_session().scalar(select(func.count()).select_from(DeviceMessage))
-    dialect = app.extensions["tgd_engine"].dialect.name
-    app.extensions["tgd_engine"].dispose()
-    if schema is not None and not keep:
-        _drop_pg_schema(base_url, schema)
-    if not keep:
-        shutil.rmtree(workdir, ignore_errors=True)
+    stored, dialect = bench_db.stored_messages(), bench_db.dialect
+    bench_db.release(keep=keep)
 
     latencies = [arrived - ingested for _dev, _type, ingested, arrived in seen]
     keys: dict[tuple, int] = {}

@@ -19,12 +19,9 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from ..bench import add_database_arguments, database_urls
 from ..cli import subcommand
@@ -39,26 +36,16 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
 
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
-    from sqlalchemy import func, select
 
-    from .. import create_app, db, events, migrate
-    from ..bench import _body, _drop_pg_schema, _percentile, _pg_schema, _register_devices
-    from ..models import DeviceMessage
+    from .. import events
+    from ..bench import BenchDatabase, _body, _percentile, _register_devices
     from . import topics
     from .bridge import BRIDGE_USER, Bridge, BrokerSettings
     from .private_broker import PrivateBroker
 
-    workdir = Path(tempfile.mkdtemp(prefix="tgd-mqtt-bench-"))
-    schema = base_url = None
-    if database_url and database_url.startswith("postgres"):
-        base_url = database_url
-        database_url, schema = _pg_schema(base_url)
-    database_url = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
-    app = create_app({"TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
-                      "SECRET_KEY": "bench", "TGD_EVENTS_PG": False})
+    bench_db = BenchDatabase("tgd-mqtt-bench-", database_url)
+    app, workdir = bench_db.app, bench_db.workdir
     logging.getLogger("tgd").setLevel(logging.WARNING)
-    with app.app_context():
-        migrate.upgrade(db.engine())
     fleet = _register_devices(app, devices)
 
     bridge_password, publisher_password = secrets.token_hex(12), secrets.token_hex(12)
@@ -127,13 +114,8 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
     subscription.close()
     bridge.stop()
     broker.stop()
-    with app.app_context():
-        stored = db.get_session().scalar(select(func.count()).select_from(DeviceMessage))
-    dialect = app.extensions["tgd_engine"].dialect.name
-    app.extensions["tgd_engine"].dispose()
-    if schema is not None:
-        _drop_pg_schema(base_url, schema)
-    shutil.rmtree(workdir, ignore_errors=True)
+    stored, dialect = bench_db.stored_messages(), bench_db.dialect
+    bench_db.release()
 
     latencies = [seen[d] - published[d] for d in seen if d in published]
     elapsed = finished - started
