@@ -2,49 +2,30 @@
 
 import gzip
 import math
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tgd_server import cells
 from tgd_server.cells import CellRowError, Circle, combine, distance_m, parse_row
+from tgd_server.db import make_engine
 from tgd_server.models import Base, Cell
 
 SHIPPED_CSV = Path(cells.__file__).parent / "data" / "cells_nc.csv"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 GOOD = "LTE,546,1,4352,20481,0,166.44880,-22.27410,900,40,1,1704067200,1767225600,-92"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def session(request, tmp_path):
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'cells.sqlite3'}")
-        Base.metadata.create_all(engine)
-        with Session(engine) as s:
-            yield s
-        engine.dispose()
-        return
-    schema = "t_cells_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as err:  # noqa: BLE001 - any connection failure means "no server here"
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {err}")
-    engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        Base.metadata.create_all(engine)
-        with Session(engine) as s:
-            yield s
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+@pytest.fixture
+def session(database_url):
+    """A session on SQLite and on PostgreSQL (conftest's `database_url`: its own schema)."""
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
 
 
 def write_csv(path: Path, lines: list[str], header: bool = True) -> Path:

@@ -1,50 +1,30 @@
 """ingest_aml_sms: AML from a handset opens or joins its alarm; everything else is kept for review."""
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from tgd_server import cells, events
+from tgd_server.db import make_engine
 from tgd_server.ingest import ingest_device_message
 from tgd_server.models import Alarm, AlarmEvent, Base, Device, InboundSms, Position
 from tgd_server.sms.aml import build_aml
 from tgd_server.sms.ingest_sms import canonical_number, ingest_aml_sms, number_variants
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "11" * 32
 NUMBER = "+687751001"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def factory(request, tmp_path):
-    if request.param == "sqlite":
-        from tgd_server.db import make_engine
-
-        engine = make_engine(f"sqlite:///{tmp_path / 'sms.sqlite3'}")
-        Base.metadata.create_all(engine)
-        yield sessionmaker(bind=engine, expire_on_commit=False)
-        engine.dispose()
-        return
-    schema = "t_sms_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as err:  # noqa: BLE001 - any connection failure means "no server here"
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {err}")
-    engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        Base.metadata.create_all(engine)
-        yield sessionmaker(bind=engine, expire_on_commit=False)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+@pytest.fixture
+def factory(database_url):
+    """Sessions on SQLite and on PostgreSQL (conftest's `database_url`: its own schema)."""
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
 
 
 @pytest.fixture
