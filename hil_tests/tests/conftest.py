@@ -88,3 +88,24 @@ def net():
     network.start()
     yield network
     network.stop()
+
+
+@pytest.fixture
+def modem(net):
+    """An emulated SIM7600 in Nouméa (off: boot it, or take `at`)."""
+    from tgd_rig.emulator import Sim7600Emulator, Track
+
+    m = Sim7600Emulator(net, msisdn="+687751001", track=Track.fixed(-22.2758, 166.458))
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def at(modem):
+    """An AT client on the booted modem, echo off."""
+    from tgd_rig.emulator.client import boot
+
+    client = boot(modem)
+    client.command("ATE0")
+    yield client
+    client.close()

@@ -18,19 +18,9 @@ def net(net):
 
 
 @pytest.fixture
-def modem(net):
-    m = Sim7600Emulator(net, msisdn="+687751001", track=Track.fixed(-22.2758, 166.458))
-    yield m
-    m.close()
-
-
-@pytest.fixture
-def at(modem):
-    client = boot(modem)
-    client.command("ATE0")
-    client.command("AT+CMEE=2")
-    yield client
-    client.close()
+def at(at):
+    at.command("AT+CMEE=2")
+    return at
 
 
 def test_registration_lost_and_regained_with_urcs(at, modem):

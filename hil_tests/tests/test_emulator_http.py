@@ -5,8 +5,7 @@ import threading
 
 import pytest
 
-from tgd_rig.emulator import Sim7600Emulator, Timing, Track
-from tgd_rig.emulator.client import boot
+from tgd_rig.emulator import Timing
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -40,19 +39,6 @@ def server():
     srv.server_close()
 
 
-@pytest.fixture
-def modem(net):
-    m = Sim7600Emulator(net, msisdn="+687751001", track=Track.fixed(-22.2758, 166.458))
-    yield m
-    m.close()
-
-
-@pytest.fixture
-def at(modem):
-    client = boot(modem)
-    client.command("ATE0")
-    yield client
-    client.close()
 
 
 def _post(at, url, body=b'{"v":1}', userdata="X-TGD-Signature: abc123"):

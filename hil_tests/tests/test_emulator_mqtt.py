@@ -4,8 +4,6 @@ configuration (deploy/mosquitto: accounts, ACL), byte for byte."""
 import pytest
 from mqtt_testkit import Spy, needs_mosquitto, start_broker
 
-from tgd_rig.emulator import Sim7600Emulator, Track
-from tgd_rig.emulator.client import boot
 from tgd_server.mqtt.topics import device_password
 
 DEV = "NC0001"
@@ -28,19 +26,6 @@ def spy(broker):
     s.close()
 
 
-@pytest.fixture
-def modem(net):
-    m = Sim7600Emulator(net, msisdn="+687751001", track=Track.fixed(-22.2758, 166.458))
-    yield m
-    m.close()
-
-
-@pytest.fixture
-def at(modem):
-    client = boot(modem)
-    client.command("ATE0")
-    yield client
-    client.close()
 
 
 def _input(at, command: str, data: bytes) -> None:
