@@ -71,17 +71,8 @@
       }
     }
 
-    // At most one fetch in flight; events arriving meanwhile cause one more fetch after it.
-    var inFlight = false;
-    var again = false;
-    function request() {
-      if (inFlight) { again = true; return; }
-      inFlight = true;
-      refresh().then(function () {
-        inFlight = false;
-        if (again) { again = false; request(); }
-      });
-    }
+    // At most one fetch in flight; events arriving meanwhile cause one more after it.
+    var request = TGD.coalesced(refresh);
 
     function refresh() {
       var note = live.querySelector('#close-note');

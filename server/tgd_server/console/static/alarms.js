@@ -26,17 +26,8 @@
       TGD.announce(S.new_alarm + ' — ' + numbers.join(', '), '');
     }
 
-    // At most one fetch in flight; events arriving meanwhile cause one more fetch after it.
-    var inFlight = false;
-    var again = false;
-    function request() {
-      if (inFlight) { again = true; return; }
-      inFlight = true;
-      refresh().then(function () {
-        inFlight = false;
-        if (again) { again = false; request(); }
-      });
-    }
+    // At most one fetch in flight; events arriving meanwhile cause one more after it.
+    var request = TGD.coalesced(refresh);
 
     function refresh() {
       return fetch(list.dataset.fragmentUrl, {credentials: 'same-origin', headers: {Accept: 'text/html'}})

@@ -151,8 +151,25 @@
     });
   }
 
+  // A page refresher with at most one fetch in flight: events that arrive meanwhile
+  // cause one more fetch after it. `refresh` returns a promise.
+  function coalesced(refresh) {
+    var inFlight = false;
+    var again = false;
+    function request() {
+      if (inFlight) { again = true; return; }
+      inFlight = true;
+      refresh().then(function () {
+        inFlight = false;
+        if (again) { again = false; request(); }
+      });
+    }
+    return request;
+  }
+
   window.TGD = {
     strings: S,
+    coalesced: coalesced,
     fmt: fmt,
     formatAge: formatAge,
     tickAges: tickAges,
