@@ -28,6 +28,7 @@ URC_PREFIXES = (
     "NO CARRIER", "+CGPS:", "+CMQTT", "+HTTP_", "+CPSI:", "+CNMP:", "+CFUN:",
 )
 _FINAL_OK = "OK"
+_FINAL_ERRORS = ("+CME ERROR:", "+CMS ERROR:", "NO CARRIER", "BUSY", "NO ANSWER")
 # Received messages carry a time stamp; stored outgoing ones ("STO UNSENT") do not.
 _CMGR_HEADER = re.compile(r'\+CMGR: "([A-Z ]+)","([^"]*)"(?:,[^,]*,"([^"]*)")?')
 _CMGL_HEADER = re.compile(r'\+CMGL: (\d+),"([A-Z ]+)","([^"]*)"(?:,[^,]*,"([^"]*)")?')
@@ -174,19 +175,44 @@ class AtModem:
             if line.strip():
                 return line  # anything unprompted: the caller decides (garbage included)
 
-    def resync(self, attempts: int = 5, timeout: float = 1.0) -> bool:
-        """After a timeout or garbage: drop the input and check that `AT` answers OK."""
+    def resync(self, attempts: int = 5, timeout: float = 1.0, settle_s: float = 0.3) -> bool:
+        """After a timeout, a reboot or garbage: drop the input, check that `AT` answers
+        OK, and that no late answer follows.
+
+        The answer to a command given up on (a timeout, RDY in the middle) can still
+        be on its way. Taken for `AT`'s own OK it would shift every later answer by
+        one command (AT+CPMS? would read the previous command's OK). So after `AT`
+        answers, the line must stay free of final result codes for `settle_s`;
+        otherwise the check starts again. URCs seen meanwhile are kept.
+        """
         for _ in range(attempts):
             self._buffer.clear()
             self._serial.reset_input_buffer()
             try:
                 self.command("", timeout=timeout)
-                return True
             except ModemRebooted:
                 raise
             except ModemError:
                 continue
+            if self._quiet_after_answer(settle_s):
+                return True
         return False
+
+    def _quiet_after_answer(self, settle_s: float) -> bool:
+        """True when no final result code arrives within `settle_s` (a stale answer)."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            line = self._read_line(deadline)
+            if line is None:
+                return True
+            if line == "RDY":
+                self._urcs.append(line)
+                raise ModemRebooted("RDY while resynchronising")
+            if line == _FINAL_OK or line == "ERROR" or line.startswith(_FINAL_ERRORS):
+                log.debug("late answer %r while resynchronising: checking again", line)
+                return False
+            if _is_urc(line):
+                self._urcs.append(line)
 
     # --- SMS ----------------------------------------------------------------------
 
