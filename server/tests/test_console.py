@@ -161,6 +161,64 @@ def test_five_failures_from_one_address_lock_that_address(client, make_user):
                       environ={"REMOTE_ADDR": "10.1.1.1"}).status_code == 302
 
 
+def test_attempts_sent_all_at_once_get_no_more_tries_than_the_limit(app, make_user):
+    """Twenty wrong passwords at the same instant, each from its own connection: the
+    check, the verification and the logged failure are one step per username, so
+    five are tried and the others refused (before: all read '4 failures' together)."""
+    from tgd_server.console import login_limit
+
+    user = make_user("operator")
+    attempts = 4 * login_limit.MAX_FAILURES
+    start = threading.Barrier(attempts)
+    codes: list[int] = []
+
+    def attempt(i: int) -> None:
+        client = app.test_client()
+        token = csrf_of(client)
+        start.wait()
+        answer = client.post("/connexion", data={"username": user.username,
+                                                 "password": "bad password",
+                                                 "csrf_token": token},
+                             environ_base={"REMOTE_ADDR": f"10.7.0.{i}"})
+        codes.append(answer.status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [401] * login_limit.MAX_FAILURES + [429] * (
+        attempts - login_limit.MAX_FAILURES)
+
+
+def test_the_login_locks_hold_across_processes_on_postgresql(app):
+    """Another server process (here another connection) waits for the same locks."""
+    from sqlalchemy import text
+
+    from tgd_server.console import login_limit
+
+    with app.app_context():
+        first = db.session_factory()()
+        if first.get_bind().dialect.name != "postgresql":
+            first.close()
+            pytest.skip("advisory locks are PostgreSQL's (SQLite runs one server process)")
+        second = db.session_factory()()
+        try:
+            keys = login_limit.lock_keys("10.0.0.1", "Marie")
+            login_limit.lock_across_processes(first, keys)
+            second.execute(text("SET lock_timeout = '200ms'"))
+            with pytest.raises(Exception, match="lock timeout"):
+                login_limit.lock_across_processes(second, login_limit.lock_keys("10.0.0.2",
+                                                                                 "marie "))
+            second.rollback()
+            first.rollback()  # the first process's transaction ends: the lock goes
+            second.execute(text("SET lock_timeout = '200ms'"))
+            login_limit.lock_across_processes(second, keys)
+        finally:
+            first.close()
+            second.close()
+
+
 def test_the_lock_ends_after_the_window(client, make_user, app):
     user = make_user("operator")
     for _ in range(5):

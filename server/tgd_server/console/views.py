@@ -74,28 +74,31 @@ def login():
     password = request.form.get("password", "")[:1024]
     ip = request.remote_addr or "?"
     session = db.get_session()
-    known = session.query(User).filter(User.username == username).one_or_none()
-    by_ip, by_user = login_limit.failure_times(
-        session, ip, username, utcnow(), user_since=known.last_login_at if known else None)
-    now = utcnow()
-    wait = max(login_limit.retry_after(by_ip, now), login_limit.retry_after(by_user, now))
-    if wait > 0:
-        log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_LIMITED,
-                    detail=login_limit.user_detail(username))
-        minutes = max(1, round(wait / 60))
-        page = render_template("console/login.html", next_url=next_url, username=username,
-                               error=t.LOGIN_RATE_LIMITED.format(minutes=minutes))
-        return page, 429, {"Retry-After": str(int(wait) + 1)}
+    with login_limit.serialised(session, ip, username):
+        known = session.query(User).filter(User.username == username).one_or_none()
+        now = utcnow()
+        by_ip, by_user = login_limit.failure_times(
+            session, ip, username, now, user_since=known.last_login_at if known else None)
+        wait = max(login_limit.retry_after(by_ip, now), login_limit.retry_after(by_user, now))
+        if wait > 0:
+            session.rollback()
+            log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_LIMITED,
+                        detail=login_limit.user_detail(username))
+            minutes = max(1, round(wait / 60))
+            page = render_template("console/login.html", next_url=next_url, username=username,
+                                   error=t.LOGIN_RATE_LIMITED.format(minutes=minutes))
+            return page, 429, {"Retry-After": str(int(wait) + 1)}
 
-    user = authenticate(session, username, password) if username and password else None
-    if user is None:
-        session.rollback()
-        log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_FAILED,
-                    detail=login_limit.user_detail(username))
-        page = render_template("console/login.html", next_url=next_url, username=username,
-                               error=t.LOGIN_FAILED)
-        return page, 401
-    session.commit()  # last_login_at, a rehashed password
+        user = authenticate(session, username, password) if username and password else None
+        if user is None:
+            # logged before the locks go (the rollback ends the PostgreSQL ones)
+            log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_FAILED,
+                        detail=login_limit.user_detail(username))
+            session.rollback()
+            page = render_template("console/login.html", next_url=next_url, username=username,
+                                   error=t.LOGIN_FAILED)
+            return page, 401
+        session.commit()  # last_login_at, a rehashed password
     access.log_in(user)
     audit(user, "login", "user", user.id, detail=f"ip={ip}")
     return redirect(next_url or url_for("console.home"))
