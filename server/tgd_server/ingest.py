@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -92,16 +92,132 @@ class Context:
     envelope: dict | None = None
     message: DeviceMessage | None = None
     session: Session | None = None
-    device: Device | None = None
+    device: DeviceState | None = None
     alarm: Alarm | None = None
     alarm_created: bool = False
     newest: bool = True  # seq above every earlier one (a late message does not rewind states)
     seq_state: SeqState | None = None
-    batch_devices: dict[str, Device] | None = None
-    positions: list[Position] = field(default_factory=list)
+    batch_devices: dict[str, DeviceState] | None = None
+    rows: BatchRows | None = None  # what the batch inserts with Core statements at its end
+    positions: list[PendingPosition] = field(default_factory=list)
     device_flags: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     answer: dict | None = None
+
+
+# --- the batch's rows: Core statements, no ORM unit of work --------------------------
+
+_DEVICES = Device.__table__
+# The device columns the ingest reads (one query per batch, locked in id order).
+_STATE_COLUMNS = (
+    "id", "key_hex", "retired_at", "special_number", "low_battery_mv", "seq_high", "seq_bitmap",
+    "fw_version", "battery_mv", "signal_csq", "low_battery", "last_cell", "last_lat", "last_lon",
+    "last_acc_m", "last_method", "last_fix_at", "commands_pending",
+)
+# Written back for every device that accepted a message. The times below are not read:
+# None keeps the stored value (COALESCE), which the ingest never sets back to NULL.
+_WRITTEN_COLUMNS = (
+    "seq_high", "seq_bitmap", "fw_version", "battery_mv", "signal_csq", "low_battery",
+    "last_cell", "last_lat", "last_lon", "last_acc_m", "last_method", "last_fix_at",
+    "last_seen_at",
+)
+_KEPT_IF_NONE = ("last_heartbeat_at", "last_gasp_at")
+
+
+class DeviceState:
+    """A device row as the ingest sees it: plain attributes named as Device's, loaded with
+    one Core query per batch and written back with one executemany UPDATE (the ORM's
+    identity map and attribute events cost more than the rest of a message)."""
+
+    __slots__ = _STATE_COLUMNS + ("last_seen_at", "last_heartbeat_at", "last_gasp_at", "dirty")
+
+    def __init__(self, row) -> None:
+        for name, value in zip(_STATE_COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        self.last_seen_at = self.last_heartbeat_at = self.last_gasp_at = None
+        self.dirty = False
+
+    def update_params(self) -> dict:
+        params = {"p_" + name: getattr(self, name) for name in _WRITTEN_COLUMNS}
+        for name in _KEPT_IF_NONE:
+            params["p_" + name] = getattr(self, name)
+        params["p_id"] = self.id
+        return params
+
+
+_DEVICE_STATE_SELECT = (
+    select(*[_DEVICES.c[name] for name in _STATE_COLUMNS])
+    .where(_DEVICES.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_DEVICES.c.id)
+    .with_for_update()
+)
+_DEVICE_UPDATE = (
+    update(_DEVICES).where(_DEVICES.c.id == bindparam("p_id"))
+    .values({
+        **{name: bindparam("p_" + name, type_=_DEVICES.c[name].type) for name in _WRITTEN_COLUMNS},
+        **{name: func.coalesce(bindparam("p_" + name, type_=_DEVICES.c[name].type),
+                               _DEVICES.c[name])
+           for name in _KEPT_IF_NONE},
+    })
+)
+
+
+def load_device_states(session: Session, ids) -> dict[str, DeviceState]:
+    """The devices of `ids`, locked in id order (FOR UPDATE on PostgreSQL, so that the
+    batches of several server processes cannot deadlock; the single writer on SQLite)."""
+    rows = session.execute(_DEVICE_STATE_SELECT, {"ids": sorted(ids)})
+    return {row[0]: DeviceState(row) for row in rows}
+
+
+class PendingPosition:
+    """A position of the batch; `id` is set when the batch inserts it."""
+
+    __slots__ = ("id", "device_id", "alarm_id", "lat", "lon", "acc_m", "method", "fix_at",
+                 "received_at", "channel", "cell")
+
+    def __init__(self, device_id: str, alarm_id: int | None, lat: float, lon: float,
+                 acc_m: int | None, method: str, fix_at: datetime | None,
+                 received_at: datetime, channel: str, cell: str | None) -> None:
+        self.id = None
+        self.device_id, self.alarm_id, self.lat, self.lon = device_id, alarm_id, lat, lon
+        self.acc_m, self.method, self.fix_at = acc_m, method, fix_at
+        self.received_at, self.channel, self.cell = received_at, channel, cell
+
+    def params(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__[1:]}
+
+
+_POSITION_INSERT = insert(Position.__table__).returning(Position.__table__.c.id,
+                                                        sort_by_parameter_order=True)
+_MESSAGE_INSERT = insert(StoredMessage.__table__)
+_TIMELINE_INSERT = insert(AlarmEvent.__table__)
+
+
+class BatchRows:
+    """What a batch inserts: messages, positions and timeline entries, one executemany
+    each (insertmanyvalues: a few statements, not one per row), then its devices."""
+
+    __slots__ = ("messages", "positions", "timeline")
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.positions: list[PendingPosition] = []
+        self.timeline: list[dict] = []
+
+    def write(self, session: Session, devices) -> None:
+        session.flush()  # the ORM's part: alarm changes, commands handed out
+        if self.messages:
+            session.execute(_MESSAGE_INSERT, self.messages)
+        if self.positions:
+            ids = session.execute(_POSITION_INSERT,
+                                  [position.params() for position in self.positions]).scalars()
+            for position, position_id in zip(self.positions, ids, strict=True):
+                position.id = position_id
+        if self.timeline:
+            session.execute(_TIMELINE_INSERT, self.timeline)
+        changed = [device.update_params() for device in devices if device.dirty]
+        if changed:
+            session.execute(_DEVICE_UPDATE, changed)
 
 
 # --- bytes only ---------------------------------------------------------------
@@ -127,12 +243,9 @@ def parse_body(ctx: Context) -> None:
 def load_device(ctx: Context) -> None:
     """The device row, locked (FOR UPDATE on PostgreSQL; the single writer on SQLite)."""
     dev = ctx.envelope["dev"]
-    if ctx.batch_devices is not None:  # the batch loaded and locked its devices at once
-        device = ctx.batch_devices.get(dev)
-    else:
-        device = ctx.session.scalars(
-            select(Device).where(Device.id == dev).with_for_update()
-        ).one_or_none()
+    if ctx.batch_devices is None:
+        ctx.batch_devices = load_device_states(ctx.session, {dev})
+    device = ctx.batch_devices.get(dev)  # the batch loaded and locked its devices at once
     ctx.device = device if device is not None and device.retired_at is None else None
 
 
@@ -175,9 +288,10 @@ def advance_sequence(ctx: Context) -> None:
 
 def store_message(ctx: Context) -> None:
     msg = ctx.message
-    ctx.session.add(StoredMessage(device_id=msg.dev, seq=msg.seq, type=msg.type,
-                                  channel=ctx.channel, received_at=ctx.received_at,
-                                  body=ctx.body.decode("utf-8")))
+    ctx.device.dirty = True
+    ctx.rows.messages.append({"device_id": msg.dev, "seq": msg.seq, "type": msg.type,
+                              "channel": ctx.channel, "received_at": ctx.received_at,
+                              "body": ctx.body.decode("utf-8")})
 
 
 def update_device(ctx: Context) -> None:
@@ -240,9 +354,12 @@ def store_position(ctx: Context) -> None:
     if ctx.alarm is None and _same_fix(device, lat, lon, fix.method, fix_at):
         return  # a heartbeat repeating the last known fix adds nothing
     cell = json.dumps(msg.cell, separators=(",", ":")) if msg.cell is not None else None
-    ctx.positions.append(add_position(
-        ctx.session, device, ctx.alarm, lat, lon, acc, fix.method, fix_at, ctx.channel,
-        cell=cell, received_at=ctx.received_at))
+    position = PendingPosition(device.id, ctx.alarm.id if ctx.alarm is not None else None,
+                               lat, lon, acc, fix.method, fix_at, ctx.received_at, ctx.channel,
+                               cell)
+    ctx.rows.positions.append(position)
+    ctx.positions.append(position)
+    _make_last_fix(device, lat, lon, acc, fix.method, fix_at, ctx.received_at)
 
 
 def add_message_timeline(ctx: Context) -> None:
@@ -254,20 +371,26 @@ def add_message_timeline(ctx: Context) -> None:
         detail += f" call={msg.call_state}"
     if msg.sms_state:
         detail += f" sms={msg.sms_state}"
-    add_timeline(ctx.session, alarm, ctx.channel, "message", detail, at=ctx.received_at)
+    _timeline(ctx, alarm, ctx.channel, "message", detail, at=ctx.received_at)
     if not ctx.newest:
         return  # a late message: its channel states are older than what we know
     if msg.call_state and msg.call_state != alarm.call_state:
         alarm.call_state = msg.call_state
-        add_timeline(ctx.session, alarm, "call", msg.call_state,
+        _timeline(ctx, alarm, "call", msg.call_state,
                      "reported by the handset", at=ctx.received_at)
     if msg.sms_state and msg.sms_state != alarm.sms_state:
         alarm.sms_state = msg.sms_state
-        add_timeline(ctx.session, alarm, "sms", msg.sms_state,
+        _timeline(ctx, alarm, "sms", msg.sms_state,
                      "reported by the handset", at=ctx.received_at)
     if msg.type == "last_gasp":
-        add_timeline(ctx.session, alarm, ctx.channel, "last_gasp",
+        _timeline(ctx, alarm, ctx.channel, "last_gasp",
                      f"battery {msg.bat} mV: the handset is switching off", at=ctx.received_at)
+
+
+def _timeline(ctx: Context, alarm: Alarm, channel: str, kind: str, detail: str,
+              at: datetime) -> None:
+    ctx.rows.timeline.append({"alarm_id": alarm.id, "channel": channel, "kind": kind,
+                              "detail": detail, "at": at})
 
 
 def settle_commands(ctx: Context) -> None:
@@ -287,7 +410,10 @@ def settle_commands(ctx: Context) -> None:
         select(Command).where(Command.device_id == device.id, Command.done_at.is_(None))
         .order_by(Command.id)
     ).all()
-    device.commands_pending = len(pending)
+    if len(pending) != device.commands_pending:
+        device.commands_pending = len(pending)
+        session.execute(update(Device).where(Device.id == device.id)
+                        .values(commands_pending=len(pending)))
     for command in pending:
         command.sent_at = ctx.received_at
         item = {"id": command.id, "type": command.type}
@@ -370,10 +496,10 @@ def _run_write_steps(ctx: Context, factory: sessionmaker) -> None:
         _reset(ctx)
         try:
             with db.write_session(factory) as session:
-                ctx.session = session
+                ctx.session, ctx.rows = session, BatchRows()
                 for step in CHECK_STEPS + STORE_STEPS:
                     step(ctx)
-                session.flush()
+                ctx.rows.write(session, ctx.batch_devices.values())
                 for step in AFTER_FLUSH_STEPS:
                     step(ctx)
             return
@@ -384,7 +510,7 @@ def _run_write_steps(ctx: Context, factory: sessionmaker) -> None:
                 raise
             log.info("ingest retry %d after %s", attempt, type(exc).__name__)
         finally:
-            ctx.session = None
+            ctx.session = ctx.rows = ctx.batch_devices = None
 
 
 class _GroupCommitter:
@@ -485,9 +611,8 @@ class _GroupCommitter:
         """One transaction, one flush and one commit for the whole batch."""
         with db.write_session(self._factory) as session:
             ids = {item.ctx.envelope["dev"] for item in batch if item.ctx is not None}
-            # Locked in id order: batches of several server processes cannot deadlock.
-            devices = {d.id: d for d in session.scalars(
-                select(Device).where(Device.id.in_(ids)).order_by(Device.id).with_for_update())}
+            devices = load_device_states(session, ids)
+            rows = BatchRows()
             accepted = []
             for item in batch:
                 if item.ctx is None:  # a security-log row from a refusal before the batch
@@ -495,7 +620,7 @@ class _GroupCommitter:
                     continue
                 ctx = item.ctx
                 _reset(ctx)
-                ctx.session, ctx.batch_devices = session, devices
+                ctx.session, ctx.batch_devices, ctx.rows = session, devices, rows
                 try:
                     for step in CHECK_STEPS:
                         step(ctx)
@@ -507,13 +632,13 @@ class _GroupCommitter:
                 for step in STORE_STEPS:
                     step(ctx)
                 accepted.append(ctx)
-            session.flush()
+            rows.write(session, devices.values())
             for ctx in accepted:
                 for step in AFTER_FLUSH_STEPS:
                     step(ctx)
         for item in batch:  # committed
             if item.ctx is not None:
-                item.ctx.session, item.ctx.batch_devices = None, None
+                item.ctx.session = item.ctx.batch_devices = item.ctx.rows = None
             item.stored = item.outcome is None
 
 
@@ -545,7 +670,7 @@ _committers_lock = threading.Lock()
 
 def _reset(ctx: Context) -> None:
     ctx.device = ctx.alarm = ctx.answer = ctx.seq_state = None
-    ctx.alarm_created, ctx.batch_devices, ctx.newest = False, None, True
+    ctx.alarm_created, ctx.batch_devices, ctx.rows, ctx.newest = False, None, None, True
     ctx.positions, ctx.device_flags, ctx.events = [], [], []
 
 
@@ -647,11 +772,16 @@ def add_position(session: Session, device: Device, alarm: Alarm | None, lat: flo
                         lat=lat, lon=lon, acc_m=acc_m, method=method, fix_at=fix_at,
                         received_at=received_at, channel=channel, cell=cell)
     session.add(position)
-    newest = device.last_fix_at is None or (fix_at or received_at) >= device.last_fix_at
-    if newest:
+    _make_last_fix(device, lat, lon, acc_m, method, fix_at, received_at)
+    return position
+
+
+def _make_last_fix(device, lat: float, lon: float, acc_m: int | None, method: str,
+                   fix_at: datetime | None, received_at: datetime) -> None:
+    """The device's last known position becomes this one if it is the newest."""
+    if device.last_fix_at is None or (fix_at or received_at) >= device.last_fix_at:
         device.last_lat, device.last_lon, device.last_acc_m = lat, lon, acc_m
         device.last_method, device.last_fix_at = method, fix_at or received_at
-    return position
 
 
 def add_timeline(session: Session, alarm: Alarm, channel: str, kind: str, detail: str = "",
