@@ -15,6 +15,8 @@ from journal import Journal
 from timing import Timing
 from vibrate import Vibrator
 
+_SLEEP_MAX_MS = 3600000  # with no timer at all (the board may cap it: ESP32 watchdog)
+
 
 def _sim7600(board, log):
     from at import AtEngine
@@ -33,6 +35,7 @@ class App:
         self._heartbeat_task = None
         self._alarm_task = None
         self._tasks = []
+        self.sleep_stats = [0, time.ticks_ms()]  # [ms asleep, since]: logged with HEARTBEAT
 
     # -- start --------------------------------------------------------------------
     def _setup(self):
@@ -54,6 +57,7 @@ class App:
         clock = Clock()
         clock.set(board.rtc_unix())
         modem = self._make_modem(board, log)
+        modem.dtr_idle_ms = self.timing.dtr_idle_ms
         self.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),
                           self.timing)
         modem.on_call = self._on_call
@@ -76,8 +80,7 @@ class App:
             asyncio.create_task(self.dev.vibrator.play("error"))
         self._start_heartbeat()
         try:
-            while True:
-                await asyncio.sleep_ms(60000)
+            await asyncio.Event().wait()  # forever; no timer, so nothing wakes the ESP32
         finally:
             self.deinit()
 
@@ -126,11 +129,14 @@ class App:
         board = self.board
         button = Button(self.dev.cfg["trigger_hold_ms"])
         feed = getattr(board, "watchdog_feed", None)
+        sleep = getattr(board, "sleep_ms", None)
         while True:
             if feed is not None:
                 feed()
+            raw = True
             try:
-                ev = button.update(board.button_pressed(), time.ticks_ms())
+                raw = board.button_pressed()
+                ev = button.update(raw, time.ticks_ms())
             except Exception as e:  # noqa: BLE001 - a broken input must not stop the loop
                 self.log.error("button", e)
                 ev = None
@@ -138,11 +144,38 @@ class App:
             try:
                 if ev == DOWN or ev == UP:
                     self.log.event("BUTTON", state=ev)
+                    if ev == DOWN and hasattr(self.dev.modem, "prewake"):
+                        self.dev.modem.prewake()  # DTR low now: the dial will not wait 20 ms
                 elif ev == TRIGGER:
                     self._triggered()
             except Exception as e:  # noqa: BLE001 - the button must outlive any fault
                 self.log.error("trigger", e)
-            await asyncio.sleep_ms(Button.POLL_MS)
+            ms = 0
+            if sleep is not None and not raw and not button.pressed:
+                ms = self._idle_ms()
+            if ms >= self.timing.sleep_min_ms:
+                # Nothing due for ms: light sleep, woken early by the button or the modem
+                # (RI / UART); then poll and debounce as usual.
+                t0 = time.ticks_ms()
+                sleep(ms)
+                self.sleep_stats[0] += time.ticks_diff(time.ticks_ms(), t0)
+                await asyncio.sleep_ms(0)
+            else:
+                await asyncio.sleep_ms(Button.POLL_MS)
+
+    def _idle_ms(self):
+        # How long nothing is due: 0 during an alarm or an exchange with the modem,
+        # else the time to the first timer in asyncio's queue (tasks waiting for I/O
+        # or an event are not in it: I/O wakes the board, events follow other tasks).
+        if self.alarm is not None and self.alarm.is_open:
+            return 0
+        busy = getattr(self.dev.modem, "busy", None)
+        if busy is not None and busy():
+            return 0
+        nxt = asyncio.core._task_queue.peek()  # type: ignore[attr-defined]
+        if nxt is None:
+            return _SLEEP_MAX_MS
+        return min(_SLEEP_MAX_MS, time.ticks_diff(nxt.ph_key, time.ticks_ms()))
 
     def _triggered(self):
         if self.alarm is not None and self.alarm.is_open:
@@ -155,6 +188,8 @@ class App:
     # -- alarm --------------------------------------------------------------------
     def _start_alarm(self, alarm):
         self.alarm = alarm
+        if hasattr(self.dev.modem, "stay_awake"):
+            self.dev.modem.stay_awake(True)  # DTR low, no sleep, until the alarm ends
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()  # the alarm has the UART to itself
             self._heartbeat_task = None
@@ -167,12 +202,15 @@ class App:
         except Exception as e:  # noqa: BLE001 - never a crash: log, the app goes on
             self.log.error("alarm", e)
         if not alarm.is_open:
+            if hasattr(self.dev.modem, "stay_awake"):
+                self.dev.modem.stay_awake(False)
             self._start_heartbeat()
 
     def _start_heartbeat(self):
         if self._heartbeat_task is None and (self.alarm is None or not self.alarm.is_open):
             from heartbeat import Heartbeat
-            self._heartbeat_task = asyncio.create_task(Heartbeat(self.dev).run())
+            beat = Heartbeat(self.dev, self.board, self.sleep_stats)
+            self._heartbeat_task = asyncio.create_task(beat.run())
 
     # -- modem callbacks ----------------------------------------------------------
     def _on_call(self, state, reason=None):

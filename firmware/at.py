@@ -125,6 +125,7 @@ class AtEngine:
         self._timed_out = None  # ticks of the last timeout: a late answer may still come
         self.on_reboot = None  # callback() when "RDY" arrives
         self.last_rx_ms = None  # ticks of the last byte received (None: nothing yet)
+        self.wake = None  # async callable awaited before each command (the driver's DTR)
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -211,6 +212,8 @@ class AtEngine:
         """
         self.start()
         async with self._lock:
+            if self.wake is not None:
+                await self.wake()
             if self._timed_out is not None:
                 await self._wait_quiet()
             p = _Pending(cmd, expect, payload is not None)

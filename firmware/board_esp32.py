@@ -6,6 +6,7 @@ import time
 
 _UART_BAUD = 115200
 _WDT_MS = 30000  # a hung firmware is reset, then resumes its alarm from the journal
+_SLEEP_CAP_MS = _WDT_MS // 2  # one light sleep at most: the loop wakes to feed the watchdog
 
 _RESETS = {}
 
@@ -27,9 +28,10 @@ class Esp32Board:
     MODEM_RX = None
     MODEM_PWRKEY = None
     PWRKEY_ACTIVE_HIGH = True   # an NPN transistor: pin high pulls PWRKEY low
-    MODEM_DTR = None
+    MODEM_DTR = None            # high: the modem may sleep (AT+CSCLK=1)
+    MODEM_RI = None             # RTC GPIO: the modem pulls it low for a URC (wakes light sleep)
     MODEM_FLIGHT = None         # high = normal operation
-    BUTTON = None               # to GND, internal pull-up: pressed reads 0
+    BUTTON = None               # RTC GPIO to GND, internal pull-up: pressed reads 0 (wakes)
     MOTOR = None                # gate of an N-MOSFET: high = motor on
     BAT_ADC = None
     BAT_DIVIDER = 2.0           # VBAT -> 2 equal resistors -> ADC
@@ -52,6 +54,8 @@ class Esp32Board:
             self._adc = machine.ADC(Pin(self.BAT_ADC))
             self._adc.atten(machine.ADC.ATTN_11DB)
         self._wdt = None
+        self._ri = Pin(self.MODEM_RI, Pin.IN) if self.MODEM_RI is not None else None
+        self._wake_set = False
 
     def reset_cause(self):
         return _reset_names().get(machine.reset_cause(), "other")
@@ -93,6 +97,18 @@ class Esp32Board:
         if self._adc is None:
             return None
         return int(self._adc.read_uv() * self.BAT_DIVIDER / 1000)
+
+    def sleep_ms(self, ms):
+        """Light sleep for up to ms; the button (ext0) or the modem's RI (ext1) wake it
+        at once. Both must be RTC GPIOs (ESP32: ext0/ext1 only wake on those)."""
+        if not self._wake_set:
+            import esp32
+            if self._button is not None:
+                esp32.wake_on_ext0(self._button, 0)  # pressed = low
+            if self._ri is not None:
+                esp32.wake_on_ext1((self._ri,), 0)  # ALL_LOW of one pin: RI low
+            self._wake_set = True
+        machine.lightsleep(min(ms, _SLEEP_CAP_MS))
 
     def watchdog_feed(self):
         if self._wdt is None:

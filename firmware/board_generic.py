@@ -11,9 +11,10 @@ class GenericBoard(Esp32Board):
     MODEM_RX = 16          # modem TXD -> ESP32 RX2
     MODEM_PWRKEY = 5       # NPN transistor: high = PWRKEY pulled low
     PWRKEY_ACTIVE_HIGH = True
-    MODEM_DTR = 23
+    MODEM_DTR = 23         # high: the modem may sleep (AT+CSCLK=1)
+    MODEM_RI = 35          # modem RI (input-only RTC GPIO): a URC wakes the ESP32
     MODEM_FLIGHT = None
-    BUTTON = 18
+    BUTTON = 33            # an RTC GPIO: the button wakes light sleep
     MOTOR = 19
     BAT_ADC = 34           # VBAT through a 100k/100k divider
     DARK_PINS = (2,)       # the DevKit's blue LED

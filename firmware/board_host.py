@@ -59,6 +59,9 @@ class HostBoard:
         self._button_poll = None
         self._button_level = False
         self._pwrkey = None
+        self._dtr = None
+        self._uart = None
+        self._sleep_poll = None
         self._root = None
         self.motor_on = False
 
@@ -103,7 +106,9 @@ class HostBoard:
         path = self._get("TGD_UART")
         if path is None:
             raise BoardError("TGD_UART is not set")
-        return asyncio.StreamReader(open_raw_serial(path))
+        self._uart = open_raw_serial(path)
+        self._sleep_poll = None
+        return asyncio.StreamReader(self._uart)
 
     def pwrkey(self, pressed):
         path = self._get("TGD_PWRKEY")
@@ -114,7 +119,22 @@ class HostBoard:
         self._pwrkey.write(b"1" if pressed else b"0")  # unbuffered; flush() would fsync a FIFO
 
     def dtr(self, level):
-        pass  # the emulated modem does not sleep
+        # TGD_DTR: a FIFO the emulator reads, b"1" DTR high (the modem may sleep), b"0" low
+        path = self._get("TGD_DTR")
+        if path is None:
+            return
+        if self._dtr is None:
+            self._dtr = open(path, "r+b")
+        self._dtr.write(b"1" if level else b"0")
+
+    def sleep_ms(self, ms):
+        """The light sleep of a PC: wait up to ms for the button FIFO or the modem's UART."""
+        if self._sleep_poll is None:
+            self._sleep_poll = select.poll()
+            for f in (self._button, self._uart):
+                if f is not None:
+                    self._sleep_poll.register(f, select.POLLIN)
+        self._sleep_poll.poll(ms)
 
     # -- button and motor -----------------------------------------------------------
     def button_pressed(self):
@@ -125,6 +145,7 @@ class HostBoard:
             self._button = open(path, "r+b")  # read-write: a closed writer is not an EOF
             self._button_poll = select.poll()
             self._button_poll.register(self._button, select.POLLIN)
+            self._sleep_poll = None
         while self._button_poll.poll(0):
             b = self._button.read(1)
             if b == b"1":

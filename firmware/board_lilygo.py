@@ -10,10 +10,11 @@ class LilygoBoard(Esp32Board):
     MODEM_RX = 26          # modem TX -> ESP32 RX
     MODEM_PWRKEY = 4       # through the board's transistor: high = PWRKEY pulled low
     PWRKEY_ACTIVE_HIGH = True
-    MODEM_DTR = 32
+    MODEM_DTR = 32         # high: the modem may sleep (AT+CSCLK=1)
     MODEM_FLIGHT = 25      # high: radio on
-    # MODEM_RI = 33, MODEM_STATUS = 34 (inputs, unused: URCs are read from the UART)
-    BUTTON = 18            # alert button to GND (internal pull-up)
+    MODEM_RI = 33          # RTC GPIO: low pulse on a URC wakes the ESP32 (MODEM_STATUS 34 unused)
+    BUTTON = 13            # alert button to GND (internal pull-up); an RTC GPIO so that it
+                           # wakes light sleep (shared with the unused SD slot's CS: no card)
     MOTOR = 19             # N-MOSFET gate, motor across VBAT with a flyback diode
     BAT_ADC = 35           # VBAT through the board's 100k/100k divider (check the revision)
     DARK_PINS = (12,)      # the board's LED: kept off, the handset never lights up

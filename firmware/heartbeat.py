@@ -11,8 +11,11 @@ _LOW_HYSTERESIS_MV = 100
 
 
 class Heartbeat:
-    def __init__(self, dev):
+    def __init__(self, dev, board=None, sleep_stats=None):
         self._dev = dev
+        self._sleep = sleep_stats  # the app's [ms asleep, since]
+        self._board_mv = getattr(board, "battery_mv", None)
+        self._adc = self._read_adc() is not None  # the board reads VBAT itself
         self._uplink = Uplink(dev)
         self._last_beat = None
         self._last_check = None
@@ -20,29 +23,38 @@ class Heartbeat:
         self.gasped = False
 
     async def run(self):
-        """Runs between alarms (the app cancels it when an alarm starts)."""
+        """Runs between alarms (the app cancels it when an alarm starts).
+
+        The battery is read on the board's ADC when it has one (free: checked every
+        battery_check_ms, 60 s); otherwise through the modem (AT+CBC wakes it), and then
+        only with each heartbeat. Between the two it sleeps until the next one is due.
+        """
         dev = self._dev
         await dev.online.wait()
         while True:
             now = time.ticks_ms()
             t = dev.timing
-            if self._last_check is None or time.ticks_diff(now, self._last_check) >= t.battery_check_ms:
+            interval = t.s(dev.cfg["heartbeat_interval_s"])
+            if self._last_beat is None or time.ticks_diff(now, self._last_beat) >= interval:
+                self._last_beat = now
+                self._last_check = now
+                await self._check_battery()  # a low battery / last gasp goes before the beat
+                await self.beat()
+            elif self._adc and time.ticks_diff(now, self._last_check) >= t.battery_check_ms:
                 self._last_check = now
                 await self._check_battery()
-            if self._last_beat is None or time.ticks_diff(
-                    now, self._last_beat) >= t.s(dev.cfg["heartbeat_interval_s"]):
-                self._last_beat = now
-                await self.beat()
-            await asyncio.sleep_ms(min(t.battery_check_ms, t.s(dev.cfg["heartbeat_interval_s"])))
+            now = time.ticks_ms()
+            wait = 0 if self._last_beat is None else interval - time.ticks_diff(now, self._last_beat)
+            if self._adc:
+                wait = min(wait, t.battery_check_ms - time.ticks_diff(now, self._last_check))
+            await asyncio.sleep_ms(max(0, wait))
 
     async def _refresh(self):
         dev = self._dev
         m = dev.modem
-        for name in ("bat", "csq", "cell"):
+        for name in ("csq", "cell"):  # dev.bat: _check_battery has just read it
             try:
-                if name == "bat":
-                    dev.bat = await dev.modem_call(m.battery_mv())
-                elif name == "csq":
+                if name == "csq":
                     dev.csq = await dev.modem_call(m.signal())
                 else:
                     dev.cell = await dev.modem_call(m.serving_cell())
@@ -75,15 +87,35 @@ class Heartbeat:
         await self._refresh()
         answer = await self._send("heartbeat", 3)
         status = "safe_mode" if dev.safe else ("ok" if answer else "failed")
-        dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status=status, bat=dev.bat)
+        st = self._sleep
+        if st is None:
+            dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status=status, bat=dev.bat)
+            return
+        # Time asleep since the last HEARTBEAT line, of `span` ms (tgd-rig power reads them).
+        now = time.ticks_ms()
+        dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status=status, bat=dev.bat,
+                      slept=st[0], span=time.ticks_diff(now, st[1]))
+        st[0] = 0
+        st[1] = now
+
+    def _read_adc(self):
+        if self._board_mv is None:
+            return None
+        try:
+            return self._board_mv()
+        except Exception as e:  # noqa: BLE001 - a bad ADC read: the modem tells instead
+            self._dev.log.error("battery_adc", e)
+            return None
 
     async def _check_battery(self):
         dev = self._dev
-        try:
-            mv = await dev.modem_call(dev.modem.battery_mv())
-        except ModemError as e:
-            dev.log.error("battery", e)
-            return
+        mv = self._read_adc()
+        if mv is None:
+            try:
+                mv = await dev.modem_call(dev.modem.battery_mv())
+            except ModemError as e:
+                dev.log.error("battery", e)
+                return
         if not isinstance(mv, int):
             return
         dev.bat = mv

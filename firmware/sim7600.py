@@ -3,6 +3,7 @@
 # from URCs. What to retry and when is the alarm layer's decision.
 import asyncio
 import sys
+import time
 
 from micropython import const
 
@@ -19,6 +20,7 @@ _END_GRACE_MS = const(300)  # after "+CLCC: ...,6": the BUSY / NO ANSWER that sa
 # After RDY; failures are logged and skipped (the modem stays usable without them).
 _INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
          "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2")
+_DTR_WAKE_MS = const(20)  # the modem listens 20 ms after DTR falls (not scaled: a physical delay)
 # SMS set-up; may fail until "SMS DONE", so send_sms repeats it until it succeeded once.
 _SMS_INIT = ("AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0")
 
@@ -70,6 +72,7 @@ class Sim7600:
     rdy_timeout_ms = 20000  # RDY comes 11-12 s after power-on
     poll_ms = 1000  # registration polling period
     probe_ms = 600  # how long an "AT" waits for OK when checking that the modem is on
+    dtr_idle_ms = 1000  # no exchange for this long: DTR high (the app sets its scaled value)
 
     def __init__(self, at, board, log):
         self._at = at
@@ -85,12 +88,20 @@ class Sim7600:
         self._sms_ready = False
         self._starting = False
         self._tasks = []
+        # DTR, in one place: low (modem awake) from the first command until the AT engine
+        # has been idle dtr_idle_ms, then high (with CSCLK=1 the modem sleeps 15-20 s later).
+        self._dtr_low_at = None  # ticks DTR went low; None: high (or never driven)
+        self._last_use = 0
+        self._hold = False  # stay_awake(True): an alarm is open, DTR stays low
+        self._dtr_task = None
+        self._csclk = False  # AT+CSCLK=1 sent since the modem's last (re)start
         self.on_call = None  # cb(state, reason)
         self.on_sms_report = None  # cb(mr, st)
         self.on_sms = None  # cb(index)
         self.on_reboot = None  # cb()
         self.on_registration = None  # cb(registered)
         at.on_reboot = self._on_rdy
+        at.wake = self._wake
         for prefix in _URCS:
             at.on_urc(prefix, self._on_urc)
 
@@ -99,8 +110,6 @@ class Sim7600:
     async def start(self):
         """Power on if silent, wait RDY, initialise. Raises ModemSilent."""
         self._at.start()
-        self._board.dtr(0)  # DTR low: the modem stays awake (and wakes if it slept)
-        await asyncio.sleep_ms(20)  # it listens 20 ms after DTR falls
         self._starting = True
         try:
             if not await self._answers(1):  # one short probe: a silent modem is usually off
@@ -201,6 +210,7 @@ class Sim7600:
 
     def _reset_state(self, reason):
         self._sms_ready = False
+        self._csclk = False  # a restarted modem forgot it
         self._reg = {}
         self._set_registered(False)
         if self.call_state in ("dialing", "alerting", "active"):
@@ -211,10 +221,75 @@ class Sim7600:
         self._tasks.append(asyncio.create_task(coro))
 
     def deinit(self):
-        for t in self._tasks:
-            t.cancel()
+        for t in self._tasks + [self._dtr_task]:
+            if t is not None:
+                t.cancel()
         self._tasks = []
         self._at.deinit()
+
+    # ---- sleep (DTR) -------------------------------------------------------------
+
+    def prewake(self):
+        """DTR low now, without waiting (a press may become an alarm)."""
+        self._last_use = time.ticks_ms()
+        if self._dtr_low_at is None:
+            self._board.dtr(0)
+            self._dtr_low_at = self._last_use
+            if self._dtr_task is None:
+                self._dtr_task = asyncio.create_task(self._dtr_idle())
+
+    async def _wake(self):
+        # Before every command (AtEngine.wake): DTR low, then the 20 ms the modem needs.
+        self.prewake()
+        left = _DTR_WAKE_MS - time.ticks_diff(time.ticks_ms(), self._dtr_low_at)
+        if left > 0:
+            await asyncio.sleep_ms(left)
+
+    def stay_awake(self, on):
+        """True while an alarm is open: DTR stays low, the modem never sleeps."""
+        self._hold = on
+        if on:
+            self.prewake()
+
+    def busy(self):
+        """An exchange is pending (command in flight, or an answer awaited)."""
+        at = self._at
+        return self._starting or at._lock.locked() or bool(at._waiters)
+
+    def _may_sleep(self):
+        return not (self._hold or self.busy() or self.call_state in ("dialing", "alerting", "active"))
+
+    async def _dtr_idle(self):
+        # Runs while DTR is low; raises it after dtr_idle_ms without an exchange or a byte.
+        wait = self.dtr_idle_ms
+        try:
+            while True:
+                await asyncio.sleep_ms(wait)
+                now = time.ticks_ms()
+                if not self._may_sleep():
+                    self._last_use = now
+                last = self._last_use
+                rx = self._at.last_rx_ms
+                if rx is not None and time.ticks_diff(rx, last) > 0:
+                    last = rx
+                wait = self.dtr_idle_ms - time.ticks_diff(now, last)
+                if wait > 0:
+                    continue
+                if not self._csclk:
+                    # The first idle moment after a (re)start, not during it: the alarm
+                    # may dial as soon as the modem answers.
+                    self._csclk = True
+                    try:
+                        await self._try("AT+CSCLK=1")  # the modem may sleep while DTR is high
+                    except ModemError as e:
+                        self._log.error("csclk", e)
+                    wait = self.dtr_idle_ms
+                else:
+                    self._board.dtr(1)
+                    self._dtr_low_at = None
+                    return
+        finally:
+            self._dtr_task = None
 
     # ---- network ---------------------------------------------------------------
 

@@ -19,6 +19,8 @@ class Timing:
         self.modem_retry_ms = self.ms(5000)
         self.battery_check_ms = self.ms(60000)
         self.heartbeat_backoff_ms = (self.ms(10000), self.ms(120000))
+        self.dtr_idle_ms = self.ms(1000)         # no AT exchange this long: DTR high (modem may sleep)
+        self.sleep_min_ms = self.ms(50)          # light sleep only when nothing is due for this long
 
     def ms(self, value):
         return max(1, int(value * self.scale))
