@@ -106,6 +106,30 @@ def test_oversized_body_is_not_read(app, client, handset):
     assert response.get_json()["error"] == "too_large"
 
 
+def test_answers_are_json_never_cached(app, client, handset):
+    """The lean WSGI path (ingest_http.DeviceMessageEndpoint) answers as Flask's view did."""
+    response = handset.post(client, handset.message("heartbeat"))
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_json() == {"ok": True, "seq": 1, "cmds": []}
+    refused = client.post("/api/v1/device/messages", data=b"{}", content_type="text/plain")
+    assert refused.status_code == 415 and refused.headers["Cache-Control"] == "no-store"
+
+
+def test_a_body_shorter_than_its_length_is_a_4xx(app, client, handset):
+    body = handset.encode(handset.message("heartbeat"))
+    response = client.post("/api/v1/device/messages", data=body[:20],
+                           headers={"Content-Type": "application/json",
+                                    "Content-Length": str(len(body)),
+                                    "X-TGD-Signature": handset.sign(body)})
+    assert 400 <= response.status_code < 500
+    assert count(app, DeviceMessage) == 0
+
+
+def test_other_methods_on_the_ingest_path_are_405(client):
+    assert client.get("/api/v1/device/messages").status_code == 405
+
+
 def test_refused_body_is_kept_in_the_security_log(app, client, handset):
     message = handset.message("alarm", fix={"m": "G", "lat": 200, "lon": 1})
     handset.post(client, message)

@@ -21,6 +21,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     db.init_app(app)
+    from . import admin, api, ingest_http
+
+    # Device messages skip Flask's request machinery (inside ProxyFix: same client address).
+    app.wsgi_app = ingest_http.DeviceMessageEndpoint(app.wsgi_app,
+                                                     app.extensions["tgd_sessionmaker"])
     proxies = int(app.config.get("TGD_PROXY_COUNT") or 0)
     if proxies:
         # Behind nginx/HAProxy: the client's address (security log, login rate limit)
@@ -28,8 +33,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
-
-    from . import admin, api, ingest_http
 
     app.register_blueprint(ingest_http.bp)
     app.register_blueprint(api.bp)
