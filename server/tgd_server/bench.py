@@ -275,6 +275,14 @@ class _GunicornServer:
             seen.extend(tuple(row) for row in json.loads(path.read_text()))
         return seen
 
+    def thread_cpu(self) -> dict[str, float]:
+        """The workers' CPU seconds by thread kind (bench_probe.thread_cpu), summed."""
+        totals: dict[str, float] = {}
+        for path in self.out.glob("threads-*.json"):
+            for kind, seconds in json.loads(path.read_text()).items():
+                totals[kind] = totals.get(kind, 0.0) + seconds
+        return totals
+
 
 def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
               clients: int = 2, concurrency: int = 8, database_url: str | None = None,
@@ -342,10 +350,12 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     server_cpu = time.process_time() - cpu_started  # in-process mode: the server's CPU
     client_cpu = _children_cpu() - children_started  # the client processes, reaped
 
+    threads_cpu: dict[str, float] = {}
     if workers:
         before_gunicorn = _children_cpu()
         seen = server.events_seen()
         server_cpu = _children_cpu() - before_gunicorn  # gunicorn and its workers, reaped
+        threads_cpu = server.thread_cpu()
     else:
         deadline = time.time() + 10
         while len(seen) < len(plan) and time.time() < deadline:
@@ -382,6 +392,9 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         "http_rtt_ms": {"p50": _ms(_percentile(rtts, 0.5)), "p99": _ms(_percentile(rtts, 0.99))},
         "server_cpu_ms_per_msg": round(server_cpu / len(plan) * 1000, 2),
         "client_cpu_ms_per_msg": round(client_cpu / len(plan) * 1000, 2),
+        # The workers' CPU (start-up included) and their ingest writers' part of it.
+        "server_thread_cpu_ms_per_msg": {kind: round(seconds / len(plan) * 1000, 3)
+                                         for kind, seconds in sorted(threads_cpu.items())},
         "server": f"gunicorn {workers} worker(s) x {clients * concurrency} threads" if workers
         else "werkzeug threaded, in process",
         "offered_rate": rate or "flat out", "clients": clients, "concurrency": concurrency,

@@ -34,6 +34,25 @@ def post_worker_init(worker) -> None:
     _thread.start()
 
 
+def _cpu_seconds(stat_path: str) -> float:
+    with open(stat_path) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this worker: in all (`worker`, start-up included)
+    and of its ingest writer thread (`writer`); the rest is HTTP, the app and events."""
+    totals = {"worker": _cpu_seconds("/proc/self/stat"), "writer": 0.0}
+    for thread in threading.enumerate():
+        if thread.name.startswith("tgd-ingest-writer"):
+            try:
+                totals["writer"] += _cpu_seconds(f"/proc/self/task/{thread.native_id}/stat")
+            except OSError:  # the thread just ended
+                pass
+    return totals
+
+
 def worker_exit(server, worker) -> None:
     _stop.set()
     if _thread is not None:
@@ -42,3 +61,5 @@ def worker_exit(server, worker) -> None:
     if out:
         with open(os.path.join(out, f"events-{os.getpid()}.json"), "w") as handle:
             json.dump(_seen, handle)
+        with open(os.path.join(out, f"threads-{os.getpid()}.json"), "w") as handle:
+            json.dump(thread_cpu(), handle)
