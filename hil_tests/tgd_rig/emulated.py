@@ -1,7 +1,7 @@
 """The emulated backend: real firmware on the MicroPython VM, SIM7600 emulator, real server.
 
 Per handset: a flash directory with its config.json, a button FIFO the rig keeps a
-writer on, a `Sim7600Emulator` on a pty (with its PWRKEY FIFO), and the firmware
+writer on, a `Sim7600Emulator` on a pty (with its PWRKEY and DTR FIFOs), and the firmware
 process `micropython -X heapsize=80wk firmware/main.py` (docs/interfaces.md §1, "Heap").
 Shared: one simulated `Network` (police endpoint at the emergency number; at the SMS
 number an emulated SIM7600 read by the server's own SMS gateway loop,
@@ -113,6 +113,7 @@ class EmulatedHandset(Handset):
             env = dict(os.environ)
             env.update({"TGD_UART": self.modem.port, "TGD_BUTTON": str(self.button_path),
                         "TGD_FLASH": str(self.flash_dir), "TGD_PWRKEY": self.modem.pwrkey_path,
+                        "TGD_DTR": self.modem.dtr_path,
                         "TGD_LOG": self.rig.log_level,
                         "TGD_TIME_SCALE": repr(self.rig.firmware_time_scale)})
             self.modem.flush_host_input()  # what the killed firmware never read

@@ -9,9 +9,12 @@ asynchronous answer for HTTPACTION / HTTPREAD). Busy times are brought back to
 realistic timing with the emulator's own `Timing.realistic()` delays and the UART at
 115200 baud (`realistic_duration`).
 
-The budget multiplies that activity by datasheet currents (`CURRENTS`, each with its
-source) for one day of standby, for the firmware as it is and for a firmware that
-lets the modem and the ESP32 sleep between exchanges.
+Sleep is measured, not assumed: the ESP32's time asleep comes from the firmware's
+own records (each HEARTBEAT line carries `slept` and `span`, in ms, since the previous
+one: app.py sleeps in the board's hook until asyncio's next timer), the modem's from
+the emulator's transcript (`sleep` / `wake` entries: AT+CSCLK=1, DTR high, idle 15-20
+s). The budget multiplies the measured times by datasheet currents (`CURRENTS`, each
+with its source) for one day of standby.
 
 Everything from `parse_exchanges` down to `autonomy_days` is a pure function of its
 inputs; only `measure_standby` does I/O.
@@ -20,7 +23,6 @@ inputs; only `measure_standby` does I/O.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +35,10 @@ HOUR_S = 3600.0
 BATTERY_MAH = 3000.0          # LilyGO T-SIM7600X with one 18650 cell
 USABLE_FRACTION = 0.8         # derated 20%: cut-off voltage, ageing, cold, self-discharge
 TARGET_DAYS = 14.0
-# The firmware reads the battery through the modem (AT+CBC) every 60 s between
-# alarms (firmware/timing.py battery_check_ms): exchanges closer together than a
-# fraction of that period belong to the same burst.
+# A board's ADC battery check runs every 60 s (firmware/timing.py battery_check_ms);
+# exchanges closer together than a fraction of that period belong to the same burst.
 BATTERY_CHECK_S = 60.0
 BURST_GAP_FRACTION = 0.4
-# With AT+CSCLK=1 and DTR high the SIM7600 sleeps 15-20 s after its last activity
-# (SIM7600 AT manual, sleep application note): 17.5 s, the middle.
-MODEM_SLEEP_AFTER_S = 17.5
-DTR_WAKE_S = 0.02             # DTR low 20 ms before a command (same source)
 # After the last byte of a transfer an LTE modem stays RRC-connected until the
 # network's inactivity timer releases it (set by the operator, ~10 s is common).
 LTE_TAIL_S = 10.0
@@ -242,6 +239,14 @@ class Activity:
     beat: BurstKind
     poll: BurstKind
     findings: list[str] = field(default_factory=list)
+    # Sleep, measured (firmware seconds in the window, realistic timing; see sleep_times)
+    esp_awake_s: float = 0.0
+    modem_awake_s: float = 0.0
+    esp_asleep_wall_fraction: float = 0.0    # as run, before any correction
+    modem_asleep_wall_fraction: float = 0.0
+    modem_sleeps: int = 0                    # times the modem fell asleep
+    dtr_wakes: int = 0                       # times DTR low woke it
+    ri_pulses: int = 0                       # URCs while it slept
 
     def per_hour(self, count: float) -> float:
         return count * HOUR_S / self.window_s if self.window_s > 0 else 0.0
@@ -297,14 +302,71 @@ def gnss_on_wall_s(exchanges: list[Exchange], t_end: float) -> float:
     return total
 
 
+def modem_sleep_wall(entries: list[tuple[float, str, bytes]], t_start: float,
+                     t_end: float) -> tuple[float, int, int, int]:
+    """(wall seconds asleep, sleeps, DTR wakes, RI pulses) in [t_start, t_end), from the
+    emulator's transcript `sleep` / `wake` / `ri` entries."""
+    asleep_since: float | None = None
+    total, sleeps, wakes, ri = 0.0, 0, 0, 0
+    for t, direction, data in entries:
+        if t >= t_end:
+            break
+        if direction == "sleep":
+            if t >= t_start:
+                sleeps += 1
+            asleep_since = max(t, t_start)
+        elif direction == "wake":
+            if asleep_since is not None and t >= t_start:
+                total += t - asleep_since
+            if t >= t_start and data == b"DTR low":
+                wakes += 1
+            asleep_since = None
+        elif direction == "ri" and t >= t_start:
+            ri += 1
+    if asleep_since is not None:
+        total += t_end - asleep_since
+    return total, sleeps, wakes, ri
+
+
+def sleep_times(exchanges: list[Exchange], *, window_wall: float, esp_slept_wall: float,
+                esp_span_wall: float, modem_asleep_wall: float, dtr_wakes: int, scale: float,
+                fast, real) -> tuple[float, float]:
+    """(ESP32 awake, modem awake) in firmware seconds, realistic timing.
+
+    Exchanges (command -> answer) are replaced by their realistic durations. The rest
+    of the ESP32's awake time is its own work (CPU on this PC, the unscaled 20 ms DTR
+    wake): kept as measured. The rest of the modem's awake time is the firmware's
+    idle delay before DTR goes high and the module's 15-20 s before it sleeps, both
+    scaled: divided by the scale (the unscaled DTR wakes and the PC's CPU time between
+    commands are not: the first is taken out and put back, the second is inflated, so
+    the modem's figure errs high)."""
+    ex_wall = sum(ex.duration_s for ex in exchanges)
+    ex_real = sum(realistic_duration(ex, fast, real) for ex in exchanges)
+    window = window_wall / scale
+    # no sleep records (a firmware that never reports sleep): awake all the window
+    esp = max(0.0, esp_span_wall - esp_slept_wall - ex_wall) + ex_real if esp_span_wall > 0 else window
+    dtr = dtr_wakes * fast.dtr_wake_s
+    modem = max(0.0, window_wall - modem_asleep_wall - ex_wall - dtr) / scale + dtr + ex_real
+    return min(esp, window), min(modem, window)
+
+
 def build_activity(entries: list[tuple[float, str, bytes]], net_events: list[dict[str, Any]],
                    heartbeat_lines: int, *, t_start: float, t_end: float, scale: float,
-                   heartbeat_interval_s: float, msisdn: str, fast, real) -> Activity:
-    """The activity in [t_start, t_end) (host monotonic times, wall seconds)."""
+                   heartbeat_interval_s: float, msisdn: str, fast, real,
+                   esp_sleep: tuple[float, float] = (0.0, 0.0)) -> Activity:
+    """The activity in [t_start, t_end) (host monotonic times, wall seconds).
+
+    esp_sleep: (slept, span) wall seconds the firmware reported for the window."""
     if t_end <= t_start or scale <= 0:
         raise RigError(f"empty measurement window ({t_start}..{t_end}, scale {scale})")
     window = [e for e in entries if t_start <= e[0] < t_end]
     exchanges, urcs = parse_exchanges(window)
+    asleep, sleeps, wakes, ri = modem_sleep_wall(entries, t_start, t_end)
+    window_wall = t_end - t_start
+    esp_awake, modem_awake = sleep_times(
+        exchanges, window_wall=window_wall, esp_slept_wall=esp_sleep[0],
+        esp_span_wall=esp_sleep[1], modem_asleep_wall=asleep, dtr_wakes=wakes, scale=scale,
+        fast=fast, real=real)
     gap = BATTERY_CHECK_S * scale * BURST_GAP_FRACTION
     bursts = group_bursts(exchanges, gap)
     beats = [b for b in bursts if any(ex.command == "AT+HTTPACTION" for ex in b)]
@@ -326,28 +388,38 @@ def build_activity(entries: list[tuple[float, str, bytes]], net_events: list[dic
         commands=dict(sorted(Counter(ex.command for ex in exchanges).items())),
         beat=summarise(beats, fast, real),
         poll=summarise(polls, fast, real),
-        findings=firmware_findings(exchanges),
+        findings=firmware_findings(parse_exchanges(entries)[0], polls, sleeps),
+        esp_awake_s=esp_awake,
+        modem_awake_s=modem_awake,
+        esp_asleep_wall_fraction=esp_sleep[0] / esp_sleep[1] if esp_sleep[1] > 0 else 0.0,
+        modem_asleep_wall_fraction=asleep / window_wall,
+        modem_sleeps=sleeps,
+        dtr_wakes=wakes,
+        ri_pulses=ri,
     )
 
 
-def firmware_findings(exchanges: list[Exchange]) -> list[str]:
-    """What the firmware does (not) do for power, as seen on the line and in its source."""
+def firmware_findings(exchanges: list[Exchange], polls: list[list[Exchange]],
+                      modem_sleeps: int) -> list[str]:
+    """What the firmware does (not) do for power, as seen on the line and in its source.
+    `exchanges`: the whole run's; `polls`: the window's bursts without a heartbeat."""
     found = []
     sent = {ex.command for ex in exchanges}
     if "AT+CSCLK" not in sent:
         found.append("AT+CSCLK=1 is never sent: the SIM7600 never enters its sleep mode")
+    elif modem_sleeps == 0:
+        found.append("AT+CSCLK=1 is sent but the modem never slept in the window (DTR high?)")
     repo = Path(__file__).resolve().parents[2] / "firmware"
     source = ""
     for path in sorted(repo.glob("*.py")):
         source += path.read_text(encoding="utf-8")
-    if "lightsleep" not in source and "light_sleep" not in source:
-        found.append("the firmware never calls machine.lightsleep(): the ESP32 stays awake, "
-                     "its asyncio loop polling the button every 10 ms (app.py, Button.POLL_MS)")
+    if "lightsleep" not in source:
+        found.append("the firmware never calls machine.lightsleep(): the ESP32 stays awake")
     if "dtr(1)" not in source.replace(" ", ""):
-        found.append("DTR is driven low at start-up and never raised (sim7600.py start)")
-    if "AT+CBC" in sent:
-        found.append("the battery is read through the modem (AT+CBC) every 60 s between alarms "
-                     "(heartbeat.py, timing.battery_check_ms): each read wakes the modem")
+        found.append("DTR is never raised: the modem cannot sleep")
+    if any(ex.command == "AT+CBC" for burst in polls for ex in burst):
+        found.append("the battery is read through the modem (AT+CBC) between heartbeats: "
+                     "each read wakes the modem")
     return found
 
 
@@ -418,96 +490,40 @@ def autonomy_days(mah_per_day: float, capacity_mah: float = BATTERY_MAH,
     return capacity_mah * usable / mah_per_day
 
 
-def day_counts(activity: Activity, interval_s: float) -> tuple[float, float]:
-    """(heartbeats per day, polls per day) for `interval_s` heartbeats.
-
-    Polls are measured per hour; one poll in each heartbeat interval falls inside
-    the heartbeat's own burst (the firmware checks the battery, then beats)."""
-    beats = DAY_S / interval_s
-    poll_period_s = activity.window_s / (activity.poll.count + activity.heartbeats) \
-        if activity.poll.count else 0.0
-    if poll_period_s <= 0:
-        return beats, 0.0
-    return beats, max(0.0, DAY_S / poll_period_s - beats)
-
-
-def budget_as_is(activity: Activity, interval_s: float = 1800.0,
-                 currents: dict[str, Current] = CURRENTS) -> Budget:
-    """The firmware as it is: ESP32 always awake, modem never sleeps."""
-    beats, polls = day_counts(activity, interval_s)
-    data = beats * activity.beat.http_s
-    tail = beats * LTE_TAIL_S if activity.beat.http_s > 0 else 0.0
-    gnss = activity.gnss_on_s * DAY_S / activity.window_s
-    measured = f"measured: {beats:.0f} heartbeats x HTTP {activity.beat.http_s:.2f} s"
-    return Budget("firmware as it is", [
-        Row("ESP32 awake (asyncio loop, 10 ms button poll)", DAY_S, currents["esp32_active"],
-            "finding: the firmware never sleeps"),
-        Row("SIM7600 LTE data (HTTP request in flight)", data, currents["sim7600_lte_data"],
-            measured),
-        Row("SIM7600 LTE connected tail after each request", tail, currents["sim7600_lte_tail"],
-            f"assumption: {LTE_TAIL_S:.0f} s per request"),
-        Row("SIM7600 registered idle, awake (never sleeps)", max(0.0, DAY_S - data - tail),
-            currents["sim7600_idle"], "finding: no AT+CSCLK; rest of the day"),
-        Row("SIM7600 GNSS on", gnss, currents["sim7600_gnss"],
-            f"measured: {activity.gnss_on_s:.0f} s in the run"),
-    ] + ([Row("(modem battery polls)", 0.0, currents["sim7600_idle"],
-              f"measured: {polls:.0f}/day, inside the idle time")] if polls else []))
-
-
-def modem_awake_per_day(activity: Activity, interval_s: float, polls: bool) -> tuple[float, float]:
-    """(modem awake s/day, ESP32 awake s/day) with modem sleep and ESP32 light sleep.
-
-    The modem stays awake MODEM_SLEEP_AFTER_S after each burst; bursts closer than
-    that keep it awake in between."""
-    beats, n_polls = day_counts(activity, interval_s)
-    if not polls:
-        n_polls = 0.0
-    events = beats + n_polls
-    if events <= 0:
-        return 0.0, 0.0
-    beat_awake = activity.beat.span_s + DTR_WAKE_S
-    poll_awake = activity.poll.span_s + DTR_WAKE_S
-    period = DAY_S / events           # bursts spread evenly over the day
-    tail = min(MODEM_SLEEP_AFTER_S, period)
-    modem = beats * (beat_awake + tail) + n_polls * (poll_awake + tail)
-    esp = beats * beat_awake + n_polls * poll_awake
-    return min(DAY_S, modem), min(DAY_S, esp)
-
-
-def budget_with_sleep(activity: Activity, interval_s: float = 1800.0, polls: bool = True,
-                      currents: dict[str, Current] = CURRENTS) -> Budget:
-    """AT+CSCLK=1 + DTR high between exchanges, ESP32 light sleep between events
-    (button on a GPIO wake-up). `polls=False`: the battery read on the ESP32's ADC
-    instead of AT+CBC every 60 s, so only heartbeats wake the modem."""
-    beats, n_polls = day_counts(activity, interval_s)
-    modem_awake, esp_awake = modem_awake_per_day(activity, interval_s, polls)
-    data = beats * activity.beat.http_s
+def budget_measured(activity: Activity, currents: dict[str, Current] = CURRENTS) -> Budget:
+    """One day in standby from the run: its times per window, times a day's windows."""
+    a = activity
+    per_day = DAY_S / a.window_s
+    beats = a.beat.count * per_day
+    esp_awake = min(DAY_S, a.esp_awake_s * per_day)
+    modem_awake = min(DAY_S, a.modem_awake_s * per_day)
+    data = min(modem_awake, beats * a.beat.http_s)
     # the LTE tail runs inside the modem's awake time before it sleeps
-    tail = min(beats * LTE_TAIL_S, max(0.0, modem_awake - data)) if activity.beat.http_s > 0 else 0.0
-    idle = max(0.0, modem_awake - data - tail)
-    gnss = activity.gnss_on_s * DAY_S / activity.window_s
-    what = (f"{beats:.0f} heartbeats" + (f" + {n_polls:.0f} battery polls" if polls else ""))
-    return Budget("modem sleep + ESP32 light sleep" + ("" if polls else ", battery on the ADC"), [
-        Row("ESP32 awake (bursts + 20 ms DTR wake)", esp_awake, currents["esp32_active"],
-            f"measured spans of {what}"),
+    tail = min(beats * LTE_TAIL_S, max(0.0, modem_awake - data)) if a.beat.http_s > 0 else 0.0
+    gnss = a.gnss_on_s * per_day
+    run = f"measured: {a.window_s / HOUR_S:.1f} h run"
+    return Budget("measured (firmware as it is)", [
+        Row("ESP32 awake", esp_awake, currents["esp32_active"],
+            f"{run}, firmware's sleep records; exchanges at realistic timing"),
         Row("ESP32 light sleep", DAY_S - esp_awake, currents["esp32_light_sleep"],
-            "rest of the day"),
+            f"{run}: {a.esp_asleep_wall_fraction:.2%} of it asleep"),
         Row("SIM7600 LTE data (HTTP request in flight)", data, currents["sim7600_lte_data"],
-            f"measured: HTTP {activity.beat.http_s:.2f} s per heartbeat"),
+            f"measured: {beats:.0f} heartbeats x HTTP {a.beat.http_s:.2f} s"),
         Row("SIM7600 LTE connected tail after each request", tail, currents["sim7600_lte_tail"],
-            f"assumption: {LTE_TAIL_S:.0f} s per request"),
-        Row("SIM7600 awake idle (bursts + 17.5 s before sleep)", idle, currents["sim7600_idle"],
-            f"measured spans of {what} + sleep delay (AT manual: 15-20 s)"),
+            f"assumption: {LTE_TAIL_S:.0f} s per request, inside the awake time"),
+        Row("SIM7600 awake idle", max(0.0, modem_awake - data - tail), currents["sim7600_idle"],
+            f"{run}, emulator's sleep/wake records: exchanges + the firmware's 1 s before "
+            "DTR high + the module's 15-20 s before it sleeps"),
         Row("SIM7600 sleep", DAY_S - modem_awake, currents["sim7600_sleep"],
-            "rest of the day"),
+            f"{run}: asleep {a.modem_sleeps} times, woken {a.dtr_wakes} by DTR, "
+            f"{a.ri_pulses} RI pulses"),
         Row("SIM7600 GNSS on", gnss, currents["sim7600_gnss"],
-            f"measured: {activity.gnss_on_s:.0f} s in the run"),
+            f"measured: {a.gnss_on_s:.0f} s in the run"),
     ])
 
 
-def budgets(activity: Activity, interval_s: float = 1800.0) -> list[Budget]:
-    return [budget_as_is(activity, interval_s), budget_with_sleep(activity, interval_s),
-            budget_with_sleep(activity, interval_s, polls=False)]
+def budgets(activity: Activity) -> list[Budget]:
+    return [budget_measured(activity)]
 
 
 def required_average_ma(days: float = TARGET_DAYS, capacity_mah: float = BATTERY_MAH,
@@ -545,7 +561,12 @@ def format_activity(a: Activity) -> str:
         lines.append("  poll burst (realistic timing): "
                      f"{a.poll.at_commands:.0f} commands, modem busy {a.poll.busy_s * 1000:.1f} ms, "
                      + ", ".join(f"{k} x{v:g}" for k, v in a.poll.commands.items()))
-    lines.append("  found in the firmware:")
+    lines.append(f"  ESP32 asleep {a.esp_asleep_wall_fraction:.2%} of the run; awake "
+                 f"{a.esp_awake_s:.1f} s of {a.window_s:.0f} s at realistic timing")
+    lines.append(f"  modem asleep {a.modem_asleep_wall_fraction:.2%} of the run "
+                 f"({a.modem_sleeps} sleeps, {a.dtr_wakes} DTR wakes, {a.ri_pulses} RI pulses); "
+                 f"awake {a.modem_awake_s:.1f} s of {a.window_s:.0f} s at realistic timing")
+    lines.append("  found in the firmware:" + ("" if a.findings else " nothing missing"))
     lines.extend(f"    - {f}" for f in a.findings)
     return "\n".join(lines)
 
@@ -578,7 +599,11 @@ def format_sources() -> str:
 def measure_standby(heartbeats: int = 4, interval_s: float = 1800.0, scale: float = 0.005,
                     workdir: Path | None = None, device_id: str = "PW0001",
                     on_progress=None) -> Activity:
-    """Boot one emulated handset and leave it idle for `heartbeats` intervals."""
+    """Boot one emulated handset and leave it idle for `heartbeats` intervals.
+
+    The window runs from the first HEARTBEAT line to the one `heartbeats` intervals
+    later: it holds exactly that many heartbeat bursts, and the firmware's sleep
+    records of the lines after the first cover it."""
     from .emulated import EmulatedRig
     from .emulator.timing import Timing
 
@@ -590,28 +615,36 @@ def measure_standby(heartbeats: int = 4, interval_s: float = 1800.0, scale: floa
     with EmulatedRig(workdir, timing=fast) as rig:
         handset = rig.add_handset(device_id, config={"heartbeat_interval_s": int(interval_s)})
         handset.power_on()
-        ready = handset.expect("READY", timeout=60)
-        t_start = ready.t
-        t_end = t_start + heartbeats * wall_interval
+        handset.expect("READY", timeout=60)
+        first = handset.expect("HEARTBEAT", timeout=60)
         if on_progress:
-            on_progress(f"READY; measuring {heartbeats} heartbeat intervals "
+            on_progress(f"first HEARTBEAT; measuring {heartbeats} heartbeat intervals "
                         f"({heartbeats * wall_interval:.1f} s of wall time)")
-        time.sleep(max(0.0, t_end - time.monotonic()) + 0.2)
+        last = first
+        for _ in range(heartbeats):
+            last = handset.expect("HEARTBEAT", timeout=wall_interval * 3 + 30)
         entries = [(e.t, e.direction, e.data) for e in handset.modem.transcript.entries()]
+        if workdir is not None:
+            handset.modem.transcript.dump(str(Path(workdir) / "modem-transcript.txt"))
         net_events = list(rig.net.events)
-        beats = [ln for ln in handset.log.find("HEARTBEAT") if t_start <= ln.t < t_end]
+        beats = [ln for ln in handset.log.find("HEARTBEAT", since=first.index + 1)
+                 if ln.index <= last.index]
         msisdn = handset.identity.special_number
-    return build_activity(entries, net_events, len(beats), t_start=t_start, t_end=t_end,
+    slept = sum(float(ln.get("slept") or 0) for ln in beats) / 1000
+    span = sum(float(ln.get("span") or 0) for ln in beats) / 1000
+    # the window ends just after the last beat's line: its burst is in, the next is not
+    return build_activity(entries, net_events, len(beats), t_start=first.t, t_end=last.t + 0.001,
                           scale=scale, heartbeat_interval_s=interval_s, msisdn=msisdn,
-                          fast=fast, real=real)
+                          fast=fast, real=real, esp_sleep=(slept, span))
 
 
-def report(activity: Activity, interval_s: float = 1800.0) -> dict[str, Any]:
+def report(activity: Activity) -> dict[str, Any]:
     """The activity and the budgets, as JSON."""
-    out: dict[str, Any] = {"activity": activity.to_dict(), "budget_heartbeat_interval_s": interval_s,
+    out: dict[str, Any] = {"activity": activity.to_dict(),
+                           "budget_heartbeat_interval_s": activity.heartbeat_interval_s,
                            "battery_mah": BATTERY_MAH, "usable_fraction": USABLE_FRACTION,
                            "target_days": TARGET_DAYS, "budgets": []}
-    for b in budgets(activity, interval_s):
+    for b in budgets(activity):
         out["budgets"].append({
             "name": b.name, "mah_per_day": round(b.mah_per_day, 2), "days": round(b.days(), 2),
             "rows": [{"state": r.state, "seconds_per_day": round(r.seconds, 1),
@@ -650,13 +683,13 @@ def cmd_power(args) -> int:
               f"{activity.http_requests} HTTP requests): see the device log", file=sys.stderr)
     print()
     print(format_activity(activity))
-    for budget in budgets(activity, args.interval):
+    for budget in budgets(activity):
         print()
         print(format_budget(budget))
     print()
     print(format_sources())
     if args.json:
-        args.json.write_text(json.dumps(report(activity, args.interval), indent=2) + "\n",
+        args.json.write_text(json.dumps(report(activity), indent=2) + "\n",
                              encoding="utf-8")
         print(f"figures written to {args.json}")
     return 0 if clean else 1

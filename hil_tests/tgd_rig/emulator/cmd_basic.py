@@ -259,7 +259,8 @@ def csclk(m: Sim7600Emulator, cmd: Command) -> list[str]:
         return [f"+CSCLK: {m.settings.csclk}", "OK"]
     _only(cmd, SET)
     cmd.nargs(1, 1)
-    m.settings.csclk = cmd.arg_int(0, 0, 2)  # sleep itself is not emulated (no DTR on a pty)
+    m.settings.csclk = cmd.arg_int(0, 0, 2)
+    m.sleep_rearm()  # 1: asleep once idle with DTR high (modem.py, "sleep mode")
     return ["OK"]
 
 

@@ -24,7 +24,7 @@ from .network import Network
 from .ports import PtyPort, PwrkeyFifo, SerialPort
 from .state import ModemSettings, SmsStore
 from .track import Track, TruePosition
-from .transcript import LOST, RX, TX, Transcript
+from .transcript import LOST, RI, RX, SLEEP, TX, WAKE, Transcript
 from .uart import Uart
 
 BOOT_URCS = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
@@ -34,6 +34,7 @@ OFF, BOOTING, ON = "off", "booting", "on"
 MODE_COMMAND, MODE_PROMPT_WAIT, MODE_SMS_TEXT, MODE_DATA = "command", "prompt", "text", "data"
 
 _MAX_LINE = 1024
+DTR_SEEN_LATE_S = 0.01
 
 Handler = Callable[["Sim7600Emulator", Any], "list[str] | None"]
 COMMANDS: dict[str, Handler] = {}
@@ -111,6 +112,13 @@ class Sim7600Emulator:
         self._data_done: Callable[[bytes | None], None] | None = None
         self._data_timer: asyncio.TimerHandle | None = None
         self.silent_until = 0.0
+        # Sleep mode: DTR as the host drives it (the FIFO at dtr_path, or set_dtr()).
+        self.dtr_high = False
+        self.asleep = False
+        self.dtr_path: str | None = None
+        self._dtr: PwrkeyFifo | None = None
+        self._sleep_timer: asyncio.TimerHandle | None = None
+        self._listen_at = 0.0  # monotonic: DTR fell, the UART listens from then on
 
     # == public API (any thread) ===============================================
     def open(
@@ -133,6 +141,10 @@ class Sim7600Emulator:
     def power_off(self) -> None:
         """Power removed or switched off: everything volatile is lost."""
         self.net.call_in_loop(self._power_off, "power_off")
+
+    def set_dtr(self, high: bool) -> None:
+        """Drive the DTR line (as the host's FIFO at dtr_path does with b"1"/b"0")."""
+        self.net.call_in_loop(self._on_dtr, high)
 
     def schedule(self, at_s: float, name: str, **params: Any) -> None:
         """Fault `name` at `at_s` wall-clock seconds after open() (see faults.py)."""
@@ -184,6 +196,9 @@ class Sim7600Emulator:
             path = os.path.join(self._tmpdir, "pwrkey")
             self._pwrkey = PwrkeyFifo(loop, path, self._on_pwrkey)
             self.pwrkey_path = path
+            path = os.path.join(self._tmpdir, "dtr")
+            self._dtr = PwrkeyFifo(loop, path, self._on_dtr)  # b"1": DTR high
+            self.dtr_path = path
         self.transcript.note(f"open {self.port}")
 
     def _close(self) -> None:
@@ -191,6 +206,10 @@ class Sim7600Emulator:
         if self._pwrkey:
             self._pwrkey.close()
             self._pwrkey = None
+        if self._dtr:
+            self._dtr.close()
+            self._dtr = None
+            self.dtr_path = None
         if self._tmpdir:
             try:
                 os.rmdir(self._tmpdir)
@@ -272,6 +291,7 @@ class Sim7600Emulator:
         self.last_fix_at = None
         self._reset_input()
         self._drop_pending_output()
+        self._end_sleep("power off")
         if self._tick:
             self._tick.cancel()
             self._tick = None
@@ -367,12 +387,64 @@ class Sim7600Emulator:
         self.update_registration()
         self._schedule_tick()
 
+    # -- sleep mode (AT+CSCLK=1) -------------------------------------------------------
+    def _on_dtr(self, high: bool) -> None:
+        if high == self.dtr_high:
+            return
+        self.dtr_high = high
+        if high:
+            self.sleep_rearm()
+            return
+        if self._sleep_timer:
+            self._sleep_timer.cancel()
+            self._sleep_timer = None
+        # It listens dtr_wake_s after the edge. The edge is seen when the loop reads the
+        # FIFO, up to a few ms late on a loaded PC while the host's 20 ms already run:
+        # DTR_SEEN_LATE_S of that is forgiven (a host that does not wait at all still
+        # loses its bytes: they follow the edge by far less).
+        self._listen_at = time.monotonic() + max(0.0, self.net.timing.dtr_wake_s - DTR_SEEN_LATE_S)
+        self._end_sleep("DTR low")
+
+    def _end_sleep(self, why: str) -> None:
+        if self._sleep_timer and why == "power off":
+            self._sleep_timer.cancel()
+            self._sleep_timer = None
+        if self.asleep:
+            self.asleep = False
+            self.transcript.add(WAKE, why.encode())
+
+    def sleep_rearm(self) -> None:
+        """(Re)start the idle time after which the module sleeps: CSCLK=1, DTR high."""
+        if self._sleep_timer:
+            self._sleep_timer.cancel()
+            self._sleep_timer = None
+        if self.power == ON and self.settings.csclk == 1 and self.dtr_high and not self.asleep:
+            self._sleep_timer = self.later(self.draw("sleep_after_s"), self._fall_asleep)
+
+    def _fall_asleep(self) -> None:
+        self._sleep_timer = None
+        if self._busy or self._mode != MODE_COMMAND or self.calls:
+            self.sleep_rearm()  # a command, a prompt or a call in progress: not idle
+            return
+        if self.power == ON and self.settings.csclk == 1 and self.dtr_high:
+            self.asleep = True
+            self.transcript.add(SLEEP, b"CSCLK=1, DTR high, idle")
+
+    def _listening(self) -> bool:
+        return not self.asleep and time.monotonic() >= self._listen_at
+
     # -- output ---------------------------------------------------------------------
     def emit(self, data: bytes) -> None:
         """Bytes to the host, unless the modem is off or silent."""
         if self.power != ON or self.is_silent():
             self.transcript.add(LOST, b"[not sent] " + data)
             return
+        if self.asleep:
+            # A URC while asleep: RI pulses low (~120 ms for an SMS, ~60 ms otherwise) to
+            # wake the host, and the URC goes out; the module stays in sleep mode.
+            self.transcript.add(RI, b"120 ms" if b"+CMTI:" in data else b"60 ms")
+        else:
+            self.sleep_rearm()
         self.transcript.add(TX, data)
         if self._uart is not None:
             self._uart.send(data)
@@ -422,6 +494,11 @@ class Sim7600Emulator:
         if self.power != ON or self.is_silent():
             self.transcript.add(LOST, data)
             return
+        if not self._listening():
+            # Asleep (or DTR fell less than 20 ms ago): the UART does not listen.
+            self.transcript.add(LOST, data)
+            return
+        self.sleep_rearm()
         self.transcript.add(RX, data)
         self._feed(data)
 

@@ -48,6 +48,10 @@ class Timing:
     # PWRKEY (Hardware Design §3.4): >= 100 ms low switches on, >= 2.5 s switches off.
     pwrkey_on_s: float = 0.1
     pwrkey_off_s: float = 2.5
+    # Sleep mode (AT+CSCLK=1, sim7600-at.md "Power"): asleep after 15-20 s idle with DTR
+    # high; DTR low wakes it and it listens 20 ms later (a physical delay: never scaled).
+    sleep_after_s: Span = (15.0, 20.0)
+    dtr_wake_s: float = 0.02
     scale: float = 1.0
 
     @classmethod
@@ -62,7 +66,8 @@ class Timing:
         base = cls()
         changes: dict[str, object] = {"scale": scale}
         for field in fields(cls):
-            if field.name in ("pwrkey_on_s", "pwrkey_off_s", "scale", "hot_start_validity_s"):
+            if field.name in ("pwrkey_on_s", "pwrkey_off_s", "scale", "hot_start_validity_s",
+                              "dtr_wake_s"):
                 continue
             value = getattr(base, field.name)
             if field.name == "uart_bps":

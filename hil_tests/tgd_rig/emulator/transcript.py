@@ -11,6 +11,12 @@ RX = "rx"  # from the host (firmware) to the modem
 TX = "tx"  # from the modem to the host
 LOST = "lost"  # received while off, booting or silent: dropped as the real modem would
 NOTE = "note"  # an emulator event (power, fault), text in `data`
+# Sleep mode (AT+CSCLK=1): the module went to sleep / woke up, and the RI pulses it gave
+# while asleep; text in `data` (tgd-rig power measures the modem's sleep from these).
+SLEEP = "sleep"
+WAKE = "wake"
+RI = "ri"
+_TEXT = (NOTE, SLEEP, WAKE, RI)
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class Transcript:
         """Consecutive chunks of one direction merged, one line each, oldest first."""
         merged: list[tuple[float, str, bytes]] = []
         for e in self.entries():
-            if merged and merged[-1][1] == e.direction and e.direction != NOTE:
+            if merged and merged[-1][1] == e.direction and e.direction not in _TEXT:
                 t, d, data = merged[-1]
                 merged[-1] = (t, d, data + e.data)
             else:
@@ -60,6 +66,6 @@ class Transcript:
             merged = merged[-last:]
         lines = []
         for t, direction, data in merged:
-            text = data.decode() if direction == NOTE else repr(data)[2:-1]
+            text = data.decode() if direction in _TEXT else repr(data)[2:-1]
             lines.append(f"{t - self.t0:9.3f} {direction:4} {text}")
         return "\n".join(lines)
