@@ -13,6 +13,8 @@ import asyncio
 import sys
 import time
 
+from micropython import const
+
 from errors import CallFailed, ModemError
 from timing import GOOD_FIX_M
 from uplink import Uplink, take_commands
@@ -23,12 +25,12 @@ ACKNOWLEDGED = "acknowledged"
 ENDED = "ended"
 _MOVES = ((IDLE, OPEN), (OPEN, ACKNOWLEDGED), (OPEN, ENDED), (ACKNOWLEDGED, ENDED))
 
-_CDS_DELIVERED = 0
-_CDS_STILL_TRYING = (32, 63)  # SMSC keeps trying: not final
+_CDS_DELIVERED = const(0)
+_CDS_TRYING_MIN = const(32)  # 32..63: the SMSC keeps trying, not final
+_CDS_TRYING_MAX = const(63)
 
-
-class IllegalTransition(Exception):
-    pass
+# A move outside _MOVES (a bug): a class of its own would cost ~200 bytes of heap.
+IllegalTransition = ValueError
 
 
 def new_aid():
@@ -132,7 +134,8 @@ class Alarm:
 
     def on_reboot(self):
         # the call, if any, died with the modem
-        self.on_call("ended", "modem_reboot")
+        self._call_events.append(("ended", "modem_reboot"))
+        self._call_event.set()
 
     def on_sms_report(self, mr, st):
         self._reports[mr] = st
@@ -167,12 +170,6 @@ class Alarm:
                 self.dev.log.error(name, e)
                 await asyncio.sleep_ms(self.dev.timing.modem_retry_ms)
 
-    async def _modem_ready(self):
-        await self.dev.ready.wait()
-
-    def _elapsed_ms(self):
-        return time.ticks_diff(time.ticks_ms(), self._t0)
-
     # -- call ---------------------------------------------------------------------
     def _set_call(self, state, reason=None):
         self.call_state = state
@@ -190,7 +187,7 @@ class Alarm:
         limit = attempts + 1 + dev.cfg["call_retries"] if self.resumed else 1 + dev.cfg["call_retries"]
         first, cap = dev.timing.call_backoff_ms
         delay = first
-        await self._modem_ready()
+        await dev.ready.wait()
         while attempts < limit and self.is_open:
             attempts += 1
             self._call_events = []
@@ -299,7 +296,7 @@ class Alarm:
     async def _position_channel(self):
         dev = self.dev
         t = dev.timing
-        await self._modem_ready()
+        await dev.ready.wait()
         await self._refresh_cell()
         self._cell_ready.set()
         try:
@@ -336,7 +333,7 @@ class Alarm:
         dev = self.dev
         if dev.safe:
             return  # no server identity in safe mode: call and AML SMS only
-        await self._modem_ready()
+        await dev.ready.wait()
         try:
             await asyncio.wait_for_ms(self._cell_ready.wait(), dev.timing.cell_wait_ms)
         except asyncio.TimeoutError:
@@ -393,13 +390,14 @@ class Alarm:
         if not number:
             return
         t = dev.timing
-        await self._modem_ready()
+        await dev.ready.wait()
         if self.sms_state != "delivered":
-            left = t.aml_deadline_ms - self._elapsed_ms()
+            left = t.aml_deadline_ms - time.ticks_diff(time.ticks_ms(), self._t0)
             if left > 0 and not self.resumed:
                 try:
                     await asyncio.wait_for_ms(self._good_fix.wait(), left)
-                    await self._gnss_position_first(t.aml_deadline_ms - self._elapsed_ms())
+                    await self._gnss_position_first(
+                        t.aml_deadline_ms - time.ticks_diff(time.ticks_ms(), self._t0))
                 except asyncio.TimeoutError:
                     pass
             mr = self.p.get("mr") if self.sms_state == "sent" else None
@@ -464,7 +462,10 @@ class Alarm:
             sys.modules.pop("unixtime", None)
         if text is None:
             if dev.imei is None:
-                await self._identity()
+                try:
+                    dev.imei, dev.iccid = await dev.modem_call(dev.modem.identity())
+                except ModemError as e:
+                    dev.log.error("identity", e)
             return None
         try:
             mr = await dev.modem_call(dev.modem.send_sms(number, text))
@@ -480,19 +481,12 @@ class Alarm:
         dev.log.event("SMS", state="sent", mr=mr)
         return mr
 
-    async def _identity(self):
-        dev = self.dev
-        try:
-            dev.imei, dev.iccid = await dev.modem_call(dev.modem.identity())
-        except ModemError as e:
-            dev.log.error("identity", e)
-
     async def _wait_report(self, mr):
         start = time.ticks_ms()
         limit = self.dev.timing.sms_report_ms
         while True:
             st = self._reports.get(mr)
-            if st is not None and not (_CDS_STILL_TRYING[0] <= st <= _CDS_STILL_TRYING[1]):
+            if st is not None and not (_CDS_TRYING_MIN <= st <= _CDS_TRYING_MAX):
                 return st
             left = limit - time.ticks_diff(time.ticks_ms(), start)
             if left <= 0:

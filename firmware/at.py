@@ -13,19 +13,18 @@
 #   4. anything else: to the pending command, or logged as an unknown URC.
 # `send()` holds a lock: one command in flight. Retrying is the caller's business.
 import asyncio
+import sys
 import time
 
 from micropython import const
 
-from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
+from errors import AtError, AtTimeout, CmeError, CmsError
 
 DEFAULT_TIMEOUT_MS = const(5000)
 _LINE_MAX = const(512)  # longer lines are garbage: dropped up to the next LF
 _RAW_MAX = const(4096)  # an HTTP answer body is kept up to this size
 _READ_CHUNK = const(128)
 _EOF_PAUSE_MS = const(20)
-_QUIET_MS = const(300)  # after a timeout: the line must be this quiet before the next command
-_QUIET_MAX_MS = const(2000)
 _CTRL_Z = b"\x1a"
 _ESC = b"\x1b"
 
@@ -46,16 +45,6 @@ _RAW_PREFIX = "+HTTPREAD: DATA,"
 _RAW_URCS = ("+CMQTTRXTOPIC:", "+CMQTTRXPAYLOAD:")
 
 
-def _response_prefix(cmd):
-    # "AT+CLCC" -> "+CLCC:"; "AT+CGPS?" -> "+CGPS:"; "ATD17;" -> None.
-    if not cmd.startswith("AT+"):
-        return None
-    end = 3
-    while end < len(cmd) and cmd[end] not in "=?":
-        end += 1
-    return cmd[2:end] + ":"
-
-
 class _Pending:
     # The one command in flight and what it has received so far.
     def __init__(self, cmd, expect, wants_prompt):
@@ -66,7 +55,13 @@ class _Pending:
         self.ok_seen = False
         self.expect_seen = expect is None
         self.is_dial = cmd.startswith("ATD") or cmd == "ATA"
-        self.response_prefix = _response_prefix(cmd)
+        # "AT+CLCC" -> "+CLCC:"; "AT+CGPS?" -> "+CGPS:"; "ATD17;" -> None.
+        self.response_prefix = None
+        if cmd.startswith("AT+"):
+            end = 3
+            while end < len(cmd) and cmd[end] not in "=?":
+                end += 1
+            self.response_prefix = cmd[2:end] + ":"
         self.lines = []
         self.error = None
         self.done = False
@@ -100,7 +95,9 @@ class UrcWaiter:
         return self.line
 
     def cancel(self):
-        self._engine._drop_waiter(self)
+        waiters = self._engine._waiters
+        if self in waiters:
+            waiters.remove(self)
 
 
 class AtEngine:
@@ -168,33 +165,27 @@ class AtEngine:
         self._waiters.append(w)
         return w
 
-    def _drop_waiter(self, waiter):
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
-
-    def _is_urc(self, line):
+    def _urc(self, line):
+        # True when the line is a URC; its handlers and waiters have it then.
+        hit = False
         for prefix in URC_PREFIXES:
             if line.startswith(prefix):
-                return True
-        for prefix, _ in self._handlers:
-            if line.startswith(prefix):
-                return True
-        for w in self._waiters:
-            if line.startswith(w.prefix):
-                return True
-        return False
-
-    def _dispatch_urc(self, line):
+                hit = True
+                break
         for prefix, callback in self._handlers:
             if line.startswith(prefix):
+                hit = True
                 try:
                     callback(line)
                 except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
                     self._log.error("urc_handler", e)
         for w in self._waiters:
-            if w.line is None and w.error is None and line.startswith(w.prefix):
-                w.line = line
-                w.event.set()
+            if line.startswith(w.prefix):
+                hit = True
+                if w.line is None and w.error is None:
+                    w.line = line
+                    w.event.set()
+        return hit
 
     # ---- commands ---------------------------------------------------------------
 
@@ -215,7 +206,10 @@ class AtEngine:
             if self.wake is not None:
                 await self.wake()
             if self._timed_out is not None:
-                await self._wait_quiet()
+                # a late answer must not end the next command (atparse_rare.py, loaded for it)
+                import atparse_rare
+                sys.modules.pop("atparse_rare", None)
+                await atparse_rare.wait_quiet(self)
             p = _Pending(cmd, expect, payload is not None)
             self._pending = p
             deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
@@ -270,21 +264,6 @@ class AtEngine:
                     self._write_now(_ESC)
                 self._timed_out = time.ticks_ms()
                 raise AtTimeout(p.cmd, p.lines)
-
-    async def _wait_quiet(self):
-        # The late answer of a timed-out command must not end the next one: wait until
-        # nothing has come for _QUIET_MS (it is dropped as stale, nothing being pending).
-        since = self._timed_out
-        self._timed_out = None
-        waited = 0
-        while waited < _QUIET_MAX_MS:
-            last = self.last_rx_ms
-            if last is not None and time.ticks_diff(last, since) > 0:
-                since = last
-            if time.ticks_diff(time.ticks_ms(), since) >= _QUIET_MS:
-                return
-            await asyncio.sleep_ms(50)
-            waited += 50
 
     # ---- reader -----------------------------------------------------------------
 
@@ -413,7 +392,9 @@ class AtEngine:
         if p is not None and p.done:
             p = None
         if line == "RDY":
-            self._rebooted()
+            import atparse_rare  # a modem reboot is rare: that code is in the heap only then
+            sys.modules.pop("atparse_rare", None)
+            atparse_rare.rebooted(self)
             return
         if line.startswith(_RAW_PREFIX):
             self._start_raw(line[len(_RAW_PREFIX):], None)
@@ -421,8 +402,7 @@ class AtEngine:
             self._start_raw(line[line.rfind(",") + 1:], line)
         if p is not None and self._for_command(p, line):
             return
-        if self._is_urc(line):
-            self._dispatch_urc(line)
+        if self._urc(line):
             if p is not None and p.response_prefix is not None and line.startswith(p.response_prefix):
                 p.lines.append(line)
             return
@@ -482,29 +462,6 @@ class AtEngine:
         self._raw_len = 0
         self._raw_left = n
         self._raw_urc = urc
-
-    def _rebooted(self):
-        self._log.debug("AT_RDY")
-        p = self._pending
-        if p is not None and not p.done:
-            p.finish(ModemRebooted(p.cmd))
-        self._len = 0
-        self._raw_left = 0
-        self._raw = None
-        self._raw_urc = None
-        for w in self._waiters:
-            if w.prefix == "RDY":
-                if w.line is None:
-                    w.line = "RDY"
-                    w.event.set()
-            elif w.line is None and w.error is None:
-                w.error = ModemRebooted(w.prefix)
-                w.event.set()
-        if self.on_reboot is not None:
-            try:
-                self.on_reboot()
-            except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
-                self._log.error("reboot_handler", e)
 
 
 def _matches_expect(line, expect):

@@ -9,9 +9,11 @@
 #   {"r":"end","aid":A,"why":W}      alarm A finished (closed / timeout)
 # The file is rewritten (compacted) through a temporary file and an atomic rename
 # when it outgrows `max_bytes`.
-from micropython import const
-import json
 import binascii
+import json
+import sys
+
+from micropython import const
 
 FILE = "journal.log"
 TMP = "journal.tmp"
@@ -28,26 +30,6 @@ def encode_record(rec):
     if "\n" in body:
         raise JournalError("record would span lines")
     return "%08x %s\n" % (binascii.crc32(body.encode()) & 0xFFFFFFFF, body)
-
-
-def decode_line(line):
-    """The record in one line (str, without or with its newline), or None if corrupt."""
-    if line.endswith("\n"):
-        line = line[:-1]
-    if len(line) < 11 or line[8] != " ":
-        return None
-    body = line[9:]
-    try:
-        crc = int(line[:8], 16)
-    except ValueError:
-        return None
-    if binascii.crc32(body.encode()) & 0xFFFFFFFF != crc:
-        return None
-    try:
-        rec = json.loads(body)
-    except ValueError:
-        return None
-    return rec if isinstance(rec, dict) and "r" in rec else None
 
 
 class State:
@@ -90,53 +72,18 @@ class Journal:
         self._size = 0
         self._needs_newline = False
 
-    # -- reading ------------------------------------------------------------------
+    # -- reading and compacting (journal_rare.py: at boot, and when the file is full) --
     def open(self):
-        import os
-        try:
-            os.remove(self._tmp)  # an interrupted compaction: the old file is intact
-        except OSError:
-            pass
-        self.state = State()
-        self._size = 0
-        self._needs_newline = False
-        try:
-            f = open(self._path, "rb")
-        except OSError:
-            f = None
-        if f is not None:
-            try:
-                self._replay(f)
-            finally:
-                f.close()
-        st = self.state
-        # Numbers below seq_end may have been used. A skipped record may have been a
-        # reservation: then skip one more block, never reuse a number.
-        self._next_seq = st.seq_end + (SEQ_BLOCK if st.corrupt else 0)
-        if st.corrupt:
-            self._log.event("ERROR", where="journal", what="skipped_%d_corrupt_records" % st.corrupt)
-        return st
+        """Replay the file: the State (reserved sequence end, the open alarm if any)."""
+        import journal_rare  # boot only: that code leaves the heap after the call
+        sys.modules.pop("journal_rare", None)
+        return journal_rare.open_journal(self)
 
-    def _replay(self, f):
-        st = self.state
-        while True:
-            raw = f.readline()
-            if not raw:
-                break
-            self._size += len(raw)
-            if not raw.endswith(b"\n"):
-                # torn last write: start the next record afresh. Only its newline may
-                # be missing: then the CRC still proves the record whole.
-                self._needs_newline = True
-            try:
-                line = raw.decode()
-            except UnicodeError:
-                line = ""
-            rec = decode_line(line)
-            if rec is None:
-                st.corrupt += 1
-            else:
-                st.apply(rec)
+    def compact(self):
+        """Rewrite the file with only what still matters; atomic through rename."""
+        import journal_rare
+        sys.modules.pop("journal_rare", None)
+        journal_rare.compact(self)
 
     # -- writing ------------------------------------------------------------------
     def append(self, rec):
@@ -155,24 +102,6 @@ class Journal:
         except Exception as e:  # noqa: BLE001 - flash full, out of memory: the alarm goes on
             self._needs_newline = True
             self._log.error("journal", e)
-
-    def compact(self):
-        """Rewrite the file with only what still matters; atomic through rename."""
-        import os
-        st = self.state
-        lines = [encode_record({"r": "seq", "end": max(st.seq_end, self._next_seq)})]
-        if st.alarm is not None:
-            a = st.alarm
-            lines.append(encode_record({"r": "open", "aid": a["aid"], "at": a["at"],
-                                        "seq": a.get("seq")}))
-            for k in a["p"]:
-                lines.append(encode_record({"r": "p", "aid": a["aid"], "k": k, "v": a["p"][k]}))
-        with open(self._tmp, "wb") as f:
-            for line in lines:
-                f.write(line.encode())
-        os.rename(self._tmp, self._path)
-        self._size = sum(len(x) for x in lines)
-        self._needs_newline = False
 
     # -- sequence numbers ---------------------------------------------------------
     def next_seq(self):

@@ -1,5 +1,6 @@
 # The integer settings: default and accepted range. Shared by config.py (boot) and
-# the server's `config` command (uplink.py), without loading all of config.py.
+# the server's `config` command (uplink.py imports this module for the command and
+# drops it again), without loading all of config.py.
 
 # key: (default, lowest, highest)
 INT_KEYS = {
@@ -19,3 +20,24 @@ def check_int(key, value):
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         return "not_an_int_in_%d..%d" % (low, high)
     return None
+
+
+_SETTABLE = ("heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s",
+             "low_battery_mv", "cutoff_mv")
+
+
+def apply_config(dev, changes):
+    """The server's `config` command: validated like config.json, applied in memory."""
+    if not isinstance(changes, dict):
+        return
+    for key in changes:
+        value = changes[key]
+        why = check_int(key, value) if key in _SETTABLE else "not_settable"
+        if why is None:
+            dev.cfg[key] = value
+            dev.log.event("CONFIG_SET", key=key, value=value)
+        else:
+            dev.log.event("ERROR", where="command", what=key + ":" + why)
+    if dev.cfg["cutoff_mv"] >= dev.cfg["low_battery_mv"]:
+        dev.log.event("ERROR", where="command", what="cutoff_mv_not_below_low_battery_mv")
+        dev.cfg["cutoff_mv"] = dev.cfg["low_battery_mv"] - 100

@@ -2,6 +2,7 @@
 # client, mqtt_uplink.py, when config.json says so): one attempt per `post`;
 # `deliver` retries with backoff until a 2xx answer with ok:true.
 import asyncio
+import sys
 
 import message
 from errors import ModemError
@@ -70,10 +71,6 @@ class Uplink:
         return None
 
 
-_SETTABLE = ("heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s",
-             "low_battery_mv", "cutoff_mv")
-
-
 def take_commands(dev, answer):
     """Carry out the commands in a server answer (docs/protocol.md "The answer").
 
@@ -92,25 +89,10 @@ def take_commands(dev, answer):
         if kind == "locate":
             locate = True
         elif kind == "config":
-            _apply_config(dev, c.get("set"))
+            import limits  # rare: its code is in the heap for this command only
+            sys.modules.pop("limits", None)
+            limits.apply_config(dev, c.get("set"))
         else:
             dev.log.event("ERROR", where="command", what="unknown_type")
         dev.last_cmd = c["id"]
     return locate
-
-
-def _apply_config(dev, changes):
-    if not isinstance(changes, dict):
-        return
-    from limits import check_int
-    for key in changes:
-        value = changes[key]
-        why = check_int(key, value) if key in _SETTABLE else "not_settable"
-        if why is None:
-            dev.cfg[key] = value
-            dev.log.event("CONFIG_SET", key=key, value=value)
-        else:
-            dev.log.event("ERROR", where="command", what=key + ":" + why)
-    if dev.cfg["cutoff_mv"] >= dev.cfg["low_battery_mv"]:
-        dev.log.event("ERROR", where="command", what="cutoff_mv_not_below_low_battery_mv")
-        dev.cfg["cutoff_mv"] = dev.cfg["low_battery_mv"] - 100

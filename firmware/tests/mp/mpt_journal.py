@@ -3,7 +3,8 @@
 # numbers never reused, compaction.
 import os
 
-from journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record, decode_line
+from journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record
+from journal_rare import decode_line
 from log import Log
 
 DIR = "/tmp/tgd-mpt-journal-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
