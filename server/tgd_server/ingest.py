@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -93,7 +93,7 @@ class Context:
     message: DeviceMessage | None = None
     session: Session | None = None
     device: DeviceState | None = None
-    alarm: Alarm | None = None
+    alarm: AlarmState | None = None
     alarm_created: bool = False
     newest: bool = True  # seq above every earlier one (a late message does not rewind states)
     seq_state: SeqState | None = None
@@ -193,16 +193,75 @@ _MESSAGE_INSERT = insert(StoredMessage.__table__)
 _TIMELINE_INSERT = insert(AlarmEvent.__table__)
 
 
+_ALARMS = Alarm.__table__
+_ALARM_COLUMNS = ("id", "device_id", "aid", "state", "test", "created_at", "call_state",
+                  "sms_state")
+
+
+class AlarmState:
+    """An alarm as the ingest sees it (the attributes of Alarm that it reads or sets);
+    the batch writes `updated_at` and the channel states back with one executemany."""
+
+    __slots__ = _ALARM_COLUMNS + ("updated_at",)
+
+    def __init__(self, row) -> None:
+        for name, value in zip(_ALARM_COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        self.updated_at = None
+
+    def update_params(self) -> dict:
+        return {"p_id": self.id, "p_updated_at": self.updated_at,
+                "p_call_state": self.call_state, "p_sms_state": self.sms_state}
+
+
+_ALARM_SELECT = select(*[_ALARMS.c[name] for name in _ALARM_COLUMNS]).where(
+    _ALARMS.c.device_id == bindparam("device_id"), _ALARMS.c.aid == bindparam("aid"))
+_ORPHAN_ALARM_SELECT = (
+    select(_ALARMS.c.id, _ALARMS.c.triggered_at)
+    .where(_ALARMS.c.device_id == bindparam("device_id"), _ALARMS.c.state != "closed",
+           _ALARMS.c.created_at >= bindparam("since", type_=_ALARMS.c.created_at.type),
+           _ALARMS.c.aid.is_(None))
+    .order_by(_ALARMS.c.created_at.desc()).limit(1)
+)
+_ORPHAN_ALARM_JOIN = (
+    update(_ALARMS).where(_ALARMS.c.id == bindparam("p_id"), _ALARMS.c.aid.is_(None))
+    .values(aid=bindparam("p_aid"),
+            triggered_at=bindparam("p_triggered_at", type_=_ALARMS.c.triggered_at.type))
+)
+# The channel states are only ever set (never back to NULL) by the ingest: None keeps them.
+_ALARM_UPDATE = (
+    update(_ALARMS).where(_ALARMS.c.id == bindparam("p_id"))
+    .values(updated_at=bindparam("p_updated_at", type_=_ALARMS.c.updated_at.type),
+            call_state=func.coalesce(bindparam("p_call_state", type_=String()),
+                                     _ALARMS.c.call_state),
+            sms_state=func.coalesce(bindparam("p_sms_state", type_=String()),
+                                    _ALARMS.c.sms_state))
+)
+
+
 class BatchRows:
     """What a batch inserts: messages, positions and timeline entries, one executemany
-    each (insertmanyvalues: a few statements, not one per row), then its devices."""
+    each (insertmanyvalues: a few statements, not one per row), then its alarms and
+    devices. The alarms it has read are kept by (device, aid): a later message of the
+    batch sees what an earlier one changed."""
 
-    __slots__ = ("messages", "positions", "timeline")
+    __slots__ = ("messages", "positions", "timeline", "alarms", "touched_alarms")
 
     def __init__(self) -> None:
         self.messages: list[dict] = []
         self.positions: list[PendingPosition] = []
         self.timeline: list[dict] = []
+        self.alarms: dict[tuple[str, str], AlarmState] = {}
+        self.touched_alarms: dict[int, AlarmState] = {}
+
+    def alarm(self, session: Session, device_id: str, aid: str) -> AlarmState | None:
+        """The alarm of (device, aid), from the batch or the database."""
+        alarm = self.alarms.get((device_id, aid))
+        if alarm is None:
+            row = session.execute(_ALARM_SELECT, {"device_id": device_id, "aid": aid}).first()
+            if row is not None:
+                alarm = self.alarms[(device_id, aid)] = AlarmState(row)
+        return alarm
 
     def write(self, session: Session, devices) -> None:
         session.flush()  # the ORM's part: alarm changes, commands handed out
@@ -215,6 +274,9 @@ class BatchRows:
                 position.id = position_id
         if self.timeline:
             session.execute(_TIMELINE_INSERT, self.timeline)
+        if self.touched_alarms:
+            session.execute(_ALARM_UPDATE, [alarm.update_params()
+                                            for alarm in self.touched_alarms.values()])
         changed = [device.update_params() for device in devices if device.dirty]
         if changed:
             session.execute(_DEVICE_UPDATE, changed)
@@ -326,14 +388,44 @@ def join_alarm(ctx: Context) -> None:
         return
     at = _utc(msg.at) if msg.at is not None else None
     if msg.type in ("alarm", "position", "test"):
-        ctx.alarm, ctx.alarm_created = open_or_join_alarm(
-            ctx.session, ctx.device, msg.aid, ctx.channel, at,
-            test=msg.type == "test", received_at=ctx.received_at)
+        ctx.alarm, ctx.alarm_created = _batch_open_or_join_alarm(
+            ctx, msg.aid, at, test=msg.type == "test")
     else:  # low_battery / last_gasp during an alarm: join it, never open one
-        with ctx.session.no_autoflush:
-            ctx.alarm = _alarm_by_aid(ctx.session, ctx.device.id, msg.aid)
+        ctx.alarm = ctx.rows.alarm(ctx.session, ctx.device.id, msg.aid)
     if ctx.alarm is not None:
         ctx.alarm.updated_at = ctx.received_at
+        ctx.rows.touched_alarms[ctx.alarm.id] = ctx.alarm
+
+
+def _batch_open_or_join_alarm(ctx: Context, aid: str, at: datetime | None,
+                              test: bool) -> tuple[AlarmState, bool]:
+    """open_or_join_alarm() with Core statements and the batch's alarms: the same rules
+    (the alarm with this aid; else an open alarm an AML SMS opened without an aid, which
+    takes it; else a new one, ON CONFLICT DO NOTHING against a concurrent writer)."""
+    session, rows, device_id = ctx.session, ctx.rows, ctx.device.id
+    alarm = rows.alarm(session, device_id, aid)
+    if alarm is not None:
+        return alarm, False
+    orphan = session.execute(_ORPHAN_ALARM_SELECT, {
+        "device_id": device_id, "since": ctx.received_at - ALARM_JOIN_WINDOW}).first()
+    if orphan is not None:
+        joined = session.execute(_ORPHAN_ALARM_JOIN, {
+            "p_id": orphan.id, "p_aid": aid, "p_triggered_at": at or orphan.triggered_at,
+        }).rowcount
+        if joined:
+            return rows.alarm(session, device_id, aid), False
+    insert_ = _insert_for(session)
+    result = session.execute(
+        insert_(Alarm).values(device_id=device_id, aid=aid, state="received", test=test,
+                              triggered_at=at, created_at=ctx.received_at,
+                              updated_at=ctx.received_at, first_channel=ctx.channel,
+                              close_note="", notes="")
+        .on_conflict_do_nothing(index_elements=["device_id", "aid"])
+    )
+    alarm = rows.alarm(session, device_id, aid)
+    if alarm is None:  # cannot happen: the conflicting row is committed or ours
+        raise IntegrityError("alarm vanished after insert", None, Exception(aid))
+    return alarm, bool(result.rowcount)
 
 
 def store_position(ctx: Context) -> None:
