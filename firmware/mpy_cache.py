@@ -1,5 +1,5 @@
 # The host board only (a PC under the MicroPython unix port): compile the firmware's
-# modules with mpy-cross into firmware/.mpy-cache/ and put that folder first on
+# modules with mpy-cross into firmware/.mpy-cache/no-lines/ and put that folder first on
 # sys.path. main.py imports this module, calls it and drops it again: a board never
 # needs it, and its code would otherwise stay in the heap for nothing.
 import sys
@@ -40,17 +40,23 @@ def use_compiled_modules(here):
     cache is rebuilt for any source newer than its .mpy; each file is compiled to a
     temporary name and renamed, so handsets starting together never read half a file.
     Without mpy-cross the sources are imported as they are.
+
+    Compiled without source line numbers (`-X no-source-lines`): ~2.5 KB less code in
+    the heap on this 64-bit port (a traceback then names the function, not the line).
+    The cache folder is per option set, so a change of options rebuilds everything.
     """
     import os
     cross = _find_mpy_cross()
     if cross is None:
         return
     cache = here + "/.mpy-cache"
-    if not _exists(cache):
-        try:
-            os.mkdir(cache)
-        except OSError:
-            pass
+    for d in (cache, cache + "/no-lines"):
+        if not _exists(d):
+            try:
+                os.mkdir(d)
+            except OSError:
+                pass
+    cache += "/no-lines"
     # a name of our own for the temporary files: several handsets may start at once
     tag = "".join("%02x" % b for b in os.urandom(4))
     for name in os.listdir(here):
@@ -62,7 +68,7 @@ def use_compiled_modules(here):
             if _exists(out) and os.stat(out)[8] >= os.stat(src)[8]:
                 continue
             tmp = out[:-4] + "." + tag + ".tmp.mpy"  # *.mpy: ignored by git
-            if os.system('"%s" -o "%s" "%s"' % (cross, tmp, src)) != 0:
+            if os.system('"%s" -X no-source-lines -o "%s" "%s"' % (cross, tmp, src)) != 0:
                 continue  # does not compile: importing the source will say why
             os.rename(tmp, out)
         except OSError:

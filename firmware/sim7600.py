@@ -9,17 +9,13 @@ from micropython import const
 
 import atparse
 from at import sms_payload
-from errors import (AtError, AtTimeout, CallFailed, ModemError, ModemRebooted,
-                    ModemSilent, ProtocolError)
+from errors import AtError, AtTimeout, CallFailed, ModemError, ModemRebooted, ProtocolError
 
 _HTTP_CMD_MS = const(10000)
 _SMS_MS = const(60000)
 _HTTP_READ_MAX = const(4096)
 _END_GRACE_MS = const(300)  # after "+CLCC: ...,6": the BUSY / NO ANSWER that says why comes next
 
-# After RDY; failures are logged and skipped (the modem stays usable without them).
-_INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
-         "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2")
 _DTR_WAKE_MS = const(20)  # the modem listens 20 ms after DTR falls (not scaled: a physical delay)
 # SMS set-up; may fail until "SMS DONE", so send_sms repeats it until it succeeded once.
 _SMS_INIT = ("AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0")
@@ -107,76 +103,13 @@ class Sim7600:
 
     # ---- start-up and recovery -------------------------------------------------
 
-    async def start(self):
+    def start(self):
         """Power on if silent, wait RDY, initialise. Raises ModemSilent."""
-        self._at.start()
-        self._starting = True
-        try:
-            if not await self._answers(1):  # one short probe: a silent modem is usually off
-                rdy = self._at.urc_waiter("RDY")
-                self._log.event("MODEM_POWER", action="on")
-                await self._pulse(self.pwrkey_on_ms)
-                await self._wait_boot(rdy, "power_on")
-            await self._init()
-        finally:
-            self._starting = False
+        return _boot().start(self)
 
-    async def power_cycle(self):
+    def power_cycle(self):
         """PWRKEY off pulse (>= 2.5 s), then on pulse, wait RDY, re-initialise."""
-        self._starting = True
-        try:
-            self._log.event("MODEM_POWER", action="cycle")
-            rdy = self._at.urc_waiter("RDY")  # before the off pulse: an off modem boots on it
-            await self._pulse(self.pwrkey_off_ms)
-            await asyncio.sleep_ms(self.off_wait_ms)
-            await self._pulse(self.pwrkey_on_ms)
-            self._reset_state("power_cycle")
-            await self._wait_boot(rdy, "power_cycle")
-            await self._init()
-        finally:
-            self._starting = False
-
-    async def _pulse(self, ms):
-        self._board.pwrkey(True)
-        try:
-            await asyncio.sleep_ms(ms)
-        finally:
-            self._board.pwrkey(False)
-
-    async def _wait_boot(self, rdy, stage):
-        try:
-            await rdy.wait(self.rdy_timeout_ms)
-        except AtTimeout:
-            # No RDY seen (it may have come before we listened): is it answering anyway?
-            if not await self._answers(2):
-                raise ModemSilent(stage)
-
-    async def _answers(self, tries):
-        for _ in range(tries):
-            try:
-                await self._at.send("AT", timeout_ms=self.probe_ms)
-                return True
-            except AtTimeout:
-                pass
-            except ModemRebooted:
-                return True
-            except AtError:
-                return True
-        return False
-
-    async def _init(self):
-        for attempt in range(3):
-            try:
-                for cmd in _INIT:
-                    await self._try(cmd)
-                await self._sms_init()
-                await self.sim_status()
-                return
-            except ModemRebooted:
-                continue  # rebooted during init: start the list again
-            except AtTimeout:
-                raise ModemSilent("init")
-        raise ModemSilent("init_reboots")
+        return _boot().power_cycle(self)
 
     async def _try(self, cmd):
         # A set-up command whose refusal is logged and skipped.
@@ -198,15 +131,9 @@ class Sim7600:
             return
         self._log.event("MODEM_REBOOT")
         self._reset_state("reboot")
-        self._spawn(self._reinit())
+        self._spawn(_boot().reinit(self))
         if self.on_reboot is not None:
             self.on_reboot()
-
-    async def _reinit(self):
-        try:
-            await self._init()
-        except ModemError as e:
-            self._log.error("modem_reinit", e)
 
     def _reset_state(self, reason):
         self._sms_ready = False
@@ -366,24 +293,12 @@ class Sim7600:
 
     # ---- GNSS ------------------------------------------------------------------
 
-    async def _gnss_on(self):
-        v = await self._query("AT+CGPS?", atparse.parse_cgps, "cgps")
-        return bool(v)
+    def gnss_start(self):
+        """GNSS on (AT+CGPS=1), also when it already is."""
+        return _boot().gnss_start(self)
 
-    async def gnss_start(self):
-        # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
-        if await self._gnss_on():
-            return
-        try:
-            await self._at.send("AT+CGPS=1")
-        except AtError:
-            if not await self._gnss_on():
-                raise
-
-    async def gnss_stop(self):
-        if not await self._gnss_on():
-            return
-        await self._at.send("AT+CGPS=0")
+    def gnss_stop(self):
+        return _boot().gnss_stop(self)
 
     async def gnss_fix(self):
         """{"lat","lon","lat_e6","lon_e6","acc","t","alt"} or None without a fix."""

@@ -1,11 +1,121 @@
-# The SIM7600 driver's once-per-boot and seldom calls (SIM state, registration wait,
-# identity, network clock, received SMS), apart from sim7600.py so that their code is
+# The SIM7600 driver's once-per-boot and seldom calls (start-up, power cycle and
+# re-initialisation after a reboot, SIM state, registration wait, identity, network
+# clock, GNSS on/off, received SMS), apart from sim7600.py so that their code is
 # in the heap only while one runs: Sim7600's methods of the same names load this
 # module for the call and drop it (sim7600._boot). `m` is the Sim7600 driver.
 import asyncio
 
 import atparse_rare
-from errors import AtError, CmeError
+from errors import AtError, AtTimeout, CmeError, ModemError, ModemRebooted, ModemSilent
+
+# After RDY; failures are logged and skipped (the modem stays usable without them).
+_INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
+         "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2")
+
+
+async def start(m):
+    """Power on if silent, wait RDY, initialise. Raises ModemSilent."""
+    m._at.start()
+    m._starting = True
+    try:
+        if not await _answers(m, 1):  # one short probe: a silent modem is usually off
+            rdy = m._at.urc_waiter("RDY")
+            m._log.event("MODEM_POWER", action="on")
+            await _pulse(m, m.pwrkey_on_ms)
+            await _wait_boot(m, rdy, "power_on")
+        await _init(m)
+    finally:
+        m._starting = False
+
+
+async def power_cycle(m):
+    """PWRKEY off pulse (>= 2.5 s), then on pulse, wait RDY, re-initialise."""
+    m._starting = True
+    try:
+        m._log.event("MODEM_POWER", action="cycle")
+        rdy = m._at.urc_waiter("RDY")  # before the off pulse: an off modem boots on it
+        await _pulse(m, m.pwrkey_off_ms)
+        await asyncio.sleep_ms(m.off_wait_ms)
+        await _pulse(m, m.pwrkey_on_ms)
+        m._reset_state("power_cycle")
+        await _wait_boot(m, rdy, "power_cycle")
+        await _init(m)
+    finally:
+        m._starting = False
+
+
+async def reinit(m):
+    # After an unexpected RDY (Sim7600._on_rdy).
+    try:
+        await _init(m)
+    except ModemError as e:
+        m._log.error("modem_reinit", e)
+
+
+async def _pulse(m, ms):
+    m._board.pwrkey(True)
+    try:
+        await asyncio.sleep_ms(ms)
+    finally:
+        m._board.pwrkey(False)
+
+
+async def _wait_boot(m, rdy, stage):
+    try:
+        await rdy.wait(m.rdy_timeout_ms)
+    except AtTimeout:
+        # No RDY seen (it may have come before we listened): is it answering anyway?
+        if not await _answers(m, 2):
+            raise ModemSilent(stage)
+
+
+async def _answers(m, tries):
+    for _ in range(tries):
+        try:
+            await m._at.send("AT", timeout_ms=m.probe_ms)
+            return True
+        except AtTimeout:
+            pass
+        except ModemRebooted:
+            return True
+        except AtError:
+            return True
+    return False
+
+
+async def _init(m):
+    for _ in range(3):
+        try:
+            for cmd in _INIT:
+                await m._try(cmd)
+            await m._sms_init()
+            await sim_status(m)
+            return
+        except ModemRebooted:
+            continue  # rebooted during init: start the list again
+        except AtTimeout:
+            raise ModemSilent("init")
+    raise ModemSilent("init_reboots")
+
+
+async def _gnss_on(m):
+    return bool(await m._query("AT+CGPS?", atparse_rare.parse_cgps, "cgps"))
+
+
+async def gnss_start(m):
+    # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
+    if await _gnss_on(m):
+        return
+    try:
+        await m._at.send("AT+CGPS=1")
+    except AtError:
+        if not await _gnss_on(m):
+            raise
+
+
+async def gnss_stop(m):
+    if await _gnss_on(m):
+        await m._at.send("AT+CGPS=0")
 
 
 async def sim_status(m):
