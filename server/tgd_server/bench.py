@@ -397,6 +397,7 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     started = time.perf_counter()
     cpu_started = time.process_time()
     children_started = _children_cpu()
+    postgres_started = _postgres_cpu() if bench_db.dialect == "postgresql" else None
     collected = []
     for shares in phases:
         processes = [context.Process(target=_client_worker,
@@ -412,6 +413,10 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     elapsed = time.perf_counter() - started
     server_cpu = time.process_time() - cpu_started  # in-process mode: the server's CPU
     client_cpu = _children_cpu() - children_started  # the client processes, reaped
+    postgres_ended = _postgres_cpu() if postgres_started is not None else None
+    # PostgreSQL's own CPU (when it runs on this machine), from the first to the last answer
+    database_cpu = (postgres_ended - postgres_started
+                    if postgres_started is not None and postgres_ended is not None else None)
 
     threads_cpu: dict[str, float] = {}
     if workers:
@@ -455,6 +460,8 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         "http_rtt_ms": {"p50": _ms(_percentile(rtts, 0.5)), "p99": _ms(_percentile(rtts, 0.99))},
         "server_cpu_ms_per_msg": round(server_cpu / len(plan) * 1000, 2),
         "client_cpu_ms_per_msg": round(client_cpu / len(plan) * 1000, 2),
+        "database_cpu_ms_per_msg": (round(database_cpu / len(plan) * 1000, 2)
+                                    if database_cpu is not None else None),
         # The workers' CPU (start-up included) and their ingest writers' part of it.
         "server_thread_cpu_ms_per_msg": {kind: round(seconds / len(plan) * 1000, 3)
                                          for kind, seconds in sorted(threads_cpu.items())},
@@ -463,6 +470,26 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
         "offered_rate": rate or "flat out", "clients": clients, "concurrency": concurrency,
         "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()],
     }
+
+
+def _postgres_cpu() -> float | None:
+    """CPU seconds of the local PostgreSQL server's processes (their exited backends
+    included: they are the postmaster's reaped children); None if none can be read."""
+    total, found = 0.0, False
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if name.startswith("postgres"):
+            found = True
+            total += sum(int(value) for value in fields[11:15]) / ticks
+    return total if found else None
 
 
 def _children_cpu() -> float:

@@ -151,6 +151,14 @@ _DEVICE_STATE_SELECT = (
     .order_by(_DEVICES.c.id)
     .with_for_update()
 )
+# On PostgreSQL: one array parameter, so one statement text whatever the batch's size
+# (psycopg caches and prepares it; an IN list of 50+ parameters is re-parsed each time).
+_DEVICE_STATE_SELECT_PG = (
+    select(*[_DEVICES.c[name] for name in _STATE_COLUMNS])
+    .where(_DEVICES.c.id == func.any(bindparam("ids", type_=postgresql.ARRAY(String()))))
+    .order_by(_DEVICES.c.id)
+    .with_for_update()
+)
 _DEVICE_UPDATE = (
     update(_DEVICES).where(_DEVICES.c.id == bindparam("p_id"))
     .values({
@@ -165,7 +173,10 @@ _DEVICE_UPDATE = (
 def load_device_states(session: Session, ids) -> dict[str, DeviceState]:
     """The devices of `ids`, locked in id order (FOR UPDATE on PostgreSQL, so that the
     batches of several server processes cannot deadlock; the single writer on SQLite)."""
-    rows = session.execute(_DEVICE_STATE_SELECT, {"ids": sorted(ids)})
+    connection = session.connection()
+    statement = (_DEVICE_STATE_SELECT_PG if connection.dialect.name == "postgresql"
+                 else _DEVICE_STATE_SELECT)
+    rows = connection.execute(statement, {"ids": sorted(ids)})
     return {row[0]: DeviceState(row) for row in rows}
 
 
@@ -228,6 +239,17 @@ _ORPHAN_ALARM_JOIN = (
     .values(aid=bindparam("p_aid"),
             triggered_at=bindparam("p_triggered_at", type_=_ALARMS.c.triggered_at.type))
 )
+_ALARM_INSERTS = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_ALARMS).values(
+        device_id=bindparam("p_device_id"), aid=bindparam("p_aid"), state="received",
+        test=bindparam("p_test", type_=_ALARMS.c.test.type),
+        triggered_at=bindparam("p_triggered_at", type_=_ALARMS.c.triggered_at.type),
+        created_at=bindparam("p_created_at", type_=_ALARMS.c.created_at.type),
+        updated_at=bindparam("p_created_at", type_=_ALARMS.c.updated_at.type),
+        first_channel=bindparam("p_first_channel"), close_note="", notes="",
+    ).on_conflict_do_nothing(index_elements=["device_id", "aid"])
+    for dialect in (postgresql, sqlite)
+}
 # The channel states are only ever set (never back to NULL) by the ingest: None keeps them.
 _ALARM_UPDATE = (
     update(_ALARMS).where(_ALARMS.c.id == bindparam("p_id"))
@@ -258,28 +280,30 @@ class BatchRows:
         """The alarm of (device, aid), from the batch or the database."""
         alarm = self.alarms.get((device_id, aid))
         if alarm is None:
-            row = session.execute(_ALARM_SELECT, {"device_id": device_id, "aid": aid}).first()
+            row = session.connection().execute(
+                _ALARM_SELECT, {"device_id": device_id, "aid": aid}).first()
             if row is not None:
                 alarm = self.alarms[(device_id, aid)] = AlarmState(row)
         return alarm
 
     def write(self, session: Session, devices) -> None:
-        session.flush()  # the ORM's part: alarm changes, commands handed out
+        session.flush()  # the ORM's part: commands handed out
+        connection = session.connection()  # Core statements: no ORM execution machinery
         if self.messages:
-            session.execute(_MESSAGE_INSERT, self.messages)
+            connection.execute(_MESSAGE_INSERT, self.messages)
         if self.positions:
-            ids = session.execute(_POSITION_INSERT,
-                                  [position.params() for position in self.positions]).scalars()
-            for position, position_id in zip(self.positions, ids, strict=True):
+            ids = connection.execute(_POSITION_INSERT,
+                                     [position.params() for position in self.positions])
+            for position, position_id in zip(self.positions, ids.scalars(), strict=True):
                 position.id = position_id
         if self.timeline:
-            session.execute(_TIMELINE_INSERT, self.timeline)
+            connection.execute(_TIMELINE_INSERT, self.timeline)
         if self.touched_alarms:
-            session.execute(_ALARM_UPDATE, [alarm.update_params()
-                                            for alarm in self.touched_alarms.values()])
+            connection.execute(_ALARM_UPDATE, [alarm.update_params()
+                                               for alarm in self.touched_alarms.values()])
         changed = [device.update_params() for device in devices if device.dirty]
         if changed:
-            session.execute(_DEVICE_UPDATE, changed)
+            connection.execute(_DEVICE_UPDATE, changed)
 
 
 # --- bytes only ---------------------------------------------------------------
@@ -406,22 +430,18 @@ def _batch_open_or_join_alarm(ctx: Context, aid: str, at: datetime | None,
     alarm = rows.alarm(session, device_id, aid)
     if alarm is not None:
         return alarm, False
-    orphan = session.execute(_ORPHAN_ALARM_SELECT, {
+    connection = session.connection()
+    orphan = connection.execute(_ORPHAN_ALARM_SELECT, {
         "device_id": device_id, "since": ctx.received_at - ALARM_JOIN_WINDOW}).first()
     if orphan is not None:
-        joined = session.execute(_ORPHAN_ALARM_JOIN, {
+        joined = connection.execute(_ORPHAN_ALARM_JOIN, {
             "p_id": orphan.id, "p_aid": aid, "p_triggered_at": at or orphan.triggered_at,
         }).rowcount
         if joined:
             return rows.alarm(session, device_id, aid), False
-    insert_ = _insert_for(session)
-    result = session.execute(
-        insert_(Alarm).values(device_id=device_id, aid=aid, state="received", test=test,
-                              triggered_at=at, created_at=ctx.received_at,
-                              updated_at=ctx.received_at, first_channel=ctx.channel,
-                              close_note="", notes="")
-        .on_conflict_do_nothing(index_elements=["device_id", "aid"])
-    )
+    result = connection.execute(_ALARM_INSERTS[connection.dialect.name], {
+        "p_device_id": device_id, "p_aid": aid, "p_test": test, "p_triggered_at": at,
+        "p_created_at": ctx.received_at, "p_first_channel": ctx.channel})
     alarm = rows.alarm(session, device_id, aid)
     if alarm is None:  # cannot happen: the conflicting row is committed or ours
         raise IntegrityError("alarm vanished after insert", None, Exception(aid))
