@@ -2,32 +2,20 @@
 # alarm, heartbeat. The board object is the only thing that differs between an
 # ESP32 and a PC (see board_*.py for the interface).
 import asyncio
-import gc
 import sys
 import time
 
 from alarm import Alarm
 from button import Button, DOWN, TRIGGER, UP
-from clock import Clock
-from device import Device, FW_VERSION
-from errors import ModemError
-from journal import Journal
 from timing import Timing
-from vibrate import Vibrator
 
 _SLEEP_MAX_MS = 3600000  # with no timer at all (the board may cap it: ESP32 watchdog)
-
-
-def _sim7600(board, log):
-    from at import AtEngine
-    from sim7600 import Sim7600
-    return Sim7600(AtEngine(board.open_uart(), log), board, log)
 
 
 class App:
     def __init__(self, board, log, timing=None, make_modem=None):
         self.board = board
-        self._make_modem = make_modem or _sim7600
+        self._make_modem = make_modem  # None: the SIM7600 on the board's UART
         self.log = log
         self.timing = timing or Timing(board.timing_scale())
         self.dev = None
@@ -37,45 +25,14 @@ class App:
         self._tasks = []
         self.sleep_stats = [0, time.ticks_ms()]  # [ms asleep, since]: logged with HEARTBEAT
 
-    # -- start --------------------------------------------------------------------
-    def _setup(self):
-        board, log = self.board, self.log
-        log.event("BOOT", fw=FW_VERSION, board=board.name, reset=board.reset_cause())
-        root = board.mount_flash()
-        import config
-        cfg, problems, safe = config.load(root + "/config.json")
-        del config
-        sys.modules.pop("config", None)  # read once at boot: give its RAM back
-        for key, why in problems:
-            log.event("ERROR", where="config", what=key + ":" + why)
-        if safe:
-            log.event("SAFE_MODE", reason=safe)
-        else:
-            log.event("CONFIG", dev=cfg["device_id"], transport=cfg["transport"])
-        journal = Journal(root, log)
-        state = journal.open()
-        clock = Clock()
-        clock.set(board.rtc_unix())
-        modem = self._make_modem(board, log)
-        modem.dtr_idle_ms = self.timing.dtr_idle_ms
-        self.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),
-                          self.timing)
-        modem.on_call = self._on_call
-        modem.on_sms_report = self._on_sms_report
-        modem.on_reboot = self._on_reboot
-        modem.on_registration = self._on_registration
-        modem.on_sms = self._on_sms
-        if cfg["transport"] == "mqtt" and not safe:
-            from mqtt_uplink import MqttLink  # only then: every module costs heap
-            self.dev.mqtt = MqttLink(self.dev)
-        gc.collect()
-        if state.alarm is not None:
-            self._start_alarm(Alarm.resume(self.dev, state.alarm))
-
+    # -- start (the once-per-boot parts are in app_boot.py) -------------------------
     async def run(self):
-        self._setup()
+        import app_boot  # once per boot: its code leaves the heap when the modem is up
+        sys.modules.pop("app_boot", None)
+        app_boot.setup(self)
         self._tasks.append(asyncio.create_task(self._button_loop()))
-        self._tasks.append(asyncio.create_task(self._modem_up()))
+        self._tasks.append(asyncio.create_task(app_boot.modem_up(self)))
+        del app_boot
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
         self._start_heartbeat()
@@ -96,33 +53,6 @@ class App:
         if self.alarm is not None:
             for t in self.alarm._tasks:
                 t.cancel()
-
-    async def _modem_up(self):
-        dev, log = self.dev, self.log
-        while True:
-            try:
-                await dev.modem.start()
-                break
-            except Exception as e:  # noqa: BLE001 - a modem or board fault: retry, never stop
-                log.error("modem_start", e)
-            await asyncio.sleep_ms(self.timing.modem_retry_ms)
-        dev.ready.set()  # the alarm may dial now; the rest is nice to have
-        try:
-            dev.imei, dev.iccid = await dev.modem.identity()
-            log.event("MODEM_READY", imei=dev.imei, iccid=dev.iccid)
-        except ModemError as e:
-            log.error("identity", e)
-        try:
-            dev.clock.set(await dev.modem.network_time())
-        except ModemError as e:
-            log.error("network_time", e)
-        try:
-            if not await dev.modem.wait_registered(60000):
-                log.event("ERROR", where="modem", what="not_registered")
-        except ModemError as e:
-            log.error("registration", e)
-        log.event("READY")
-        dev.online.set()
 
     # -- button -------------------------------------------------------------------
     async def _button_loop(self):

@@ -35,9 +35,11 @@ import asyncio  # noqa: E402
 gc.collect()
 asyncio_bytes = gc.mem_alloc() - base
 
-# main.py imports log, the board, then app (which imports the rest), then the modem
+# main.py imports log, the board, then app (which imports the rest, some through
+# app_boot, the once-per-boot part that leaves again), then the modem
 # driver; heartbeat comes when the first heartbeat is due.
-ORDER = ("log", "board_host", "app", "at", "sim7600", "heartbeat")
+ORDER = ("log", "board_host", "app", "device", "journal", "clock", "vibrate", "at", "sim7600",
+         "heartbeat")
 rows = []
 for name in ORDER:
     gc.collect()

@@ -1,0 +1,82 @@
+# The app's once-per-boot steps (app.py): read the config, open the journal, build the
+# device, resume an unfinished alarm, then bring the modem up. App.run imports this
+# module for them and drops it from sys.modules: its code leaves the heap once the
+# modem is up (the dial waits only for `dev.ready`, never for this module).
+import asyncio
+import gc
+import sys
+
+from clock import Clock
+from device import FW_VERSION, Device
+from journal import Journal
+from vibrate import Vibrator
+
+
+def _sim7600(board, log):
+    from at import AtEngine
+    from sim7600 import Sim7600
+    return Sim7600(AtEngine(board.open_uart(), log), board, log)
+
+
+def setup(app):
+    board, log = app.board, app.log
+    log.event("BOOT", fw=FW_VERSION, board=board.name, reset=board.reset_cause())
+    root = board.mount_flash()
+    import config
+    cfg, problems, safe = config.load(root + "/config.json")
+    del config
+    sys.modules.pop("config", None)  # read once at boot: give its RAM back
+    for key, why in problems:
+        log.event("ERROR", where="config", what=key + ":" + why)
+    if safe:
+        log.event("SAFE_MODE", reason=safe)
+    else:
+        log.event("CONFIG", dev=cfg["device_id"], transport=cfg["transport"])
+    journal = Journal(root, log)
+    state = journal.open()
+    clock = Clock()
+    clock.set(board.rtc_unix())
+    modem = (app._make_modem or _sim7600)(board, log)
+    modem.dtr_idle_ms = app.timing.dtr_idle_ms
+    app.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),
+                     app.timing)
+    modem.on_call = app._on_call
+    modem.on_sms_report = app._on_sms_report
+    modem.on_reboot = app._on_reboot
+    modem.on_registration = app._on_registration
+    modem.on_sms = app._on_sms
+    if cfg["transport"] == "mqtt" and not safe:
+        from mqtt_uplink import MqttLink  # only then: every module costs heap
+        app.dev.mqtt = MqttLink(app.dev)
+    gc.collect()
+    if state.alarm is not None:
+        from alarm import Alarm
+        app._start_alarm(Alarm.resume(app.dev, state.alarm))
+
+
+async def modem_up(app):
+    dev, log = app.dev, app.log
+    while True:
+        try:
+            await dev.modem.start()
+            break
+        except Exception as e:  # noqa: BLE001 - a modem or board fault: retry, never stop
+            log.error("modem_start", e)
+        await asyncio.sleep_ms(app.timing.modem_retry_ms)
+    dev.ready.set()  # the alarm may dial now; the rest is nice to have
+    try:
+        dev.imei, dev.iccid = await dev.modem.identity()
+        log.event("MODEM_READY", imei=dev.imei, iccid=dev.iccid)
+    except Exception as e:  # noqa: BLE001 - even a MemoryError: READY must still come
+        log.error("identity", e)
+    try:
+        dev.clock.set(await dev.modem.network_time())
+    except Exception as e:  # noqa: BLE001
+        log.error("network_time", e)
+    try:
+        if not await dev.modem.wait_registered(60000):
+            log.event("ERROR", where="modem", what="not_registered")
+    except Exception as e:  # noqa: BLE001
+        log.error("registration", e)
+    log.event("READY")
+    dev.online.set()
