@@ -297,7 +297,8 @@ class _GunicornServer:
     """gunicorn (the production server) with `workers` gthread workers; each worker's
     probe (bench_probe.py) records the events it published."""
 
-    def __init__(self, database_url: str, workdir: Path, workers: int, threads: int) -> None:
+    def __init__(self, database_url: str, workdir: Path, workers: int, threads: int,
+                 events_pg: bool = False) -> None:
         import socket
         import subprocess
         import sys
@@ -308,7 +309,9 @@ class _GunicornServer:
         self.out = workdir / "probe"
         self.out.mkdir()
         env = {**os.environ, "TGD_DATABASE_URL": database_url, "TGD_VAR_DIR": str(workdir),
-               "TGD_SECRET_KEY": "bench", "TGD_EVENTS_PG": "0", "TGD_BENCH_OUT": str(self.out)}
+               "TGD_SECRET_KEY": "bench", "TGD_EVENTS_PG": "1" if events_pg else "0",
+               "TGD_BENCH_OUT": str(self.out)}
+        self.events_pg = events_pg
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self._process = subprocess.Popen(
             [str(gunicorn), "--config", "python:tgd_server.bench_probe",
@@ -326,11 +329,17 @@ class _GunicornServer:
 
     def events_seen(self) -> list[tuple]:
         """Stop gunicorn (its workers write their probes) and read what they saw."""
+        if self.events_pg:
+            time.sleep(1.0)  # the last events cross to the other workers' probes
         self._process.terminate()
         self._process.wait(timeout=60)
         seen: list[tuple] = []
         for path in sorted(self.out.glob("events-*.json")):
             seen.extend(tuple(row) for row in json.loads(path.read_text()))
+            if self.events_pg:
+                # Every worker's probe saw every event (its own, the others' through
+                # LISTEN/NOTIFY), as a console tab on any worker does: one probe counts.
+                break
         return seen
 
     def thread_cpu(self) -> dict[str, float]:
@@ -345,7 +354,7 @@ class _GunicornServer:
 def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
               clients: int = 2, concurrency: int = 8, database_url: str | None = None,
               keep: bool = False, workers: int = 0, rate: float = 0.0,
-              threads: int = 0) -> dict:
+              threads: int = 0, events_pg: bool = False) -> dict:
     """Returns the report (see the module docstring). `workers` 0: Werkzeug in this
     process; N: gunicorn with N workers of `threads` threads (0: one per connection)."""
     import logging
@@ -361,7 +370,8 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
     stop = threading.Event()
     if workers:
         threads = threads or clients * concurrency
-        server = _GunicornServer(bench_db.url, workdir, workers, threads)
+        server = _GunicornServer(bench_db.url, workdir, workers, threads,
+                                 events_pg=events_pg and bench_db.dialect == "postgresql")
         listener = None
     else:
         server = _InProcessServer(app)
@@ -467,6 +477,7 @@ def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_
                                          for kind, seconds in sorted(threads_cpu.items())},
         "server": f"gunicorn {workers} worker(s) x {threads} threads" if workers
         else "werkzeug threaded, in process",
+        "events_pg": bool(workers and events_pg and dialect == "postgresql"),
         "offered_rate": rate or "flat out", "clients": clients, "concurrency": concurrency,
         "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()],
     }
@@ -545,13 +556,17 @@ def _configure(parser: argparse.ArgumentParser):
                              "0 runs the app behind Werkzeug in the bench process")
     parser.add_argument("--threads", type=int, default=0,
                         help="gunicorn threads per worker (default: one per client connection)")
+    parser.add_argument("--events-pg", action="store_true",
+                        help="PostgreSQL: console events through LISTEN/NOTIFY as in production "
+                             "(TGD_EVENTS_PG), latency measured by one worker's probe")
     add_database_arguments(parser)
 
     def run(args: argparse.Namespace) -> int:
         for url in database_urls(args):
             report = run_bench(args.devices, args.alarm_fraction, args.positions, args.clients,
                                args.concurrency, url,
-                               workers=args.workers, rate=args.rate, threads=args.threads)
+                               workers=args.workers, rate=args.rate, threads=args.threads,
+                               events_pg=args.events_pg)
             print(json.dumps(report))
         return 0
 

@@ -85,7 +85,7 @@ def publish(event: dict) -> None:
     _deliver_locally(event)
     bridge = _ensure_pg_bridge()
     if bridge is not None:
-        bridge.send(event)
+        bridge.enqueue(event)  # sent by the bridge's sender thread, batched with others
 
 
 def _deliver_locally(event: dict) -> None:
@@ -99,6 +99,7 @@ def _deliver_locally(event: dict) -> None:
 
 _pg_url: str | None = None
 _pg_bridge: PgBridge | None = None
+_STOP_SENDING = object()
 
 
 def enable_pg_fanout(database_url: str) -> None:
@@ -158,19 +159,56 @@ def _ensure_pg_bridge() -> PgBridge | None:
 
 
 def encode_for_notify(event: dict, origin: str) -> str | None:
-    """The NOTIFY payload: the event plus its origin, shrunk to its scalar keys if too big.
+    """The NOTIFY payload of one event: its origin first, then the event, shrunk to its
+    scalar keys if too big.
 
     None when even that does not fit (the event then stays local, and is logged).
     """
-    payload = json.dumps({**event, "_origin": origin}, separators=(",", ":"), default=str)
+    payload = json.dumps({"_origin": origin, **event}, separators=(",", ":"), default=str)
     if len(payload.encode()) < _PG_PAYLOAD_LIMIT:
         return payload
     slim = {k: v for k, v in event.items() if isinstance(v, str | int | float | bool | None)}
-    slim.update({"_origin": origin, "truncated": True})
+    slim = {"_origin": origin, **slim, "truncated": True}
     payload = json.dumps(slim, separators=(",", ":"), default=str)
     if len(payload.encode()) < _PG_PAYLOAD_LIMIT:
         return payload
     return None
+
+
+def encode_batch_for_notify(events_: list[dict], origin: str) -> tuple[list[str], int]:
+    """NOTIFY payloads carrying `events_` in order, as many per payload as fit:
+    `{"_origin": ..., "events": [...]}` (one event alone keeps the one-event form).
+    Returns (payloads, number of events too large even slimmed, left out)."""
+    head = json.dumps({"_origin": origin}, separators=(",", ":"))[:-1] + ',"events":['
+    origin_prefix = '{"_origin":' + json.dumps(origin)
+    payloads: list[str] = []
+    parts: list[str] = []
+    last_single = ""
+    size = len(head.encode()) + 2
+    dropped = 0
+
+    def flush() -> None:
+        if len(parts) == 1:
+            payloads.append(last_single)
+        elif parts:
+            payloads.append(head + ",".join(parts) + "]}")
+
+    for event in events_:
+        single = encode_for_notify(event, origin)
+        if single is None:
+            dropped += 1
+            continue
+        # The event alone, without the origin (the batch carries it once).
+        part = "{" + single[len(origin_prefix):].lstrip(",")
+        part_size = len(part.encode()) + 1
+        if parts and size + part_size >= _PG_PAYLOAD_LIMIT:
+            flush()
+            parts, size = [], len(head.encode()) + 2
+        parts.append(part)
+        last_single = single
+        size += part_size
+    flush()
+    return payloads, dropped
 
 
 class PgBridge:
@@ -178,6 +216,7 @@ class PgBridge:
 
     RECONNECT_DELAYS_S = (0.5, 1, 2, 5)
     SEND_PAUSE_AFTER_FAILURE_S = 2.0
+    SEND_BATCH = 500  # events taken from the outbox per round trip
 
     def __init__(
         self,
@@ -199,14 +238,26 @@ class PgBridge:
         self._send_conn = None
         self._send_paused_until = 0.0
         self._thread: threading.Thread | None = None
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        # Our own notifications come back to our listener: recognised by this prefix
+        # without parsing them.
+        self._own_prefix = '{"_origin":' + json.dumps(self.origin) + ","
 
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self._listen_forever, name="tgd-events-pg-listen", daemon=True
         )
         self._thread.start()
+        self._sender = threading.Thread(
+            target=self._send_forever, name="tgd-events-pg-send", daemon=True
+        )
+        self._sender.start()
 
     def stop(self) -> None:
+        if self._sender is not None:
+            self._outbox.put(_STOP_SENDING)  # after what is queued: sent before stopping
+            self._sender.join(timeout=5)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -215,23 +266,62 @@ class PgBridge:
                 self._send_conn.close()
                 self._send_conn = None
 
+    def enqueue(self, event: dict) -> None:
+        """Send `event` soon, from the sender thread: the publisher does not wait on
+        PostgreSQL, and the events waiting together go in one round trip, several per
+        NOTIFY (each NOTIFY costs PostgreSQL and every listening process CPU)."""
+        if self._sender is None:
+            self.send(event)
+        else:
+            self._outbox.put(event)
+
+    def _send_forever(self) -> None:
+        with self._send_lock:  # connect now: the first event does not wait for it
+            try:
+                self._send_conn = self._connect()
+            except Exception as exc:  # retried on the first send
+                log.warning("NOTIFY connection failed: %s", exc)
+        while True:
+            batch = [self._outbox.get()]
+            while len(batch) < self.SEND_BATCH:
+                try:
+                    batch.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            stop = batch[-1] is _STOP_SENDING
+            batch = [event for event in batch if event is not _STOP_SENDING]
+            if batch:
+                try:
+                    self.send_many(batch)
+                except Exception:  # never let the sender thread die
+                    log.exception("sending %d events failed", len(batch))
+            if stop:
+                return
+
     def send(self, event: dict) -> bool:
-        payload = encode_for_notify(event, self.origin)
-        if payload is None:
-            log.warning("event %s too large for NOTIFY: kept local", event.get("type"))
-            self.send_failures += 1
+        """Send one event now (True when PostgreSQL took it)."""
+        return self.send_many([event])
+
+    def send_many(self, events_: list[dict]) -> bool:
+        payloads, dropped = encode_batch_for_notify(events_, self.origin)
+        if dropped:
+            log.warning("%d event(s) too large for NOTIFY: kept local", dropped)
+            self.send_failures += dropped
+        if not payloads:
             return False
         with self._send_lock:
             if time.monotonic() < self._send_paused_until:
                 # PostgreSQL just failed us: do not make every ingest wait on it again.
                 self.send_failures += 1
                 return False
+            statement = "SELECT " + ", ".join(["pg_notify(%s, %s)"] * len(payloads))
+            params = [value for payload in payloads for value in (self.channel, payload)]
             for attempt in (1, 2):  # a connection dropped by the server is re-opened once
                 try:
                     if self._send_conn is None or self._send_conn.closed:
                         self._send_conn = self._connect()
-                    self._send_conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
-                    return True
+                    self._send_conn.execute(statement, params)
+                    return not dropped
                 except Exception as exc:  # psycopg.Error and socket errors alike
                     log.warning("NOTIFY failed (attempt %d): %s", attempt, exc)
                     self._close_sender()
@@ -277,12 +367,17 @@ class PgBridge:
         self.listening.clear()
 
     def _on_notify(self, payload: str) -> None:
+        if payload.startswith(self._own_prefix):
+            return  # our own events were already delivered locally
         try:
             event = json.loads(payload)
         except ValueError:
             log.warning("ignored a non-JSON notification on %s", self.channel)
             return
         if not isinstance(event, dict) or event.pop("_origin", None) == self.origin:
-            return  # our own event was already delivered locally
-        self.received += 1
-        self.deliver(event)
+            return
+        batch = event.get("events") if set(event) == {"events"} else None
+        for one in batch if isinstance(batch, list) else [event]:
+            if isinstance(one, dict):
+                self.received += 1
+                self.deliver(one)
