@@ -319,12 +319,10 @@ class _GunicornServer:
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
              "tgd_server:create_app()"], env=env)
         deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
+        while time.time() < deadline:  # every worker's probe subscribed (and listening)
+            if len(list(self.out.glob("ready-*"))) >= workers:
+                return
+            time.sleep(0.1)
         raise RuntimeError("gunicorn did not start")
 
     def events_seen(self) -> list[tuple]:

@@ -22,6 +22,13 @@ def post_worker_init(worker) -> None:
     from tgd_server import events
 
     subscription = events.subscribe()
+    bridge = events._pg_bridge
+    if bridge is not None:  # LISTEN first: the other workers' first events must reach us
+        bridge.listening.wait(10)
+    out = os.environ.get("TGD_BENCH_OUT")
+    if out:
+        with open(os.path.join(out, f"ready-{os.getpid()}"), "w"):
+            pass
 
     def listen() -> None:
         while not _stop.is_set():
