@@ -1,5 +1,7 @@
 # AML v1 SMS text (ETSI TS 103 625; shared/reference/aml.md): exactly 12 keys,
-# `ml` = the length of the whole text, one SMS (< 160 characters).
+# `ml` = the length of the whole text, one SMS (< 160 characters). The strict decoder
+# the tests check it with is tests/mp/aml_check.py (not on the handset: this module is
+# loaded at alarm time, so every byte of it counts).
 from micropython import const
 from unixtime import stamp
 
@@ -61,48 +63,3 @@ def encode(fix, imei, mcc, mnc, now, imsi=None, confidence=68):
     if len(text) > _MAX_LEN:
         raise AmlError("AML text over one SMS")
     return text
-
-
-def decode(text):
-    """Strict parse (the GridGears rules), for tests and self-checks: dict or AmlError."""
-    if len(text) > 160:
-        raise AmlError("over 160 characters")
-    pairs = text.split(";")
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise AmlError("pair without '='")
-        k, v = p.split("=", 1)
-        if k in out:
-            raise AmlError("duplicate key " + k)
-        out[k] = v
-    keys = ('A"ML', "lt", "lg", "rd", "top", "lc", "pm", "si", "ei", "mcc", "mnc", "ml")
-    if len(out) != 12 or any(k not in out for k in keys) or not text.startswith('A"ML='):
-        raise AmlError("not exactly the 12 AML v1 keys")
-    if out['A"ML'] != "1":
-        raise AmlError("version is not 1")
-    if not out["ml"].isdigit() or int(out["ml"]) != len(text):
-        raise AmlError("ml is not the length")
-    if not out["lc"].isdigit() or not out["rd"].isdigit():
-        raise AmlError("lc/rd not integers")
-    if out["pm"] not in ("G", "W", "C", "N"):
-        raise AmlError("bad pm")
-    top = out["top"]
-    if len(top) != 14 or not top.isdigit():
-        raise AmlError("top not yyyyMMddHHmmss")
-    mo, d, h, mi, s = int(top[4:6]), int(top[6:8]), int(top[8:10]), int(top[10:12]), int(top[12:14])
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
-        raise AmlError("top not a time")
-    for k in ("lt", "lg"):
-        v = out[k]
-        if v[:1] not in "+-" or len(v) < 2:
-            raise AmlError(k + " not signed")
-        try:
-            float(v)
-        except ValueError:
-            raise AmlError(k + " not a number")
-    if not _digits(out["si"], 15, 15) or not _digits(out["ei"], 15, 16):
-        raise AmlError("si/ei digits")
-    if not out["mcc"].isdigit() or not out["mnc"].isdigit():
-        raise AmlError("mcc/mnc digits")
-    return out

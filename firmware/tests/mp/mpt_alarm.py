@@ -226,8 +226,8 @@ async def test_sms_retried_until_delivered_with_gnss_fix():
     assert len(modem.sms) == 2  # the CMS error never reached the network
     number, text = modem.sms[-1]
     assert number == SMS_NUMBER
-    import aml
-    fields = aml.decode(text)
+    import aml_check
+    fields = aml_check.decode(text)
     assert fields["pm"] == "G" and fields["ei"] == "357365093474415"
     states = [ln.split("state=")[1].split(" ")[0] for ln in rig.events("SMS")]
     assert states == ["failed", "sent", "failed", "sent", "delivered"], states
@@ -242,13 +242,13 @@ async def test_sms_without_gnss_goes_at_the_deadline_with_no_position():
     rig = Rig(modem)
     alarm = rig.trigger()
     await rig.until(lambda: alarm.sms_state == "delivered", "SMS delivered")
-    import aml
-    assert aml.decode(modem.sms[0][1])["pm"] == "N"
+    import aml_check
+    assert aml_check.decode(modem.sms[0][1])["pm"] == "N"
     assert len(modem.sms) == 1
     # GNSS finds her later: one follow-up AML with the position, and only one
     modem.gnss_fix_after = 0
     await rig.until(lambda: len(modem.sms) == 2 and alarm.p.get("smsg"), "follow-up AML")
-    assert aml.decode(modem.sms[1][1])["pm"] == "G"
+    assert aml_check.decode(modem.sms[1][1])["pm"] == "G"
     # the GNSS position went to the server before the follow-up SMS took the UART
     order = modem.order
     assert order.index(("post", "G")) < order.index(("sms", "G")), order
