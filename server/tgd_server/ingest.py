@@ -289,6 +289,18 @@ class BatchRows:
     def write(self, session: Session, devices) -> None:
         session.flush()  # the ORM's part: commands handed out
         connection = session.connection()  # Core statements: no ORM execution machinery
+        changed = [device for device in devices if device.dirty]
+        if connection.dialect.name == "postgresql":
+            self._write_postgresql(connection, changed)
+        else:
+            self._write_core(connection, changed)
+        if self.timeline:
+            connection.execute(_TIMELINE_INSERT, self.timeline)
+        if self.touched_alarms:
+            connection.execute(_ALARM_UPDATE, [alarm.update_params()
+                                               for alarm in self.touched_alarms.values()])
+
+    def _write_core(self, connection, changed: list[DeviceState]) -> None:
         if self.messages:
             connection.execute(_MESSAGE_INSERT, self.messages)
         if self.positions:
@@ -296,14 +308,62 @@ class BatchRows:
                                      [position.params() for position in self.positions])
             for position, position_id in zip(self.positions, ids.scalars(), strict=True):
                 position.id = position_id
-        if self.timeline:
-            connection.execute(_TIMELINE_INSERT, self.timeline)
-        if self.touched_alarms:
-            connection.execute(_ALARM_UPDATE, [alarm.update_params()
-                                               for alarm in self.touched_alarms.values()])
-        changed = [device.update_params() for device in devices if device.dirty]
         if changed:
-            connection.execute(_DEVICE_UPDATE, changed)
+            connection.execute(_DEVICE_UPDATE, [device.update_params() for device in changed])
+
+    def _write_postgresql(self, connection, changed: list[DeviceState]) -> None:
+        """The same rows, one statement each whatever their number: columns as arrays
+        through unnest() (one statement text: psycopg caches and prepares it; an
+        executemany costs a round of Python per row, a multi-row VALUES a new text)."""
+        if self.messages:
+            connection.exec_driver_sql(_PG_MESSAGE_INSERT, tuple(
+                [row[name] for row in self.messages] for name in _PG_MESSAGE_COLUMNS))
+        if self.positions:
+            # Ids taken first (nextval): RETURNING's order is not promised for many rows.
+            ids = connection.exec_driver_sql(_PG_POSITION_IDS, (len(self.positions),))
+            for position, (position_id,) in zip(self.positions, ids, strict=True):
+                position.id = position_id
+            connection.exec_driver_sql(_PG_POSITION_INSERT, tuple(
+                [getattr(position, name) for position in self.positions]
+                for name in _PG_POSITION_COLUMNS))
+        if changed:
+            connection.exec_driver_sql(_PG_DEVICE_UPDATE, tuple(
+                [getattr(device, name) for device in changed]
+                for name in _PG_DEVICE_COLUMNS))
+
+
+_PG_MESSAGE_COLUMNS = ("device_id", "seq", "type", "channel", "received_at", "body")
+_PG_MESSAGE_INSERT = (
+    "INSERT INTO device_messages (device_id, seq, type, channel, received_at, body) "
+    "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], "
+    "%s::timestamptz[], %s::text[])"
+)
+_PG_POSITION_COLUMNS = ("id", "device_id", "alarm_id", "lat", "lon", "acc_m", "method", "fix_at",
+                        "received_at", "channel", "cell")
+_PG_POSITION_IDS = ("SELECT nextval(pg_get_serial_sequence('positions', 'id')) "
+                    "FROM generate_series(1, %s)")
+_PG_POSITION_INSERT = (
+    "INSERT INTO positions (id, device_id, alarm_id, lat, lon, acc_m, method, fix_at, "
+    "received_at, channel, cell) "
+    "SELECT * FROM unnest(%s::int[], %s::text[], %s::int[], %s::float8[], %s::float8[], "
+    "%s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[])"
+)
+_PG_DEVICE_TYPES = {
+    "id": "text", "seq_high": "bigint", "seq_bitmap": "bigint", "fw_version": "text",
+    "battery_mv": "int", "signal_csq": "int", "low_battery": "boolean", "last_cell": "text",
+    "last_lat": "float8", "last_lon": "float8", "last_acc_m": "int", "last_method": "text",
+    "last_fix_at": "timestamptz", "last_seen_at": "timestamptz",
+    "last_heartbeat_at": "timestamptz", "last_gasp_at": "timestamptz",
+}
+_PG_DEVICE_COLUMNS = ("id",) + _WRITTEN_COLUMNS + _KEPT_IF_NONE
+_PG_DEVICE_UPDATE = (
+    "UPDATE devices AS d SET "
+    + ", ".join([f"{name} = u.{name}" for name in _WRITTEN_COLUMNS]
+                + [f"{name} = COALESCE(u.{name}, d.{name})" for name in _KEPT_IF_NONE])
+    + " FROM unnest("
+    + ", ".join(f"%s::{_PG_DEVICE_TYPES[name]}[]" for name in _PG_DEVICE_COLUMNS)
+    + ") AS u(" + ", ".join(_PG_DEVICE_COLUMNS) + ") WHERE d.id = u.id"
+)
 
 
 # --- bytes only ---------------------------------------------------------------
