@@ -314,3 +314,10 @@ def parse_httpaction(line):
     if len(f) != 3:
         return None
     return (_int(f[0], 0, 4), _int(f[1], 100, 999), _int(f[2], 0, 0x7FFFFFFF))
+
+
+@_safe
+def parse_cgps(line):
+    """`+CGPS: 1,1` -> True (GNSS on); `+CGPS: 0` -> False."""
+    f = split_fields(_body(line, "+CGPS:"))
+    return _int(f[0], 0, 1) == 1

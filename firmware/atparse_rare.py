@@ -1,5 +1,5 @@
 # The SIM7600 answers the firmware reads once per boot or seldom (identity, SIM,
-# network clock, received SMS, delivery states, GNSS on/off), apart from atparse.py so that their
+# network clock, received SMS, delivery states), apart from atparse.py so that their
 # code is in the heap only while used: callers import this module for the call and
 # drop it after (sys.modules.pop). Same conventions as atparse.py: a parser never
 # raises, a malformed line gives None. Also the AT engine's own rare paths (at.py):
@@ -78,13 +78,6 @@ def parse_httpread(line):
     if len(f) == 2 and f[0] in ("DATA", "LEN"):
         return (f[0], _int(f[1], 0, 0x7FFFFFFF))
     return None
-
-
-@_safe
-def parse_cgps(line):
-    """`+CGPS: 1,1` -> True (GNSS on); `+CGPS: 0` -> False."""
-    f = split_fields(_body(line, "+CGPS:"))
-    return _int(f[0], 0, 1) == 1
 
 
 @_safe

@@ -293,12 +293,23 @@ class Sim7600:
 
     # ---- GNSS ------------------------------------------------------------------
 
-    def gnss_start(self):
-        """GNSS on (AT+CGPS=1), also when it already is."""
-        return _boot().gnss_start(self)
+    # In this module, not in sim7600_boot: loading that one at the alarm's start (when
+    # GNSS is switched on) would cost far more heap than these few lines.
+    async def _gnss_on(self):
+        return bool(await self._query("AT+CGPS?", atparse.parse_cgps, "cgps"))
 
-    def gnss_stop(self):
-        return _boot().gnss_stop(self)
+    async def gnss_start(self):
+        # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
+        if not await self._gnss_on():
+            try:
+                await self._at.send("AT+CGPS=1")
+            except AtError:
+                if not await self._gnss_on():
+                    raise
+
+    async def gnss_stop(self):
+        if await self._gnss_on():
+            await self._at.send("AT+CGPS=0")
 
     async def gnss_fix(self):
         """{"lat","lon","lat_e6","lon_e6","acc","t","alt"} or None without a fix."""

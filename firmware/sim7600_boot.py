@@ -1,6 +1,6 @@
 # The SIM7600 driver's once-per-boot and seldom calls (start-up, power cycle and
 # re-initialisation after a reboot, SIM state, registration wait, identity, network
-# clock, GNSS on/off, received SMS), apart from sim7600.py so that their code is
+# clock, received SMS), apart from sim7600.py so that their code is
 # in the heap only while one runs: Sim7600's methods of the same names load this
 # module for the call and drop it (sim7600._boot). `m` is the Sim7600 driver.
 import asyncio
@@ -96,26 +96,6 @@ async def _init(m):
         except AtTimeout:
             raise ModemSilent("init")
     raise ModemSilent("init_reboots")
-
-
-async def _gnss_on(m):
-    return bool(await m._query("AT+CGPS?", atparse_rare.parse_cgps, "cgps"))
-
-
-async def gnss_start(m):
-    # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
-    if await _gnss_on(m):
-        return
-    try:
-        await m._at.send("AT+CGPS=1")
-    except AtError:
-        if not await _gnss_on(m):
-            raise
-
-
-async def gnss_stop(m):
-    if await _gnss_on(m):
-        await m._at.send("AT+CGPS=0")
 
 
 async def sim_status(m):

@@ -169,9 +169,9 @@ def test_identity_and_gnss_state():
     assert r.parse_iccid("+ICCID: 8986-0070") is None
     assert r.parse_imei("861234567890123") == "861234567890123"
     assert r.parse_imei("86123456789012") is None
-    assert r.parse_cgps("+CGPS: 1,1") is True
-    assert r.parse_cgps("+CGPS: 0") is False
-    assert r.parse_cgps("+CGPS: 7") is None
+    assert p.parse_cgps("+CGPS: 1,1") is True
+    assert p.parse_cgps("+CGPS: 0") is False
+    assert p.parse_cgps("+CGPS: 7") is None
 
 
 def test_split_fields_keeps_quoted_commas():
@@ -187,7 +187,7 @@ def test_parsers_never_raise_on_noise():
     parsers = (p.parse_cpsi, p.parse_cgnssinfo, p.parse_cgpsinfo, p.parse_clcc,
                p.parse_registration, p.parse_csq, r.parse_cclk, p.parse_cbc, p.parse_cmgs,
                p.parse_cds, r.parse_cmti, r.parse_cmgr, p.parse_httpaction, r.parse_httpread,
-               r.parse_cgps, r.parse_iccid, r.parse_imei)
+               p.parse_cgps, r.parse_iccid, r.parse_imei)
     for prefix in prefixes:
         for body in noise:
             for parser in parsers:
