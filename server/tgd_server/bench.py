@@ -2,13 +2,16 @@
 
 Registers N simulated devices, starts the real server, and drives it from
 client processes that POST signed heartbeats and alarms (an alarm and its
-position updates for a fraction of the devices) over keep-alive connections.
+position updates for a fraction of the devices) over keep-alive connections;
+the requests are signed and built before the timed run, and sent by a lean
+socket client, so that the clients take little of the CPU the server needs.
 The server is either gunicorn with N workers (`--workers N`, the production
 server; a probe in each worker subscribes to the event bus, bench_probe.py) or
 the Flask app behind Werkzeug's threaded server in the bench process. Reports
 messages per second, the latency from the moment a message enters ingest to its
 `device.updated` event on the console stream (events.subscribe()), HTTP
-round-trip times, and checks that nothing was lost: every message answered 200,
+round-trip times, CPU per message (server, its writer threads, the clients, a
+local PostgreSQL), and checks that nothing was lost: every message answered 200,
 stored once, and seen on the stream once.
 
 This is a benchmark, not a test: it prints figures and never asserts on time.

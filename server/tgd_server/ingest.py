@@ -8,7 +8,7 @@
                           (may refuse; write nothing; unknown device = bad_signature)
     transaction:  store:  advance_sequence, store_message, update_device, join_alarm,
                           store_position, add_message_timeline, settle_commands
-                  flush, then: detect_events, build_answer
+                  BatchRows.write, then: detect_events, build_answer
     after commit: publish_events
 
 A check step raises `MessageRefused` to refuse: nothing is stored, one row goes
@@ -17,8 +17,11 @@ handset is answered only after what it sent is committed.
 
 Group commit: in each server process one writer thread per database takes
 every waiting message and stores them in one transaction, with one query for
-their devices, one flush and one commit (SQLite has one writer at a time and an
-fsync per commit; on PostgreSQL it saves round trips and ORM work). If a batch
+their devices, one statement per table and one commit (SQLite has one writer at
+a time and an fsync per commit; on PostgreSQL it saves round trips). The batch
+works on plain objects (DeviceState, AlarmState, PendingPosition) with Core
+statements (BatchRows), not ORM objects: the ORM's unit of work cost more CPU
+than the rest of a message (docs/benchmarks.md "Server ingest"). If a batch
 fails unexpectedly, each of its messages is written alone, in its own
 transaction, so that one cannot sink the others. Messages of one device are
 serialised by its row (SELECT ... FOR UPDATE in id order on PostgreSQL, so that
