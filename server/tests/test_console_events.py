@@ -144,6 +144,30 @@ def test_an_event_published_in_another_process_reaches_a_subscriber_here():
 
 
 @needs_pg
+def test_a_process_that_exits_right_after_publishing_still_sends_its_events():
+    got: list[dict] = []
+    listener = events.PgBridge(events.to_libpq_url(PG_URL), got.append, origin="listener")
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        script = textwrap.dedent(
+            f"""
+            from tgd_server import events
+            events.enable_pg_fanout({PG_URL!r})
+            for i in range(50):
+                events.publish({{"type": "exiting", "i": i}})
+            """  # no disable_pg_fanout(): the sender thread's queue is flushed at exit
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+        deadline = time.monotonic() + 5
+        while len(got) < 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        listener.stop()
+    assert [e["i"] for e in got if e.get("type") == "exiting"] == list(range(50))
+
+
+@needs_pg
 def test_fanout_figures_across_processes_none_lost():
     """Prints p50/p99 from publish in one process to delivery in another (a figure, not a gate)."""
     count = 1000

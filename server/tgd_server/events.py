@@ -12,6 +12,7 @@ This module stays the single place events go through: `publish()` and
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -155,7 +156,15 @@ def _ensure_pg_bridge() -> PgBridge | None:
         if _pg_bridge is None or _pg_bridge.pid != os.getpid():
             _pg_bridge = PgBridge(_pg_url, deliver=_deliver_locally)
             _pg_bridge.start()
+            atexit.register(_send_queued_at_exit, _pg_bridge)
         return _pg_bridge
+
+
+def _send_queued_at_exit(bridge: PgBridge) -> None:
+    """A process that exits right after publishing (a command, a worker restart) still
+    sends what its sender thread holds."""
+    if bridge.pid == os.getpid():
+        bridge.stop()
 
 
 def encode_for_notify(event: dict, origin: str) -> str | None:
