@@ -24,12 +24,17 @@ class App:
         self._alarm_task = None
         self._tasks = []
         self.sleep_stats = [0, time.ticks_ms()]  # [ms asleep, since]: logged with HEARTBEAT
+        self.alarm_end_ms = None  # ticks the last alarm ended: police call-back window
+        self.ringing = None  # the task deciding on a ringing call (callback.py)
 
     # -- start (the once-per-boot parts are in app_boot.py) -------------------------
     async def run(self):
         import app_boot  # once per boot: its code leaves the heap when the modem is up
         sys.modules.pop("app_boot", None)
         app_boot.setup(self)
+        at = getattr(self.dev.modem, "_at", None)
+        if at is not None:
+            at.on_urc("+CLIP:", self._on_clip)  # caller id of a ringing call
         self._tasks.append(asyncio.create_task(self._button_loop()))
         self._tasks.append(asyncio.create_task(app_boot.modem_up(self)))
         del app_boot
@@ -132,6 +137,7 @@ class App:
         except Exception as e:  # noqa: BLE001 - never a crash: log, the app goes on
             self.log.error("alarm", e)
         if not alarm.is_open:
+            self.alarm_end_ms = time.ticks_ms()
             if hasattr(self.dev.modem, "stay_awake"):
                 self.dev.modem.stay_awake(False)
             self._start_heartbeat()
@@ -146,6 +152,13 @@ class App:
     def _on_call(self, state, reason=None):
         if self.alarm is not None and self.alarm.is_open:
             self.alarm.on_call(state, reason)
+
+    def _on_clip(self, line):
+        # callback.py answers or rejects the call; loaded for the call only
+        if self.ringing is None:
+            import callback
+            sys.modules.pop("callback", None)
+            self.ringing = asyncio.create_task(callback.handle(self, line))
 
     def _on_sms_report(self, mr, st):
         if self.alarm is not None:

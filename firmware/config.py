@@ -12,8 +12,8 @@ SCHEMA_VERSION = 1
 
 _REQUIRED = ("device_id", "key", "server_url")
 _KNOWN = ("config_version", "device_id", "key", "special_number", "emergency_number",
-          "sms_number", "server_url", "apn", "transport", "mqtt_url", "mqtt_tls"
-          ) + tuple(_INT_KEYS)
+          "sms_number", "server_url", "apn", "transport", "mqtt_url", "mqtt_tls",
+          "police_numbers") + tuple(_INT_KEYS)
 
 
 class ConfigError(Exception):
@@ -24,7 +24,7 @@ def defaults():
     cfg = {"config_version": SCHEMA_VERSION, "device_id": None, "key": None,
            "special_number": "", "emergency_number": "17", "sms_number": "",
            "server_url": None, "apn": "", "transport": "http", "mqtt_url": "",
-           "mqtt_tls": False}
+           "mqtt_tls": False, "police_numbers": None}  # None: [emergency_number]
     for k in _INT_KEYS:
         cfg[k] = _INT_KEYS[k][0]
     return cfg
@@ -86,6 +86,11 @@ def _check(key, v):
         return None if v in ("http", "mqtt") else "not_http_or_mqtt"
     if key == "mqtt_url":  # the SIM7600 wants tcp:// even for TLS (mqtt_tls says TLS)
         return None if _is_mqtt_url(v) else "not_tcp://host:port"
+    if key == "police_numbers":  # callers answered silently during and after an alarm
+        ok = isinstance(v, list) and len(v) <= 8
+        for n in v if ok else ():
+            ok = ok and isinstance(n, str) and _is_phone(n.replace(" ", ""), False)
+        return None if ok else "not_a_list_of_up_to_8_numbers"
     if key == "mqtt_tls":
         return None if v is True or v is False else "not_true_or_false"
     if key == "config_version":
@@ -119,6 +124,10 @@ def validate(raw):
     if cfg["transport"] == "mqtt" and not cfg["mqtt_url"]:
         problems.append(("mqtt_url", "missing_for_mqtt:http_used"))
         cfg["transport"] = "http"
+    if cfg["police_numbers"] is None:
+        cfg["police_numbers"] = [cfg["emergency_number"]]
+    else:  # compared with the caller id as digits: "+687 27 12 34" is "+687271234"
+        cfg["police_numbers"] = [n.replace(" ", "") for n in cfg["police_numbers"]]
     if cfg["key"] is not None:
         cfg["key"] = cfg["key"].lower()
     missing = [k for k in _REQUIRED if cfg[k] is None]

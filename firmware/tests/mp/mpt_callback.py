@@ -1,0 +1,232 @@
+# heapsize: 256k
+# (the tests import the sources, compiled inside the VM; the firmware runs .mpy)
+# Police call-back (callback.py) through the app's +CLIP hook, the real AT engine and
+# driver on a scripted modem: a police number is answered at once during an alarm and
+# in the window after it, with the discreet audio; any other caller, a withheld number,
+# and any call outside the window are hung up; a RING without caller id is left alone;
+# the alarm's own call is never hung up. Also the config keys it reads.
+import asyncio
+import os
+import sys
+import time
+
+import config
+from alarm import Alarm
+from app import App
+from clock import Clock
+from device import Device
+from journal import Journal
+from scripted_modem import answer, events, make_modem, ok
+from scripted_stream import until
+from timing import Timing
+from vibrate import Vibrator
+
+DIR = "/tmp/tgd-mpt-callback-" + "".join("%02x" % b for b in os.urandom(4))
+POLICE = "+687271234"
+RING = b"\r\nRING\r\n"
+
+
+def clip(number):
+    return RING + b'\r\n+CLIP: "' + number.encode() + b'",145,,,"",0\r\n'
+
+
+def wipe():
+    try:
+        os.mkdir(DIR)
+    except OSError:
+        pass
+    for name in os.listdir(DIR):
+        os.remove(DIR + "/" + name)
+
+
+class Handset:
+    """The app's call-back path: App (its +CLIP hook as App.run registers it), Device,
+    the real Sim7600 driver and AT engine on a scripted stream, a real Alarm."""
+
+    def __init__(self, script, alarm_open=False, ended_ago_ms=None, **over):
+        wipe()
+        self.modem, self.stream, self.board, self.lines = make_modem(script)
+        self.modem.dtr_idle_ms = 100000  # no AT+CSCLK=1 in the middle of the script
+        self.motor = []
+        raw = {"device_id": "NC0001", "key": "ab" * 32, "server_url": "http://127.0.0.1:9/m",
+               "police_numbers": ["+687 27 12 34", "0800"]}
+        raw.update(over)
+        cfg, problems, safe = config.validate(raw)
+        assert problems == [], problems
+        log = self.modem._log
+        journal = Journal(DIR, log)
+        journal.open()
+        clock = Clock()
+        clock.set(1795678200)
+        timing = Timing(0.01)
+        self.dev = Device(self.modem, journal, cfg, safe, log, clock,
+                          Vibrator(self.motor.append, log), timing)
+        self.app = App(None, log, timing)
+        self.app.dev = self.dev
+        self.modem._at.on_urc("+CLIP:", self.app._on_clip)
+        self.modem._at.start()  # the reader (modem.start() starts it on the handset)
+        self.alarm = None
+        if alarm_open or ended_ago_ms is not None:
+            self.alarm = Alarm.trigger(self.dev)
+            self.app.alarm = self.alarm
+            self.modem.call_state = "ended"  # the alarm's call is over
+        if ended_ago_ms is not None:
+            self.alarm.end("closed")
+            self.app.alarm_end_ms = time.ticks_add(time.ticks_ms(), -ended_ago_ms)
+
+    def callbacks(self):
+        return [x.split(" ", 2)[2] for x in events(self.lines, "CALLBACK")]
+
+    async def decided(self):
+        await until(lambda: self.app.ringing is None and self.stream.done(),
+                    what="the call-back task ends with the script consumed")
+
+    def close(self):
+        self.modem.deinit()
+
+
+def answered_script():
+    return [answer("ATA", b"\r\nOK\r\n", b"\r\nVOICE CALL: BEGIN\r\n"),
+            ok("AT+CLVL=0"), ok("AT+VMUTE=1")]
+
+
+async def test_police_number_answered_silently_during_an_alarm():
+    h = Handset(answered_script(), alarm_open=True)
+    h.stream.push(clip(POLICE))
+    await until(lambda: h.stream.done(), what="ATA then CLVL=0, VMUTE=1")
+    await until(lambda: "action=answered number=" + POLICE in h.callbacks(), what="logged")
+    assert h.app.ringing is not None  # the call is on: further +CLIP are ignored
+    h.stream.push(clip(POLICE))
+    await asyncio.sleep_ms(20)
+    assert h.stream.unexpected == [], h.stream.unexpected
+    # on the alarm's timeline: the call channel is done, ch.call active, sent at once
+    assert h.alarm.call_state == "active" and h.alarm.p.get("call") == "done"
+    assert h.alarm._position_due.is_set()
+    h.stream.push(b"\r\nVOICE CALL: END: 000012\r\n")
+    await h.decided()
+    assert h.callbacks()[-1] == "action=ended number=" + POLICE, h.callbacks()
+    assert h.alarm.call_state == "ended"
+    assert h.motor == []  # nothing vibrates
+    cmds = h.stream.commands()
+    assert cmds == ["ATA", "AT+CLVL=0", "AT+VMUTE=1"], cmds
+    assert "callback" not in sys.modules  # the module left with the call
+    assert h.modem._at._waiters == []
+    h.close()
+
+
+async def test_police_number_answered_in_the_window_after_the_alarm():
+    h = Handset(answered_script(), ended_ago_ms=500)
+    h.stream.push(clip("0800"))
+    await until(lambda: h.stream.done(), what="answered")
+    h.stream.push(b"\r\nVOICE CALL: END: 000003\r\n")
+    await h.decided()
+    assert h.callbacks() == ["action=answered number=0800", "action=ended number=0800"]
+    h.close()
+
+
+async def test_other_number_rejected_during_an_alarm():
+    h = Handset([ok("AT+CHUP")], alarm_open=True)
+    h.stream.push(clip("+687999999"))
+    await h.decided()
+    assert h.callbacks() == ["action=rejected number=+687999999"], h.callbacks()
+    assert h.stream.commands() == ["AT+CHUP"]
+    assert h.alarm.call_state != "active"
+    h.close()
+
+
+async def test_national_form_of_a_police_number_is_not_guessed():
+    h = Handset([ok("AT+CHUP")], alarm_open=True)
+    h.stream.push(clip("271234"))  # POLICE without +687: another number
+    await h.decided()
+    assert h.callbacks() == ["action=rejected number=271234"]
+    h.close()
+
+
+async def test_withheld_number_rejected_during_an_alarm():
+    h = Handset([ok("AT+CHUP")], alarm_open=True)
+    h.stream.push(RING + b'\r\n+CLIP: "",128,,,"",1\r\n')
+    await h.decided()
+    assert h.callbacks() == ["action=rejected number=none"]
+    h.close()
+
+
+async def test_police_number_rejected_outside_the_window():
+    h = Handset([ok("AT+CHUP")], ended_ago_ms=2000, callback_window_s=1)  # 10 ms scaled
+    h.stream.push(clip(POLICE))
+    await h.decided()
+    assert h.callbacks() == ["action=rejected number=" + POLICE]
+    assert h.stream.commands() == ["AT+CHUP"]
+    h.close()
+
+
+async def test_police_number_rejected_when_there_was_no_alarm():
+    h = Handset([ok("AT+CHUP")])
+    h.stream.push(clip(POLICE))
+    await h.decided()
+    assert h.callbacks() == ["action=rejected number=" + POLICE]
+    h.close()
+
+
+async def test_ring_without_caller_id_is_not_answered():
+    h = Handset([], alarm_open=True)
+    h.stream.push(RING)
+    h.stream.push(RING)
+    await until(lambda: len(events(h.lines, "RING")) == 2, what="both RINGs seen")
+    await asyncio.sleep_ms(30)
+    assert h.app.ringing is None and h.callbacks() == []
+    assert h.stream.commands() == [] and h.stream.unexpected == []
+    h.close()
+
+
+async def test_the_alarms_own_call_is_never_hung_up():
+    h = Handset([], alarm_open=True)
+    h.modem.call_state = "active"
+    h.stream.push(clip("+687999999"))
+    await h.decided()
+    assert h.stream.commands() == [] and h.callbacks() == []
+    h.close()
+
+
+async def test_answered_call_whose_end_urc_is_lost_ends_on_clcc():
+    import callback
+    sys.modules.pop("callback", None)
+    saved = callback._CHECK_MS
+    callback._CHECK_MS = 30
+    try:
+        h = Handset(answered_script() + [ok("AT+CLCC")], alarm_open=True)
+        await callback.handle(h.app, '+CLIP: "%s",145,,,"",0' % POLICE)
+    finally:
+        callback._CHECK_MS = saved
+    assert h.stream.done(), (h.stream.script, h.stream.unexpected)
+    assert h.callbacks()[-1] == "action=ended number=" + POLICE
+    assert h.modem._at._waiters == []
+    h.close()
+
+
+def test_caller_id_parsing():
+    import callback
+    sys.modules.pop("callback", None)
+    assert callback.caller('+CLIP: "02152063113",128,,,"",0') == "02152063113"
+    assert callback.caller('+CLIP: "+687 27 12 34",145,,,"",0') == "+687271234"
+    assert callback.caller('+CLIP: "",128,,,"",1') == ""
+    assert callback.caller("+CLIP:") == ""
+
+
+def test_config_police_numbers_and_window():
+    base = {"device_id": "NC0001", "key": "ab" * 32, "server_url": "http://x/m"}
+    cfg, problems, _ = config.validate(dict(base, emergency_number="112"))
+    assert cfg["police_numbers"] == ["112"] and cfg["callback_window_s"] == 3600
+    cfg, problems, _ = config.validate(dict(base, police_numbers=["+687 27 12 34"],
+                                            callback_window_s=0))
+    assert problems == [] and cfg["police_numbers"] == ["+687271234"]
+    assert cfg["callback_window_s"] == 0
+    cfg, problems, _ = config.validate(dict(base, police_numbers=[]))
+    assert problems == [] and cfg["police_numbers"] == []  # nobody is answered
+    for bad in ("17", ["17", "x1"], [""], [17], ["1"] * 9):
+        cfg, problems, _ = config.validate(dict(base, police_numbers=bad))
+        assert [k for k, _ in problems] == ["police_numbers"], (bad, problems)
+        assert cfg["police_numbers"] == ["17"]
+    for bad in (-1, 86401, "60", True):
+        cfg, problems, _ = config.validate(dict(base, callback_window_s=bad))
+        assert [k for k, _ in problems] == ["callback_window_s"], (bad, problems)
+        assert cfg["callback_window_s"] == 3600
