@@ -60,8 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mqtt-tls", action="store_true", default=None,
                    help="connect to the broker with TLS (SIM7600 server_type 1)")
     p.add_argument("--device-url", help="URL the handset posts to (default: <server>/api/v1/device/messages)")
-    for name in ("trigger-hold-ms", "heartbeat-interval-s", "track-interval-s", "call-retries", "alarm-timeout-s"):
+    for name in ("trigger-hold-ms", "heartbeat-interval-s", "track-interval-s", "call-retries", "alarm-timeout-s",
+                 "callback-window-s"):
         p.add_argument(f"--{name}", type=int)
+    p.add_argument("--police-number", dest="police_numbers", action="append",
+                   help="a caller answered silently during an alarm and callback_window_s after it "
+                        "(repeat for several; default: the emergency number)")
     p.add_argument("--imei", default="", help="host handsets only (a board's modem is asked)")
     p.add_argument("--iccid", default="", help="host handsets only (a board's modem is asked)")
     p.add_argument("--no-register", action="store_true", help="do not register on the server")
@@ -163,7 +167,8 @@ def cmd_flash(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None 
 
 def _settings(args: argparse.Namespace) -> dict[str, object]:
     names = ("transport", "mqtt_url", "mqtt_tls", "trigger_hold_ms", "heartbeat_interval_s",
-             "track_interval_s", "call_retries", "alarm_timeout_s")
+             "track_interval_s", "call_retries", "alarm_timeout_s", "callback_window_s",
+             "police_numbers")
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
