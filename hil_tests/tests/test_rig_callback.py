@@ -28,6 +28,22 @@ def _rx_since(modem, t0: float) -> bytes:
     return b"".join(e.data for e in modem.transcript.entries() if e.t >= t0 and e.direction == RX)
 
 
+def _reported_active(rig, device_id: str) -> int:
+    """How many of the alarm's data messages said ch.call active (server timeline)."""
+    [alarm] = rig.server_alarms(device_id)
+    timeline = rig.server.alarm(alarm["id"])["timeline"]
+    return sum(1 for e in timeline if e["kind"] == "message" and "call=active" in e["detail"])
+
+
+def _wait(cond, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
 def test_police_call_back_answered_silently_aggressor_hung_up(rig_workdir):
     needs_firmware()
     with EmulatedRig(rig_workdir, timing="fast", police_answer_after_s=0.3) as rig:
@@ -65,6 +81,7 @@ def test_police_call_back_answered_silently_aggressor_hung_up(rig_workdir):
             other.close()
 
         # The police call back: answered at once, silently.
+        before = _reported_active(rig, handset.device_id)
         t0 = time.monotonic()
         ev_mark = rig.events.mark()
         record = rig.police.call_back(msisdn, hangup_after_s=1.0)
@@ -85,5 +102,8 @@ def test_police_call_back_answered_silently_aggressor_hung_up(rig_workdir):
         assert not handset.log.find("ERROR", since=log_mark, where="discreet_audio")
         assert not handset.log.find("VIBRATE", since=log_mark)
         assert not handset.log.find("ERROR", since=log_mark, where="callback")
+        # on the alarm's timeline at the server: a message with ch.call active came after
+        # the alarm's call had ended (the handset sends one as soon as it answers)
+        assert _wait(lambda: _reported_active(rig, handset.device_id) > before, 20)
         # the alarm is still open and the handset still sends its positions
         handset.expect("DATA", timeout=20, type="position", status=200)
