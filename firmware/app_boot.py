@@ -1,8 +1,8 @@
 # The app's once-per-boot steps (app.py): read the config, open the journal, build the
 # device, resume an unfinished alarm, then bring the modem up. App.run imports this
 # module for them and drops it from sys.modules: its code leaves the heap once the
-# modem is up (the dial waits only for `dev.ready`, never for this module).
-import asyncio
+# modem is up (the dial waits only for `dev.ready`, never for this module); the
+# start-up task itself is app_up.modem_up.
 import gc
 import sys
 
@@ -10,6 +10,11 @@ from clock import Clock
 from device import FW_VERSION, Device
 from journal import Journal
 from vibrate import Vibrator
+
+# The modem start-up task lives in a module of its own: while it runs (seconds, with
+# sim7600_boot loaded) only its few lines stay in the heap, not this whole module.
+from app_up import modem_up  # noqa: F401 - App.run starts app_boot.modem_up(app)
+sys.modules.pop("app_up", None)
 
 
 def _sim7600(board, log):
@@ -52,31 +57,3 @@ def setup(app):
     if state.alarm is not None:
         from alarm import Alarm
         app._start_alarm(Alarm.resume(app.dev, state.alarm))
-
-
-async def modem_up(app):
-    dev, log = app.dev, app.log
-    while True:
-        try:
-            await dev.modem.start()
-            break
-        except Exception as e:  # noqa: BLE001 - a modem or board fault: retry, never stop
-            log.error("modem_start", e)
-        await asyncio.sleep_ms(app.timing.modem_retry_ms)
-    dev.ready.set()  # the alarm may dial now; the rest is nice to have
-    try:
-        dev.imei, dev.iccid = await dev.modem.identity()
-        log.event("MODEM_READY", imei=dev.imei, iccid=dev.iccid)
-    except Exception as e:  # noqa: BLE001 - even a MemoryError: READY must still come
-        log.error("identity", e)
-    try:
-        dev.clock.set(await dev.modem.network_time())
-    except Exception as e:  # noqa: BLE001
-        log.error("network_time", e)
-    try:
-        if not await dev.modem.wait_registered(60000):
-            log.event("ERROR", where="modem", what="not_registered")
-    except Exception as e:  # noqa: BLE001
-        log.error("registration", e)
-    log.event("READY")
-    dev.online.set()

@@ -4,6 +4,7 @@
 # server's signed answer on tgd/<id>/down. Imported only when config.json says
 # "transport": "mqtt" (every module costs heap). Uplink.post calls `exchange`.
 import asyncio
+import sys
 import time
 
 from micropython import const
@@ -11,8 +12,6 @@ from micropython import const
 import message
 from errors import AtError, AtTimeout, ModemError
 
-_KEEPALIVE_S = const(60)
-_START_MS = const(15000)
 _ACK_MS = const(20000)  # +CMQTTPUB / +CMQTTSUB after the OK
 _BROKER_RETRY_MS = const(60000)  # after a failed connect, alarms go by HTTP this long
 _FALLBACK = ("alarm", "position")  # never heartbeats: a fleet must not flood HTTP
@@ -157,42 +156,11 @@ class MqttLink:
                 return None
 
     # -- the modem's MQTT client ------------------------------------------------------
-    async def _connect(self):
-        at = self._at
-        cfg = self._dev.cfg
-        dev_id = cfg["device_id"]
-        if not self._started:
-            await self._ask("AT+CMQTTSTART", "+CMQTTSTART:", _START_MS, (0, 23))
-            self._started = True
-        try:
-            await at.send('AT+CMQTTACCQ=0,"%s",%d' % (dev_id, 1 if cfg["mqtt_tls"] else 0))
-        except AtError:
-            pass  # +CMQTTACCQ: 0,19: client 0 is already ours
-        if cfg["mqtt_tls"]:
-            await at.send("AT+CMQTTSSLCFG=0,0")
-        await at.send("AT+CMQTTWILLTOPIC=0,%d" % len(self._status), payload=self._status.encode())
-        await at.send("AT+CMQTTWILLMSG=0,7,1", payload=b"offline")
-        password = message.sign(cfg["key"], b"tgd-mqtt-password")[:32]
-        if self._unsure:
-            # An earlier CONNECT got no result: it may have succeeded late. Start clean.
-            try:
-                await at.send("AT+CMQTTDISC=0,60")
-            except AtError:
-                pass  # +CMQTTDISC: 0,11: it was not connected
-        # clean session 0: answers published while the link was down wait in the broker
-        try:
-            await self._ask('AT+CMQTTCONNECT=0,"%s",%d,0,"%s","%s"' % (
-                cfg["mqtt_url"], _KEEPALIVE_S, dev_id, password), "+CMQTTCONNECT:",
-                self.connect_ms)
-        except MqttDown as e:
-            self._unsure = str(e).endswith("timeout")
-            raise
-        self._unsure = False
-        await self._ask("AT+CMQTTSUB=0,%d,1" % len(self._down), "+CMQTTSUB:", _ACK_MS,
-                        payload=self._down.encode())
-        self.connected = True
-        self._dev.log.event("MQTT", state="connected")
-        await self._publish(self._status, b"online", 1)
+    def _connect(self):
+        # Once per connection (mqtt_connect.py): that code is in the heap only then.
+        import mqtt_connect
+        sys.modules.pop("mqtt_connect", None)
+        return mqtt_connect.connect(self)
 
     async def _publish(self, topic, payload, retain):
         at = self._at
