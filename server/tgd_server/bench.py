@@ -353,7 +353,7 @@ class _GunicornServer:
 
 
 def run_bench(devices: int = 10_000, alarm_fraction: float = 0.1, positions_per_alarm: int = 2,
-              clients: int = 2, concurrency: int = 8, database_url: str | None = None,
+              clients: int = 2, concurrency: int = 16, database_url: str | None = None,
               keep: bool = False, workers: int = 0, rate: float = 0.0,
               threads: int = 0, events_pg: bool = False) -> dict:
     """Returns the report (see the module docstring). `workers` 0: Werkzeug in this
@@ -549,7 +549,9 @@ def _configure(parser: argparse.ArgumentParser):
                         help="share of devices that also send an alarm and its positions")
     parser.add_argument("--positions", type=int, default=2, help="position updates per alarm")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--concurrency", type=int, default=8, help="connections per client")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="connections per client (each handset has its own; "
+                             "2 x 16 fills the writer's batches)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in messages/s (default: as fast as the server goes)")
     parser.add_argument("--workers", type=int, default=1,
