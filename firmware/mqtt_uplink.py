@@ -173,8 +173,8 @@ class MqttLink:
         w = self._at.urc_waiter(urc)
         try:
             await self._at.send(cmd, payload=payload)
-        except AtError:
-            if w.line is None:
+        except BaseException as e:  # also MemoryError, a cancel: no waiter left behind
+            if w.line is None or not isinstance(e, AtError):
                 w.cancel()
                 raise
         name = urc[6:-1].lower()

@@ -495,7 +495,7 @@ class Sim7600:
             done = at.urc_waiter("+HTTPACTION:")
             try:
                 await at.send("AT+HTTPACTION=1", timeout_ms=_HTTP_CMD_MS)
-            except ModemError:
+            except BaseException:  # also MemoryError, a cancel: no waiter left behind
                 done.cancel()
                 raise
             line = await done.wait(timeout_ms)

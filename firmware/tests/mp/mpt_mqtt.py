@@ -283,3 +283,24 @@ async def test_connect_without_result_is_cleared_before_the_next_one():
     assert (await Uplink(dev).post("heartbeat", snap(7)))[0] == 200
     assert stream.done(), (stream.script[:1], stream.unexpected)
     dev.modem.deinit()
+
+
+async def test_a_memory_error_in_a_command_leaves_no_urc_waiter_behind():
+    # At the heap's limit a MemoryError (or a cancel) may hit the command after its
+    # waiter was registered: the waiter must go, or it would stay in the engine for good.
+    dev, stream, lines = make_dev([])
+    at = dev.modem._at
+    before = len(at._waiters)
+
+    async def no_memory(cmd, expect=None, timeout_ms=0, payload=None):
+        raise MemoryError("memory allocation failed")
+
+    at.send = no_memory
+    try:
+        await dev.mqtt._ask("AT+CMQTTSTART", "+CMQTTSTART:", 100)
+    except MemoryError:
+        pass
+    else:
+        assert False, "the MemoryError was swallowed"
+    assert len(at._waiters) == before, at._waiters
+    dev.modem.deinit()
