@@ -40,7 +40,7 @@ class App:
         del app_boot
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
-        self._start_heartbeat()
+        # the heartbeat starts when the modem is up (app_up.modem_up)
         try:
             await asyncio.Event().wait()  # forever; no timer, so nothing wakes the ESP32
         finally:

@@ -3,10 +3,24 @@
 # so that app_boot's code leaves the heap as soon as the boot's setup is done: this
 # task runs for seconds, while sim7600_boot (the driver's start-up code) is loaded.
 import asyncio
+import sys
 
 
 async def modem_up(app):
     dev, log = app.dev, app.log
+    driver = sys.modules.get("sim7600")  # absent with a scripted modem (tests)
+    if driver is not None:
+        driver.keep_boot(True)
+    try:
+        await _up(app, dev, log)
+    finally:
+        if driver is not None:
+            driver.keep_boot(False)
+    # Heartbeats wait for the network anyway: their code loads after the start-up's
+    app._start_heartbeat()
+
+
+async def _up(app, dev, log):
     while True:
         try:
             await dev.modem.start()

@@ -45,12 +45,25 @@ def _rare():
     return atparse_rare
 
 
+_boot_kept = None  # sim7600_boot held for a whole start-up (keep_boot)
+
+
 def _boot():
     # The driver's once-per-boot and seldom calls (sim7600_boot.py), loaded the same way:
     # the coroutine a wrapper returns keeps the module alive until it has run.
+    if _boot_kept is not None:
+        return _boot_kept
     import sim7600_boot
     sys.modules.pop("sim7600_boot", None)
     return sim7600_boot
+
+
+def keep_boot(on):
+    # One load of sim7600_boot for the start-up's steps (start, identity, clock,
+    # registration) instead of one per step: reloading it on a nearly full heap
+    # fragments the heap (MemoryError at identity over MQTT at 64wk).
+    global _boot_kept
+    _boot_kept = _boot() if on else None
 
 
 def _check_quotable(text, what):
