@@ -5,7 +5,6 @@
 # side, retries, acknowledgement -> one vibration, close, exactly-once across reboots.
 import asyncio
 import json
-import os
 
 import config
 from alarm import Alarm, IllegalTransition, OPEN, ENDED, ACKNOWLEDGED
@@ -18,19 +17,15 @@ from log import Log
 from timing import Timing
 from vibrate import Vibrator
 from binascii import unhexlify
+from scratch import empty_dir, unique_dir
 
-DIR = "/tmp/tgd-mpt-alarm-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
+DIR = unique_dir("alarm")
 KEY = "ab" * 32
 SMS_NUMBER = "+687700100"
 
 
 def wipe():
-    try:
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    for name in os.listdir(DIR):
-        os.remove(DIR + "/" + name)
+    empty_dir(DIR)
 
 
 def make_cfg(**over):

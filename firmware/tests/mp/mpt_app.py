@@ -6,26 +6,21 @@
 # safe mode, heartbeat, low battery and last gasp.
 import asyncio
 import json
-import os
 
 from app import App
 from fake_modem import FakeModem, answer
 from journal import FILE
 from log import Log
 from timing import Timing
+from scratch import empty_dir, unique_dir
 
-DIR = "/tmp/tgd-mpt-app-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
+DIR = unique_dir("app")
 KEY = "cd" * 32
 DEBUG = False
 
 
 def wipe(config=True, **over):
-    try:
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    for name in os.listdir(DIR):
-        os.remove(DIR + "/" + name)
+    empty_dir(DIR)
     if config:
         cfg = {"device_id": "NC0009", "key": KEY, "sms_number": "+687700100",
                "server_url": "http://127.0.0.1:9/m", "trigger_hold_ms": 2000,

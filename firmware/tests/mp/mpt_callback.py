@@ -6,7 +6,6 @@
 # and any call outside the window are hung up; a RING without caller id is left alone;
 # the alarm's own call is never hung up. Also the config keys it reads.
 import asyncio
-import os
 import sys
 import time
 
@@ -20,8 +19,9 @@ from scripted_modem import answer, events, make_modem, ok
 from scripted_stream import until
 from timing import Timing
 from vibrate import Vibrator
+from scratch import empty_dir, unique_dir
 
-DIR = "/tmp/tgd-mpt-callback-" + "".join("%02x" % b for b in os.urandom(4))
+DIR = unique_dir("callback")
 POLICE = "+687271234"
 RING = b"\r\nRING\r\n"
 
@@ -31,12 +31,7 @@ def clip(number):
 
 
 def wipe():
-    try:
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    for name in os.listdir(DIR):
-        os.remove(DIR + "/" + name)
+    empty_dir(DIR)
 
 
 class Handset:

@@ -6,8 +6,9 @@ import os
 from journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record
 from journal_rare import decode_line
 from log import Log
+from scratch import unique_dir
 
-DIR = "/tmp/tgd-mpt-journal-" + "".join("%02x" % b for b in os.urandom(4))  # one per run: parallel runs never share
+DIR = unique_dir("journal")
 LINES = []
 
 

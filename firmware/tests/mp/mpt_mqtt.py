@@ -4,7 +4,6 @@
 # and payload blocks, a line break inside), reconnection, refusals, the HTTP fallback
 # of an alarm, and the config keys.
 import asyncio
-import os
 
 import config
 import message
@@ -16,8 +15,9 @@ from mqtt_uplink import MqttLink
 from scripted_modem import ERROR, OK, answer, make_modem, ok
 from timing import Timing
 from uplink import Uplink
+from scratch import empty_dir, unique_dir
 
-DIR = "/tmp/tgd-mpt-mqtt-" + "".join("%02x" % b for b in os.urandom(4))
+DIR = unique_dir("mqtt")
 KEY = "ab" * 32
 URL = "http://127.0.0.1:9/api/v1/device/messages"
 BROKER = "tcp://127.0.0.1:1883"
@@ -26,12 +26,7 @@ PASSWORD = message.sign(KEY, b"tgd-mqtt-password")[:32]
 
 
 def make_dev(script, **over):
-    try:
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    for name in os.listdir(DIR):
-        os.remove(DIR + "/" + name)
+    empty_dir(DIR)
     modem, stream, _, lines = make_modem(script)
     cfg = config.defaults()
     cfg.update({"device_id": "NC0001", "key": KEY, "server_url": URL, "transport": "mqtt",
