@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -66,26 +67,37 @@ def test_an_unreachable_postgresql_is_not_retried_by_every_publish():
     assert bridge.send_failures == 2
 
 
-@needs_pg
-def test_two_bridges_exchange_events_and_never_echo_their_own():
+@contextmanager
+def two_bridges(channel: str):
+    """Two processes' bridges on `channel`, both listening: (a, what a got, b, what b got)."""
     got_a: list[dict] = []
     got_b: list[dict] = []
-    a = events.PgBridge(PG_URL, got_a.append, origin="a", channel="tgd_events_test")
-    b = events.PgBridge(PG_URL, got_b.append, origin="b", channel="tgd_events_test")
+    a = events.PgBridge(PG_URL, got_a.append, origin="a", channel=channel)
+    b = events.PgBridge(PG_URL, got_b.append, origin="b", channel=channel)
     a.start()
     b.start()
     try:
         assert a.listening.wait(5) and b.listening.wait(5)
-        assert a.send({"type": "alarm.created", "alarm_id": 42})
-        deadline = time.monotonic() + 5
-        while not got_b and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert got_b == [{"type": "alarm.created", "alarm_id": 42}]
-        time.sleep(0.2)
-        assert got_a == []  # a's own event is not delivered twice to a
+        yield a, got_a, b, got_b
     finally:
         a.stop()
         b.stop()
+
+
+def wait_until(done, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@needs_pg
+def test_two_bridges_exchange_events_and_never_echo_their_own():
+    with two_bridges("tgd_events_test") as (a, got_a, _b, got_b):
+        assert a.send({"type": "alarm.created", "alarm_id": 42})
+        wait_until(lambda: got_b)
+        assert got_b == [{"type": "alarm.created", "alarm_id": 42}]
+        time.sleep(0.2)
+        assert got_a == []  # a's own event is not delivered twice to a
 
 
 def test_events_are_packed_several_per_notify_in_order():
@@ -99,25 +111,13 @@ def test_events_are_packed_several_per_notify_in_order():
 
 @needs_pg
 def test_queued_events_reach_the_other_process_in_order_and_not_their_own():
-    got_a: list[dict] = []
-    got_b: list[dict] = []
-    a = events.PgBridge(PG_URL, got_a.append, origin="a", channel="tgd_events_test2")
-    b = events.PgBridge(PG_URL, got_b.append, origin="b", channel="tgd_events_test2")
-    a.start()
-    b.start()
-    try:
-        assert a.listening.wait(5) and b.listening.wait(5)
+    with two_bridges("tgd_events_test2") as (a, got_a, _b, got_b):
         for i in range(300):
             a.enqueue({"type": "device.updated", "i": i})
-        deadline = time.monotonic() + 5
-        while len(got_b) < 300 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(got_b) >= 300)
         assert [e["i"] for e in got_b] == list(range(300))
         time.sleep(0.2)
         assert got_a == []
-    finally:
-        a.stop()
-        b.stop()
 
 
 @needs_pg
