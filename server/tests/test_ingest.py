@@ -367,12 +367,33 @@ def test_retired_device_is_refused(app, client, handset, api_headers):
     assert response.status_code == 401 and response.get_json()["error"] == "bad_signature"
 
 
+def write_one_batch(app, signed) -> list:
+    """Run the byte steps on each (handset, body) and write them all in one group commit,
+    as the writer thread does: the batch's items, with their outcome."""
+    from tgd_server import ingest
+    from tgd_server.models import utcnow
+
+    with app.app_context():
+        factory = db.session_factory()
+        batch = []
+        for handset, body in signed:
+            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
+                                 source="test", ingested_at=time.time(), received_at=utcnow(),
+                                 now=time.time(), factory=factory)
+            for step in ingest.BYTE_STEPS:
+                step(ctx)
+            batch.append(ingest._Pending(ctx))
+        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)
+        committer._factory = factory
+        committer._write(batch)
+    return batch
+
+
 def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset, monkeypatch):
     """One batch: a good message, a replay and one whose storing fails. The good one is
     stored, the replay refused, the failing one fails alone (a 500 the handset retries)."""
     from tgd_server import ingest
     from tgd_server.message import MessageRefused
-    from tgd_server.models import utcnow
 
     good, replayer, broken = make_handset(), make_handset(), make_handset()
     replayed = replayer.encode(replayer.message("heartbeat"))
@@ -387,23 +408,9 @@ def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset
 
     monkeypatch.setattr(ingest, "STORE_STEPS", tuple(
         failing_store if step is original else step for step in ingest.STORE_STEPS))
-    with app.app_context():
-        factory = db.session_factory()
-
-        def context(handset, body):
-            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
-                                 source="test", ingested_at=time.time(), received_at=utcnow(),
-                                 now=time.time(), factory=factory)
-            for step in ingest.BYTE_STEPS:
-                step(ctx)
-            return ctx
-
-        batch = [ingest._Pending(context(good, good.encode(good.message("alarm")))),
-                 ingest._Pending(context(replayer, replayed)),
-                 ingest._Pending(context(broken, broken.encode(broken.message("alarm"))))]
-        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)  # no thread
-        committer._factory = factory
-        committer._write(batch)
+    batch = write_one_batch(app, [(good, good.encode(good.message("alarm"))),
+                                  (replayer, replayed),
+                                  (broken, broken.encode(broken.message("alarm")))])
     assert batch[0].outcome is None and batch[0].stored
     assert batch[0].ctx.answer["alarm"]["aid"] == good.aid
     assert isinstance(batch[1].outcome, MessageRefused) and batch[1].outcome.code == "replay"
@@ -418,26 +425,11 @@ def test_group_commit_isolates_a_refusal_and_a_failure(app, client, make_handset
 
 
 def test_a_refusal_in_a_batch_is_logged_in_the_batch_commit(app, client, make_handset):
-    from tgd_server import ingest
-    from tgd_server.models import utcnow
-
     good, replayer = make_handset(), make_handset()
     replayed = replayer.encode(replayer.message("heartbeat"))
     assert replayer.post(client, replayed).status_code == 200
-    with app.app_context():
-        factory = db.session_factory()
-        batch = []
-        for handset, body in ((good, good.encode(good.message("heartbeat"))),
-                              (replayer, replayed)):
-            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
-                                 source="test", ingested_at=time.time(), received_at=utcnow(),
-                                 now=time.time(), factory=factory)
-            for step in ingest.BYTE_STEPS:
-                step(ctx)
-            batch.append(ingest._Pending(ctx))
-        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)
-        committer._factory = factory
-        committer._write(batch)
+    batch = write_one_batch(app, [(good, good.encode(good.message("heartbeat"))),
+                                  (replayer, replayed)])
     assert batch[0].stored and batch[1].outcome.logged and not batch[1].stored
     assert security_events(app) == ["replay"]
 
@@ -483,28 +475,12 @@ def test_a_dead_writer_answers_500_and_is_replaced(app, client, handset, monkeyp
 def test_one_batch_with_several_messages_of_one_alarm(app, client, handset):
     """The first message creates the alarm, the next ones of the same batch join it and
     their unflushed changes survive to the batch's single flush."""
-    from tgd_server import ingest
-    from tgd_server.models import utcnow
-
     messages = [handset.message("alarm", ch={"call": "dialing", "sms": "pending"}),
                 handset.message("position", ch={"call": "alerting", "sms": "pending"},
                                 fix={"m": "G", "lat": -22.27, "lon": 166.45, "acc": 9}),
                 handset.message("position", ch={"call": "active", "sms": "sent"},
                                 fix={"m": "G", "lat": -22.28, "lon": 166.45, "acc": 9})]
-    with app.app_context():
-        factory = db.session_factory()
-        batch = []
-        for message in messages:
-            body = handset.encode(message)
-            ctx = ingest.Context(body=body, signature=handset.sign(body), channel="http",
-                                 source="test", ingested_at=time.time(), received_at=utcnow(),
-                                 now=time.time(), factory=factory)
-            for step in ingest.BYTE_STEPS:
-                step(ctx)
-            batch.append(ingest._Pending(ctx))
-        committer = ingest._GroupCommitter.__new__(ingest._GroupCommitter)
-        committer._factory = factory
-        committer._write(batch)
+    batch = write_one_batch(app, [(handset, handset.encode(m)) for m in messages])
     assert all(item.stored for item in batch)
     assert [item.ctx.alarm_created for item in batch] == [True, False, False]
     assert count(app, Alarm) == 1 and count(app, Position) == 2
