@@ -4,6 +4,7 @@ every test folder has a conftest.py and only one module can be called `conftest`
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ SCENARIOS = HIL / "scenarios"
 RIG_TOML = HIL / "rig.toml"
 NO_BOARD = ("no board configured: hil_tests/rig.toml is absent "
             "(copy hil_tests/rig.example.toml, wiring in docs/hil.md)")
+
+
+def wait_until(predicate, timeout: float = 5.0, poll_s: float = 0.02) -> bool:
+    """Poll `predicate` until it is true or `timeout` has passed; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())
 
 
 def needs_firmware() -> None:

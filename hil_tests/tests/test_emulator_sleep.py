@@ -7,16 +7,9 @@ from __future__ import annotations
 
 import time
 
+from rig_testkit import wait_until
+
 from tgd_rig.emulator.transcript import LOST, RI, SLEEP, WAKE
-
-
-def _wait(cond, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def _kinds(modem, kind: str) -> list[bytes]:
@@ -26,7 +19,7 @@ def _kinds(modem, kind: str) -> list[bytes]:
 def _asleep(modem, at) -> None:
     assert at.command("AT+CSCLK=1").endswith(b"\r\nOK\r\n")
     modem.set_dtr(True)
-    assert _wait(lambda: modem.asleep), modem.transcript.format(20)
+    assert wait_until(lambda: modem.asleep), modem.transcript.format(20)
 
 
 def test_csclk_set_and_read(modem, at):

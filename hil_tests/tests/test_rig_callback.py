@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from rig_testkit import needs_firmware
+from rig_testkit import needs_firmware, wait_until
 
 from tgd_rig.emulated import EmulatedRig
 from tgd_rig.emulator import Sim7600Emulator, Track
@@ -33,15 +33,6 @@ def _reported_active(rig, device_id: str) -> int:
     [alarm] = rig.server_alarms(device_id)
     timeline = rig.server.alarm(alarm["id"])["timeline"]
     return sum(1 for e in timeline if e["kind"] == "message" and "call=active" in e["detail"])
-
-
-def _wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 def test_police_call_back_answered_silently_aggressor_hung_up(rig_workdir):
@@ -105,6 +96,6 @@ def test_police_call_back_answered_silently_aggressor_hung_up(rig_workdir):
         assert not handset.log.find("VIBRATE", since=log_mark)
         # on the alarm's timeline at the server: a message with ch.call active came after
         # the alarm's call had ended (the handset sends one as soon as it answers)
-        assert _wait(lambda: _reported_active(rig, handset.device_id) > before, 20)
+        assert wait_until(lambda: _reported_active(rig, handset.device_id) > before, 20)
         # the alarm is still open and the handset still sends its positions
         handset.expect("DATA", timeout=20, type="position", status=200)

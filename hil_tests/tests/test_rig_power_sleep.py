@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from rig_testkit import needs_firmware
+from rig_testkit import needs_firmware, wait_until
 
 from tgd_rig.emulated import EmulatedRig
 from tgd_rig.emulator.transcript import LOST, SLEEP, WAKE
@@ -17,15 +17,6 @@ HOLD_MS = 600
 
 def _entries(handset, since: float = 0.0):
     return [e for e in handset.modem.transcript.entries() if e.t >= since]
-
-
-def _wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def test_idle_handset_sleeps_between_heartbeats_and_dials_at_once_from_sleep(rig_workdir):
@@ -45,12 +36,12 @@ def test_idle_handset_sleeps_between_heartbeats_and_dials_at_once_from_sleep(rig
         assert second.int("slept") > second.int("span") // 2, second.raw
         assert not [e for e in between if e.direction == LOST]
 
-        assert _wait(lambda: handset.modem.asleep, 10), "the modem never fell asleep again"
+        assert wait_until(lambda: handset.modem.asleep, 10), "the modem never fell asleep again"
         mark = handset.log.mark()
         pressed = time.monotonic()
         handset.press(HOLD_MS / 1000 + 0.4)
         handset.log.expect("DIAL", timeout=10, since=mark)
-        assert _wait(lambda: any(e.direction == "rx" and b"ATD" in e.data
+        assert wait_until(lambda: any(e.direction == "rx" and b"ATD" in e.data
                                  for e in _entries(handset, pressed)), 10)
         after = _entries(handset, pressed)
         wake = next(e for e in after if e.direction == WAKE)

@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from server_testkit import wait_until
 
 from tgd_server import events
 
@@ -84,17 +85,11 @@ def two_bridges(channel: str):
         b.stop()
 
 
-def wait_until(done, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 @needs_pg
 def test_two_bridges_exchange_events_and_never_echo_their_own():
     with two_bridges("tgd_events_test") as (a, got_a, _b, got_b):
         assert a.send({"type": "alarm.created", "alarm_id": 42})
-        wait_until(lambda: got_b)
+        wait_until(lambda: got_b, timeout=5)
         assert got_b == [{"type": "alarm.created", "alarm_id": 42}]
         time.sleep(0.2)
         assert got_a == []  # a's own event is not delivered twice to a
@@ -114,7 +109,7 @@ def test_queued_events_reach_the_other_process_in_order_and_not_their_own():
     with two_bridges("tgd_events_test2") as (a, got_a, _b, got_b):
         for i in range(300):
             a.enqueue({"type": "device.updated", "i": i})
-        wait_until(lambda: len(got_b) >= 300)
+        wait_until(lambda: len(got_b) >= 300, timeout=5)
         assert [e["i"] for e in got_b] == list(range(300))
         time.sleep(0.2)
         assert got_a == []

@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from mqtt_broker import PrivateBroker, mosquitto_binary
 from paho.mqtt.enums import CallbackAPIVersion
+from server_testkit import wait_until
 from sqlalchemy import func, select
 
 from tgd_server import db
@@ -108,15 +109,6 @@ def device(broker, make_handset):
 def count(app, model, *where) -> int:
     with app.app_context(), db.session_factory()() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def wait_until(predicate, timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_alarm_over_mqtt_is_ingested_and_answered_signed(app, bridge, device):
