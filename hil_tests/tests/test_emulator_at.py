@@ -21,14 +21,6 @@ def modem(net):
     m.close()
 
 
-@pytest.fixture
-def at(modem):
-    client = boot(modem)
-    client.command("ATE0")
-    yield client
-    client.close()
-
-
 def test_boot_sequence_is_byte_exact_and_nothing_answers_before(modem):
     client = AtClient(modem.port, modem.transcript)
     client.send("AT")  # the modem is off: lost
