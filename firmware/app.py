@@ -24,7 +24,9 @@ class App:
         self._alarm_task = None
         self._tasks = []
         self.sleep_stats = [0, time.ticks_ms()]  # [ms asleep, since]: logged with HEARTBEAT
-        self.alarm_end_ms = None  # ticks the last alarm ended: police call-back window
+        # The last alarm's end, (ticks, Unix s or None), for the police call-back window
+        # (callback.py); app_boot.py sets it from the journal after a reboot.
+        self.alarm_end = None
         self.ringing = None  # the task deciding on a ringing call (callback.py)
 
     # -- start (the once-per-boot parts are in app_boot.py) -------------------------
@@ -137,7 +139,10 @@ class App:
         except Exception as e:  # noqa: BLE001 - never a crash: log, the app goes on
             self.log.error("alarm", e)
         if not alarm.is_open:
-            self.alarm_end_ms = time.ticks_ms()
+            t = self.dev.clock.now()
+            self.alarm_end = (time.ticks_ms(), t)
+            if t is not None:  # the call-back window outlives a reboot (app_boot.py)
+                self.dev.journal.append({"r": "cbw", "aid": alarm.aid, "t": t})
             if hasattr(self.dev.modem, "stay_awake"):
                 self.dev.modem.stay_awake(False)
             self._start_heartbeat()

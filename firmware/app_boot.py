@@ -5,6 +5,7 @@
 # start-up task itself is app_up.modem_up.
 import gc
 import sys
+import time
 
 from clock import Clock
 from device import FW_VERSION, Device
@@ -41,6 +42,11 @@ def setup(app):
     state = journal.open()
     clock = Clock()
     clock.set(board.rtc_unix())
+    end_t = getattr(state, "end_t", False)  # journal_rare: when the last alarm ended
+    if end_t is not False:
+        # Its police call-back window goes on (callback.py): by the clock when both
+        # times are known, else counted from this boot (docs/firmware.md).
+        app.alarm_end = (time.ticks_ms(), end_t)
     modem = (app._make_modem or _sim7600)(board, log)
     modem.dtr_idle_ms = app.timing.dtr_idle_ms
     app.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),

@@ -6,8 +6,10 @@
 #   - the alarm's own call is up (dialing, alerting, active): nothing (AT+CHUP would
 #     end that call too);
 #   - a number of `police_numbers` while an alarm is open or for callback_window_s
-#     after it ended: ATA at once, then the alarm call's discreet audio (speaker level
-#     0 and muted, microphone on); nothing rings or vibrates;
+#     after it ended, a reboot in between too (the end time from the journal,
+#     app_boot.py; counted from the boot while a time is unknown): ATA at once, then
+#     the alarm call's discreet audio (speaker level 0 and muted, microphone on);
+#     nothing rings or vibrates;
 #   - any other caller, a withheld number, or any call outside the window: AT+CHUP
 #     (the line stays free for the police; an aggressor calling her is never answered).
 # A RING without +CLIP (caller id off) never reaches this module: it is not answered.
@@ -29,13 +31,21 @@ def caller(line):
 
 
 def in_window(app):
-    """An alarm is open, or ended less than callback_window_s ago."""
+    """An alarm is open, or ended less than callback_window_s ago, before a reboot too."""
     alarm = app.alarm
     if alarm is not None and alarm.is_open:
         return True
-    end = app.alarm_end_ms
-    return end is not None and time.ticks_diff(time.ticks_ms(), end) < app.timing.s(
-        app.dev.cfg["callback_window_s"])
+    if app.alarm_end is None:
+        return False
+    ticks, t = app.alarm_end  # after a reboot: the boot's ticks, the journal's end time
+    window = app.dev.cfg["callback_window_s"]
+    now = app.dev.clock.now()
+    if t is not None and now is not None:
+        return now - t < window  # a clock behind the end time: answered
+    # No end time or no clock yet: ticks since the end, or since the boot for an end
+    # before it (at least that long ago: the police may get answered too long, never
+    # hung up on).
+    return time.ticks_diff(time.ticks_ms(), ticks) < app.timing.s(window)
 
 
 async def handle(app, line):

@@ -62,6 +62,13 @@ def open_journal(j):
                     st.corrupt += 1
                 else:
                     st.apply(rec)
+                    # The police call-back window after a reboot (app_boot.py): once an
+                    # alarm has ended, st.end_t is when (Unix s), None if not known. An
+                    # "end" has no time (unless it gets a "t"); the app's "cbw" after it has.
+                    r = rec["r"]
+                    if r == "end" or r == "cbw" and (st.last_end is None
+                                                     or st.last_end[0] == rec.get("aid")):
+                        st.end_t = rec.get("t")
         finally:
             f.close()
     # Numbers below seq_end may have been used. A skipped record may have been a
@@ -72,11 +79,31 @@ def open_journal(j):
     return st
 
 
+def _last_end(j):
+    """The file's last "end" record and the "cbw" after it (its time), for compact."""
+    keep = []
+    try:
+        with open(j._path) as f:
+            for line in f:
+                rec = decode_line(line)
+                r = rec and rec["r"]
+                if r == "end":
+                    keep = [rec]
+                elif r == "cbw":
+                    keep.append(rec)
+    except Exception:  # noqa: BLE001 - an unreadable file: compacted all the same
+        pass
+    return keep
+
+
 def compact(j):
-    """Journal.compact: rewrite the file with only what still matters (atomic rename)."""
+    """Journal.compact: rewrite the file with only what still matters (atomic rename):
+    the sequence end, the last alarm's end and its time, the open alarm."""
     import os
     st = j.state
     lines = [encode_record({"r": "seq", "end": max(st.seq_end, j._next_seq)})]
+    for rec in _last_end(j):  # the call-back window outlives compaction too
+        lines.append(encode_record(rec))
     if st.alarm is not None:
         a = st.alarm
         lines.append(encode_record({"r": "open", "aid": a["aid"], "at": a["at"],
