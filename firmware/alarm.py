@@ -195,7 +195,7 @@ class Alarm:
             self.call_state = "dialing"
             dev.log.event("DIAL", n=dev.cfg["emergency_number"], attempt=attempts)
             try:
-                await dev.modem_call(dev.modem.dial(dev.cfg["emergency_number"]))
+                await dev.modem.dial(dev.cfg["emergency_number"])
             except CallFailed as e:
                 if e.reason == "timeout" and dev.modem.call_state in ("alerting", "active"):
                     # ATD got no answer in time but the call is going through: follow it
@@ -232,7 +232,7 @@ class Alarm:
                 if left <= 0:
                     self._set_call("failed", "no_outcome")
                     try:
-                        await dev.modem_call(dev.modem.hangup())
+                        await dev.modem.hangup()
                     except ModemError as e:
                         dev.log.error("hangup", e)
                     return False
@@ -273,7 +273,7 @@ class Alarm:
     async def _refresh_cell(self):
         dev = self.dev
         try:
-            cell = await dev.modem_call(dev.modem.serving_cell())
+            cell = await dev.modem.serving_cell()
         except ModemError as e:
             dev.log.error("serving_cell", e)
             return
@@ -288,8 +288,8 @@ class Alarm:
     async def _refresh_status(self):
         dev = self.dev
         try:
-            dev.bat = await dev.modem_call(dev.modem.battery_mv())
-            dev.csq = await dev.modem_call(dev.modem.signal())
+            dev.bat = await dev.modem.battery_mv()
+            dev.csq = await dev.modem.signal()
         except ModemError as e:
             dev.log.error("status", e)
 
@@ -300,7 +300,7 @@ class Alarm:
         await self._refresh_cell()
         self._cell_ready.set()
         try:
-            await dev.modem_call(dev.modem.gnss_start())
+            await dev.modem.gnss_start()
         except ModemError as e:
             dev.log.error("gnss_start", e)
         await self._refresh_status()
@@ -308,7 +308,7 @@ class Alarm:
         last_refresh = time.ticks_ms()
         while self.is_open:
             try:
-                fix = await dev.modem_call(dev.modem.gnss_fix())
+                fix = await dev.modem.gnss_fix()
             except ModemError as e:
                 dev.log.error("gnss_fix", e)
                 fix = None
@@ -463,12 +463,12 @@ class Alarm:
         if text is None:
             if dev.imei is None:
                 try:
-                    dev.imei, dev.iccid = await dev.modem_call(dev.modem.identity())
+                    dev.imei, dev.iccid = await dev.modem.identity()
                 except ModemError as e:
                     dev.log.error("identity", e)
             return None
         try:
-            mr = await dev.modem_call(dev.modem.send_sms(number, text))
+            mr = await dev.modem.send_sms(number, text)
         except ModemError as e:
             self.sms_state = "failed"
             dev.log.event("SMS", state="failed", mr="none", what=type(e).__name__)

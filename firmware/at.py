@@ -18,7 +18,7 @@ import time
 
 from micropython import const
 
-from errors import AtError, AtTimeout, CmeError, CmsError
+from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
 
 DEFAULT_TIMEOUT_MS = const(5000)
 _LINE_MAX = const(512)  # longer lines are garbage: dropped up to the next LF
@@ -73,6 +73,19 @@ class _Pending:
         self.event.set()
 
 
+def _after(ms, callback):
+    # A task that calls `callback()` after `ms` unless cancelled first: the time-out of
+    # the engine's own waits. Lighter than asyncio.wait_for_ms, which keeps a runner
+    # task, a second task and their frames alive for every wait (heap, docs/firmware.md
+    # "Memory").
+    return asyncio.create_task(_ring(ms, callback))
+
+
+async def _ring(ms, callback):
+    await asyncio.sleep_ms(ms)
+    callback()
+
+
 class UrcWaiter:
     """Waits for the next URC that starts with `prefix` (register it BEFORE the command)."""
 
@@ -84,15 +97,20 @@ class UrcWaiter:
         self.event = asyncio.Event()
 
     async def wait(self, timeout_ms):
+        timer = _after(timeout_ms, self._expire)
         try:
-            await asyncio.wait_for_ms(self.event.wait(), timeout_ms)
-        except asyncio.TimeoutError:
-            raise AtTimeout(self.prefix, [])
+            await self.event.wait()
         finally:
+            timer.cancel()
             self.cancel()
         if self.error is not None:
             raise self.error
         return self.line
+
+    def _expire(self):
+        if self.line is None and self.error is None:
+            self.error = AtTimeout(self.prefix, [])
+            self.event.set()
 
     def cancel(self):
         waiters = self._engine._waiters
@@ -121,6 +139,8 @@ class AtEngine:
         self._task = None
         self._timed_out = None  # ticks of the last timeout: a late answer may still come
         self.on_reboot = None  # callback() when "RDY" arrives
+        self.on_silent = None  # callback(n) at the n-th command time-out in a row
+        self.silent_count = 0  # commands in a row that got no final result code
         self.last_rx_ms = None  # ticks of the last byte received (None: nothing yet)
         self.wake = None  # async callable awaited before each command (the driver's DTR)
 
@@ -202,7 +222,10 @@ class AtEngine:
           if "RDY" arrives meanwhile.
         """
         self.start()
-        async with self._lock:
+        # acquire/release rather than `async with`: one coroutine frame less for every
+        # command queued behind the one in flight
+        await self._lock.acquire()
+        try:
             if self.wake is not None:
                 await self.wake()
             if self._timed_out is not None:
@@ -234,6 +257,8 @@ class AtEngine:
                 if p.prompted and not payload_sent:
                     # Cancelled between the prompt and the payload: leave text mode.
                     self._write_now(_ESC)
+        finally:
+            self._lock.release()
 
     async def _write(self, p, data):
         # A UART that refuses the bytes is, for the caller, a modem that does not answer.
@@ -242,6 +267,7 @@ class AtEngine:
             await self._stream.drain()
         except OSError as e:
             self._log.error("at_tx", e)
+            self._silent()
             raise AtTimeout(p.cmd, p.lines)
 
     def _write_now(self, data):
@@ -252,18 +278,30 @@ class AtEngine:
             pass
 
     async def _wait(self, p, deadline, for_prompt):
-        remaining = time.ticks_diff(deadline, time.ticks_ms())
         if not p.event.is_set():
-            try:
-                if remaining <= 0:
-                    raise asyncio.TimeoutError()
-                await asyncio.wait_for_ms(p.event.wait(), remaining)
-            except asyncio.TimeoutError:
+            remaining = time.ticks_diff(deadline, time.ticks_ms())
+            if remaining > 0:
+                timer = _after(remaining, p.event.set)
+                try:
+                    await p.event.wait()
+                finally:
+                    timer.cancel()
+            if not p.done and not (for_prompt and p.prompted):
                 if for_prompt:
                     # A prompt that comes late would swallow the next commands as text.
                     self._write_now(_ESC)
                 self._timed_out = time.ticks_ms()
+                self._silent()
                 raise AtTimeout(p.cmd, p.lines)
+        self.silent_count = 0  # it answered
+
+    def _silent(self):
+        self.silent_count += 1
+        if self.on_silent is not None:
+            try:
+                self.on_silent(self.silent_count)
+            except Exception as e:  # noqa: BLE001 - the command's own error comes first
+                self._log.error("silent_handler", e)
 
     # ---- reader -----------------------------------------------------------------
 
@@ -392,9 +430,7 @@ class AtEngine:
         if p is not None and p.done:
             p = None
         if line == "RDY":
-            import atparse_rare  # a modem reboot is rare: that code is in the heap only then
-            sys.modules.pop("atparse_rare", None)
-            atparse_rare.rebooted(self)
+            self._rebooted()
             return
         if line.startswith(_RAW_PREFIX):
             self._start_raw(line[len(_RAW_PREFIX):], None)
@@ -414,6 +450,32 @@ class AtEngine:
             self._log.debug("AT_STALE", line=line)
             return
         self._log.debug("AT_URC_UNKNOWN", line=line)
+
+    def _rebooted(self):
+        # "RDY": the pending command and every waiter get ModemRebooted (a waiter for
+        # "RDY" itself gets the line), then on_reboot. Resident, not loaded per use: a
+        # reboot comes when the heap is busiest (mid-alarm), and this line must never
+        # be lost to a MemoryError while loading code.
+        p = self._pending
+        if p is not None and not p.done:
+            p.finish(ModemRebooted(p.cmd))
+        self._len = 0
+        self._raw_left = 0
+        self._raw = None
+        self._raw_urc = None
+        for w in self._waiters:
+            if w.prefix == "RDY":
+                if w.line is None:
+                    w.line = "RDY"
+                    w.event.set()
+            elif w.line is None and w.error is None:
+                w.error = ModemRebooted(w.prefix)
+                w.event.set()
+        if self.on_reboot is not None:
+            try:
+                self.on_reboot()
+            except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
+                self._log.error("reboot_handler", e)
 
     def _for_command(self, p, line):
         # True when the line belongs to the pending command (and was consumed).

@@ -3,13 +3,12 @@
 # code is in the heap only while used: callers import this module for the call and
 # drop it after (sys.modules.pop). Same conventions as atparse.py: a parser never
 # raises, a malformed line gives None. Also the AT engine's own rare paths (at.py):
-# the quiet wait after a command timed out, and a modem reboot ("RDY").
+# the quiet wait after a command timed out.
 import asyncio
 import time
 
 from micropython import const
 
-from errors import ModemRebooted
 from atparse import _body, _int, _safe, split_fields, unix_seconds, unquote
 
 _MIN_YEAR = const(2020)  # a modem clock before this was never set by the network
@@ -121,28 +120,3 @@ async def wait_quiet(at):
         await asyncio.sleep_ms(50)
         waited += 50
 
-
-def rebooted(at):
-    # "RDY": the pending command and every waiter get ModemRebooted (a waiter for
-    # "RDY" itself gets the line), then the engine's on_reboot callback.
-    at._log.debug("AT_RDY")
-    p = at._pending
-    if p is not None and not p.done:
-        p.finish(ModemRebooted(p.cmd))
-    at._len = 0
-    at._raw_left = 0
-    at._raw = None
-    at._raw_urc = None
-    for w in at._waiters:
-        if w.prefix == "RDY":
-            if w.line is None:
-                w.line = "RDY"
-                w.event.set()
-        elif w.line is None and w.error is None:
-            w.error = ModemRebooted(w.prefix)
-            w.event.set()
-    if at.on_reboot is not None:
-        try:
-            at.on_reboot()
-        except Exception as e:  # noqa: BLE001 - a handler bug must not kill the reader
-            at._log.error("reboot_handler", e)

@@ -2,8 +2,6 @@
 # configuration, the clock and what is known of the handset (identity, last fix).
 import asyncio
 
-from errors import AtTimeout, CallFailed, ModemSilent
-
 FW_VERSION = "1.0.0"
 _SILENT_LIMIT = 2  # consecutive time-outs before the modem is power-cycled
 
@@ -28,27 +26,15 @@ class Device:
         self.cell = None
         self.last_fix = None        # last GNSS fix ({"m":"G",...}), kept between alarms
         self.last_cmd = None        # id of the last server command carried out
-        self._timeouts = 0
         self._recovering = False
+        # A silent modem gets power-cycled: the AT engine counts the commands in a row
+        # that got no answer (a late URC, e.g. a slow network's +HTTPACTION, does not count).
+        modem.on_silent = self._silence
 
-    async def modem_call(self, coro):
-        """Await a driver call, counting time-outs: a silent modem gets power-cycled."""
-        try:
-            result = await coro
-        except (AtTimeout, ModemSilent) as e:
-            self._silence(e)
-            raise
-        except CallFailed as e:
-            if e.reason == "timeout":  # the driver's name for an ATD that got no answer
-                self._silence(e)
-            raise
-        self._timeouts = 0
-        return result
-
-    def _silence(self, e):
-        self._timeouts += 1
-        self.log.debug("MODEM_TIMEOUT", n=self._timeouts, what=type(e).__name__)
-        if self._timeouts >= _SILENT_LIMIT and not self._recovering:
+    def _silence(self, n):
+        # Sim7600.on_silent: the n-th command in a row without a final result code.
+        self.log.debug("MODEM_TIMEOUT", n=n)
+        if n >= _SILENT_LIMIT and not self._recovering:
             self._recovering = True
             asyncio.create_task(self._power_cycle())
 
@@ -56,7 +42,6 @@ class Device:
         self.log.event("ERROR", where="modem", what="silent_power_cycle")
         try:
             await self.modem.power_cycle()
-            self._timeouts = 0
         except Exception as e:  # noqa: BLE001 - logged; the next time-outs try again
             self.log.error("power_cycle", e)
         finally:

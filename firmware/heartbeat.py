@@ -55,9 +55,9 @@ class Heartbeat:
         for name in ("csq", "cell"):  # dev.bat: _check_battery has just read it
             try:
                 if name == "csq":
-                    dev.csq = await dev.modem_call(m.signal())
+                    dev.csq = await m.signal()
                 else:
-                    dev.cell = await dev.modem_call(m.serving_cell())
+                    dev.cell = await m.serving_cell()
             except ModemError as e:
                 dev.log.error("heartbeat_" + name, e)
 
@@ -112,7 +112,7 @@ class Heartbeat:
         mv = self._read_adc()
         if mv is None:
             try:
-                mv = await dev.modem_call(dev.modem.battery_mv())
+                mv = await dev.modem.battery_mv()
             except ModemError as e:
                 dev.log.error("battery", e)
                 return

@@ -133,10 +133,9 @@ class MqttLink:
         return status, answer
 
     async def _send(self, frame):
-        dev = self._dev
         if not self.connected:
-            await dev.modem_call(self._connect())
-        await dev.modem_call(self._publish(self._up, frame, 0))
+            await self._connect()
+        await self._publish(self._up, frame, 0)
 
     async def _answer_for(self, seq, timeout_ms):
         # The answer carries our seq; a refusal carries none (one message in flight).

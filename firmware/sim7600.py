@@ -16,6 +16,7 @@ _SMS_MS = const(60000)
 _HTTP_READ_MAX = const(4096)
 _END_GRACE_MS = const(300)  # after "+CLCC: ...,6": the BUSY / NO ANSWER that says why comes next
 
+_REINIT_RETRY_MS = const(200)  # a re-initialisation that ran out of heap tries again
 _DTR_WAKE_MS = const(20)  # the modem listens 20 ms after DTR falls (not scaled: a physical delay)
 # SMS set-up; may fail until "SMS DONE", so send_sms repeats it until it succeeded once.
 _SMS_INIT = ("AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0")
@@ -108,8 +109,10 @@ class Sim7600:
         self.on_sms_report = None  # cb(mr, st)
         self.on_sms = None  # cb(index)
         self.on_reboot = None  # cb()
+        self.on_silent = None  # cb(n): n commands in a row got no answer (Device power-cycles)
         self.on_registration = None  # cb(registered)
         at.on_reboot = self._on_rdy
+        at.on_silent = self._on_silent
         at.wake = self._wake
         for prefix in _URCS:
             at.on_urc(prefix, self._on_urc)
@@ -144,9 +147,26 @@ class Sim7600:
             return
         self._log.event("MODEM_REBOOT")
         self._reset_state("reboot")
-        self._spawn(_boot().reinit(self))
+        self._spawn(self._reinit())
         if self.on_reboot is not None:
             self.on_reboot()
+
+    def _on_silent(self, n):
+        # Not while starting or power-cycling: that probes a modem that may be off.
+        if self.on_silent is not None and not self._starting:
+            self.on_silent(n)
+
+    async def _reinit(self):
+        # sim7600_boot is loaded now, when the heap is at its busiest (a reboot often
+        # comes mid-alarm): a MemoryError is waited out, never left as a modem that
+        # nobody initialised again (echo on, PDU mode: every SMS refused).
+        while True:
+            try:
+                await _boot().reinit(self)
+                return
+            except MemoryError as e:
+                self._log.error("modem_reinit", e)
+                await asyncio.sleep_ms(_REINIT_RETRY_MS)
 
     def _reset_state(self, reason):
         self._sms_ready = False

@@ -34,9 +34,9 @@ class Uplink:
             status, answer = sent
         else:  # HTTP, or the fallback of an alarm whose broker cannot be reached
             try:
-                status, data = await dev.modem_call(dev.modem.http_post(
+                status, data = await dev.modem.http_post(
                     cfg["server_url"], body, "X-TGD-Signature: " + signature,
-                    dev.timing.data_timeout_ms))
+                    dev.timing.data_timeout_ms)
             except ModemError as e:
                 dev.log.event("DATA", type=mtype, seq=seq, status="timeout", what=type(e).__name__)
                 return None, None

@@ -42,6 +42,8 @@ class FakeModem:
         self._mr = 0
         self.started = 0
         self.silent = False          # every command times out until power_cycle()
+        self.on_silent = None        # as Sim7600.on_silent: cb(n) at the n-th time-out in a row
+        self._silent_n = 0
         self.gnss_stops = 0
         self.power_cycles = 0
         self.order = []              # ("post", fix method) and ("sms", AML pm), in order
@@ -55,7 +57,11 @@ class FakeModem:
             await asyncio.sleep_ms(1)
             if self.silent and name != "power_cycle":
                 await asyncio.sleep_ms(5)
+                self._silent_n += 1
+                if self.on_silent is not None:
+                    self.on_silent(self._silent_n)
                 raise AtTimeout(name, [])
+            self._silent_n = 0
 
     async def start(self):
         await self._cmd("start")

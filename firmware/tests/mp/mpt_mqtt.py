@@ -268,7 +268,7 @@ async def test_connect_without_result_is_cleared_before_the_next_one():
     dev.mqtt.connect_ms = 50
     assert await Uplink(dev).post("heartbeat", snap(7)) == (None, None)
     assert "what=connect:timeout" in events(lines, "DATA")[-1]
-    assert dev._timeouts == 0
+    assert dev.modem._at.silent_count == 0
     again = [answer('AT+CMQTTACCQ=0,"NC0001",0', b"\r\n+CMQTTACCQ: 0,19\r\n" + ERROR)]
     again += steps[2:6] + [answer("AT+CMQTTDISC=0,60", OK)] + steps[6:]
     again += publish(b"tgd/NC0001/up", frame(b), 0,
