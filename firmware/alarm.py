@@ -119,7 +119,9 @@ class Alarm:
             return
         self.transition(ENDED)
         self.end_reason = reason
-        self.dev.journal.end_alarm(self.aid, reason)
+        # with the time, when known: the police call-back window outlives a reboot
+        self.end_t = self.dev.clock.now()
+        self.dev.journal.end_alarm(self.aid, reason, self.end_t)
         self.dev.log.event("ALARM_END", aid=self.aid, reason=reason)
         self._ended.set()
 

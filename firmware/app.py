@@ -139,10 +139,8 @@ class App:
         except Exception as e:  # noqa: BLE001 - never a crash: log, the app goes on
             self.log.error("alarm", e)
         if not alarm.is_open:
-            t = self.dev.clock.now()
-            self.alarm_end = (time.ticks_ms(), t)
-            if t is not None:  # the call-back window outlives a reboot (app_boot.py)
-                self.dev.journal.append({"r": "cbw", "aid": alarm.aid, "t": t})
+            # its "end" journal record has the time too: the window outlives a reboot
+            self.alarm_end = (time.ticks_ms(), getattr(alarm, "end_t", None))
             if hasattr(self.dev.modem, "stay_awake"):
                 self.dev.modem.stay_awake(False)
             self._start_heartbeat()

@@ -1,4 +1,4 @@
-# The SIM7600 answers the firmware reads once per boot or seldom (identity, SIM,
+# The SIM7600 answers the firmware reads once per boot or seldom (identity,
 # network clock, received SMS, delivery states), apart from atparse.py so that their
 # code is in the heap only while used: callers import this module for the call and
 # drop it after (sys.modules.pop). Same conventions as atparse.py: a parser never
@@ -13,13 +13,6 @@ from atparse import _body, _int, _safe, split_fields, unix_seconds, unquote
 
 _MIN_YEAR = const(2020)  # a modem clock before this was never set by the network
 _MAX_YEAR = const(2079)
-
-
-@_safe
-def parse_cpin(line):
-    """`+CPIN: READY` -> "READY"; also "SIM PIN", "SIM PUK", ... as the modem says it."""
-    v = _body(line, "+CPIN:")
-    return v if v else None
 
 
 @_safe

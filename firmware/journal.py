@@ -6,7 +6,8 @@
 #   {"r":"seq","end":N}              sequence numbers below N may have been used
 #   {"r":"open","aid":A,"at":T}      an alarm was triggered (written before anything else)
 #   {"r":"p","aid":A,"k":K,"v":V}    progress of alarm A (call, sms, mr, acked, help, calls)
-#   {"r":"end","aid":A,"why":W}      alarm A finished (closed / timeout)
+#   {"r":"end","aid":A,"why":W,"t":T} alarm A finished (closed / timeout), at T (Unix s)
+#                                    when the clock knew it (police call-back window)
 # The file is rewritten (compacted) through a temporary file and an atomic rename
 # when it outgrows `max_bytes`.
 import binascii
@@ -129,5 +130,8 @@ class Journal:
             return  # already recorded: spare the flash
         self.append({"r": "p", "aid": aid, "k": key, "v": value})
 
-    def end_alarm(self, aid, why):
-        self.append({"r": "end", "aid": aid, "why": why})
+    def end_alarm(self, aid, why, t=None):
+        rec = {"r": "end", "aid": aid, "why": why}
+        if t is not None:
+            rec["t"] = t  # Unix s: the police call-back window after a reboot (app_boot)
+        self.append(rec)

@@ -63,11 +63,9 @@ def open_journal(j):
                 else:
                     st.apply(rec)
                     # The police call-back window after a reboot (app_boot.py): once an
-                    # alarm has ended, st.end_t is when (Unix s), None if not known. An
-                    # "end" has no time (unless it gets a "t"); the app's "cbw" after it has.
-                    r = rec["r"]
-                    if r == "end" or r == "cbw" and (st.last_end is None
-                                                     or st.last_end[0] == rec.get("aid")):
+                    # alarm has ended, st.end_t is when (Unix s, the "end" record's "t"),
+                    # None if the handset did not know the time then.
+                    if rec["r"] == "end":
                         st.end_t = rec.get("t")
         finally:
             f.close()
@@ -80,17 +78,14 @@ def open_journal(j):
 
 
 def _last_end(j):
-    """The file's last "end" record and the "cbw" after it (its time), for compact."""
+    """The file's last "end" record (with its time), for compact."""
     keep = []
     try:
         with open(j._path) as f:
             for line in f:
                 rec = decode_line(line)
-                r = rec and rec["r"]
-                if r == "end":
+                if rec and rec["r"] == "end":
                     keep = [rec]
-                elif r == "cbw":
-                    keep.append(rec)
     except Exception:  # noqa: BLE001 - an unreadable file: compacted all the same
         pass
     return keep

@@ -4,13 +4,30 @@
 # in the heap only while one runs: Sim7600's methods of the same names load this
 # module for the call and drop it (sim7600._boot). `m` is the Sim7600 driver.
 import asyncio
+import sys
 
-import atparse_rare
+from atparse import _body, _safe
 from errors import AtError, AtTimeout, CmeError, ModemError, ModemRebooted, ModemSilent
 
 # After RDY; failures are logged and skipped (the modem stays usable without them).
 _INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
          "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2")
+
+
+def _rare():
+    # The parsers of identity, clock and received SMS (atparse_rare.py), loaded for the
+    # call: not on the re-initialisation path, which runs mid-alarm after a reboot,
+    # when the heap is fullest.
+    import atparse_rare
+    sys.modules.pop("atparse_rare", None)
+    return atparse_rare
+
+
+@_safe
+def parse_cpin(line):
+    """`+CPIN: READY` -> "READY"; also "SIM PIN", "SIM PUK", ... as the modem says it."""
+    v = _body(line, "+CPIN:")
+    return v if v else None
 
 
 async def start(m):
@@ -108,7 +125,7 @@ async def sim_status(m):
     try:
         for line in await m._at.send("AT+CPIN?"):
             if isinstance(line, str) and v is None:
-                v = atparse_rare.parse_cpin(line)
+                v = parse_cpin(line)
     except CmeError as e:
         v = "absent" if e.code in (10, "SIM not inserted") else str(e.code)
     except AtError:
@@ -140,14 +157,15 @@ async def wait_registered(m, timeout_ms):
 async def identity(m):
     """-> (imei, iccid); None for a part the modem does not give."""
     imei = iccid = None
+    rare = _rare()
     try:
         for line in await m._at.send("AT+CGSN"):
-            imei = imei or atparse_rare.parse_imei(line)
+            imei = imei or rare.parse_imei(line)
     except AtError as e:
         m._log.error("imei", e.line)
     try:
         for line in await m._at.send("AT+CICCID"):
-            iccid = iccid or atparse_rare.parse_iccid(line)
+            iccid = iccid or rare.parse_iccid(line)
     except AtError as e:
         m._log.error("iccid", e.line)
     return (imei, iccid)
@@ -162,7 +180,7 @@ async def network_time(m):
         return None
     for line in lines:
         if isinstance(line, str) and line.startswith("+CCLK:"):
-            return atparse_rare.parse_cclk(line)
+            return _rare().parse_cclk(line)
     return None
 
 
@@ -176,7 +194,7 @@ async def read_sms(m, index):
     for i in range(len(lines)):
         line = lines[i]
         if isinstance(line, str) and line.startswith("+CMGR:"):
-            head = atparse_rare.parse_cmgr(line)
+            head = _rare().parse_cmgr(line)
             if head is None:
                 m._log.error("cmgr", "bad_line")
                 return None

@@ -381,14 +381,14 @@ async def test_reboot_without_a_clock_counts_the_window_from_the_boot():
 
 
 async def test_end_without_its_time_counts_the_window_from_the_boot():
-    # The power went between the journal's "end" and the app's end time ("cbw"), or the
-    # handset never knew the time: the end may be recent, the window runs from the boot.
+    # The handset did not know the time when the alarm ended (no network time yet): the
+    # end may be recent, the window runs from the boot.
     flash(callback_window_s=30)
     j = Journal(DIR, JLOG)
     j.open()
     j.open_alarm("0badc0de", None)
     j.end_alarm("0badc0de", "closed")
-    h = Booted([], T0 + 30 * 86400)  # the clock is known, the end's time is not
+    h = Booted([], T0 + 30 * 86400)  # the clock is known now, the end's time is not
     assert h.app.alarm_end[1] is None
     await police_answered(h)
     await asyncio.sleep_ms(350)
@@ -414,17 +414,15 @@ def test_the_end_time_in_the_journal():
     j = Journal(DIR, JLOG)
     j.open()
     j.open_alarm("000000aa", T0 - 100)
-    j.end_alarm("000000aa", "closed")
-    j.append({"r": "cbw", "aid": "000000aa", "t": T0})
+    j.end_alarm("000000aa", "closed", T0)
     assert Journal(DIR, JLOG).open().end_t == T0
     # a later alarm's end without its time: not the older alarm's time
     j.open_alarm("000000bb", T0 + 10)
     assert Journal(DIR, JLOG).open().end_t == T0  # (open: the alarm resumes anyway)
     j.end_alarm("000000bb", "timeout")
     assert Journal(DIR, JLOG).open().end_t is None
-    j.append({"r": "cbw", "aid": "000000aa", "t": T0})  # a late, other alarm's time
-    assert Journal(DIR, JLOG).open().end_t is None
-    j.append({"r": "cbw", "aid": "000000bb", "t": T0 + 99})
+    j.open_alarm("000000cc", T0 + 20)
+    j.end_alarm("000000cc", "closed", T0 + 99)
     assert Journal(DIR, JLOG).open().end_t == T0 + 99
     wipe()
     assert not hasattr(Journal(DIR, JLOG).open(), "end_t")  # no alarm ever ended
@@ -436,16 +434,15 @@ def test_compaction_keeps_the_end_and_its_time():
     j.open()
     j.open_alarm("000000cc", T0 - 100)
     j.progress("000000cc", "call", "done")
-    j.end_alarm("000000cc", "closed")  # > 150 bytes: compacted here (the end gets kept)
-    j.append({"r": "cbw", "aid": "000000cc", "t": T0})  # and again here
+    j.end_alarm("000000cc", "closed", T0)  # > 150 bytes: compacted here (the end gets kept)
     kinds = [json.loads(x[9:])["r"] for x in journal_lines()]
-    assert kinds == ["seq", "end", "cbw"], kinds
+    assert kinds == ["seq", "end"], kinds
     st = Journal(DIR, JLOG).open()
     assert st.end_t == T0 and st.last_end == ("000000cc", "closed") and st.alarm is None
     # a new alarm opens: its compaction keeps the previous end before it
     j.open_alarm("000000dd", T0 + 50)
     j.compact()
     kinds = [json.loads(x[9:])["r"] for x in journal_lines()]
-    assert kinds == ["seq", "end", "cbw", "open"], kinds
+    assert kinds == ["seq", "end", "open"], kinds
     st = Journal(DIR, JLOG).open()
     assert st.alarm["aid"] == "000000dd" and st.end_t == T0
