@@ -60,6 +60,7 @@ class State:
             if self.alarm is not None and self.alarm["aid"] == rec.get("aid"):
                 self.alarm = None
             self.last_end = (rec.get("aid"), rec.get("why"))
+            self.end_t = rec.get("t")  # when (Unix s), None if the clock did not know
 
 
 class Journal:

@@ -61,12 +61,7 @@ def open_journal(j):
                 if rec is None:
                     st.corrupt += 1
                 else:
-                    st.apply(rec)
-                    # The police call-back window after a reboot (app_boot.py): once an
-                    # alarm has ended, st.end_t is when (Unix s, the "end" record's "t"),
-                    # None if the handset did not know the time then.
-                    if rec["r"] == "end":
-                        st.end_t = rec.get("t")
+                    st.apply(rec)  # an "end" also sets st.end_t: the call-back window
         finally:
             f.close()
     # Numbers below seq_end may have been used. A skipped record may have been a
@@ -77,28 +72,17 @@ def open_journal(j):
     return st
 
 
-def _last_end(j):
-    """The file's last "end" record (with its time), for compact."""
-    keep = []
-    try:
-        with open(j._path) as f:
-            for line in f:
-                rec = decode_line(line)
-                if rec and rec["r"] == "end":
-                    keep = [rec]
-    except Exception:  # noqa: BLE001 - an unreadable file: compacted all the same
-        pass
-    return keep
-
-
 def compact(j):
     """Journal.compact: rewrite the file with only what still matters (atomic rename):
     the sequence end, the last alarm's end and its time, the open alarm."""
     import os
     st = j.state
     lines = [encode_record({"r": "seq", "end": max(st.seq_end, j._next_seq)})]
-    for rec in _last_end(j):  # the call-back window outlives compaction too
-        lines.append(encode_record(rec))
+    if st.last_end is not None:  # the call-back window outlives compaction too
+        end = {"r": "end", "aid": st.last_end[0], "why": st.last_end[1]}
+        if st.end_t is not None:
+            end["t"] = st.end_t
+        lines.append(encode_record(end))
     if st.alarm is not None:
         a = st.alarm
         lines.append(encode_record({"r": "open", "aid": a["aid"], "at": a["at"],
