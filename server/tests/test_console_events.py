@@ -69,6 +69,18 @@ def test_an_unreachable_postgresql_is_not_retried_by_every_publish():
 
 
 @contextmanager
+def _listening(callback, origin: str):
+    """A bridge of another process, listening on the default channel, for the test's span."""
+    listener = events.PgBridge(events.to_libpq_url(PG_URL), callback, origin=origin)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        yield listener
+    finally:
+        listener.stop()
+
+
+@contextmanager
 def two_bridges(channel: str):
     """Two processes' bridges on `channel`, both listening: (a, what a got, b, what b got)."""
     got_a: list[dict] = []
@@ -141,10 +153,7 @@ def test_an_event_published_in_another_process_reaches_a_subscriber_here():
 @needs_pg
 def test_a_process_that_exits_right_after_publishing_still_sends_its_events():
     got: list[dict] = []
-    listener = events.PgBridge(events.to_libpq_url(PG_URL), got.append, origin="listener")
-    listener.start()
-    try:
-        assert listener.listening.wait(5)
+    with _listening(got.append, "listener"):
         script = textwrap.dedent(
             f"""
             from tgd_server import events
@@ -154,11 +163,7 @@ def test_a_process_that_exits_right_after_publishing_still_sends_its_events():
             """  # no disable_pg_fanout(): the sender thread's queue is flushed at exit
         )
         subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
-        deadline = time.monotonic() + 5
-        while len(got) < 50 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        listener.stop()
+        wait_until(lambda: len(got) >= 50, timeout=5, poll_s=0.02)
     assert [e["i"] for e in got if e.get("type") == "exiting"] == list(range(50))
 
 
@@ -167,11 +172,7 @@ def test_fanout_figures_across_processes_none_lost():
     """Prints p50/p99 from publish in one process to delivery in another (a figure, not a gate)."""
     count = 1000
     received: list[tuple[float, dict]] = []
-    listener = events.PgBridge(events.to_libpq_url(PG_URL),
-                               lambda e: received.append((time.time(), e)), origin="bench")
-    listener.start()
-    try:
-        assert listener.listening.wait(5)
+    with _listening(lambda e: received.append((time.time(), e)), "bench"):
         script = textwrap.dedent(
             f"""
             import time
@@ -188,11 +189,7 @@ def test_fanout_figures_across_processes_none_lost():
         )
         child = subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
                                capture_output=True, text=True)
-        deadline = time.monotonic() + 10
-        while len(received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        listener.stop()
+        wait_until(lambda: len(received) >= count, timeout=10)
     bench = [(at, e) for at, e in received if e.get("type") == "bench"]
     assert sorted(e["i"] for _, e in bench) == list(range(count)), "events lost or doubled"
     latencies = sorted((at - e["sent_at"]) * 1000 for at, e in bench)
