@@ -34,8 +34,7 @@ def test_short_password_and_unknown_role_are_refused():
 def test_authenticate(app, make_user):
     from server_testkit import PASSWORD
     user = make_user("operator", "marie")
-    with app.app_context():
-        session = db.get_session()
+    with app.app_context(), db.write_session() as session:  # a login writes its time
         assert auth.authenticate(session, "marie", PASSWORD).id == user.id
         assert auth.authenticate(session, "marie", "wrong password!") is None
         assert auth.authenticate(session, "nobody", PASSWORD) is None

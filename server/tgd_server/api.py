@@ -46,19 +46,18 @@ def create_device():
     fields = _json_body()
     if fields is None:
         return _error(400, "malformed_json", "a JSON object is required")
-    session = db.get_session()
-    device = register_device(session, fields)
-    session.commit()
-    audit(g.user, "create_device", "device", device.id)
-    return jsonify(device_json(device)), 201
+    with db.write_session() as session:
+        device = register_device(session, fields)
+        answer = device_json(device)
+    audit(g.user, "create_device", "device", answer["device_id"])
+    return jsonify(answer), 201
 
 
 @bp.delete("/devices/<device_id>")
 @require_role(*DEVICE_MANAGERS)
 def delete_device(device_id: str):
-    session = db.get_session()
-    retire_device(session, device_id)
-    session.commit()
+    with db.write_session() as session:
+        retire_device(session, device_id)
     audit(g.user, "retire_device", "device", device_id)
     return "", 204
 
@@ -91,11 +90,11 @@ def create_command(device_id: str):
     command_type = fields.get("type")
     if command_type == "config" and g.user.role not in DEVICE_MANAGERS:
         return _error(403, "forbidden", "only technicians and admins change a configuration")
-    session = db.get_session()
-    command = queue_command(session, device_id, command_type, fields.get("set"), g.user.id)
-    session.commit()
-    audit(g.user, "queue_command", "device", device_id, detail=f"{command.type} #{command.id}")
-    return jsonify({"id": command.id, "type": command.type}), 201
+    with db.write_session() as session:
+        command = queue_command(session, device_id, command_type, fields.get("set"), g.user.id)
+        answer = {"id": command.id, "type": command.type}
+    audit(g.user, "queue_command", "device", device_id, detail=f"{answer['type']} #{answer['id']}")
+    return jsonify(answer), 201
 
 
 # --- alarms -------------------------------------------------------------------------
@@ -169,11 +168,11 @@ def show_alarm(alarm_id: int):
 @bp.post("/alarms/<int:alarm_id>/ack")
 @require_role(*CASE_READERS)
 def ack_alarm(alarm_id: int):
-    session = db.get_session()
-    alarm = alarms.acknowledge(session, alarm_id, g.user)
-    session.commit()
+    with db.write_session() as session:
+        alarm = alarms.acknowledge(session, alarm_id, g.user)
+        device = alarm.device
     audit(g.user, "ack_alarm", "alarm", alarm.id)
-    alarms.publish_change(alarm, alarm.device)
+    alarms.publish_change(alarm, device)
     return jsonify(alarms.alarm_json(alarm))
 
 
@@ -181,9 +180,9 @@ def ack_alarm(alarm_id: int):
 @require_role(*CASE_READERS)
 def close_alarm(alarm_id: int):
     fields = _json_body() or {}
-    session = db.get_session()
-    alarm = alarms.close(session, alarm_id, g.user, fields.get("note", ""))
-    session.commit()
+    with db.write_session() as session:
+        alarm = alarms.close(session, alarm_id, g.user, fields.get("note", ""))
+        device = alarm.device
     audit(g.user, "close_alarm", "alarm", alarm.id)
-    alarms.publish_change(alarm, alarm.device)
+    alarms.publish_change(alarm, device)
     return jsonify(alarms.alarm_json(alarm))

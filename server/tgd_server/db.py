@@ -1,8 +1,15 @@
-"""Database access: one engine per app, one session per request.
+"""Database access: one engine per app, one read session per request, one way to write.
 
-SQLite (the default, a file under var/) runs in WAL mode; a write transaction
-that must not race (ingest) begins with BEGIN IMMEDIATE (`write_session`), which
-on PostgreSQL is a plain transaction where the ingest locks the device row.
+Every write goes through `write_session()`: on SQLite (the default, a file under
+var/, WAL mode) its transactions begin with BEGIN IMMEDIATE, so a read followed by
+a write can never fail with "database is locked" when another writer (the ingest)
+commits in between; on PostgreSQL it is a plain transaction (the ingest locks the
+device row, the alarm operations SELECT ... FOR UPDATE).
+
+The request's session (`get_session()`) is read-only: a flush or an INSERT/UPDATE/
+DELETE through it raises `WriteOutsideWriteSession` at once, on every backend, so a
+route cannot forget the write mechanism (it would otherwise fail only under load, on
+SQLite).
 """
 
 from __future__ import annotations
@@ -19,6 +26,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from .models import Base
 
 _BEGIN_OPTION = "tgd_sqlite_begin"
+_READ_ONLY = "tgd_read_only"
+
+
+class WriteOutsideWriteSession(RuntimeError):
+    """A write through a read-only session: use `db.write_session()`."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_read_only_flush(session, _flush_context, _instances) -> None:
+    if session.info.get(_READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise WriteOutsideWriteSession(
+            "the request's session is read-only: write inside db.write_session()")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_read_only_statement(state) -> None:
+    if state.session.info.get(_READ_ONLY) and (
+            state.is_insert or state.is_update or state.is_delete):
+        raise WriteOutsideWriteSession(
+            "the request's session is read-only: write inside db.write_session()")
 
 
 def normalise_url(url: str) -> str:
@@ -80,9 +107,14 @@ def session_factory() -> sessionmaker:
 
 
 def get_session() -> Session:
-    """The session of the current request (or app context), closed at teardown."""
+    """The read-only session of the current request (or app context), closed at teardown.
+
+    Writing through it raises WriteOutsideWriteSession: writes go in `write_session()`.
+    """
     if "tgd_session" not in g:
-        g.tgd_session = session_factory()()
+        session = session_factory()()
+        session.info[_READ_ONLY] = True
+        g.tgd_session = session
     return g.tgd_session
 
 
@@ -94,15 +126,21 @@ def _close_session(_exc) -> None:
 
 @contextmanager
 def write_session(factory: sessionmaker | None = None) -> Iterator[Session]:
-    """A session whose transaction serialises writers (BEGIN IMMEDIATE on SQLite).
+    """A session whose transactions serialise writers (BEGIN IMMEDIATE on SQLite).
 
-    Commits on success, rolls back on any exception.
+    The only way to write (the request's session is read-only). Commits on success,
+    rolls back on any exception. Every transaction of the session begins IMMEDIATE,
+    also one after a commit inside the block. On SQLite never open one while the
+    same thread holds another open: the second would wait for the first.
     """
     factory = factory or session_factory()
-    session = factory()
+    bind = factory.kw.get("bind")
+    if isinstance(bind, Engine) and is_sqlite(bind):
+        session = factory(bind=_immediate(bind))
+    else:
+        session = factory()
+    session.info[_READ_ONLY] = False
     try:
-        if is_sqlite(session.get_bind()):
-            session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
         yield session
         session.commit()
     except BaseException:
@@ -110,6 +148,15 @@ def write_session(factory: sessionmaker | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def _immediate(bind: Engine) -> Engine:
+    """The engine whose transactions begin IMMEDIATE (cached on the engine)."""
+    immediate = getattr(bind, "_tgd_immediate", None)
+    if immediate is None:
+        immediate = bind.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        bind._tgd_immediate = immediate
+    return immediate
 
 
 def create_all(engine_: Engine) -> None:
