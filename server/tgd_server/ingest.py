@@ -23,7 +23,9 @@ works on plain objects (DeviceState, AlarmState, PendingPosition) with Core
 statements (BatchRows), not ORM objects: the ORM's unit of work cost more CPU
 than the rest of a message (docs/benchmarks.md "Server ingest"). If a batch
 fails unexpectedly, each of its messages is written alone, in its own
-transaction, so that one cannot sink the others. Messages of one device are
+transaction, so that one cannot sink the others; the security-log rows of a batch
+are sanitised and stored in a SAVEPOINT, so that a stranger's refused request can
+never be what fails a batch. Messages of one device are
 serialised by its row (SELECT ... FOR UPDATE in id order on PostgreSQL, so that
 the batches of several processes cannot deadlock; the single writer on SQLite);
 concurrent first messages of one alarm meet on the unique (device, aid)
@@ -52,7 +54,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import db, events
+from . import db, events, security_log
 from .message import (
     MAX_BODY_BYTES,
     DeviceMessage,
@@ -789,9 +791,10 @@ class _GroupCommitter:
             devices = load_device_states(session, ids)
             rows = BatchRows()
             accepted = []
+            refusals = []  # security-log rows, stored after the messages (a SAVEPOINT)
             for item in batch:
                 if item.ctx is None:  # a security-log row from a refusal before the batch
-                    session.add(item.row)
+                    refusals.append(item.row)
                     continue
                 ctx = item.ctx
                 _reset(ctx)
@@ -800,7 +803,7 @@ class _GroupCommitter:
                     for step in CHECK_STEPS:
                         step(ctx)
                 except MessageRefused as refused:  # refused before writing anything
-                    session.add(_refusal_row(ctx, refused))  # logged in this same commit
+                    refusals.append(_refusal_row(ctx, refused))  # logged in this same commit
                     refused.logged = True
                     item.outcome = refused
                     continue
@@ -811,6 +814,9 @@ class _GroupCommitter:
             for ctx in accepted:
                 for step in AFTER_FLUSH_STEPS:
                     step(ctx)
+            # Sanitised and aggregated; a row that still fails is dropped alone, never
+            # the batch with its alarms (security_log.Aggregator).
+            security_log.aggregator(self._factory).store(session, refusals)
         for item in batch:  # committed
             if item.ctx is not None:
                 item.ctx.session = item.ctx.batch_devices = item.ctx.rows = None
@@ -832,7 +838,7 @@ class _Pending:
 
 def _store_row(factory: sessionmaker, row) -> None:
     with db.write_session(factory) as session:
-        session.add(row)
+        security_log.aggregator(factory).store(session, [row])
 
 
 class IngestTimeout(Exception):

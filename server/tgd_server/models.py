@@ -251,7 +251,11 @@ class AuditLog(Base):
 
 
 class SecurityLog(Base):
-    """One row per refused request (bad signature, replay, malformed body, failed login)."""
+    """A refused request (bad signature, replay, malformed body, failed login).
+
+    Repeats of one refusal (same channel, source, event and device) within a few
+    minutes are one row: `repeats` counts them, `last_at` is the last one's time.
+    """
 
     __tablename__ = "security_log"
 
@@ -264,6 +268,8 @@ class SecurityLog(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     # The first bytes of a refused message, so that a refused alarm can still be read.
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
+    repeats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None] = mapped_column()
 
 
 class Cell(Base):
