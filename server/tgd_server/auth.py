@@ -75,6 +75,16 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
+def record_login(user_id: int, password: str) -> User:
+    """A successful login: its time, and the password rehashed if the parameters changed."""
+    with db.write_session() as session:
+        user = session.get(User, user_id)
+        user.last_login_at = utcnow()
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
+        return user
+
+
 def create_user(session: Session, username: str, role: str, password: str,
                 display_name: str = "") -> User:
     if role not in ROLES:
@@ -165,10 +175,12 @@ def require_role(*roles: str) -> Callable:
             session = db.get_session()
             user = user_for_token(session, token) if token else None
             if user is None:
+                session.rollback()  # end the read before the log's write transaction
                 log_refusal("api", request.remote_addr or "", "bad_token",
                             detail=f"{request.method} {request.path}")
                 return _api_error(401, "unauthorized", "a valid bearer token is required")
             if user.role not in roles:
+                session.rollback()
                 log_refusal("api", request.remote_addr or "", "forbidden",
                             detail=f"{user.username} ({user.role}) {request.method} {request.path}")
                 return _api_error(403, "forbidden", f"role {user.role} may not do this")
@@ -201,6 +213,5 @@ def audit_many(user: User | None, action: str, object_type: str, object_ids,
             for object_id in object_ids]
     if not rows:
         return
-    with db.session_factory()() as session:
+    with db.write_session() as session:
         session.add_all(rows)
-        session.commit()

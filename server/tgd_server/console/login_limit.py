@@ -1,8 +1,19 @@
-"""Login rate limiting: at most N failed logins per IP and per username in a window.
+"""Login rate limiting (OWASP authentication guidance): per address, and per account
+in a way an attacker cannot turn into a denial of service.
+
+- Per address: at most N failed logins from one address in a window (429 after).
+- Per account: N failed logins for one username in the window (from any addresses)
+  lock the account for *unknown* clients only. A client the account has logged in
+  from before passes the lock: a browser holding the signed "known device" cookie
+  that a successful login of this user gave it, or an address this user logged in
+  from (audit log) within KNOWN_ADDRESS_DAYS. Twenty addresses guessing an operator's
+  password lock nobody out of the console at the police station; the per-address
+  limit still holds for everyone.
 
 The failures are the `login_failed` rows of the security log, so every server
-process (and a restarted one) counts the same attempts. The decision itself is a
-pure function of the failure times.
+process (and a restarted one) counts the same attempts; a refusal by the account
+lock is a `login_account_locked` row, by the address limit a `login_rate_limited`
+row. The decision itself is a pure function of the failure times (`retry_after`).
 
 Checking the count, verifying the password and logging the failure is one critical
 section per address and per username (`serialised`): otherwise twenty attempts sent
@@ -19,16 +30,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from ..models import SecurityLog
+from ..models import AuditLog, SecurityLog
 
 CHANNEL = "console"
 EVENT_FAILED = "login_failed"
-EVENT_LIMITED = "login_rate_limited"
+EVENT_LIMITED = "login_rate_limited"  # the address is over its limit
+EVENT_ACCOUNT_LOCKED = "login_account_locked"  # the account is locked for unknown clients
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=5)
+KNOWN_ADDRESS_DAYS = 90
+DEVICE_COOKIE = "tgd_known_device"
+DEVICE_COOKIE_MAX_AGE_S = KNOWN_ADDRESS_DAYS * 86400
+_DEVICE_COOKIE_SALT = "tgd-login-known-device"
 
 
 def retry_after(failures: Sequence[datetime], now: datetime,
@@ -42,6 +59,72 @@ def retry_after(failures: Sequence[datetime], now: datetime,
         return 0.0
     unlock_at = recent[-max_failures] + window
     return max(0.0, (unlock_at - now).total_seconds())
+
+
+def device_cookie(secret_key: str, user_id: int) -> str:
+    """The signed "known device" cookie a successful login of `user_id` leaves."""
+    return URLSafeTimedSerializer(secret_key, salt=_DEVICE_COOKIE_SALT).dumps(user_id)
+
+
+def cookie_user(secret_key: str, cookie: str | None) -> int | None:
+    """The user id a valid, unexpired known-device cookie stands for."""
+    if not cookie:
+        return None
+    try:
+        value = URLSafeTimedSerializer(secret_key, salt=_DEVICE_COOKIE_SALT).loads(
+            cookie, max_age=DEVICE_COOKIE_MAX_AGE_S)
+    except BadSignature:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def known_address(session: Session, user_id: int, ip: str, now: datetime) -> bool:
+    """Whether `user_id` logged in from `ip` within KNOWN_ADDRESS_DAYS (audit log)."""
+    return session.scalar(
+        select(AuditLog.id).where(
+            AuditLog.at > now - timedelta(days=KNOWN_ADDRESS_DAYS),
+            AuditLog.user_id == user_id, AuditLog.action == "login",
+            AuditLog.detail == f"ip={ip}").limit(1)) is not None
+
+
+def decide(by_ip: Sequence[datetime], by_user: Sequence[datetime], now: datetime,
+           known_client: bool) -> tuple[float, str | None]:
+    """(seconds to wait, refusal event) for a login attempt; (0, None) lets it through.
+
+    The address limit holds for everyone; the account limit only for unknown clients.
+    """
+    wait_ip = retry_after(by_ip, now)
+    if wait_ip > 0:
+        return wait_ip, EVENT_LIMITED
+    wait_user = 0.0 if known_client else retry_after(by_user, now)
+    if wait_user > 0:
+        return wait_user, EVENT_ACCOUNT_LOCKED
+    return 0.0, None
+
+
+def attacks(session: Session, now: datetime, hours: int = 24) -> list[dict]:
+    """Failed logins of the last `hours` by username: the audit page's attack summary.
+
+    Each: username, failures, addresses (distinct), refused (attempts refused by the
+    limits), last (time of the last failure); the most failures first.
+    """
+    since = now - timedelta(hours=hours)
+    failed = session.execute(
+        select(SecurityLog.detail, func.count(), func.count(SecurityLog.source.distinct()),
+               func.max(SecurityLog.at))
+        .where(SecurityLog.channel == CHANNEL, SecurityLog.event == EVENT_FAILED,
+               SecurityLog.at > since)
+        .group_by(SecurityLog.detail)).all()
+    refused = dict(session.execute(
+        select(SecurityLog.detail, func.coalesce(func.sum(SecurityLog.repeats), 0))
+        .where(SecurityLog.channel == CHANNEL,
+               SecurityLog.event.in_((EVENT_LIMITED, EVENT_ACCOUNT_LOCKED)),
+               SecurityLog.at > since)
+        .group_by(SecurityLog.detail)).all())
+    rows = [{"username": detail.removeprefix("user="), "failures": failures,
+             "addresses": addresses, "refused": int(refused.get(detail, 0)), "last": last}
+            for detail, failures, addresses, last in failed]
+    return sorted(rows, key=lambda r: (-r["failures"], r["username"]))
 
 
 _STRIPES = tuple(threading.Lock() for _ in range(64))

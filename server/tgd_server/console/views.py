@@ -18,7 +18,8 @@ from flask import (
 )
 
 from .. import db, events
-from ..auth import CASE_READERS, DEVICE_READERS, audit, authenticate
+from ..auth import CASE_READERS, DEVICE_READERS, audit, record_login, verify_password
+from ..db import MAX_ROW_ID
 from ..models import Alarm, Device, InboundSms, User, utcnow
 from ..security_log import log_refusal
 from . import access, actions, bp, login_limit, phone, queries, sound, stream
@@ -73,24 +74,29 @@ def login():
     username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")[:1024]
     ip = request.remote_addr or "?"
-    session = db.get_session()
+    session = db.get_session()  # reads (and, on PostgreSQL, holds the login locks)
     with login_limit.serialised(session, ip, username):
         known = session.query(User).filter(User.username == username).one_or_none()
         now = utcnow()
         by_ip, by_user = login_limit.failure_times(
             session, ip, username, now, user_since=known.last_login_at if known else None)
-        wait = max(login_limit.retry_after(by_ip, now), login_limit.retry_after(by_user, now))
+        known_client = known is not None and (
+            login_limit.cookie_user(current_app.secret_key,
+                                    request.cookies.get(login_limit.DEVICE_COOKIE)) == known.id
+            or login_limit.known_address(session, known.id, ip, now))
+        wait, refusal = login_limit.decide(by_ip, by_user, now, known_client)
         if wait > 0:
             session.rollback()
-            log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_LIMITED,
+            log_refusal(login_limit.CHANNEL, ip, refusal,
                         detail=login_limit.user_detail(username))
             minutes = max(1, round(wait / 60))
             page = render_template("console/login.html", next_url=next_url, username=username,
                                    error=t.LOGIN_RATE_LIMITED.format(minutes=minutes))
             return page, 429, {"Retry-After": str(int(wait) + 1)}
 
-        user = authenticate(session, username, password) if username and password else None
-        if user is None:
+        with session.no_autoflush:
+            ok = bool(username and password) and verify_password(known, password)
+        if not ok:
             # logged before the locks go (the rollback ends the PostgreSQL ones)
             log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_FAILED,
                         detail=login_limit.user_detail(username))
@@ -98,10 +104,17 @@ def login():
             page = render_template("console/login.html", next_url=next_url, username=username,
                                    error=t.LOGIN_FAILED)
             return page, 401
-        session.commit()  # last_login_at, a rehashed password
+        session.rollback()
+        user = record_login(known.id, password)  # last_login_at, a rehashed password
     access.log_in(user)
     audit(user, "login", "user", user.id, detail=f"ip={ip}")
-    return redirect(next_url or url_for("console.home"))
+    response = redirect(next_url or url_for("console.home"))
+    response.set_cookie(login_limit.DEVICE_COOKIE,
+                        login_limit.device_cookie(current_app.secret_key, user.id),
+                        max_age=login_limit.DEVICE_COOKIE_MAX_AGE_S, path=url_for("console.login"),
+                        secure=current_app.config.get("SESSION_COOKIE_SECURE", True),
+                        httponly=True, samesite="Strict")
+    return response
 
 
 @bp.route("/deconnexion", methods=["POST"])
@@ -318,18 +331,25 @@ def device(device_id: str):
 # --- supervision: audit log and SMS kept for review -------------------------------------
 
 def _int_arg(name: str) -> int | None:
+    """A row id from the query string; None when absent, abort(400) when not an id."""
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ROW_ID:
+        abort(400)
+    return int(raw)
 
 
 @bp.route("/audit")
 @access.require_roles(*access.AUDIT_READERS)
 def audit_log():
     username = request.args.get("utilisateur", "").strip()[:64] or None
-    rows = queries.audit_rows(db.get_session(), username, _int_arg("avant"))
+    session = db.get_session()
+    rows = queries.audit_rows(session, username, _int_arg("avant"))
+    attacks = login_limit.attacks(session, utcnow())  # failed logins (security log)
     audit(access.current_user(), "view_audit", "audit_log", username or "all")
     return render_template("console/audit.html", nav="audit", rows=rows,
-                           filter_user=username or "")
+                           filter_user=username or "", login_attacks=attacks)
 
 
 @bp.route("/sms")
