@@ -21,11 +21,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     db.init_app(app)
-    from . import admin, api, ingest_http
+    from . import admin, api, file_modes, http_guards, ingest_http
 
+    file_modes.warn_if_wider(app.config["TGD_DATABASE_URL"], app.config.get("TGD_VAR_DIR"))
+    http_guards.init_app(app)  # before the blueprints: the bounded <int:> converter
     # Device messages skip Flask's request machinery (inside ProxyFix: same client address).
     app.wsgi_app = ingest_http.DeviceMessageEndpoint(app.wsgi_app,
                                                      app.extensions["tgd_sessionmaker"])
+    # Outermost: a body the server cannot read (bad chunked encoding) is a 400, not a 500.
+    app.wsgi_app = http_guards.ReadableInput(app.wsgi_app)
     proxies = int(app.config.get("TGD_PROXY_COUNT") or 0)
     if proxies:
         # Behind nginx/HAProxy: the client's address (security log, login rate limit)

@@ -14,6 +14,7 @@ from .alarms import AlarmError
 from .auth import CASE_READERS, DEVICE_MANAGERS, DEVICE_READERS, audit, audit_many, require_role
 from .devices import DeviceError, device_json, queue_command, register_device, retire_device
 from .models import Alarm, Device
+from .security_log import clean_text
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -27,8 +28,20 @@ def _error(status: int, code: str, detail: str):
 
 
 def _json_body() -> dict | None:
+    """The JSON object of the body, cleaned of what no database stores (NUL, lone
+    surrogates); None when the body is not a JSON object."""
     data = request.get_json(silent=True)
-    return data if isinstance(data, dict) else None
+    return clean_json(data) if isinstance(data, dict) else None
+
+
+def clean_json(value):
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
 
 
 @bp.errorhandler(DeviceError)
@@ -87,6 +100,9 @@ def create_command(device_id: str):
     fields = _json_body()
     if fields is None:
         return _error(400, "malformed_json", "a JSON object is required")
+    unknown = set(fields) - {"type", "set"}
+    if unknown:
+        return _error(400, "unknown_field", f"unknown keys: {', '.join(sorted(unknown))[:200]}")
     command_type = fields.get("type")
     if command_type == "config" and g.user.role not in DEVICE_MANAGERS:
         return _error(403, "forbidden", "only technicians and admins change a configuration")
@@ -179,7 +195,14 @@ def ack_alarm(alarm_id: int):
 @bp.post("/alarms/<int:alarm_id>/close")
 @require_role(*CASE_READERS)
 def close_alarm(alarm_id: int):
-    fields = _json_body() or {}
+    fields = _json_body()
+    if fields is None:
+        if request.get_data():  # a body that is not a JSON object (none at all is fine)
+            return _error(400, "malformed_json", "the body must be a JSON object")
+        fields = {}
+    unknown = set(fields) - {"note"}
+    if unknown:
+        return _error(400, "unknown_field", f"unknown keys: {', '.join(sorted(unknown))[:200]}")
     with db.write_session() as session:
         alarm = alarms.close(session, alarm_id, g.user, fields.get("note", ""))
         device = alarm.device

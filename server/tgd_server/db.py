@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from flask import current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import file_modes
 from .models import Base
 
 _BEGIN_OPTION = "tgd_sqlite_begin"
+# Row ids are `integer` on PostgreSQL (32 bits): a larger one in a URL is no row (404),
+# never a database error.
+MAX_ROW_ID = 2**31 - 1
 _READ_ONLY = "tgd_read_only"
 
 
@@ -59,9 +62,9 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = file_modes.sqlite_path(url)
+        if path is not None:
+            file_modes.prepare_sqlite_file(path)  # var/ 0700, the file (so WAL, SHM) 0600
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine

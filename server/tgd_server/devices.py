@@ -16,6 +16,7 @@ from .models import Case, Command, Device, utcnow
 KEY_RE = re.compile(r"[0-9a-fA-F]{64}")
 PHONE_RE = re.compile(r"\+?[0-9]{2,15}")
 DIGITS_RE = re.compile(r"[0-9]{0,20}")
+FW_RE = re.compile(r"[ -~]{0,32}")
 CONFIG_KEYS = {  # what a `config` command may set, with the handset's accepted ranges
     "heartbeat_interval_s": (60, 86400),
     "track_interval_s": (5, 3600),
@@ -49,6 +50,18 @@ def _text(fields: dict, name: str, pattern: re.Pattern, required: bool, what: st
     return value
 
 
+def json_integer(value) -> int | None:
+    """A JSON integer as JSON Schema (docs/openapi.yaml) means it: 1043 or 1043.0, never
+    true or 1043.5; None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def register_device(session: Session, fields: dict) -> Device:
     """Create a device (or bring a retired one back with a new key)."""
     if not isinstance(fields, dict):
@@ -62,12 +75,13 @@ def register_device(session: Session, fields: dict) -> Device:
     key = _text(fields, "key", KEY_RE, True, "64 hex digits")
     imei = _text(fields, "imei", DIGITS_RE, False, "digits")
     iccid = _text(fields, "iccid", DIGITS_RE, False, "digits")
-    fw = fields.get("fw_version") or ""
-    if not isinstance(fw, str) or len(fw) > 32:
-        raise DeviceError(400, "bad_value", "fw_version must be a string of at most 32 characters")
-    interval = fields.get("heartbeat_interval_s", 1800)
-    if not isinstance(interval, int) or isinstance(interval, bool) or not 60 <= interval <= 86400:
-        raise DeviceError(400, "bad_value", "heartbeat_interval_s must be 60..86400")
+    fw = fields.get("fw_version", "")
+    if not isinstance(fw, str) or not FW_RE.fullmatch(fw):
+        raise DeviceError(400, "bad_value",
+                          "fw_version must be printable ASCII, at most 32 characters")
+    interval = json_integer(fields.get("heartbeat_interval_s", 1800))
+    if interval is None or not 60 <= interval <= 86400:
+        raise DeviceError(400, "bad_value", "heartbeat_interval_s must be an integer in 60..86400")
 
     device = session.get(Device, device_id)
     if device is not None and device.retired_at is None:
@@ -125,17 +139,21 @@ def queue_command(session: Session, device_id: str, command_type: str, settings:
     if device is None or device.retired_at is not None:
         raise DeviceError(404, "not_found", f"no device {device_id}")
     if command_type == "locate":
+        if settings is not None:
+            raise DeviceError(400, "unknown_field", "locate takes no `set`")
         payload = {}
     elif command_type == "config":
         if not isinstance(settings, dict) or not settings:
             raise DeviceError(400, "bad_value", "config needs a non-empty `set` object")
+        payload = {}
         for key, value in settings.items():
             if key not in CONFIG_KEYS:
                 raise DeviceError(400, "unknown_field", f"{key} cannot be set remotely")
             low, high = CONFIG_KEYS[key]
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            number = json_integer(value)
+            if number is None or not low <= number <= high:
                 raise DeviceError(400, "bad_value", f"{key} must be an integer in {low}..{high}")
-        payload = settings
+            payload[key] = number
     else:
         raise DeviceError(400, "bad_value", "type must be locate or config")
     command = Command(device_id=device_id, type=command_type,

@@ -22,7 +22,9 @@ def _secret_key(var_dir: Path, environ) -> str:
     path = var_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
+    if not var_dir.exists():
+        var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(var_dir, 0o700)  # mkdir's mode is masked by the umask
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
