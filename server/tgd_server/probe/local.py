@@ -1,0 +1,108 @@
+"""`tgd-server probe --local sqlite|postgresql[=URL]`: start a test server (gunicorn, as
+deployed, trusting one proxy) on a fresh database, create the probe's accounts and
+tokens, and give the probe its arguments. CI and docs/benchmarks.md use it.
+
+SQLite: a new file in a temporary folder. PostgreSQL: a new schema in URL (default
+postgresql://postgres@127.0.0.1:5432/test), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ROLES = ("operator", "supervisor", "technician", "admin")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _admin(env: dict, *args: str) -> str:
+    done = subprocess.run([str(BIN / "flask"), "--app", "tgd_server", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"flask {args[0]} failed: {done.stderr.strip()[-300:]}")
+    return done.stdout
+
+
+@contextmanager
+def _database(spec: str, var_dir: Path):
+    kind, _, url = spec.partition("=")
+    if kind == "sqlite":
+        yield f"sqlite:///{var_dir / 'tgd.sqlite3'}"
+        return
+    if kind not in ("postgresql", "postgres"):
+        raise ValueError(f"--local takes sqlite or postgresql[=URL], got {spec!r}")
+    from sqlalchemy import create_engine, text
+
+    from .. import db
+
+    url = db.normalise_url(url or DEFAULT_PG_URL)
+    schema = "probe_" + uuid.uuid4().hex[:12]
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@contextmanager
+def test_server(spec: str, workers: int = 1, threads: int = 16):
+    """Yields (base URL, database URL, probe arguments: tokens and login)."""
+    with tempfile.TemporaryDirectory(prefix="tgd-probe-") as tmp:
+        var_dir = Path(tmp)
+        with _database(spec, var_dir) as database_url:
+            env = {**os.environ, "TGD_VAR_DIR": str(var_dir), "TGD_SECURE_COOKIES": "0",
+                   "TGD_EVENTS_PG": "0", "TGD_PROXY_COUNT": "1",
+                   "TGD_DATABASE_URL": database_url}
+            _admin(env, "init-db")
+            password = secrets.token_urlsafe(12)
+            arguments = {"login_user": "probe-login", "login_password": password}
+            for role in ROLES:
+                _admin(env, "create-user", f"probe-{role}", "--role", role,
+                       "--password", password)
+                arguments[f"token_{role}"] = _admin(env, "create-token", f"probe-{role}").strip()
+            _admin(env, "create-user", "probe-login", "--role", "operator",
+                   "--password", password)
+            port = _free_port()
+            server = subprocess.Popen(
+                [str(BIN / "gunicorn"), "--workers", str(workers), "--threads", str(threads),
+                 "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+                 "tgd_server:create_app()"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 30
+                while True:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        if time.time() > deadline or server.poll() is not None:
+                            raise RuntimeError("the test server did not start") from None
+                        time.sleep(0.1)
+                yield f"http://127.0.0.1:{port}", database_url, arguments
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait(timeout=5)
