@@ -7,8 +7,10 @@ in a way an attacker cannot turn into a denial of service.
   from before passes the lock: a browser holding the signed "known device" cookie
   that a successful login of this user gave it, or an address this user logged in
   from (audit log) within KNOWN_ADDRESS_DAYS. Twenty addresses guessing an operator's
-  password lock nobody out of the console at the police station; the per-address
-  limit still holds for everyone.
+  password lock nobody out of the console at the police station.
+- A known-device browser passes the address limit too (an attacker behind the same
+  NAT cannot lock the station out), with a limit of its own: N failures carrying its
+  cookie (the cookie's nonce is the failure row's `device_id`, "browser:<nonce>").
 
 The failures are the `login_failed` rows of the security log, so every server
 process (and a restarted one) counts the same attempts; a refusal by the account
@@ -25,6 +27,7 @@ locks do (SQLite deployments run one server process, see docs/server.md).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -63,19 +66,36 @@ def retry_after(failures: Sequence[datetime], now: datetime,
 
 def device_cookie(secret_key: str, user_id: int) -> str:
     """The signed "known device" cookie a successful login of `user_id` leaves."""
-    return URLSafeTimedSerializer(secret_key, salt=_DEVICE_COOKIE_SALT).dumps(user_id)
+    return URLSafeTimedSerializer(secret_key, salt=_DEVICE_COOKIE_SALT).dumps(
+        [user_id, secrets.token_hex(8)])
 
 
-def cookie_user(secret_key: str, cookie: str | None) -> int | None:
-    """The user id a valid, unexpired known-device cookie stands for."""
-    if not cookie:
+def read_device_cookie(secret_key: str, cookie: str | None) -> tuple[int, str] | None:
+    """(user id, nonce) of a valid, unexpired known-device cookie."""
+    if not cookie or len(cookie) > 512:
         return None
     try:
         value = URLSafeTimedSerializer(secret_key, salt=_DEVICE_COOKIE_SALT).loads(
             cookie, max_age=DEVICE_COOKIE_MAX_AGE_S)
     except BadSignature:
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+            and isinstance(value[1], str) and len(value[1]) == 16):
+        return value[0], value[1]
+    return None
+
+
+def browser_tag(nonce: str) -> str:
+    """The security-log `device_id` of a failure sent with a known-device cookie."""
+    return "browser:" + nonce
+
+
+def browser_failure_times(session: Session, nonce: str, now: datetime,
+                          window: timedelta = WINDOW) -> list[datetime]:
+    return list(session.scalars(select(SecurityLog.at).where(
+        SecurityLog.channel == CHANNEL, SecurityLog.event == EVENT_FAILED,
+        SecurityLog.at > now - window, SecurityLog.device_id == browser_tag(nonce))
+        .order_by(SecurityLog.at)))
 
 
 def known_address(session: Session, user_id: int, ip: str, now: datetime) -> bool:
@@ -88,11 +108,17 @@ def known_address(session: Session, user_id: int, ip: str, now: datetime) -> boo
 
 
 def decide(by_ip: Sequence[datetime], by_user: Sequence[datetime], now: datetime,
-           known_client: bool) -> tuple[float, str | None]:
+           known_client: bool,
+           by_browser: Sequence[datetime] | None = None) -> tuple[float, str | None]:
     """(seconds to wait, refusal event) for a login attempt; (0, None) lets it through.
 
-    The address limit holds for everyone; the account limit only for unknown clients.
+    `by_browser`: the failures of a valid known-device cookie of this user (None: no
+    such cookie); under its own limit it passes both limits. Otherwise the address
+    limit holds, and the account limit for unknown clients (`known_client` False).
     """
+    if by_browser is not None:
+        wait_browser = retry_after(by_browser, now)
+        return (0.0, None) if wait_browser == 0 else (wait_browser, EVENT_LIMITED)
     wait_ip = retry_after(by_ip, now)
     if wait_ip > 0:
         return wait_ip, EVENT_LIMITED

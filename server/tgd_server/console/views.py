@@ -80,11 +80,14 @@ def login():
         now = utcnow()
         by_ip, by_user = login_limit.failure_times(
             session, ip, username, now, user_since=known.last_login_at if known else None)
-        known_client = known is not None and (
-            login_limit.cookie_user(current_app.secret_key,
-                                    request.cookies.get(login_limit.DEVICE_COOKIE)) == known.id
-            or login_limit.known_address(session, known.id, ip, now))
-        wait, refusal = login_limit.decide(by_ip, by_user, now, known_client)
+        cookie = login_limit.read_device_cookie(current_app.secret_key,
+                                                request.cookies.get(login_limit.DEVICE_COOKIE))
+        browser = cookie[1] if known is not None and cookie and cookie[0] == known.id else None
+        by_browser = (login_limit.browser_failure_times(session, browser, now)
+                      if browser else None)
+        known_client = browser is not None or (
+            known is not None and login_limit.known_address(session, known.id, ip, now))
+        wait, refusal = login_limit.decide(by_ip, by_user, now, known_client, by_browser)
         if wait > 0:
             session.rollback()
             log_refusal(login_limit.CHANNEL, ip, refusal,
@@ -99,6 +102,7 @@ def login():
         if not ok:
             # logged before the locks go (the rollback ends the PostgreSQL ones)
             log_refusal(login_limit.CHANNEL, ip, login_limit.EVENT_FAILED,
+                        device_id=login_limit.browser_tag(browser) if browser else None,
                         detail=login_limit.user_detail(username))
             session.rollback()
             page = render_template("console/login.html", next_url=next_url, username=username,
