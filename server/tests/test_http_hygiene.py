@@ -1,12 +1,16 @@
 """Input that used to give a 500, API hygiene, spec and code agreeing, file modes
 (issue 14 findings 5, 6, 7)."""
 
+import hashlib
+import hmac
+import json
 import logging
 import os
 import stat
+import time
 
 import pytest
-from live_server import live_server, raw_request, server_env
+from live_server import admin, live_server, raw_request, server_env
 from sqlalchemy import select
 
 from tgd_server import create_app, db
@@ -119,8 +123,22 @@ MALFORMED_CHUNKED = [
 
 
 @pytest.mark.parametrize("kind", ["werkzeug", "gunicorn"])
-def test_malformed_chunked_bodies_are_400(tmp_path, kind):
-    with live_server(server_env(tmp_path), kind=kind) as url:
+def test_malformed_chunked_and_truncated_bodies_are_400(tmp_path, kind):
+    env = server_env(tmp_path)
+    with live_server(env, kind=kind) as url:
+        key = "ab" * 32
+        admin(env, "add-device", "NC0042", "--special-number", "+687751042", "--key", key)
+        body = json.dumps({"v": 1, "dev": "NC0042", "seq": 1, "type": "heartbeat",
+                           "t": int(time.time()), "fix": {"m": "N"}, "cell": None, "bat": 4000,
+                           "csq": 20, "fw": "1.0.0"}, separators=(",", ":")).encode()
+        signature = hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+        # A whole signed message, but 50 bytes short of its Content-Length (before: gunicorn
+        # handed the short read on and the message was stored).
+        status = raw_request(url, (
+            "POST /api/v1/device/messages HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nX-TGD-Signature: {signature}\r\n"
+            f"Content-Length: {len(body) + 50}\r\nConnection: close\r\n\r\n").encode() + body)
+        assert status == 400
         for path in ("/api/v1/device/messages", "/connexion"):
             for body in MALFORMED_CHUNKED:
                 content_type = ("application/json" if "device" in path
