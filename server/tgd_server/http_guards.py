@@ -99,7 +99,7 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def _http_error(exc: HTTPException):
-    if not request.path.startswith(API_PREFIX):
+    if not request.path.startswith(API_PREFIX) or (exc.code or 500) < 400:  # e.g. a redirect
         return exc  # the console's own pages (or Werkzeug's)
     status = exc.code or 500
     response = api_error(status, _HTTP_CODES.get(status, "http_error"),
