@@ -58,9 +58,13 @@ def test_api_answers_with_positions_are_not_cached(app, client, handset, api_hea
         assert client.get(path, headers=operator).headers["Cache-Control"] == "no-store", path
 
 
-def test_nul_in_the_query_string_is_a_400(client, api_headers):
+def test_nul_in_the_path_or_the_query_string_is_a_400(client, api_headers, login):
     answer = client.get("/api/v1/alarms?device=NC%00X", headers=api_headers("operator"))
     assert answer.status_code == 400 and answer.get_json()["error"] == "bad_value"
+    answer = client.get("/api/v1/devices/NC%00X", headers=api_headers("supervisor"))
+    assert answer.status_code == 400 and answer.get_json()["error"] == "bad_value"
+    login("supervisor")
+    assert client.get("/appareils/NC%00X").status_code == 400
 
 
 def test_close_needs_an_object_body(app, client, handset, api_headers):

@@ -5,7 +5,7 @@
 - A request body the server cannot read (malformed chunked encoding, a body shorter
   than its Content-Length) is a 400, on Werkzeug's server and on gunicorn
   (`ReadableInput` turns the server's OSError into werkzeug's BadRequest).
-- Text no database stores (NUL) in the query string or a form is a 400.
+- Text no database stores (NUL) in the path, the query string or a form is a 400.
 - Under /api: every error is the documented JSON `{"ok": false, "error", "detail"}`
   (an unknown path, a wrong method), and every answer is `Cache-Control: no-store`
   (answers carry positions and cases).
@@ -110,7 +110,7 @@ def _http_error(exc: HTTPException):
 
 
 def _refuse_unstorable_text():
-    values = list(request.args.values())
+    values = [request.path, *request.args.values()]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         values += list(request.form.values())
     if any("\x00" in value for value in values):

@@ -211,10 +211,13 @@ def probe(args: argparse.Namespace) -> int:
             lines.append("rows     not counted (no --database-url)")
         if "roles" not in args.skip:
             count, found, statuses = roles.check(base_url, tokens, target.device_id)
+            junk_count, junk_found, junk_statuses = roles.check_junk(base_url, tokens)
             add_statuses(statuses)
-            violations += found
+            add_statuses(junk_statuses)
+            violations += found + junk_found
             lines.append(f"roles    requests {count}, violations {len(found)} "
-                         f"({len(tokens)} roles with a token)")
+                         f"({len(tokens)} roles with a token); junk URLs {junk_count}, "
+                         f"violations {len(junk_found)}")
         if "lockout" not in args.skip:
             count, found, statuses = lockout.attack(base_url, args.login_user,
                                                     args.login_password, args.spoof_addresses)

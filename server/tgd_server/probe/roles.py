@@ -31,6 +31,38 @@ def matrix(device_id: str, alarm_id: int | None) -> list[tuple[str, str, dict | 
     ]
 
 
+# Requests that once gave a 500 (issue 14): each must be a 4xx JSON error, for every role.
+JUNK = [
+    ("GET", "/api/v1/alarms/99999999999999999999999"),
+    ("POST", "/api/v1/alarms/2147483648/ack"),
+    ("GET", "/api/v1/alarms/true"),
+    ("GET", "/api/v1/devices/NC%00X"),
+    ("GET", "/api/v1/alarms?device=NC%00X"),
+    ("PUT", "/api/v1/alarms"),
+]
+
+
+def check_junk(base_url: str, tokens: dict[str, str]) -> tuple[int, list[str], dict]:
+    """(requests, violations, statuses)."""
+    client = Client(base_url)
+    requests, violations, statuses = 0, [], {}
+    try:
+        for method, path in JUNK:
+            for role, token in sorted(tokens.items()):
+                status, headers, body = client.request(
+                    method, path, None, {"Authorization": f"Bearer {token}"})
+                requests += 1
+                statuses[status] = statuses.get(status, 0) + 1
+                json_error = (headers.get("content-type", "").startswith("application/json")
+                              and b'"ok":false' in body.replace(b" ", b""))
+                if not 400 <= status < 500 or not json_error:
+                    violations.append(f"junk ({role}): {method} {path} -> {status} "
+                                      f"{headers.get('content-type', '')}")
+    finally:
+        client.close()
+    return requests, violations, statuses
+
+
 def check(base_url: str, tokens: dict[str, str], device_id: str,
           alarm_id: int | None = None) -> tuple[int, list[str], dict]:
     """(requests, violations, statuses)."""
