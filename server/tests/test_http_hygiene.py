@@ -8,10 +8,11 @@ import logging
 import os
 import stat
 import time
+import urllib.request
 
 import pytest
 from live_server import admin, live_server, raw_request, server_env
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from tgd_server import create_app, db
 from tgd_server.models import Alarm
@@ -120,6 +121,10 @@ def test_sqlite_files_are_owner_only(tmp_path, monkeypatch):
     assert any("tgd.sqlite3 has mode 644" in w for w in warnings)
 
 
+def env_url(var_dir) -> str:
+    return f"sqlite:///{var_dir / 'tgd.sqlite3'}"
+
+
 MALFORMED_CHUNKED = [
     b"zz\r\nhello\r\n0\r\n\r\n",  # a chunk size that is not hex
     b"5\r\nhello",  # no terminator, then the client stops sending
@@ -152,3 +157,10 @@ def test_malformed_chunked_and_truncated_bodies_are_400(tmp_path, kind):
                     "X-TGD-Signature: " + "0" * 64 + "\r\n"
                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode() + body)
                 assert status == 400, (path, body)
+        with urllib.request.urlopen(urllib.request.Request(url + "/connexion")) as page:
+            assert page.status == 200  # still serving
+    engine = create_engine(env_url(tmp_path))
+    with engine.connect() as connection:
+        events = connection.execute(text("SELECT event, repeats FROM security_log")).all()
+    engine.dispose()
+    assert sum(n for event, n in events if event == "http_error") >= len(MALFORMED_CHUNKED)

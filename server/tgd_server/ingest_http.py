@@ -101,9 +101,14 @@ class DeviceMessageEndpoint:
             return self.app(environ, start_response)
         try:
             status, answer = self.handle(environ)
-        except HTTPException as exc:  # e.g. a body shorter than its Content-Length
+        except HTTPException as exc:  # an unreadable body (malformed chunked encoding...)
             status = exc.code or 400
             answer = {"ok": False, "error": "http_error", "detail": exc.description}
+            try:  # logged like every refusal
+                self.refuse(environ.get("REMOTE_ADDR") or "", status, "http_error",
+                            exc.description or "")
+            except Exception as log_error:
+                log.exception("security log of an HTTP error failed: %s", log_error)
         except Exception as exc:
             log.exception("ingest failed: %s", exc)
             status, answer = 500, _SERVER_ERROR
