@@ -197,18 +197,6 @@ def probe(args: argparse.Namespace) -> int:
                 violations.append(f"flood: hostile case accepted: {name}")
             if ratio < args.min_ratio:
                 violations.append(f"flood: ratio {ratio:.2f} under --min-ratio {args.min_ratio}")
-        after = _row_counts(args.database_url)
-        if before is not None:
-            written = {t: after[t] - before[t] for t in GUARDED_TABLES}
-            written["device_messages"] -= valid_accepted
-            extra = {t: n for t, n in written.items() if n}
-            lines.append(f"rows     written by rejected requests: {sum(extra.values())} "
-                         f"({valid_accepted} valid messages stored)")
-            totals["rows"] = sum(extra.values())
-            if extra:
-                violations.append(f"rows written by rejected requests: {extra}")
-        else:
-            lines.append("rows     not counted (no --database-url)")
         if "roles" not in args.skip:
             count, found, statuses = roles.check(base_url, tokens, target.device_id)
             junk_count, junk_found, junk_statuses = roles.check_junk(base_url, tokens)
@@ -225,6 +213,19 @@ def probe(args: argparse.Namespace) -> int:
             violations += found
             lines.append(f"lockout  requests {count}, violations {len(found)} "
                          f"(addresses {'spoofed' if args.spoof_addresses else 'one'})")
+        # Before schemathesis, whose valid requests may write.
+        after = _row_counts(args.database_url)
+        if before is not None:
+            written = {t: after[t] - before[t] for t in GUARDED_TABLES}
+            written["device_messages"] -= valid_accepted
+            extra = {t: n for t, n in written.items() if n}
+            lines.append(f"rows     written by rejected requests: {sum(extra.values())} "
+                         f"({valid_accepted} valid messages stored)")
+            totals["rows"] = sum(extra.values())
+            if extra:
+                violations.append(f"rows written by rejected requests: {extra}")
+        else:
+            lines.append("rows     not counted (no --database-url)")
         if "schema" not in args.skip:
             from . import schema
 
