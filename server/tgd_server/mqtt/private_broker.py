@@ -75,8 +75,10 @@ class PrivateBroker:
         kept = [line for line in (DEPLOY / "mosquitto.conf").read_text().splitlines()
                 if line.strip() and not line.lstrip().startswith("#")
                 and line.split()[0] not in _TEST_OWN]
+        # The private listener first: the project's listener options (use_username_as_clientid)
+        # follow it, as they follow each listener in the deployed file.
+        kept = [f"listener {self.port} 127.0.0.1", *kept]
         kept += [
-            f"listener {self.port} 127.0.0.1",
             f"password_file {self.passwd}",
             f"acl_file {self.acl}",
             f"persistence {'true' if persistent else 'false'}",
@@ -95,6 +97,13 @@ class PrivateBroker:
                 raise RuntimeError(f"mosquitto did not start: {self.log_text()}")
             time.sleep(0.05)
         return self
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no last save of the persistence file."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
