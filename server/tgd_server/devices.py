@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .message import DEVICE_ID_RE
-from .mqtt.topics import is_service_account
 from .models import Case, Command, Device, utcnow
+from .mqtt.topics import is_service_account
 
 KEY_RE = re.compile(r"[0-9a-fA-F]{64}")
 PHONE_RE = re.compile(r"\+?[0-9]{2,15}")
