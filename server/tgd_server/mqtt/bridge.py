@@ -30,11 +30,12 @@ different devices share the ingest core's commits.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import queue
 import threading
-import time
 import zlib
 from dataclasses import dataclass
 
@@ -67,7 +68,6 @@ UNEXPECTED_ATTEMPTS = 3  # then the message is refused (bridge_error)
 RECEIVE_MAXIMUM = 256  # uplinks the broker may have in flight to the bridge
 SESSION_EXPIRY_S = 0xFFFFFFFF  # the bridge's session never expires
 ANSWER_EXPIRY_S = 300  # an answer nobody read in 5 minutes is dropped by the broker
-KEY_CACHE_S = 30.0
 
 
 @dataclass
@@ -96,7 +96,8 @@ class Bridge:
         self._queues: list[queue.Queue] = []
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._keys: dict[str, tuple[float, str | None]] = {}
+        self._keys: dict[str, str] | None = None  # device id -> key (read at the first answer)
+        self._keys_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------
 
@@ -249,35 +250,48 @@ class Bridge:
         if not isinstance(seq, int) or isinstance(seq, bool):
             return  # no seq to name: the handset could not tell which message it answers
         answer.setdefault("seq", seq)
-        self._answer(device_id, answer)
+        self._answer(device_id, answer, body, signature)
 
     def _refuse(self, topic: str, event: str, payload: bytes, detail: str,
                 device_id: str | None = None) -> None:
+        parsed = topics.parse_topic(topic)
+        device_id = device_id or (parsed[0] if parsed else None)
         row = refusal_row("mqtt", f"mqtt:{device_id}" if device_id else topic[:128], event,
                           device_id, detail, payload)
         log_ingest_refusal(db.session_factory(), row)
 
-    def _answer(self, device_id: str, answer: dict) -> None:
-        key_hex = self._device_key(device_id)
+    def _answer(self, device_id: str, answer: dict, body: bytes, signature: str) -> None:
+        key_hex = self._device_key(device_id, body, signature)
         if key_hex is None or self._client is None:
             return  # unknown device: nothing to sign the answer with, nobody to tell
-        body = json.dumps(answer, separators=(",", ":")).encode()
+        answer_body = json.dumps(answer, separators=(",", ":")).encode()
         publish = Properties(PacketTypes.PUBLISH)
         publish.MessageExpiryInterval = ANSWER_EXPIRY_S
-        self._client.publish(topics.downlink(device_id), topics.frame(key_hex, body), qos=1,
-                             properties=publish)
+        self._client.publish(topics.downlink(device_id), topics.frame(key_hex, answer_body),
+                             qos=1, properties=publish)
 
-    def _device_key(self, device_id: str) -> str | None:
-        now = time.monotonic()
-        cached = self._keys.get(device_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+    def _device_key(self, device_id: str, body: bytes, signature: str) -> str | None:
+        """The key to sign the answer with. The keys are read once, all together; a
+        cached key is used only if it verifies the uplink (so a device given a new key
+        is read again), else the device's row is read."""
+        with self._keys_lock:
+            if self._keys is None:
+                with db.session_factory()() as session:
+                    rows = session.execute(select(Device.id, Device.key_hex).where(
+                        Device.retired_at.is_(None)))
+                    self._keys = {device_id: key for device_id, key in rows}
+            key_hex = self._keys.get(device_id)
+        if key_hex is not None and hmac.compare_digest(
+                hmac.new(bytes.fromhex(key_hex), body, hashlib.sha256).hexdigest(), signature):
+            return key_hex
         with db.session_factory()() as session:
             device = session.get(Device, device_id)
             key_hex = device.key_hex if device is not None and device.retired_at is None else None
-        if len(self._keys) > 50_000:
-            self._keys.clear()
-        self._keys[device_id] = (now + KEY_CACHE_S, key_hex)
+        with self._keys_lock:
+            if key_hex is None:
+                self._keys.pop(device_id, None)
+            else:
+                self._keys[device_id] = key_hex
         return key_hex
 
 
