@@ -221,6 +221,38 @@ def test_poison_messages_never_hold_the_window(app, bridge, handset_on):
     assert wait_until(lambda: security(app, "malformed_json") == 30)
     assert stored(app, attacker.handset.device_id) == 0
     assert attacker.answers(0.3) == []  # a body without seq is not answered
+    # All 30 were acknowledged: a new connection of the bridge's session gets none again.
+    bridge._client.reconnect()
+    assert wait_until(bridge.connected.is_set)
+    stream(victim, 1, "heartbeat")
+    assert wait_until(lambda: stored(app, victim.handset.device_id) == 11)
+    time.sleep(0.5)
+    assert security(app, "malformed_json") == 30
+
+
+def test_an_uplink_the_bridge_cannot_handle_is_refused_after_three_attempts(
+        app, bridge, handset_on, monkeypatch):
+    from tgd_server.mqtt import bridge as bridge_module
+
+    buggy, victim = handset_on(), handset_on()
+    buggy.wait_connected()
+    victim.wait_connected()
+    real = bridge_module.ingest_device_message
+
+    def ingest(body, signature, channel, source):  # a bug that only this device's body hits
+        if source == f"mqtt:{buggy.handset.device_id}":
+            raise KeyError("a bug")
+        return real(body, signature, channel=channel, source=source)
+
+    monkeypatch.setattr(bridge_module, "ingest_device_message", ingest)
+    stream(buggy, 3, "position")
+    stream(victim, 5, "position")
+    ok = wait_until(lambda: security(app, "bridge_error") == 3 and stored(app) == 5,
+                    timeout=20)
+    report("unexpected error", sent=5, acknowledged=victim.acked, stored=stored(app),
+           lost=victim.acked - stored(app), failing_sent=3,
+           failing_refused=security(app, "bridge_error"))
+    assert ok
 
 
 def test_oversized_uplinks_never_reach_the_bridge(app, bridge, handset_on):
