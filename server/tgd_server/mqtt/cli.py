@@ -61,6 +61,12 @@ def _partition(text: str) -> tuple[int, int]:
     return k_i, n_i
 
 
+def _bridges(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bridges in 1..16")
+    return int(text)
+
+
 def start_in_process(app, address: str):
     """The bridge inside the web server's process (SQLite: live events stay in one process)."""
     from .bridge import Bridge, BrokerSettings
@@ -77,7 +83,7 @@ def start_in_process(app, address: str):
 def _configure_passwd(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--out", required=True, help="password file to (re)write")
     parser.add_argument("--bridge-password-env", default="TGD_MQTT_PASSWORD")
-    parser.add_argument("--bridges", type=int, default=1, choices=range(1, 17), metavar="N",
+    parser.add_argument("--bridges", type=_bridges, default=1, metavar="N",
                         help="bridge accounts to write (tgd-bridge, tgd-bridge-2 ... "
                              "tgd-bridge-N), for --partition")
 
