@@ -31,6 +31,7 @@ from tgd_server.models import Alarm, Device, SecurityLog
 from tgd_server.models import DeviceMessage as StoredMessage
 from tgd_server.mqtt import topics
 from tgd_server.mqtt.bridge import BRIDGE_USER, Bridge, BrokerSettings
+from tgd_server.mqtt.private_broker import guard_plugin
 
 pytestmark = [
     pytest.mark.mosquitto,
@@ -56,8 +57,8 @@ def proxy(backend):
     if backend != "postgresql":
         yield None
         return
-    from conftest import PG_URL
-    url = make_url(db.normalise_url(PG_URL))
+    url = make_url(db.normalise_url(os.environ.get(
+        "TGD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")))
     relay = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     yield relay
     relay.close()
@@ -197,6 +198,8 @@ def test_a_device_reads_and_writes_nothing_of_another(app, bridge, handset_on):
            lost=10 - stored(app, vid), subscriptions_tried=len(probes),
            subscriptions_granted=granted, intruder_received=len(intruder_got))
     assert intruder_got == [], "the intruder read another handset's messages"
+    if guard_plugin() is not None:  # refused at subscribe time (deploy/mosquitto/tgd_guard.c)
+        assert granted == 0
     assert stored(app, intruder.handset.device_id) == 0 and count(app, Alarm) == 0
     assert sorted(a["seq"] for a in got) == list(range(1, 11))
     assert _link_state(app, vid) != "offline"
@@ -325,8 +328,8 @@ def test_share_groups_take_nothing_from_the_bridges(app, broker, handset_on):
         assert all(b.wait_connected(10) for b in bridges), broker.log_text()
         hijacker = handset_on()
         hijacker.wait_connected()
-        for group in (BRIDGE_USER, "tgd-bridge-1", "g"):
-            hijacker.subscribe(f"$share/{group}/tgd/+/up")
+        granted = sum(hijacker.subscribe(f"$share/{group}/tgd/+/up") < 128
+                      for group in (BRIDGE_USER, "tgd-bridge-1", "g"))
         victims = [handset_on() for _ in range(4)]
         for v in victims:
             v.wait_connected()
@@ -334,8 +337,9 @@ def test_share_groups_take_nothing_from_the_bridges(app, broker, handset_on):
         ok = wait_until(lambda: stored(app) == 20, timeout=20)
         report("$share hijack", sent=20, acknowledged=sum(v.acked for v in victims),
                stored=stored(app), lost=20 - stored(app), duplicates=duplicates(app),
-               hijacker_received=len(hijacker.answers(0.3)))
+               hijacker_received=len(hijacker.answers(0.3)), share_subscriptions_granted=granted)
         assert ok and duplicates(app) == 0
+        assert guard_plugin() is None or granted == 0
         assert all(b.handled > 0 for b in bridges)  # both partitions were used
     finally:
         for b in bridges:
@@ -383,17 +387,29 @@ def test_retained_uplinks_are_refused_and_never_read_again(app, bridge, handset_
     device = handset_on()
     device.wait_connected()
     device.publish_signed(device.handset.message("position"), retain=True)
-    assert wait_until(lambda: security(app, "retained_uplink") == 1)
-    assert stored(app) == 0 and device.answers(0.5) == []
+    # The broker's guard refuses it (MQTT 3.1.1: dropped, still acknowledged) ...
+    stream(device, 1, "heartbeat")
+    assert wait_until(lambda: stored(app) == 1)
+    time.sleep(0.5)
+    assert stored(app) == 1 and [a["seq"] for a in device.answers(0.5)] == [2]
+    # ... and nothing was retained: a new session of the bridge reads nothing back.
     bridge.stop()
-    again = start_bridge(app, broker)  # a new session subscribes again: nothing comes back
+    again = start_bridge(app, broker)
     try:
-        stream(device, 1, "heartbeat")
-        assert wait_until(lambda: stored(app) == 1)
-        time.sleep(0.5)
-        assert security(app, "retained_uplink") == 1 and stored(app) == 1
+        time.sleep(1.0)
+        assert stored(app) == 1 and again.handled == 0
     finally:
         again.stop()
+    # Behind the broker, the bridge refuses a retained uplink itself (a broker without
+    # the guard): a security-log row, nothing stored, no answer.
+    with app.app_context():
+        message = device.handset.message("position")
+        body = device.handset.encode(message)
+        again.handle(topics.uplink(device.handset.device_id),
+                     device.handset.sign(body).encode() + b"\n" + body, retained=True)
+    assert security(app, "retained_uplink") == 1 and stored(app) == 1
+    report("retained uplink", sent=3, acknowledged=device.acked, stored=stored(app), lost=0,
+           retained_refused=2)
 
 
 def test_a_redelivered_copy_is_answered_as_stored(app, bridge, handset_on):
@@ -505,9 +521,8 @@ def test_bridge_kill_9_during_a_stream(app, broker, handset_on, database_url, tm
     device.wait_connected()
     process = spawn()
     try:
-        assert wait_until(lambda: b"bridge connected" in (tmp_path / "bridge.log").read_bytes(),
-                          timeout=30)
-        time.sleep(0.5)  # subscribed: the bridge's session exists from now on
+        assert wait_until(lambda: b"bridge subscribed" in (tmp_path / "bridge.log").read_bytes(),
+                          timeout=30)  # the bridge's session exists from now on
         device.publish_signed(device.handset.message("alarm"))
         assert wait_until(lambda: stored(app) == 1, timeout=30)
         for n in range(1, 40):

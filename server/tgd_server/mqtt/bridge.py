@@ -121,6 +121,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         connect = Properties(PacketTypes.CONNECT)
         connect.SessionExpiryInterval = SESSION_EXPIRY_S
         connect.ReceiveMaximum = RECEIVE_MAXIMUM
@@ -163,7 +164,14 @@ class Bridge:
         ])
         log.info("bridge connected to %s:%s as %s, partition %d/%d", self.broker.host,
                  self.broker.port, self.broker.username, *self.broker.partition)
-        self.connected.set()
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused the bridge's subscriptions: %s", ", ".join(refused))
+            return
+        log.info("bridge subscribed to the uplinks and statuses")
+        self.connected.set()  # subscribed: ready to receive
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected.clear()
