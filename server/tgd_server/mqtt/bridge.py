@@ -273,10 +273,8 @@ class Bridge:
         if key_hex is None or self._client is None:
             return  # unknown device: nothing to sign the answer with, nobody to tell
         answer_body = json.dumps(answer, separators=(",", ":")).encode()
-        publish = Properties(PacketTypes.PUBLISH)
-        publish.MessageExpiryInterval = ANSWER_EXPIRY_S
         self._client.publish(topics.downlink(device_id), topics.frame(key_hex, answer_body),
-                             qos=1, properties=publish)
+                             qos=1, properties=_ANSWER_PROPERTIES)
 
     def _device_key(self, device_id: str, body: bytes, signature: str) -> str | None:
         """The key to sign the answer with. The keys are read once, all together; a
@@ -301,6 +299,10 @@ class Bridge:
             else:
                 self._keys[device_id] = key_hex
         return key_hex
+
+
+_ANSWER_PROPERTIES = Properties(PacketTypes.PUBLISH)  # built once: paho only reads it
+_ANSWER_PROPERTIES.MessageExpiryInterval = ANSWER_EXPIRY_S
 
 
 def _envelope(body: bytes) -> dict | None:
