@@ -138,12 +138,13 @@ class MqttLink:
         await self._publish(self._up, frame, 0)
 
     async def _answer_for(self, seq, timeout_ms):
-        # The answer carries our seq; a refusal carries none (one message in flight).
+        # Only the answer that names our seq: one without seq, or another message's
+        # (a redelivered copy, a stale refusal), must not make us send the data again.
         deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         while True:
             while self._answers:
                 answer = self._answers.pop(0)
-                if answer.get("seq", seq) == seq:
+                if answer.get("seq") == seq:
                     return answer
             left = time.ticks_diff(deadline, time.ticks_ms())
             if left <= 0:

@@ -229,3 +229,22 @@ def _link_state(app, device_id: str) -> str | None:
     with app.app_context(), db.session_factory()() as session:
         device = session.get(Device, device_id)
         return device.link_state if device is not None else None
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["mqtt-bridge", "--partition", "2/2"], "--partition"),
+    (["mqtt-bridge", "--partition", "x"], "--partition"),
+    (["mqtt-passwd", "--out", "unused", "--bridges", "0"], "--bridges"),
+])
+def test_cli_mistakes_name_the_flag(argv, flag, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tgd_server = str(Path(sys.executable).with_name("tgd-server"))
+    done = subprocess.run([tgd_server, *argv], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert done.returncode == 2
+    error = done.stderr.strip().splitlines()[-1]
+    assert flag in error and "Traceback" not in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing left behind

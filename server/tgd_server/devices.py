@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .message import DEVICE_ID_RE
 from .models import Case, Command, Device, utcnow
+from .mqtt.topics import is_service_account
 
 KEY_RE = re.compile(r"[0-9a-fA-F]{64}")
 PHONE_RE = re.compile(r"\+?[0-9]{2,15}")
@@ -71,6 +72,9 @@ def register_device(session: Session, fields: dict) -> Device:
     if unknown:
         raise DeviceError(400, "unknown_field", f"unknown keys: {', '.join(sorted(unknown))}")
     device_id = _text(fields, "device_id", DEVICE_ID_RE, True, "[A-Za-z0-9_-]{1,32}")
+    if is_service_account(device_id):
+        raise DeviceError(400, "bad_value", "device_id must not start with 'tgd-' "
+                          "(reserved for the server's MQTT accounts)")
     special = _text(fields, "special_number", PHONE_RE, True, "a phone number (+ and digits)")
     key = _text(fields, "key", KEY_RE, True, "64 hex digits")
     imei = _text(fields, "imei", DIGITS_RE, False, "digits")

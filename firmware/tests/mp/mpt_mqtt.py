@@ -153,12 +153,46 @@ async def test_answers_with_a_bad_signature_or_foreign_topic_are_ignored():
 
 async def test_replay_refusal_is_409_and_jumps_seq():
     b = body("heartbeat", 7)
-    refusal = b'{"ok":false,"error":"replay","detail":"seen","seq_floor":500}'
+    refusal = b'{"ok":false,"error":"replay","detail":"seen","seq_floor":500,"seq":7}'
     script = connect() + publish(b"tgd/NC0001/up", frame(b), 0, acked(frame(refusal)))
     dev, stream, _ = make_dev(script)
     status, got = await Uplink(dev).post("heartbeat", snap(7))
     assert status == 409 and got["seq_floor"] == 500
     assert dev.journal.next_seq() > 500
+    dev.modem.deinit()
+
+
+async def test_answers_to_other_messages_are_ignored():
+    # A refusal without seq (a retained or malformed uplink), a refusal of an earlier
+    # message (a redelivered copy) and an earlier answer: none is ours. Only the answer
+    # naming seq 7 is taken; nothing is sent again and seq does not jump.
+    b = body("position", 7, "3fa9c01b")
+    strays = [b'{"ok":false,"error":"replay","detail":"seen","seq_floor":900}',
+              b'{"ok":false,"error":"out_of_window","detail":"old","seq_floor":900,"seq":6}',
+              b'{"ok":false,"error":"malformed_json","detail":"x"}',
+              b'{"ok":true,"seq":5,"cmds":[]}']
+    ours = b'{"ok":true,"seq":7,"alarm":{"aid":"3fa9c01b","state":"received"},"cmds":[]}'
+    acks = [OK, 5, b"\r\n+CMQTTPUB: 0,0\r\n"]
+    for stray in strays:
+        acks += [5, rx(frame(stray))]
+    script = connect() + publish(b"tgd/NC0001/up", frame(b), 0, acks + [5, rx(frame(ours))])
+    dev, stream, lines = make_dev(script)
+    status, got = await Uplink(dev).post("position", snap(7, "3fa9c01b"))
+    assert status == 200 and got["seq"] == 7 and got["alarm"]["state"] == "received", got
+    assert stream.done(), (stream.script[:1], stream.unexpected)  # published once
+    assert dev.journal.next_seq() < 900
+    assert [x for x in events(lines, "DATA")][-1].endswith("seq=7 status=200 type=position via=mqtt")
+    dev.modem.deinit()
+
+
+async def test_a_stray_refusal_alone_is_a_time_out_not_a_409():
+    b = body("heartbeat", 7)
+    stray = b'{"ok":false,"error":"replay","detail":"seen","seq_floor":900}'
+    script = connect() + publish(b"tgd/NC0001/up", frame(b), 0, acked(frame(stray)))
+    dev, stream, lines = make_dev(script)
+    assert await Uplink(dev).post("heartbeat", snap(7)) == (None, None)
+    assert dev.journal.next_seq() < 900
+    assert events(lines, "DATA")[-1].endswith("status=timeout type=heartbeat via=mqtt")
     dev.modem.deinit()
 
 

@@ -26,11 +26,12 @@ import time
 from ..bench import add_database_arguments, database_urls
 from ..cli import subcommand
 
-PUBLISHER = "bench-publisher"
+PUBLISHER = "tgd-bench"  # one account per publishing connection: tgd-bench-0, tgd-bench-1 ...
 
 
 def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str | None = None,
-                   rate: float = 0.0, timeout_s: float = 300.0) -> dict:
+                   rate: float = 0.0, timeout_s: float = 300.0,
+                   persistent: bool = True) -> dict:
     import logging
     import secrets
 
@@ -49,11 +50,13 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
     fleet = _register_devices(app, devices)
 
     bridge_password, publisher_password = secrets.token_hex(12), secrets.token_hex(12)
-    broker = PrivateBroker(workdir, [(BRIDGE_USER, bridge_password),
-                                     (PUBLISHER, publisher_password)], persistent=False,
-                           extra_acl=f"user {PUBLISHER}\ntopic write tgd/+/up").start()
-    bridge = Bridge(app, BrokerSettings(port=broker.port, password=bridge_password,
-                                        client_id="tgd-bridge-bench"))
+    publisher_users = [f"{PUBLISHER}-{i}" for i in range(publishers)]
+    broker = PrivateBroker(workdir, [(BRIDGE_USER, bridge_password)]
+                           + [(user, publisher_password) for user in publisher_users],
+                           persistent=persistent,
+                           extra_acl="".join(f"user {user}\ntopic write tgd/+/up\n"
+                                             for user in publisher_users)).start()
+    bridge = Bridge(app, BrokerSettings(port=broker.port, password=bridge_password))
     seen: dict[str, float] = {}
     subscription = events.subscribe()
     stop = threading.Event()
@@ -74,9 +77,9 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
     lock = threading.Lock()
 
     def publish(share: list[tuple[str, str]], index: int) -> None:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{index}",
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=publisher_users[index],
                              protocol=mqtt.MQTTv311)
-        client.username_pw_set(PUBLISHER, publisher_password)
+        client.username_pw_set(publisher_users[index], publisher_password)
         client.max_inflight_messages_set(100)
         client.connect("127.0.0.1", broker.port, keepalive=60)
         client.loop_start()

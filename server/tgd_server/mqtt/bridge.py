@@ -1,12 +1,27 @@
 """The MQTT bridge: device uplinks from the broker into the ingest core, answers back.
 
-One paho-mqtt client with a persistent session (clean_session False) so that QoS 1
-uplinks published while the bridge restarts wait in the broker; with `shared`,
-several bridge processes split the uplinks through the shared subscription
-`$share/tgd-bridge/tgd/+/up`. Each uplink is acknowledged to the broker
-(manual PUBACK) only after the ingest core has committed it: a crash before that
-makes the broker redeliver, and the ingest core's sequence window refuses the
-redelivered copy (409 replay) so exactly one alarm still exists.
+One paho-mqtt client speaking MQTT 5 with a persistent session (clean start off,
+no session expiry) so that QoS 1 uplinks published while the bridge restarts wait
+in the broker. Each uplink is acknowledged to the broker (manual PUBACK) only
+once it is decided (docs/mqtt.md, "What the bridge decides"):
+
+- stored: the ingest core committed it (or an identical copy was stored before:
+  a redelivery, answered as stored);
+- refused: a security-log row is written, then the PUBACK;
+- kept: the database is unavailable; the bridge keeps the message and tries it
+  again every few seconds (at most RETRY_MAX_S apart) until it can store or refuse
+  it. Mosquitto resends an unacknowledged message only after a reconnect, so the
+  bridge retries itself; a crash before the PUBACK makes the broker redeliver it
+  to the next session, and the ingest core's sequence window makes that copy one.
+
+An unexpected exception on one message is tried UNEXPECTED_ATTEMPTS times, then
+refused (`bridge_error`): a message the bridge cannot handle never holds the
+broker's in-flight window. The window itself is the bridge's Receive Maximum.
+
+Several bridge processes split the uplinks by partition (`--partition k/n`, each
+with its own account): every bridge subscribes to every uplink and handles the
+devices whose crc32 falls in its partition. There is no shared subscription: a
+device that joins a `$share` group takes nothing from the bridge.
 
 The network thread only queues: `workers` threads run the ingest, a device always
 on the same worker so its messages keep their order, and concurrent messages of
@@ -15,6 +30,8 @@ different devices share the ingest core's commits.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import queue
@@ -25,16 +42,32 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from flask import Flask
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy import select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .. import db
-from ..ingest import ingest_device_message
-from ..models import Device, utcnow
-from ..security_log import log_refusal
+from ..ingest import IngestTimeout, ingest_device_message, log_ingest_refusal
+from ..message import MessageRefused, parse_envelope
+from ..models import Alarm, Device, utcnow
+from ..models import DeviceMessage as StoredMessage
+from ..security_log import refusal_row
 from . import topics
 
 log = logging.getLogger("tgd.mqtt")
 
-BRIDGE_USER = "tgd-bridge"
+BRIDGE_USER = topics.BRIDGE_USER
+# The database cannot be reached or is busy: keep the message and try again.
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, IngestTimeout)
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 2.0
+UNEXPECTED_ATTEMPTS = 3  # then the message is refused (bridge_error)
+RECEIVE_MAXIMUM = 256  # uplinks the broker may have in flight to the bridge
+SESSION_EXPIRY_S = 0xFFFFFFFF  # the bridge's session never expires
+ANSWER_EXPIRY_S = 300  # an answer nobody read in 5 minutes is dropped by the broker
 
 
 @dataclass
@@ -43,11 +76,11 @@ class BrokerSettings:
     port: int = 1883
     username: str | None = BRIDGE_USER
     password: str | None = None
-    client_id: str = "tgd-bridge-1"
-    shared: bool = False
+    client_id: str | None = None  # the broker uses the user name (use_username_as_clientid)
+    partition: tuple[int, int] = (0, 1)  # (k, n): this bridge handles crc32(device) % n == k
     keepalive_s: int = 30
     tls_ca: str | None = None
-    workers: int = 8
+    workers: int = 32
 
 
 class Bridge:
@@ -58,13 +91,18 @@ class Bridge:
         self.broker = broker
         self.connected = threading.Event()
         self.handled = 0
+        self.retries = 0  # attempts that failed and were tried again (tests, probes)
         self._client: mqtt.Client | None = None
         self._queues: list[queue.Queue] = []
         self._workers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._keys: dict[str, str] | None = None  # device id -> key (read at the first answer)
+        self._keys_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping.clear()
         for index in range(max(1, self.broker.workers)):
             work: queue.Queue = queue.Queue()
             worker = threading.Thread(target=self._work, args=(work,), daemon=True,
@@ -72,21 +110,28 @@ class Bridge:
             worker.start()
             self._queues.append(work)
             self._workers.append(worker)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.broker.client_id,
-                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=self.broker.client_id or self.broker.username or "",
+                             protocol=mqtt.MQTTv5, manual_ack=True)
         if self.broker.username:
             client.username_pw_set(self.broker.username, self.broker.password)
         if self.broker.tls_ca:
             client.tls_set(ca_certs=self.broker.tls_ca)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        client.on_subscribe = self._on_subscribe
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = SESSION_EXPIRY_S
+        connect.ReceiveMaximum = RECEIVE_MAXIMUM
+        client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                             clean_start=False, properties=connect)
         client.loop_start()
         self._client = client
 
     def stop(self) -> None:
+        self._stopping.set()
         for work in self._queues:
             work.put(None)
         for worker in self._workers:
@@ -108,13 +153,25 @@ class Bridge:
         if reason_code.is_failure:
             log.error("broker refused the bridge: %s", reason_code)
             return
-        uplinks = topics.UPLINK_FILTER
-        if self.broker.shared:
-            uplinks = f"$share/{topics.SHARE_GROUP}/{uplinks}"
-        client.subscribe([(uplinks, 1), (topics.STATUS_FILTER, 1)])
-        log.info("bridge connected to %s:%s, subscribed to %s",
-                 self.broker.host, self.broker.port, uplinks)
-        self.connected.set()
+        # Uplinks: no retained message at subscribe time (a device cannot make the bridge
+        # read an old uplink again) and the publisher's retain flag kept, so that a
+        # retained uplink is seen and refused. Status: the retained states once, when
+        # the subscription is new (the persistent session has the changes since).
+        client.subscribe([
+            (topics.UPLINK_FILTER, SubscribeOptions(qos=1, retainAsPublished=True,
+                                                    retainHandling=2)),
+            (topics.STATUS_FILTER, SubscribeOptions(qos=1, retainHandling=1)),
+        ])
+        log.info("bridge connected to %s:%s as %s, partition %d/%d", self.broker.host,
+                 self.broker.port, self.broker.username, *self.broker.partition)
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused the bridge's subscriptions: %s", ", ".join(refused))
+            return
+        log.info("bridge subscribed to the uplinks and statuses")
+        self.connected.set()  # subscribed: ready to receive
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected.clear()
@@ -123,26 +180,54 @@ class Bridge:
     def _on_message(self, client, _userdata, msg: mqtt.MQTTMessage) -> None:
         parsed = topics.parse_topic(msg.topic)
         lane = zlib.crc32(parsed[0].encode()) if parsed else 0
+        k, n = self.broker.partition
+        if parsed and n > 1 and lane % n != k:
+            client.ack(msg.mid, msg.qos)  # another bridge's device
+            return
         self._queues[lane % len(self._queues)].put((client, msg))
 
     def _work(self, work: queue.Queue) -> None:
         while (item := work.get()) is not None:
             client, msg = item
+            if self.settle(msg.topic, msg.payload, bool(msg.retain)):
+                client.ack(msg.mid, msg.qos)
+
+    # -- the decision ---------------------------------------------------------
+
+    def settle(self, topic: str, payload: bytes, retained: bool = False) -> bool:
+        """Handle one message until it is stored or refused (True: acknowledge it).
+
+        False only when the bridge stops first: the message stays unacknowledged and
+        the broker gives it to the next session."""
+        delay, unexpected = RETRY_FIRST_S, 0
+        while not self._stopping.is_set():
             try:
                 with self.app.app_context():
-                    self.handle(msg.topic, msg.payload)
-            except Exception:  # noqa: BLE001 - never lose the worker; the broker redelivers
-                log.exception("uplink on %s not handled; left unacknowledged for redelivery",
-                              msg.topic)
-                continue
-            client.ack(msg.mid, msg.qos)
+                    if unexpected >= UNEXPECTED_ATTEMPTS:
+                        self._refuse(topic, "bridge_error", payload,
+                                     f"not handled after {unexpected} attempts")
+                    else:
+                        self.handle(topic, payload, retained)
+                return True
+            except TRANSIENT as exc:
+                log.warning("uplink on %s kept, database unavailable (%s); again in %.1f s",
+                            topic, type(exc).__name__, delay)
+            except Exception:  # noqa: BLE001 - decided below: tried again, then refused
+                unexpected += 1
+                log.exception("uplink on %s failed (attempt %d of %d)", topic, unexpected,
+                              UNEXPECTED_ATTEMPTS)
+            self.retries += 1
+            if self._stopping.wait(delay):
+                break
+            delay = min(delay * 2, RETRY_MAX_S)
+        return False
 
     # -- the work (also called directly by tests) ---------------------------
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         parsed = topics.parse_topic(topic)
         if parsed is None:
-            log_refusal("mqtt", topic, "bad_topic", detail=topic, body=payload)
+            self._refuse(topic, "bad_topic", payload, topic)
             return
         device_id, kind = parsed
         if kind == "status":
@@ -151,51 +236,116 @@ class Bridge:
         if kind != "up":
             return
         self.handled += 1
+        if retained:
+            self._refuse(topic, "retained_uplink", payload, "uplinks must not be retained",
+                         device_id)
+            return
         try:
             signature, body = topics.split_frame(payload)
         except topics.FrameError as exc:
-            log_refusal("mqtt", f"mqtt:{device_id}", "unsigned", device_id, str(exc), payload)
+            self._refuse(topic, "unsigned", payload, str(exc), device_id)
             return
-        if _claimed_device(body) not in (device_id, None):
-            log_refusal("mqtt", f"mqtt:{device_id}", "topic_mismatch", device_id,
-                        "body's dev differs from the topic's device", body)
+        envelope = _envelope(body)
+        if envelope is not None and envelope["dev"] != device_id:
+            self._refuse(topic, "topic_mismatch", body,
+                         "body's dev differs from the topic's device", device_id)
             return
         result = ingest_device_message(body, signature, channel="mqtt", source=f"mqtt:{device_id}")
-        self._answer(device_id, result.answer)
+        answer = result.answer
+        seq = envelope.get("seq") if envelope is not None else None
+        if result.status == 409 and envelope is not None:
+            answer = _stored_copy_answer(device_id, envelope, body) or answer
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return  # no seq to name: the handset could not tell which message it answers
+        answer.setdefault("seq", seq)
+        self._answer(device_id, answer, body, signature)
 
-    def _answer(self, device_id: str, answer: dict) -> None:
-        key_hex = _device_key(device_id)
+    def _refuse(self, topic: str, event: str, payload: bytes, detail: str,
+                device_id: str | None = None) -> None:
+        parsed = topics.parse_topic(topic)
+        device_id = device_id or (parsed[0] if parsed else None)
+        row = refusal_row("mqtt", f"mqtt:{device_id}" if device_id else topic[:128], event,
+                          device_id, detail, payload)
+        log_ingest_refusal(db.session_factory(), row)
+
+    def _answer(self, device_id: str, answer: dict, body: bytes, signature: str) -> None:
+        key_hex = self._device_key(device_id, body, signature)
         if key_hex is None or self._client is None:
             return  # unknown device: nothing to sign the answer with, nobody to tell
-        body = json.dumps(answer, separators=(",", ":")).encode()
-        self._client.publish(topics.downlink(device_id), topics.frame(key_hex, body), qos=1)
+        answer_body = json.dumps(answer, separators=(",", ":")).encode()
+        self._client.publish(topics.downlink(device_id), topics.frame(key_hex, answer_body),
+                             qos=1, properties=_ANSWER_PROPERTIES)
+
+    def _device_key(self, device_id: str, body: bytes, signature: str) -> str | None:
+        """The key to sign the answer with. The keys are read once, all together; a
+        cached key is used only if it verifies the uplink (so a device given a new key
+        is read again), else the device's row is read."""
+        with self._keys_lock:
+            if self._keys is None:
+                with db.session_factory()() as session:
+                    rows = session.execute(select(Device.id, Device.key_hex).where(
+                        Device.retired_at.is_(None)))
+                    self._keys = {device_id: key for device_id, key in rows}
+            key_hex = self._keys.get(device_id)
+        if key_hex is not None and hmac.compare_digest(
+                hmac.new(bytes.fromhex(key_hex), body, hashlib.sha256).hexdigest(), signature):
+            return key_hex
+        with db.session_factory()() as session:
+            device = session.get(Device, device_id)
+            key_hex = device.key_hex if device is not None and device.retired_at is None else None
+        with self._keys_lock:
+            if key_hex is None:
+                self._keys.pop(device_id, None)
+            else:
+                self._keys[device_id] = key_hex
+        return key_hex
 
 
-def _claimed_device(body: bytes) -> str | None:
+_ANSWER_PROPERTIES = Properties(PacketTypes.PUBLISH)  # built once: paho only reads it
+_ANSWER_PROPERTIES.MessageExpiryInterval = ANSWER_EXPIRY_S
+
+
+def _envelope(body: bytes) -> dict | None:
+    """The body's envelope, or None: the ingest core then refuses it with the right error."""
     try:
-        claimed = json.loads(body).get("dev")
-    except (ValueError, AttributeError):
-        return None  # the ingest core refuses it with the right error
-    return claimed if isinstance(claimed, str) else None
+        return parse_envelope(body)
+    except MessageRefused:
+        return None
 
 
-def _device_key(device_id: str) -> str | None:
+def _stored_copy_answer(device_id: str, envelope: dict, body: bytes) -> dict | None:
+    """A refused replay whose exact bytes are stored: a redelivered copy. Its answer is
+    'stored' (the handset may still be waiting for it), never a refusal that would make
+    the handset send the same data again under a new seq."""
     with db.session_factory()() as session:
-        device = session.get(Device, device_id)
-        return device.key_hex if device is not None else None
+        stored = session.scalar(select(StoredMessage.body).where(
+            StoredMessage.device_id == device_id, StoredMessage.seq == envelope["seq"]))
+        if stored is None or stored.encode("utf-8") != body:
+            return None
+        answer = {"ok": True, "seq": envelope["seq"], "cmds": []}
+        aid = envelope.get("aid")
+        if isinstance(aid, str):
+            state = session.scalar(select(Alarm.state).where(Alarm.device_id == device_id,
+                                                             Alarm.aid == aid))
+            if state is not None:
+                answer["alarm"] = {"aid": aid, "state": state}
+    log.info("uplink %s seq %s is a copy of a stored message: answered as stored",
+             device_id, envelope["seq"])
+    return answer
 
 
 def mark_link(device_id: str, payload: bytes) -> None:
     """Record a handset's MQTT presence (its retained status or its last will)."""
     state = payload.decode("ascii", errors="replace").strip().lower()
     if state not in ("online", "offline"):
-        log_refusal("mqtt", f"mqtt:{device_id}", "bad_status", device_id, state[:64], payload)
+        row = refusal_row("mqtt", f"mqtt:{device_id}", "bad_status", device_id, state[:64],
+                          payload)
+        log_ingest_refusal(db.session_factory(), row)
         return
-    with db.session_factory()() as session:
+    with db.write_session() as session:  # the one write mechanism (BEGIN IMMEDIATE on SQLite)
         device = session.get(Device, device_id)
         if device is None:
             return
         device.link_state = state
         device.link_changed_at = utcnow()
-        session.commit()
     log.info("device %s is %s on MQTT", device_id, state)

@@ -14,12 +14,14 @@ from ..cli import Runner, subcommand
 def _configure_bridge(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--host", default=os.environ.get("TGD_MQTT_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("TGD_MQTT_PORT", "1883")))
-    parser.add_argument("--username", default=os.environ.get("TGD_MQTT_USER", "tgd-bridge"))
+    parser.add_argument("--username", default=os.environ.get("TGD_MQTT_USER"),
+                        help="the bridge's account (default: tgd-bridge, tgd-bridge-<k+1> for "
+                             "partition k); the broker uses it as the client id")
     parser.add_argument("--password-env", default="TGD_MQTT_PASSWORD",
                         help="environment variable holding the bridge's password")
-    parser.add_argument("--client-id", default="tgd-bridge-1")
-    parser.add_argument("--shared", action="store_true",
-                        help="join the shared subscription (several bridge processes)")
+    parser.add_argument("--partition", type=_partition, default=(0, 1), metavar="K/N",
+                        help="several bridge processes: this one handles partition K of N "
+                             "(0/2 and 1/2 for two)")
     parser.add_argument("--tls-ca", default=None, help="CA file: connect with TLS")
 
     def run(args: argparse.Namespace) -> int:
@@ -27,10 +29,13 @@ def _configure_bridge(parser: argparse.ArgumentParser) -> Runner:
         from .bridge import Bridge, BrokerSettings
 
         app = create_app()
+        from .topics import bridge_user
+
         bridge = Bridge(app, BrokerSettings(
-            host=args.host, port=args.port, username=args.username or None,
-            password=os.environ.get(args.password_env), client_id=args.client_id,
-            shared=args.shared, tls_ca=args.tls_ca))
+            host=args.host, port=args.port,
+            username=args.username or bridge_user(args.partition[0]),
+            password=os.environ.get(args.password_env), partition=args.partition,
+            tls_ca=args.tls_ca))
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         bridge.start()
@@ -42,6 +47,24 @@ def _configure_bridge(parser: argparse.ArgumentParser) -> Runner:
         return 0
 
     return run
+
+
+def _partition(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    try:
+        k_i, n_i = int(k), int(n)
+    except ValueError:
+        k_i = n_i = -1
+    if not sep or not 0 <= k_i < n_i or n_i > 16:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not K/N with 0 <= K < N <= 16 (e.g. --partition 0/2)")
+    return k_i, n_i
+
+
+def _bridges(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bridges in 1..16")
+    return int(text)
 
 
 def start_in_process(app, address: str):
@@ -60,6 +83,9 @@ def start_in_process(app, address: str):
 def _configure_passwd(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--out", required=True, help="password file to (re)write")
     parser.add_argument("--bridge-password-env", default="TGD_MQTT_PASSWORD")
+    parser.add_argument("--bridges", type=_bridges, default=1, metavar="N",
+                        help="bridge accounts to write (tgd-bridge, tgd-bridge-2 ... "
+                             "tgd-bridge-N), for --partition")
 
     def run(args: argparse.Namespace) -> int:
         from .. import create_app
@@ -67,7 +93,8 @@ def _configure_passwd(parser: argparse.ArgumentParser) -> Runner:
 
         app = create_app()
         with app.app_context():
-            count = write_password_file(args.out, os.environ.get(args.bridge_password_env))
+            count = write_password_file(args.out, os.environ.get(args.bridge_password_env),
+                                        bridges=args.bridges)
         print(f"mqtt-passwd: {count} accounts written to {args.out}")
         return 0
 

@@ -9,20 +9,39 @@ runs); only the listener, the file paths and persistence are the caller's own
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto"
 _TEST_OWN = ("listener", "certfile", "keyfile", "cafile", "password_file", "acl_file",
-             "persistence", "persistence_location", "log_dest", "pid_file")
+             "persistence", "persistence_location", "log_dest", "pid_file", "plugin")
+GUARD_SOURCE = DEPLOY / "tgd_guard.c"
 
 
 def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+def guard_plugin() -> Path | None:
+    """deploy/mosquitto/tgd_guard.c built (once per source version) with the command at
+    its top, or None without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    digest = hashlib.sha256(GUARD_SOURCE.read_bytes()).hexdigest()[:12]
+    built = Path(tempfile.gettempdir()) / f"tgd_guard-{digest}.so"
+    if not built.exists():
+        partial = built.with_suffix(f".{time.time_ns()}.tmp")
+        subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(partial),
+                        str(GUARD_SOURCE)], check=True, capture_output=True)
+        partial.replace(built)
+    return built
 
 
 def free_port() -> int:
@@ -75,8 +94,12 @@ class PrivateBroker:
         kept = [line for line in (DEPLOY / "mosquitto.conf").read_text().splitlines()
                 if line.strip() and not line.lstrip().startswith("#")
                 and line.split()[0] not in _TEST_OWN]
+        # The private listener first: the project's listener options (use_username_as_clientid)
+        # follow it, as they follow each listener in the deployed file.
+        kept = [f"listener {self.port} 127.0.0.1", *kept]
+        guard = guard_plugin()
+        kept += [f"plugin {guard}"] if guard is not None else []
         kept += [
-            f"listener {self.port} 127.0.0.1",
             f"password_file {self.passwd}",
             f"acl_file {self.acl}",
             f"persistence {'true' if persistent else 'false'}",
@@ -95,6 +118,13 @@ class PrivateBroker:
                 raise RuntimeError(f"mosquitto did not start: {self.log_text()}")
             time.sleep(0.05)
         return self
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no last save of the persistence file."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:

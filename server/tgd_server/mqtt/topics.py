@@ -9,7 +9,11 @@ import re
 PREFIX = "tgd"
 UPLINK_FILTER = f"{PREFIX}/+/up"
 STATUS_FILTER = f"{PREFIX}/+/status"
-SHARE_GROUP = "tgd-bridge"
+# Service accounts (the bridge, benchmarks) live in their own namespace: every user
+# name that starts with "tgd-", whatever its case. A device id can never take one
+# (devices.register_device refuses it, accounts.write_password_file skips it).
+SERVICE_PREFIX = "tgd-"
+BRIDGE_USER = "tgd-bridge"
 
 _DEVICE_TOPIC = re.compile(r"^tgd/([A-Za-z0-9_-]{1,32})/(up|down|status)$")
 _SIGNATURE_HEX = 64
@@ -17,6 +21,16 @@ _SIGNATURE_HEX = 64
 
 class FrameError(ValueError):
     """A payload that is not `<64 hex>\\n<body>`."""
+
+
+def is_service_account(name: str) -> bool:
+    """A user name of the service namespace (never a device's)."""
+    return name.lower().startswith(SERVICE_PREFIX)
+
+
+def bridge_user(partition: int) -> str:
+    """The account of the bridge handling partition k (0: `tgd-bridge`, k: `tgd-bridge-<k+1>`)."""
+    return BRIDGE_USER if partition == 0 else f"{BRIDGE_USER}-{partition + 1}"
 
 
 def uplink(device_id: str) -> str:
