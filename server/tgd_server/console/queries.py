@@ -50,8 +50,9 @@ class FixView:
     @property
     def via(self) -> str:
         """'Données + SMS': the channels in the operator's words, each once."""
-        words = dict.fromkeys(t.POSITION_CHANNELS.get(c, c) for c in self.channels)
-        return " + ".join(words)
+        order = list(t.POSITION_CHANNELS)
+        ranked = sorted(self.channels, key=lambda c: order.index(c) if c in order else len(order))
+        return " + ".join(dict.fromkeys(t.POSITION_CHANNELS.get(c, c) for c in ranked))
 
     @property
     def decimal(self) -> str:
