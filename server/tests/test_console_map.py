@@ -4,6 +4,9 @@ the test writes), positions in words (GeoNames), coordinates, one row per fix.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from basemap_sample import tile_xy, write_archive
@@ -159,3 +162,51 @@ def test_fixes_far_apart_or_of_another_method_stay_separate():
         _fix(1000.0, method="C", channel="sms"), _fix(1003.0, channel="sms"),
     ])
     assert len(rows) == 4
+
+
+TGD_SERVER = str(Path(sys.executable).parent / "tgd-server")
+
+
+def test_basemap_check_as_the_operator_guide_shows_it(tmp_path):
+    doc = (Path(__file__).parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
+    assert "tgd-server basemap-check nc.pmtiles" in doc
+    write_archive(tmp_path / "nc.pmtiles", "vector", zooms=range(0, 15))
+    done = subprocess.run([TGD_SERVER, "basemap-check", "nc.pmtiles"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == ("nc.pmtiles: vector (MVT) tiles, zoom 0-14, "
+                        "area 166.40,-22.32 to 166.50,-22.24")
+    assert lines[1].startswith("warning: it does not cover all of New Caledonia")
+    assert lines[-1] == f"ok: set TGD_BASEMAP={tmp_path / 'nc.pmtiles'} and restart the server"
+
+
+def test_basemap_check_of_a_wrong_file_is_one_line(tmp_path):
+    (tmp_path / "nc.pmtiles").write_bytes(b"<html>404</html>")
+    done = subprocess.run([TGD_SERVER, "basemap-check", "nc.pmtiles"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: nc.pmtiles: not a PMTiles file (it does not start with 'PMTiles')"]
+
+
+def test_the_case_address_is_placed_from_the_admin_command(tmp_path):
+    from tgd_server.devices import register_device
+    from tgd_server.models import Case
+
+    app = _app(tmp_path)
+    with app.app_context(), db.write_session() as session:
+        register_device(session, {"device_id": "NC0042", "special_number": "+687751042",
+                                  "key": "ab" * 32})
+    runner = app.test_cli_runner()
+    args = ["assign-case", "NC0042", "--ref", "TJ-1", "--name", "Marie Exemple",
+            "--address", "12 rue de la Paix, Nouméa"]
+    done = runner.invoke(args=args + ["--address-position=-22.2795,166.4615"])
+    assert done.exit_code == 0, done.output
+    with app.app_context():
+        case = db.get_session().query(Case).one()
+        assert (case.address_lat, case.address_lon) == (-22.2795, 166.4615)
+    wrong = runner.invoke(args=args + ["--address-position=Nouméa"])
+    assert wrong.exit_code == 1
+    assert wrong.output.strip().splitlines()[-1].startswith(
+        "error: --address-position 'Nouméa': give LAT,LON in decimal degrees")

@@ -26,6 +26,7 @@ EXTENSION_MODULES = (
     "tgd_server.sms.cli",
     "tgd_server.mqtt.cli",
     "tgd_server.bench",
+    "tgd_server.console.cli",
 )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pmtiles.reader import Reader
-from pmtiles.tile import Compression, TileType
+from pmtiles.tile import Compression, MagicNumberNotFound, SpecVersionUnsupported, TileType
 
 TILE_TYPES = {  # PMTiles tile type -> (file extension, MIME type)
     TileType.MVT: ("mvt", "application/vnd.mapbox-vector-tile"),
@@ -60,9 +60,9 @@ class Archive:
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self._reader = Reader(lambda offset, length: self._map[offset:offset + length])
             header = self._reader.header()
-        except Exception as exc:  # an empty file, a wrong magic number, a v2 archive
+        except (ValueError, MagicNumberNotFound, SpecVersionUnsupported, IndexError) as exc:
             self._file.close()
-            raise BasemapError(f"{path}: not a PMTiles v3 archive ({exc})") from None
+            raise BasemapError(f"{path}: {_why_not_pmtiles(exc)}") from None
         tile_type = header["tile_type"]
         if tile_type not in TILE_TYPES:
             raise BasemapError(f"{path}: unsupported tile type {tile_type}")
@@ -92,6 +92,14 @@ class Archive:
     def close(self) -> None:
         self._map.close()
         self._file.close()
+
+
+def _why_not_pmtiles(exc: Exception) -> str:
+    if isinstance(exc, MagicNumberNotFound):
+        return "not a PMTiles file (it does not start with 'PMTiles')"
+    if isinstance(exc, SpecVersionUnsupported):
+        return "a PMTiles archive of another version than 3 (convert it: pmtiles convert)"
+    return "empty or truncated file, not a PMTiles archive"
 
 
 def open_archive(path: str | Path | None) -> Archive | None:
