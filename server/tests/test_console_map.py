@@ -210,3 +210,15 @@ def test_the_case_address_is_placed_from_the_admin_command(tmp_path):
     assert wrong.exit_code == 1
     assert wrong.output.strip().splitlines()[-1].startswith(
         "error: --address-position 'Nouméa': give LAT,LON in decimal degrees")
+
+
+def test_background_fetches_never_rewrite_the_session_cookie(tmp_path):
+    """A late fragment answer carrying the cookie it started with would undo the flash
+    (or the logout) that a page answer set meanwhile."""
+    app = _app(tmp_path)
+    client = _logged_in(app)
+    for path in ("/alarmes/fragment", "/alarmes/a-prendre", "/flux"):
+        answer = client.head(path) if path == "/flux" else client.get(path)
+        assert answer.status_code == 200, path
+        assert "Set-Cookie" not in answer.headers, path
+    assert "Set-Cookie" in client.get("/alarmes").headers  # pages keep the session alive

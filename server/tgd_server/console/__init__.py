@@ -10,7 +10,16 @@ import os
 import zoneinfo
 from datetime import datetime, timedelta
 
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 
 from . import access, basemap, csrf, places, wording
 from . import strings_fr as t
@@ -48,6 +57,8 @@ def _configure(state) -> None:
     # The session cookie lives one shift, like the server-side check (access.py).
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=access.SESSION_MAX_AGE_S)
     zoneinfo.ZoneInfo(app.config["TGD_TIMEZONE"])  # an unknown zone fails at start, not per page
+    if type(app.session_interface) is SecureCookieSessionInterface:
+        app.session_interface = _QuietFetchSessions()
     url = app.config.get("TGD_DATABASE_URL", "")
     # On PostgreSQL the live events cross processes (LISTEN/NOTIFY); tests opt in.
     fan_out = app.config.get("TGD_EVENTS_PG")
@@ -59,6 +70,18 @@ def _configure(state) -> None:
         from .. import events
 
         events.enable_pg_fanout(url)
+
+
+class _QuietFetchSessions(SecureCookieSessionInterface):
+    """The page scripts' background fetches (fragments, tiles, the alert poll, the feed)
+    never rewrite the session cookie: sent with the cookie they started with, a late one
+    would otherwise undo what a page answer set meanwhile (the flash "Alarme prise en
+    charge" lost, a logged-out session brought back). Pages still refresh it."""
+
+    def should_set_cookie(self, app, session) -> bool:
+        if request.endpoint in _NON_PAGE_ENDPOINTS and not session.modified:
+            return False
+        return super().should_set_cookie(app, session)
 
 
 @bp.before_request
@@ -94,8 +117,9 @@ def _not_found(exc):
     """A French page for any unknown address a person may type (the API keeps its own)."""
     if request.path.startswith("/api/"):
         return exc
-    return render_template("console/error.html", title=t.NOT_FOUND_TITLE,
-                           text=t.NOT_FOUND_TEXT), 404
+    page = render_template("console/error.html", title=t.NOT_FOUND_TITLE, text=t.NOT_FOUND_TEXT)
+    # Outside the blueprint its after_request does not run: the same headers here.
+    return access.secure_headers(make_response(page, 404))
 
 
 @bp.app_template_filter("signal")

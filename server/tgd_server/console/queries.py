@@ -278,8 +278,7 @@ def timeline(session: Session, alarm_id: int, tz: zoneinfo.ZoneInfo) -> list[Tim
 def map_data(fixes: list[FixView], case: CaseView | None = None) -> dict:
     """What the map script draws: newest first; the case-file address where it is placed."""
     data: dict = {"positions": [
-        {"lat": f.lat, "lon": f.lon, "acc": f.accuracy_m, "m": f.method, "t": f.fix_time,
-         "via": f.via}
+        {"lat": f.lat, "lon": f.lon, "acc": f.accuracy_m, "m": f.method, "t": f.fix_time}
         for f in fixes
     ]}
     if case is not None and case.lat is not None and case.lon is not None:

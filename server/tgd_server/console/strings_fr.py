@@ -73,7 +73,6 @@ NEW_ALARM_BANNER = "NOUVELLE ALARME"
 OPEN_ALARM = "Ouvrir"
 LIVE_CONNECTED = "En direct"
 LIVE_RECONNECTING = "Connexion perdue — reconnexion…"
-SOUND_ENABLE = "Activer le son"
 SOUND_ON = "Son activé"
 SOUND_OFF = "Son coupé — activer"
 SOUND_BLOCKED = "Son bloqué par le navigateur — cliquer pour l'activer"
@@ -111,7 +110,6 @@ SIGNAL_QUALITY = (  # (lowest csq, words)
 )
 FIRMWARE = "Version logicielle"
 MAP_TITLE = "Carte"
-MAP_NO_TILES = "Fond de carte indisponible : positions et échelle seulement."
 POSITIONS_TITLE = "Positions"
 COL_FIX_TIME = "Heure du point"
 COL_AGE = "Âge"
@@ -259,15 +257,12 @@ JS = {
     "new_alarm": NEW_ALARM_BANNER,
     "open_it": "cliquer pour l'ouvrir",
     "sound_on": SOUND_ON,
-    "sound_enable": SOUND_ENABLE,
     "sound_off": SOUND_OFF,
     "sound_blocked": SOUND_BLOCKED,
     "copy": COPY,
     "copied": COPIED,
-    "via": "reçue par",
     "method": METHOD_LABELS,
     "accuracy": ACCURACY,
-    "no_tiles": MAP_NO_TILES,
     "latest_fix": "Dernière position",
     "address_marker": "Adresse du dossier",
 }
