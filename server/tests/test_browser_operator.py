@@ -81,6 +81,14 @@ def wait_true(page, expression: str, timeout_ms: int = WAIT_MS) -> None:
         page.wait_for_timeout(100)
 
 
+def watch_csp(page) -> list[str]:
+    """Content-Security-Policy refusals the page reports (none expected: no inline script)."""
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    return refused
+
+
 def no_sideways_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -99,6 +107,7 @@ def test_who_where_and_the_action_fit_the_first_screen(browser, make_scene, scre
     scene = make_scene()
     two_alarms(scene)
     page = browser.new_page(viewport=viewport, locale="fr-FR")
+    csp_refusals = watch_csp(page)
     log_in(page, scene.url)
     rows = page.locator("tr.alarm-row")
     expect(rows).to_have_count(2)
@@ -132,6 +141,7 @@ def test_who_where_and_the_action_fit_the_first_screen(browser, make_scene, scre
     expect(page.locator("#map .tgd-address-marker")).to_have_count(1)
     shot(page, f"{screen}-alarm")
     page.close()
+    assert csp_refusals == []
 
 
 PLAY_COUNTER = """
@@ -268,6 +278,7 @@ def test_the_map_draws_tiles_from_a_pmtiles_archive(browser, make_scene, tmp_pat
     scene = make_scene(TGD_BASEMAP=str(archive))
     scene.send("NC0042", "alarm", *FIX, acc=12)
     page = browser.new_page(viewport=DESKTOP, locale="fr-FR")
+    csp_refusals = watch_csp(page)
     answers: list[tuple[str, int]] = []
     page.on("response", lambda r: answers.append((r.url, r.status))
             if "/carte/tuiles/" in r.url else None)
@@ -287,3 +298,4 @@ def test_the_map_draws_tiles_from_a_pmtiles_archive(browser, make_scene, tmp_pat
     assert page.locator(".map-note").count() == 0  # no "basemap not installed" note
     shot(page, f"basemap-{kind}")
     page.close()
+    assert csp_refusals == []

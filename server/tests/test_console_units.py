@@ -124,7 +124,9 @@ NOUMEA = zoneinfo.ZoneInfo("Pacific/Noumea")
      "SMS non conforme reçu de l'appareil (à vérifier)"),
     ("http", "last_gasp", "battery 3301 mV: the handset is switching off",
      "Dernier message : batterie à 3301 mV, l'appareil s'éteint"),
-    ("mqtt", "something_new", "", "something new"),
+    ("button", "repress", "press=3",
+     "Bouton d'alarme maintenu à nouveau (appui n° 3) : l'alarme ouverte est relancée"),
+    ("mqtt", "something_new", "", "événement « something_new »"),
 ])
 def test_timeline_reads_in_french(channel, kind, detail, expected):
     assert wording.timeline_text(channel, kind, detail, NOUMEA) == expected

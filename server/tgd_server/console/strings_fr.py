@@ -149,6 +149,7 @@ CHANNEL_LABELS = {
     "sms": "SMS",
     "call": "Appel",
     "console": "Console",
+    "button": "Bouton",
 }
 CALL_STATE_LABELS = {
     "idle": "pas d'appel",
@@ -288,9 +289,6 @@ TIMELINE_KINDS = {
     "last_known_position": "SMS sans position : dernière position connue de l'appareil (voir son âge)",
     "sms_review": "SMS non conforme reçu de l'appareil (à vérifier)",
     "aml_imei_mismatch": "SMS d'alerte : IMEI différent de celui enregistré",
-    "repress": "nouvel appui sur le bouton",
-    "re_press": "nouvel appui sur le bouton",
-    "pressed_again": "nouvel appui sur le bouton",
 }
 FLAG_LABELS = {
     "silent": FLAG_SILENT,
@@ -306,6 +304,7 @@ SMS_STATUS_LABELS = {
     "review": "à vérifier",
 }
 TIMELINE_AML_SMS = "SMS d'alerte (AML)"
+TIMELINE_REPRESS = "Bouton d'alarme maintenu à nouveau (appui n° {n}) : l'alarme ouverte est relancée"
 TIMELINE_REPORTED_BY_HANDSET = "(signalé par l'appareil)"
 TIMELINE_AML_FIX = "position {method}, précision ±{acc} m (fiabilité {confidence} %), point de {time}"
 TIMELINE_AML_NO_FIX = "sans position"
@@ -317,6 +316,7 @@ TIMELINE_IMEI = ("SMS d'alerte : IMEI du téléphone {sent}, différent de l'IME
                  "{known} (carte SIM déplacée ?)")
 TIMELINE_LAST_GASP = "Dernier message : batterie à {mv} mV, l'appareil s'éteint"
 TIMELINE_TECHNICAL = "{text} (détail technique : {detail})"
+TIMELINE_UNKNOWN = "événement « {kind} »"  # a kind this console does not know yet
 TIMELINE_MESSAGE = "Message « {type} » n° {seq} reçu, position : {method}"
 MESSAGE_TYPE_LABELS = {
     "alarm": "alarme",

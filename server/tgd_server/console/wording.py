@@ -60,6 +60,8 @@ def timeline_text(channel: str, kind: str, detail: str, tz: zoneinfo.ZoneInfo) -
         return t.TIMELINE_MESSAGE.format(
             type=t.MESSAGE_TYPE_LABELS.get(kv.get("type", ""), kv.get("type", "?")),
             seq=kv.get("seq", "?"), method=_method(kv.get("fix", "?")))
+    elif kind == "repress":  # the button held again while the alarm was open (issue 12)
+        return t.TIMELINE_REPRESS.format(n=_key_values(detail).get("press", "?"))
     elif channel == "console" and kind == "acknowledged":
         return t.TIMELINE_ACKNOWLEDGED.format(user=detail.removeprefix("by "))
     elif channel == "console" and kind == "closed":
@@ -91,7 +93,7 @@ def timeline_text(channel: str, kind: str, detail: str, tz: zoneinfo.ZoneInfo) -
 
 
 def _unknown(kind: str, detail: str) -> str:
-    text = t.TIMELINE_KINDS.get(kind, kind.replace("_", " "))
+    text = t.TIMELINE_KINDS.get(kind) or t.TIMELINE_UNKNOWN.format(kind=kind)
     return t.TIMELINE_TECHNICAL.format(text=text, detail=detail) if detail else text
 
 
