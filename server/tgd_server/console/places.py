@@ -8,6 +8,7 @@ which would load scipy): about half a second once per process, then a grid looku
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import json
@@ -19,7 +20,7 @@ from . import strings_fr as t
 
 EARTH_RADIUS_M = 6_371_000.0
 NEAR_M = 300  # closer than this to a town's centre: "au centre de X"
-_SEARCH_RINGS = 3  # grid cells of one degree around the position, each way
+_SEARCH_RINGS = (1, 3)  # grid cells of one degree around the position, each way: near first
 
 _lock = threading.Lock()
 _grid: dict[tuple[int, int], list[tuple[str, float, float]]] | None = None
@@ -73,13 +74,18 @@ def nearest_place(lat: float, lon: float) -> tuple[str, float, float] | None:
     grid = _load()
     cell_lat, cell_lon = math.floor(lat), math.floor(lon)
     best, best_d = None, math.inf
-    for dlat in range(-_SEARCH_RINGS, _SEARCH_RINGS + 1):
-        for dlon in range(-_SEARCH_RINGS, _SEARCH_RINGS + 1):
-            key = (cell_lat + dlat, (cell_lon + dlon + 180) % 360 - 180)
-            for place in grid.get(key, ()):
-                d = distance_m(lat, lon, place[1], place[2])
-                if d < best_d:
-                    best, best_d = place, d
+    for rings in _SEARCH_RINGS:
+        for dlat in range(-rings, rings + 1):
+            for dlon in range(-rings, rings + 1):
+                key = (cell_lat + dlat, (cell_lon + dlon + 180) % 360 - 180)
+                for place in grid.get(key, ()):
+                    d = distance_m(lat, lon, place[1], place[2])
+                    if d < best_d:
+                        best, best_d = place, d
+        # Nearer than any place outside the rings just searched (a degree of longitude
+        # shrinks away from the equator): done.
+        if best_d < rings * 110_000 * math.cos(math.radians(min(89.0, abs(lat) + rings))):
+            return best
     return best
 
 
@@ -102,6 +108,7 @@ def of(name: str) -> str:
         name=name)
 
 
+@functools.lru_cache(maxsize=4096)
 def describe(lat: float, lon: float) -> str | None:
     """The position in words, or None where no gazetteer is installed."""
     place = nearest_place(lat, lon)

@@ -6,6 +6,7 @@ loaded when the caller says the viewer may see it.
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,7 +63,7 @@ class FixView:
     def degrees_minutes(self) -> str:
         return coords.degrees_minutes(self.lat, self.lon)
 
-    @property
+    @functools.cached_property
     def place(self) -> str | None:
         return places.describe(self.lat, self.lon)
 

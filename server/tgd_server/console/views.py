@@ -232,7 +232,6 @@ def _alarm_live_context(alarm: Alarm) -> dict:
         "positions": fixes,
         "timeline": queries.timeline(session, alarm.id, tz),
         "map_data": queries.map_data(fixes, view.case),
-        "show_places": not _map_settings()["tile_url"],
     }
 
 
