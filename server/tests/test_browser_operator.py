@@ -106,7 +106,9 @@ def test_who_where_and_the_action_fit_the_first_screen(browser, make_scene, scre
     viewport = {"desktop": DESKTOP, "phone": PHONE}[screen]
     scene = make_scene()
     two_alarms(scene)
-    page = browser.new_page(viewport=viewport, locale="fr-FR")
+    context = browser.new_context(viewport=viewport, locale="fr-FR")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=scene.url)
+    page = context.new_page()
     csp_refusals = watch_csp(page)
     log_in(page, scene.url)
     rows = page.locator("tr.alarm-row")
@@ -140,7 +142,11 @@ def test_who_where_and_the_action_fit_the_first_screen(browser, make_scene, scre
     expect(row).to_contain_text("reçue par Données + SMS")
     expect(page.locator("#map .tgd-address-marker")).to_have_count(1)
     shot(page, f"{screen}-alarm")
-    page.close()
+    copy = page.locator(".latest-coords button.copy").last
+    copy.click()
+    expect(copy).to_have_text("Copié")
+    assert page.evaluate("navigator.clipboard.readText()") == "S 22° 16,326′ E 166° 28,212′"
+    context.close()
     assert csp_refusals == []
 
 
