@@ -151,7 +151,7 @@ def start_rig(args: argparse.Namespace) -> tuple[EmulatedRig, str]:
                         track=track)
         with rig.server.app.app_context(), db.write_session() as session:
             assign_case(session, spec.device_id, spec.judicial_ref, spec.person, spec.address,
-                        "Démonstration: aucune personne réelle.")
+                        "Démonstration : aucune personne réelle.")
     return rig, password
 
 

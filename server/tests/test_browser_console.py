@@ -115,7 +115,7 @@ def test_operator_sees_a_new_alarm_live_on_the_map_and_acknowledges_it(live_serv
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="fr-FR")
+            page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="fr-FR")
             page.on("console", lambda m: csp_violations.append(m.text)
                     if "Content Security Policy" in m.text else None)
 

@@ -404,7 +404,7 @@ def test_acknowledge_then_the_handset_learns_it_then_close(client, app, login, h
     actions = [a for a, _, _ in audit_actions(app, user.username)]
     assert "ack_alarm" in actions and "close_alarm" in actions
     html = client.get(f"/alarmes/{alarm_id}").get_data(as_text=True)
-    assert "Équipage sur place" in html and "prise en charge — " + user.username in html
+    assert "Équipage sur place" in html and "Prise en charge par " + user.username in html
 
 
 def test_acknowledge_publishes_an_event_for_the_other_consoles(client, login, handset):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import wave
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tgd_server.console import access, login_limit, phone, queries, sound, stream
+from tgd_server.console import access, login_limit, phone, queries, sound, stream, wording
 from tgd_server.console.audit_views import RecentViews
 from tgd_server.events import Subscription
-from tgd_server.models import AlarmEvent, Device
+from tgd_server.models import Device
 
 
 @pytest.mark.parametrize("typed", ["+687751001", "751001", "75 10 01", "75.10.01",
@@ -99,17 +100,45 @@ def test_alert_sound_is_a_short_valid_wav():
     assert 0.5 < seconds < 2.0
 
 
+NOUMEA = zoneinfo.ZoneInfo("Pacific/Noumea")
+
+
 @pytest.mark.parametrize("channel,kind,detail,expected", [
     ("call", "alerting", "reported by the handset", "Appel : sonnerie (signalé par l'appareil)"),
     ("sms", "delivered", "reported by the handset",
      "SMS d'alerte (AML) : remis (signalé par l'appareil)"),
     ("http", "message", "type=alarm seq=12 fix=C call=dialing",
      "Message « alarme » n° 12 reçu, position : cellule"),
-    ("console", "acknowledged", "by agent.dupont", "prise en charge — agent.dupont"),
-    ("mqtt", "something_new", "", "something new"),
+    ("console", "acknowledged", "by agent.dupont", "Prise en charge par agent.dupont"),
+    ("console", "closed", "by agent.dupont: Personne en sécurité.",
+     "Clôture par agent.dupont : Personne en sécurité."),
+    ("sms", "aml", "AML pm=G lat=-22.27631 lon=166.45772 rd=7 m lc=68% top=2026-12-01T01:02:03Z",
+     "SMS d'alerte (AML) reçu : position GNSS, précision ±7 m (fiabilité 68 %), "
+     "point de 12:02:03"),
+    ("sms", "aml", "AML pm=N (no position)", "SMS d'alerte (AML) reçu : sans position"),
+    ("sms", "last_known_position",
+     "AML without position: last known position of the handset (C, 12 min before this SMS)",
+     "SMS sans position : la dernière position connue de l'appareil est affichée "
+     "(cellule, prise 12 min avant ce SMS)"),
+    ("sms", "sms_review", "SMS that is not AML v1 (bad_length), kept for review",
+     "SMS non conforme reçu de l'appareil (à vérifier)"),
+    ("http", "last_gasp", "battery 3301 mV: the handset is switching off",
+     "Dernier message : batterie à 3301 mV, l'appareil s'éteint"),
+    ("button", "repress", "press=3",
+     "Bouton d'alarme maintenu à nouveau (appui n° 3) : l'alarme ouverte est relancée"),
+    ("mqtt", "something_new", "", "événement « something_new »"),
 ])
 def test_timeline_reads_in_french(channel, kind, detail, expected):
-    assert queries.timeline_text(AlarmEvent(channel=channel, kind=kind, detail=detail)) == expected
+    assert wording.timeline_text(channel, kind, detail, NOUMEA) == expected
+
+
+@pytest.mark.parametrize("csq,expected", [
+    (21, "21/31 (−71 dBm, excellent)"), (15, "15/31 (−83 dBm, bon)"),
+    (10, "10/31 (−93 dBm, moyen)"), (3, "3/31 (−107 dBm, faible)"),
+    (0, "0/31 (−113 dBm, très faible)"), (99, "inconnu (99/31)"), (None, "—"),
+])
+def test_signal_has_a_unit_and_a_meaning(csq, expected):
+    assert wording.signal_text(csq) == expected
 
 
 def _device(**kw) -> Device:

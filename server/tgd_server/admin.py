@@ -106,12 +106,23 @@ def add_device_command(device_id, special_number, imei, iccid, fw_version, key) 
 @click.option("--ref", "judicial_ref", required=True, help="judicial reference")
 @click.option("--name", required=True, help="the protected person's name")
 @click.option("--address", default="")
+@click.option("--address-position", default="", metavar="LAT,LON",
+              help="where the address is, e.g. -22.2631,166.4502 (marked on the console's map)")
 @click.option("--notes", default="", help="notes for the police")
-def assign_case_command(device_id, judicial_ref, name, address, notes) -> None:
+def assign_case_command(device_id, judicial_ref, name, address, address_position, notes) -> None:
     """Assign a handset to a protected person's case (created or updated)."""
+    position = None
+    if address_position:
+        try:
+            lat, lon = (float(part) for part in address_position.split(","))
+            position = (lat, lon)
+        except ValueError:
+            _fail(f"--address-position {address_position!r}: give LAT,LON in decimal degrees, "
+                  f"e.g. --address-position=-22.2631,166.4502")
     with db.write_session() as session:
         try:
-            case = assign_case(session, device_id, judicial_ref, name, address, notes)
+            case = assign_case(session, device_id, judicial_ref, name, address, notes,
+                               address_position=position)
         except DeviceError as exc:
             _fail(exc.detail)
         case_id = case.id

@@ -27,6 +27,7 @@ EXTENSION_MODULES = (
     "tgd_server.mqtt.cli",
     "tgd_server.bench",
     "tgd_server.probe.cli",
+    "tgd_server.console.cli",
 )
 
 

@@ -119,7 +119,8 @@ def retire_device(session: Session, device_id: str) -> Device:
 
 
 def assign_case(session: Session, device_id: str, judicial_ref: str, name: str,
-                address: str = "", police_notes: str = "") -> Case:
+                address: str = "", police_notes: str = "",
+                address_position: tuple[float, float] | None = None) -> Case:
     device = session.get(Device, device_id)
     if device is None or device.retired_at is not None:
         raise DeviceError(404, "not_found", f"no device {device_id}")
@@ -132,6 +133,11 @@ def assign_case(session: Session, device_id: str, judicial_ref: str, name: str,
         session.add(case)
     else:
         case.name, case.address, case.police_notes = name, address, police_notes
+    if address_position is not None:
+        lat, lon = address_position
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise DeviceError(400, "bad_value", "the address position is not a latitude,longitude")
+        case.address_lat, case.address_lon = lat, lon
     session.flush()
     device.case_id = case.id
     return case

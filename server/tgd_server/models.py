@@ -101,6 +101,9 @@ class Case(Base):
     judicial_ref: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     address: Mapped[str] = mapped_column(Text, default="")
+    # Where the address is (WGS84), when known: the console marks it on the map.
+    address_lat: Mapped[float | None] = mapped_column(Float)
+    address_lon: Mapped[float | None] = mapped_column(Float)
     police_notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -10,9 +10,18 @@ import os
 import zoneinfo
 from datetime import datetime, timedelta
 
-from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 
-from . import access, csrf
+from . import access, basemap, csrf, places, wording
 from . import strings_fr as t
 
 bp = Blueprint(
@@ -27,7 +36,9 @@ DEFAULT_TIMEZONE = "Pacific/Noumea"
 STALE_FIX_S = 120  # during an alarm a fix older than this is shown as old (track every 30 s)
 
 # Fetches and the live stream get a status, not a login page.
-_NON_PAGE_ENDPOINTS = ("console.stream", "console.alarms_fragment", "console.alarm_fragment")
+_NON_PAGE_ENDPOINTS = ("console.stream", "console.alarms_fragment", "console.alarm_fragment",
+                       "console.tile", "console.unacknowledged")
+ALERT_REPEAT_S = 6.0  # the new-alarm sound repeats this often until the alarm is taken
 
 
 @bp.record_once
@@ -37,9 +48,17 @@ def _configure(state) -> None:
     app.config.setdefault("TGD_TIMEZONE", env.get("TGD_TIMEZONE") or DEFAULT_TIMEZONE)
     app.config.setdefault("TGD_STALE_FIX_S", int(env.get("TGD_STALE_FIX_S") or STALE_FIX_S))
     app.config.setdefault("TGD_TILE_ATTRIBUTION", env.get("TGD_TILE_ATTRIBUTION", ""))
+    app.config.setdefault("TGD_BASEMAP", env.get("TGD_BASEMAP", ""))
+    app.config.setdefault("TGD_ALERT_REPEAT_S",
+                          float(env.get("TGD_ALERT_REPEAT_S") or ALERT_REPEAT_S))
+    # A wrong basemap path fails at start with the file's name, not as a grey map later.
+    app.extensions["tgd_basemap"] = basemap.open_archive(app.config["TGD_BASEMAP"])
+    places.warm_up()
     # The session cookie lives one shift, like the server-side check (access.py).
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=access.SESSION_MAX_AGE_S)
     zoneinfo.ZoneInfo(app.config["TGD_TIMEZONE"])  # an unknown zone fails at start, not per page
+    if type(app.session_interface) is SecureCookieSessionInterface:
+        app.session_interface = _QuietFetchSessions()
     url = app.config.get("TGD_DATABASE_URL", "")
     # On PostgreSQL the live events cross processes (LISTEN/NOTIFY); tests opt in.
     fan_out = app.config.get("TGD_EVENTS_PG")
@@ -51,6 +70,18 @@ def _configure(state) -> None:
         from .. import events
 
         events.enable_pg_fanout(url)
+
+
+class _QuietFetchSessions(SecureCookieSessionInterface):
+    """The page scripts' background fetches (fragments, tiles, the alert poll, the feed)
+    never rewrite the session cookie: sent with the cookie they started with, a late one
+    would otherwise undo what a page answer set meanwhile (the flash "Alarme prise en
+    charge" lost, a logged-out session brought back). Pages still refresh it."""
+
+    def should_set_cookie(self, app, session) -> bool:
+        if request.endpoint in _NON_PAGE_ENDPOINTS and not session.modified:
+            return False
+        return super().should_set_cookie(app, session)
 
 
 @bp.before_request
@@ -81,10 +112,19 @@ def _forbidden(_exc):
                            text=t.FORBIDDEN_TEXT), 403
 
 
-@bp.errorhandler(404)
-def _not_found(_exc):
-    return render_template("console/error.html", title=t.NOT_FOUND_TITLE,
-                           text=t.NOT_FOUND_TEXT), 404
+@bp.app_errorhandler(404)
+def _not_found(exc):
+    """A French page for any unknown address a person may type (the API keeps its own)."""
+    if request.path.startswith("/api/"):
+        return exc
+    page = render_template("console/error.html", title=t.NOT_FOUND_TITLE, text=t.NOT_FOUND_TEXT)
+    # Outside the blueprint its after_request does not run: the same headers here.
+    return access.secure_headers(make_response(page, 404))
+
+
+@bp.app_template_filter("signal")
+def _signal(csq: int | None) -> str:
+    return wording.signal_text(csq)
 
 
 @bp.app_template_filter("local_time")
@@ -95,7 +135,7 @@ def _local_time(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, tz).strftime("%d/%m/%Y %H:%M:%S")
 
 
-@bp.context_processor
+@bp.app_context_processor
 def _template_globals() -> dict:
     from flask import session
 
@@ -108,6 +148,8 @@ def _template_globals() -> dict:
         "can_see_devices": access.can_see_devices(user),
         "can_audit": access.can_audit(user),
         "stale_fix_s": current_app.config.get("TGD_STALE_FIX_S", STALE_FIX_S),
+        "alert_repeat_ms": int(current_app.config.get("TGD_ALERT_REPEAT_S",
+                                                      ALERT_REPEAT_S) * 1000),
     }
 
 

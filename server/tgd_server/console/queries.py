@@ -6,6 +6,8 @@ loaded when the caller says the viewer may see it.
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Alarm, AlarmEvent, AuditLog, Case, Device, InboundSms, Position, User
-from . import phone
+from . import coords, phone, places, wording
 from . import strings_fr as t
 
 DATA_CHANNELS = ("http", "mqtt", "data")
@@ -32,6 +34,8 @@ class CaseView:
     name: str
     address: str
     notes: str
+    lat: float | None = None  # where the address is, when the case file places it
+    lon: float | None = None
 
 
 @dataclass
@@ -42,6 +46,26 @@ class FixView:
     accuracy_m: int | None
     fix_time: float | None  # when the fix was taken (device), else when received
     received_at: float | None
+    channels: tuple[str, ...] = ()  # how it arrived: http, mqtt, sms (one fix, several ways)
+
+    @property
+    def via(self) -> str:
+        """'Données + SMS': the channels in the operator's words, each once."""
+        order = list(t.POSITION_CHANNELS)
+        ranked = sorted(self.channels, key=lambda c: order.index(c) if c in order else len(order))
+        return " + ".join(dict.fromkeys(t.POSITION_CHANNELS.get(c, c) for c in ranked))
+
+    @property
+    def decimal(self) -> str:
+        return coords.decimal(self.lat, self.lon)
+
+    @property
+    def degrees_minutes(self) -> str:
+        return coords.degrees_minutes(self.lat, self.lon)
+
+    @functools.cached_property
+    def place(self) -> str | None:
+        return places.describe(self.lat, self.lon)
 
 
 @dataclass
@@ -50,6 +74,8 @@ class ChannelsView:
     sms: bool = False
     sms_state: str | None = None
     call_state: str | None = None
+    call_reported_at: float | None = None  # when the handset last reported its call state
+    sms_reported_at: float | None = None
 
 
 @dataclass
@@ -100,12 +126,13 @@ class DeviceView:
 def case_view(case: Case | None) -> CaseView | None:
     if case is None:
         return None
-    return CaseView(case.id, case.judicial_ref, case.name, case.address, case.police_notes)
+    return CaseView(case.id, case.judicial_ref, case.name, case.address, case.police_notes,
+                    getattr(case, "address_lat", None), getattr(case, "address_lon", None))
 
 
 def fix_view(p: Position) -> FixView:
     return FixView(p.method, p.lat, p.lon, p.acc_m, epoch(p.fix_at or p.received_at),
-                   epoch(p.received_at))
+                   epoch(p.received_at), (p.channel,))
 
 
 def usernames(session: Session, ids: set[int | None]) -> dict[int, str]:
@@ -124,7 +151,29 @@ def _channels(session: Session, alarm: Alarm) -> ChannelsView:
         sms="sms" in seen or alarm.sms_state is not None,
         sms_state=alarm.sms_state,
         call_state=alarm.call_state,
+        call_reported_at=_last_report(session, alarm.id, "call", alarm.call_state),
+        sms_reported_at=_last_report(session, alarm.id, "sms", alarm.sms_state),
     )
+
+
+def _last_report(session: Session, alarm_id: int, channel: str, state: str | None) -> float | None:
+    """When the handset last said anything about this channel (a message carries the states
+    it had when it was sent: the console shows how old the state it shows is)."""
+    if state is None:
+        return None
+    latest = session.scalar(
+        select(AlarmEvent.at).where(AlarmEvent.alarm_id == alarm_id,
+                                    AlarmEvent.channel.in_(DATA_CHANNELS),
+                                    AlarmEvent.kind == "message",
+                                    AlarmEvent.detail.like(f"%{channel}={state}%"))
+        .order_by(AlarmEvent.at.desc()).limit(1))
+    if latest is None:
+        latest = session.scalar(
+            select(AlarmEvent.at).where(AlarmEvent.alarm_id == alarm_id,
+                                        AlarmEvent.channel == channel,
+                                        AlarmEvent.kind == state)
+            .order_by(AlarmEvent.at.desc()).limit(1))
+    return epoch(latest)
 
 
 def latest_position(session: Session, alarm_id: int) -> Position | None:
@@ -162,6 +211,11 @@ def open_alarms(session: Session, with_case: bool, limit: int = 200) -> list[Ala
     return [alarm_view(session, a, with_case) for a in alarms]
 
 
+def unacknowledged_ids(session: Session, limit: int = 200) -> list[int]:
+    return list(session.scalars(
+        select(Alarm.id).where(Alarm.state == "received").order_by(Alarm.id).limit(limit)))
+
+
 def recently_closed(session: Session, with_case: bool, limit: int = 10) -> list[AlarmView]:
     alarms = session.scalars(
         select(Alarm).where(Alarm.state == "closed")
@@ -169,51 +223,68 @@ def recently_closed(session: Session, with_case: bool, limit: int = 10) -> list[
     return [alarm_view(session, a, with_case) for a in alarms]
 
 
+SAME_FIX_S = 1.0  # the same fix sent over two channels: same method, time and place
+SAME_FIX_M = 15.0  # (AML rounds to 5 decimals; an SMS copy of the last fix keeps its time)
+
+
+def merge_same_fixes(fixes: list[FixView]) -> list[FixView]:
+    """One row per fix, with every channel that brought it (order kept: newest first)."""
+    merged: list[FixView] = []
+    by_second: dict[tuple[str, int], list[FixView]] = {}
+    for fix in fixes:
+        second = int(fix.fix_time or 0)
+        twin = None
+        for s in (second - 1, second, second + 1):
+            for other in by_second.get((fix.method, s), ()):
+                if (abs((other.fix_time or 0) - (fix.fix_time or 0)) <= SAME_FIX_S
+                        and places.distance_m(other.lat, other.lon, fix.lat, fix.lon)
+                        <= SAME_FIX_M):
+                    twin = other
+                    break
+            if twin is not None:
+                break
+        if twin is None:
+            copy = FixView(fix.method, fix.lat, fix.lon, fix.accuracy_m, fix.fix_time,
+                           fix.received_at, tuple(fix.channels))
+            merged.append(copy)
+            by_second.setdefault((fix.method, second), []).append(copy)
+            continue
+        twin.channels = tuple(dict.fromkeys(twin.channels + fix.channels))
+        if fix.accuracy_m is not None and (twin.accuracy_m is None
+                                           or fix.accuracy_m < twin.accuracy_m):
+            twin.accuracy_m = fix.accuracy_m
+        if fix.received_at is not None and (twin.received_at is None
+                                            or fix.received_at < twin.received_at):
+            twin.received_at = fix.received_at
+    return merged
+
+
 def positions(session: Session, alarm_id: int, limit: int = 500) -> list[FixView]:
+    """The alarm's fixes, newest first, the same fix over HTTP and SMS shown once."""
     rows = session.scalars(
         select(Position).where(Position.alarm_id == alarm_id)
         .order_by(Position.received_at.desc(), Position.id.desc()).limit(limit))
-    return [fix_view(p) for p in rows]
+    return merge_same_fixes([fix_view(p) for p in rows])
 
 
-def _key_values(detail: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in detail.split() if "=" in part)
-
-
-def timeline_text(event: AlarmEvent) -> str:
-    """The operator's reading of one timeline entry (French, from the recorded codes)."""
-    if event.channel == "call" and event.kind in t.CALL_STATE_LABELS:
-        text = f"{t.CHANNEL_LABELS['call']} : {t.CALL_STATE_LABELS[event.kind]}"
-    elif event.channel == "sms" and event.kind in t.SMS_STATE_LABELS:
-        text = f"{t.TIMELINE_AML_SMS} : {t.SMS_STATE_LABELS[event.kind]}"
-    elif event.kind == "message":
-        kv = _key_values(event.detail)
-        return t.TIMELINE_MESSAGE.format(
-            type=t.MESSAGE_TYPE_LABELS.get(kv.get("type", ""), kv.get("type", "?")),
-            seq=kv.get("seq", "?"),
-            method=t.METHOD_LABELS.get(kv.get("fix", ""), kv.get("fix", "?")))
-    elif event.channel == "console" and event.kind in ("acknowledged", "closed"):
-        return f"{t.TIMELINE_KINDS[event.kind]} — {event.detail.removeprefix('by ')}"
-    else:
-        text = t.TIMELINE_KINDS.get(event.kind, event.kind.replace("_", " "))
-    if event.detail == "reported by the handset":
-        return f"{text} {t.TIMELINE_REPORTED_BY_HANDSET}"
-    return f"{text} — {event.detail}" if event.detail else text
-
-
-def timeline(session: Session, alarm_id: int) -> list[TimelineEntry]:
+def timeline(session: Session, alarm_id: int, tz: zoneinfo.ZoneInfo) -> list[TimelineEntry]:
     rows = session.scalars(
         select(AlarmEvent).where(AlarmEvent.alarm_id == alarm_id)
         .order_by(AlarmEvent.at, AlarmEvent.id))
-    return [TimelineEntry(epoch(e.at), e.channel, timeline_text(e)) for e in rows]
+    return [TimelineEntry(epoch(e.at), e.channel,
+                          wording.timeline_text(e.channel, e.kind, e.detail or "", tz))
+            for e in rows]
 
 
-def map_data(fixes: list[FixView]) -> dict:
-    """What the map script draws: newest first."""
-    return {"positions": [
+def map_data(fixes: list[FixView], case: CaseView | None = None) -> dict:
+    """What the map script draws: newest first; the case-file address where it is placed."""
+    data: dict = {"positions": [
         {"lat": f.lat, "lon": f.lon, "acc": f.accuracy_m, "m": f.method, "t": f.fix_time}
         for f in fixes
     ]}
+    if case is not None and case.lat is not None and case.lon is not None:
+        data["address"] = {"lat": case.lat, "lon": case.lon, "text": case.address}
+    return data
 
 
 def overview(alarms: list[AlarmView]) -> list[dict]:

@@ -45,6 +45,7 @@ FORBIDDEN_TITLE = "Accès refusé"
 FORBIDDEN_TEXT = "Votre rôle ne permet pas d'afficher cette page."
 NOT_FOUND_TITLE = "Introuvable"
 NOT_FOUND_TEXT = "Cette page n'existe pas ou plus."
+GO_TO_LOGIN = "Aller à la page de connexion"
 BACK_HOME = "Retour aux alarmes"
 
 # Alarm states
@@ -72,10 +73,13 @@ NEW_ALARM_BANNER = "NOUVELLE ALARME"
 OPEN_ALARM = "Ouvrir"
 LIVE_CONNECTED = "En direct"
 LIVE_RECONNECTING = "Connexion perdue — reconnexion…"
-SOUND_ENABLE = "Activer le son"
 SOUND_ON = "Son activé"
+SOUND_OFF = "Son coupé — activer"
+SOUND_BLOCKED = "Son bloqué par le navigateur — cliquer pour l'activer"
+SOUND_HELP = "Le signal sonore se répète tant qu'une alarme n'est pas prise en charge."
 NO_CASE = "Aucun dossier associé"
 NO_FIX = "Aucune position"
+COL_CLOSED = "Clôturée"
 
 # Fix methods and ages
 METHOD_LABELS = {"G": "GNSS", "C": "cellule", "N": "aucune"}
@@ -94,9 +98,18 @@ DEVICE_ID = "Identifiant"
 SPECIAL_NUMBER = "Numéro spécial"
 BATTERY = "Batterie"
 SIGNAL = "Signal"
+SIGNAL_VALUE = "{csq}/31 ({dbm} dBm, {quality})"
+SIGNAL_UNKNOWN = "inconnu (99/31)"
+# Received signal strength (AT+CSQ 0..31, 2 dB steps from -113 dBm): what it means for a call
+SIGNAL_QUALITY = (  # (lowest csq, words)
+    (20, "excellent"),
+    (15, "bon"),
+    (10, "moyen"),
+    (1, "faible"),
+    (0, "très faible"),
+)
 FIRMWARE = "Version logicielle"
 MAP_TITLE = "Carte"
-MAP_NO_TILES = "Fond de carte indisponible : positions et échelle seulement."
 POSITIONS_TITLE = "Positions"
 COL_FIX_TIME = "Heure du point"
 COL_AGE = "Âge"
@@ -104,6 +117,26 @@ COL_METHOD = "Méthode"
 COL_ACCURACY = "Précision"
 COL_COORDS = "Coordonnées"
 COL_RECEIVED = "Reçue à"
+COL_FIX = "Point"
+COL_PLACE_COORDS = "Lieu et coordonnées"
+VIA = "reçue par {channels}"
+COPY = "Copier"
+COPIED = "Copié"
+COORDS_DECIMAL = "Décimal"
+COORDS_DM = "Degrés-minutes"
+BASEMAP_NONE_WORDS = "Fond de carte non installé : chaque position est décrite par rapport à la commune la plus proche."
+POSITION_CHANNELS = {"http": "Données", "mqtt": "Données", "data": "Données", "sms": "SMS"}
+REPORTED = "signalé"  # "Appel : sonnerie, signalé il y a 12 s"
+# Positions in words (places.py): "1,2 km au nord-est de Dumbéa"
+DISTANCE_M = "{n} m"
+DISTANCE_KM = "{n} km"
+DIRECTIONS = ("au nord", "au nord-est", "à l'est", "au sud-est", "au sud", "au sud-ouest",
+              "à l'ouest", "au nord-ouest")
+OF = "de {name}"
+OF_ELIDED = "d'{name}"
+PLACE_FROM = "{distance} {direction} {of}"
+PLACE_CENTRE = "au centre {of}"
+NORTH, SOUTH, EAST, WEST = "N", "S", "E", "O"
 TIMELINE_TITLE = "Chronologie des canaux"
 COL_TIME = "Heure"
 COL_CHANNEL = "Canal"
@@ -116,6 +149,7 @@ CHANNEL_LABELS = {
     "sms": "SMS",
     "call": "Appel",
     "console": "Console",
+    "button": "Bouton",
 }
 CALL_STATE_LABELS = {
     "idle": "pas d'appel",
@@ -227,10 +261,12 @@ JS = {
     "new_alarm": NEW_ALARM_BANNER,
     "open_it": "cliquer pour l'ouvrir",
     "sound_on": SOUND_ON,
-    "sound_enable": SOUND_ENABLE,
+    "sound_off": SOUND_OFF,
+    "sound_blocked": SOUND_BLOCKED,
+    "copy": COPY,
+    "copied": COPIED,
     "method": METHOD_LABELS,
     "accuracy": ACCURACY,
-    "no_tiles": MAP_NO_TILES,
     "latest_fix": "Dernière position",
     "address_marker": "Adresse du dossier",
 }
@@ -271,7 +307,19 @@ SMS_STATUS_LABELS = {
     "review": "à vérifier",
 }
 TIMELINE_AML_SMS = "SMS d'alerte (AML)"
+TIMELINE_REPRESS = "Bouton d'alarme maintenu à nouveau (appui n° {n}) : l'alarme ouverte est relancée"
 TIMELINE_REPORTED_BY_HANDSET = "(signalé par l'appareil)"
+TIMELINE_AML_FIX = "position {method}, précision ±{acc} m (fiabilité {confidence} %), point de {time}"
+TIMELINE_AML_NO_FIX = "sans position"
+TIMELINE_ACKNOWLEDGED = "Prise en charge par {user}"
+TIMELINE_CLOSED = "Clôture par {user} : {note}"
+TIMELINE_LAST_KNOWN = ("SMS sans position : la dernière position connue de l'appareil est "
+                       "affichée ({method}, prise {minutes} min avant ce SMS)")
+TIMELINE_IMEI = ("SMS d'alerte : IMEI du téléphone {sent}, différent de l'IMEI enregistré "
+                 "{known} (carte SIM déplacée ?)")
+TIMELINE_LAST_GASP = "Dernier message : batterie à {mv} mV, l'appareil s'éteint"
+TIMELINE_TECHNICAL = "{text} (détail technique : {detail})"
+TIMELINE_UNKNOWN = "événement « {kind} »"  # a kind this console does not know yet
 TIMELINE_MESSAGE = "Message « {type} » n° {seq} reçu, position : {method}"
 MESSAGE_TYPE_LABELS = {
     "alarm": "alarme",

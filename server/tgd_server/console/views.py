@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zoneinfo
 from pathlib import Path
 
 from flask import (
@@ -25,6 +26,7 @@ from ..security_log import log_refusal
 from . import access, actions, bp, login_limit, phone, queries, sound, stream
 from . import strings_fr as t
 from .audit_views import record_shown
+from .basemap import Archive
 
 TILE_ATTRIBUTION_DEFAULT = ""
 
@@ -49,7 +51,29 @@ def alert_sound():
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
+@bp.route("/carte/tuiles/<int:z>/<int:x>/<int:y>.<ext>", endpoint="tile")
+@access.require_roles()
+def basemap_tile(z: int, x: int, y: int, ext: str):
+    """A tile of the offline basemap (TGD_BASEMAP, one PMTiles file): never the internet."""
+    archive: Archive | None = current_app.extensions.get("tgd_basemap")
+    if archive is None or ext != archive.info.extension:
+        abort(404)
+    data = archive.tile(z, x, y)
+    if data is None:
+        return Response(status=204, headers={"Cache-Control": "private, max-age=86400"})
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if archive.info.content_encoding:
+        headers["Content-Encoding"] = archive.info.content_encoding
+    return Response(data, mimetype=archive.info.mimetype, headers=headers)
+
+
 # --- login ----------------------------------------------------------------------------
+
+@bp.route("/login")
+def login_alias():
+    """The address people try first: the console's login page is /connexion."""
+    return redirect(url_for("console.login", next=request.args.get("next")), code=301)
+
 
 @bp.route("/")
 def home():
@@ -156,9 +180,29 @@ def alarms():
 
 
 def _map_settings() -> dict:
-    return {"tile_url": current_app.config.get("TGD_TILE_URL", ""),
-            "tile_attribution": current_app.config.get("TGD_TILE_ATTRIBUTION",
-                                                       TILE_ATTRIBUTION_DEFAULT)}
+    """Where the map's tiles come from: the local basemap file first, else TGD_TILE_URL
+    (a tile server of the police network), else none (positions described in words)."""
+    archive: Archive | None = current_app.extensions.get("tgd_basemap")
+    attribution = current_app.config.get("TGD_TILE_ATTRIBUTION", TILE_ATTRIBUTION_DEFAULT)
+    if archive is not None:
+        info = archive.info
+        url = url_for("console.tile", z=0, x=0, y=0, ext=info.extension)
+        url = url.replace("/0/0/0.", "/{z}/{x}/{y}.")
+        return {"tile_url": url, "tile_kind": "vector" if info.vector else "raster",
+                "tile_max_zoom": info.max_zoom, "tile_min_zoom": info.min_zoom,
+                "tile_attribution": attribution or info.attribution}
+    url = current_app.config.get("TGD_TILE_URL", "")
+    return {"tile_url": url, "tile_kind": "raster" if url else "", "tile_max_zoom": 19,
+            "tile_min_zoom": 0, "tile_attribution": attribution}
+
+
+@bp.route("/alarmes/a-prendre")
+@access.require_roles(*CASE_READERS)
+def unacknowledged():
+    """The ids of the alarms nobody has taken yet: the alert sound repeats while there are
+    any. Ids only (no person, no position): not audited, like the live feed."""
+    ids = queries.unacknowledged_ids(db.get_session())
+    return {"ok": True, "alarm_ids": ids}, 200, {"Cache-Control": "no-store"}
 
 
 @bp.route("/alarmes/fragment")
@@ -198,11 +242,13 @@ def _alarm_or_404(alarm_id: int) -> Alarm:
 def _alarm_live_context(alarm: Alarm) -> dict:
     session = db.get_session()
     fixes = queries.positions(session, alarm.id)
+    view = queries.alarm_view(session, alarm, with_case=True)
+    tz = zoneinfo.ZoneInfo(current_app.config["TGD_TIMEZONE"])
     return {
-        "alarm": queries.alarm_view(session, alarm, with_case=True),
+        "alarm": view,
         "positions": fixes,
-        "timeline": queries.timeline(session, alarm.id),
-        "map_data": queries.map_data(fixes),
+        "timeline": queries.timeline(session, alarm.id, tz),
+        "map_data": queries.map_data(fixes, view.case),
     }
 
 

@@ -3,6 +3,7 @@
   'use strict';
 
   var NC_CENTRE = [-21.5, 165.5];
+  var HOME_IN_VIEW_M = 3000;
 
   document.addEventListener('DOMContentLoaded', function () {
     var TGD = window.TGD;
@@ -12,11 +13,7 @@
     var alarmId = String(live.dataset.alarmId);
 
     var map = L.map(mapEl, {zoomControl: true, attributionControl: !!mapEl.dataset.tileUrl});
-    if (mapEl.dataset.tileUrl) {
-      L.tileLayer(mapEl.dataset.tileUrl, {maxZoom: 19, attribution: mapEl.dataset.tileAttribution || ''}).addTo(map);
-    } else {
-      mapEl.classList.add('no-tiles');
-    }
+    TGD.addBasemap(map, mapEl);
     L.control.scale({imperial: false, maxWidth: 200}).addTo(map);
     map.setView(NC_CENTRE, 7);
     var layer = L.layerGroup().addTo(map);
@@ -25,11 +22,17 @@
     var latestFix = null;
 
     function describe(p) {
-      var text = S.latest_fix + ' · ' + (S.method[p.m] || p.m);
+      var text = (S.method[p.m] || p.m);
       if (p.acc !== null && p.acc !== undefined) text += ' · ' + TGD.fmt(S.accuracy, {acc: Math.round(p.acc)});
       if (p.t) text += ' · ' + TGD.formatAge(p.t);
       if (isStale(p)) text += ' · ' + S.stale;
-      return text;
+      var label = document.createElement('span');
+      var title = document.createElement('strong');
+      title.textContent = S.latest_fix;
+      label.appendChild(title);
+      label.appendChild(document.createElement('br'));
+      label.appendChild(document.createTextNode(text));
+      return label;
     }
 
     function isStale(p) {
@@ -42,7 +45,19 @@
       var positions = data.positions || [];  // newest first
       layer.clearLayers();
       latestMarker = null;
-      if (!positions.length) return;
+      var home = data.address;
+      if (home) {
+        // The case-file address: a house-shaped marker of its own, never taken for a fix.
+        L.marker([home.lat, home.lon], {
+          icon: L.divIcon({className: 'tgd-address-marker', html: '', iconSize: [22, 22]}),
+          keyboard: false, title: S.address_marker,
+        }).bindTooltip(S.address_marker, {permanent: true, direction: 'bottom', offset: [0, 10], className: 'tgd-address-label'})
+          .addTo(layer);
+      }
+      if (!positions.length) {
+        if (home && lastLatestKey === null) { lastLatestKey = 'home'; map.setView([home.lat, home.lon], 15); }
+        return;
+      }
       var track = positions.slice().reverse().map(function (p) { return [p.lat, p.lon]; });
       if (track.length > 1) {
         L.polyline(track, {className: 'tgd-track', weight: 3, dashArray: '6 6'}).addTo(layer);
@@ -67,7 +82,13 @@
         lastLatestKey = key;
         var bounds = circle ? circle.getBounds() : L.latLngBounds([latest.lat, latest.lon], [latest.lat, latest.lon]);
         if (track.length > 1) bounds.extend(L.latLngBounds(track));
-        map.fitBounds(bounds.pad(0.3), {maxZoom: 17});
+        // Her home on the same view when it is close (a few km): the patrol knows the way.
+        if (home && map.distance([home.lat, home.lon], [latest.lat, latest.lon]) < HOME_IN_VIEW_M) {
+          bounds.extend([home.lat, home.lon]);
+        }
+        // Room around the point for its label (centred above it), whatever the screen's width.
+        var side = Math.min(130, Math.round(map.getSize().x / 3));
+        map.fitBounds(bounds, {maxZoom: 17, paddingTopLeft: [side, 90], paddingBottomRight: [side, 40]});
       }
     }
 

@@ -75,11 +75,7 @@
     var S = TGD.strings;
     var list = document.getElementById('alarm-list');
     var map = L.map(el, {attributionControl: !!el.dataset.tileUrl});
-    if (el.dataset.tileUrl) {
-      L.tileLayer(el.dataset.tileUrl, {maxZoom: 19, attribution: el.dataset.tileAttribution || ''}).addTo(map);
-    } else {
-      el.classList.add('no-tiles');
-    }
+    TGD.addBasemap(map, el);
     L.control.scale({imperial: false, maxWidth: 200}).addTo(map);
     map.setView([-21.5, 165.5], 7);
     var layer = L.layerGroup().addTo(map);

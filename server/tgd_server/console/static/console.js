@@ -101,22 +101,53 @@
     };
   }
 
-  // --- new-alarm alerts: sound (after one click, browsers' rule) and banner, on every page
-  var soundOn = sessionStorage.getItem('tgd-sound') === 'on';
+  // --- new-alarm alerts: a sound that repeats while any alarm is not taken, and a banner.
+  // The sound choice is the operator's (localStorage, per user name: every tab, every
+  // visit); browsers only play sound after a click in the tab, so a tab that could not
+  // play says so plainly and takes the next click anywhere as the go-ahead.
+  var soundKey = 'tgd-sound:' + (document.body.dataset.user || '');
+  var soundWanted = localStorage.getItem(soundKey) === 'on';
+  var soundBlocked = false;
+  var unacked = [];  // ids of the alarms nobody has taken yet (from the server)
+  var lastRingAt = 0;
 
   function showSoundState() {
     var toggle = document.getElementById('sound-toggle');
     if (!toggle) return;
-    toggle.textContent = soundOn ? S.sound_on : S.sound_enable;
-    toggle.classList.toggle('on', soundOn);
+    var on = soundWanted && !soundBlocked;
+    toggle.textContent = on ? S.sound_on : (soundWanted ? S.sound_blocked : S.sound_off);
+    toggle.classList.toggle('on', on);
+    toggle.classList.toggle('off', !on);
+    // Sound off while an alarm waits: the button itself calls for attention.
+    toggle.classList.toggle('attention', !on && unacked.length > 0);
+    document.body.classList.toggle('sound-off', !on);
+  }
+
+  function unblockOnNextGesture() {
+    function retry() {
+      document.removeEventListener('pointerdown', retry, true);
+      document.removeEventListener('keydown', retry, true);
+      if (soundWanted && soundBlocked) { soundBlocked = false; showSoundState(); ring(); }
+    }
+    document.addEventListener('pointerdown', retry, true);
+    document.addEventListener('keydown', retry, true);
   }
 
   function ring() {
     var audio = document.getElementById('alert-sound');
-    if (!soundOn || !audio) return;
+    if (!soundWanted || soundBlocked || !audio) return;
+    lastRingAt = Date.now();
     audio.currentTime = 0;
     var played = audio.play();
-    if (played && played.catch) played.catch(function () { soundOn = false; showSoundState(); });
+    if (played && played.catch) {
+      played.catch(function (err) {
+        if (err && err.name === 'NotAllowedError') {
+          soundBlocked = true;
+          showSoundState();
+          unblockOnNextGesture();
+        }
+      });
+    }
   }
 
   function announce(text, href) {
@@ -125,17 +156,48 @@
     banner.dataset.href = href || '';
     banner.hidden = false;
     document.title = '(!) ' + document.title.replace(/^\(!\) /, '');
-    ring();
+  }
+
+  // The server says which alarms are still not taken; a new one rings at once, and the
+  // sound then repeats every `alertRepeatMs` until none is left.
+  function refreshUnacked() {
+    var url = document.body.dataset.unackedUrl;
+    if (!url) return Promise.resolve();
+    return fetch(url, {credentials: 'same-origin', headers: {Accept: 'application/json'}})
+      .then(function (r) {
+        if (r.status === 401) { window.location.reload(); return null; }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (answer) {
+        if (!answer) return;
+        var before = unacked;
+        unacked = (answer.alarm_ids || []).map(String);
+        var fresh = unacked.some(function (id) { return before.indexOf(id) < 0; });
+        document.body.dataset.unacked = String(unacked.length);
+        showSoundState();
+        if (fresh) ring();
+      })
+      .catch(function () {});
   }
 
   function setUpAlerts() {
     var toggle = document.getElementById('sound-toggle');
     if (toggle) {
       toggle.addEventListener('click', function () {
-        soundOn = !soundOn;
-        sessionStorage.setItem('tgd-sound', soundOn ? 'on' : 'off');
+        if (soundWanted && soundBlocked) {
+          soundBlocked = false;  // this click is the gesture the browser waited for
+        } else {
+          soundWanted = !soundWanted;
+          localStorage.setItem(soundKey, soundWanted ? 'on' : 'off');
+        }
         showSoundState();
-        if (soundOn) ring();  // a user gesture unlocks audio for the page
+        if (soundWanted) ring();  // a user gesture unlocks audio for the page
+      });
+      // The same operator's other tabs follow the choice.
+      window.addEventListener('storage', function (e) {
+        if (e.key !== soundKey) return;
+        soundWanted = e.newValue === 'on';
+        showSoundState();
       });
       showSoundState();
     }
@@ -148,6 +210,43 @@
     handlers.push(function (type, data) {
       if (type !== 'alarm.created' || !document.body.dataset.alarmAlerts || window.TGD.listHandlesNewAlarms) return;
       announce(S.new_alarm + ' — ' + S.open_it, document.body.dataset.alarmUrl + data.alarm_id);
+    });
+    if (!document.body.dataset.unackedUrl) return;
+    var requestUnacked = coalesced(refreshUnacked);
+    handlers.push(function (type) {
+      if (type.indexOf('alarm.') === 0 || type === 'bus.resync') requestUnacked();
+    });
+    var repeatMs = Number(document.body.dataset.alertRepeatMs || 6000);
+    setInterval(function () {
+      if (unacked.length && Date.now() - lastRingAt >= repeatMs - 50) ring();
+    }, Math.min(1000, repeatMs));
+    requestUnacked();
+  }
+
+  // Copy buttons next to coordinates (the clipboard API needs HTTPS or localhost:
+  // elsewhere the text is selected and copied the old way).
+  function setUpCopy() {
+    document.addEventListener('click', function (e) {
+      var button = e.target.closest && e.target.closest('button.copy');
+      if (!button) return;
+      var text = button.dataset.copy || '';
+      function done() {
+        button.textContent = S.copied;
+        setTimeout(function () { button.textContent = S.copy; }, 1500);
+      }
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () {});
+        return;
+      }
+      var area = document.createElement('textarea');
+      area.value = text;
+      area.setAttribute('readonly', '');
+      area.style.position = 'fixed';
+      area.style.opacity = '0';
+      document.body.appendChild(area);
+      area.select();
+      try { if (document.execCommand('copy')) done(); } catch (err) { /* selected at least */ }
+      document.body.removeChild(area);
     });
   }
 
@@ -167,7 +266,29 @@
     return request;
   }
 
+  // The map's background: the offline basemap (raster tiles drawn by Leaflet, vector
+  // tiles by protomaps-leaflet when vendored), a tile server of the police network, or
+  // nothing (plain background; positions are then also given in words on the page).
+  function addBasemap(map, el) {
+    var url = el.dataset.tileUrl;
+    var kind = el.dataset.tileKind;
+    var maxZoom = Number(el.dataset.tileMaxZoom || 19);
+    var options = {attribution: el.dataset.tileAttribution || '', maxNativeZoom: maxZoom,
+                   maxZoom: 19, minZoom: 0};
+    if (url && kind === 'raster') {
+      L.tileLayer(url, options).addTo(map);
+      el.classList.add('has-tiles');
+    } else if (url && kind === 'vector' && window.protomapsL) {
+      window.protomapsL.leafletLayer({url: url, maxDataZoom: maxZoom, flavor: 'light', lang: 'fr',
+                                      attribution: options.attribution}).addTo(map);
+      el.classList.add('has-tiles');
+    } else {
+      el.classList.add('no-tiles');
+    }
+  }
+
   window.TGD = {
+    addBasemap: addBasemap,
     strings: S,
     coalesced: coalesced,
     fmt: fmt,
@@ -195,6 +316,7 @@
 
   document.addEventListener('DOMContentLoaded', function () {
     setUpAlerts();
+    setUpCopy();
     setUpSearchKey();
     tickAges();
     setInterval(tickAges, 1000);
