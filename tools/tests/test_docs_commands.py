@@ -6,8 +6,9 @@ is tested as it now reads. Substitutions, the only ones: the server
 the virtual board's URL and its flash directory are those the commands print or a
 test folder. A command that needs a handset (no `--port`, no `--dry-run`, no
 `--host-dir`) must have its virtual form in "Practise without a handset", which
-runs. Any other command must appear in one of the lists below, so a new command
-in a document fails here until it is given a way to run.
+runs; batch commands run on two virtual boards named in a `port` column. Any other
+command runs exactly as written, so a command added to a page that cannot run
+fails here until the page shows a form that can.
 """
 
 from __future__ import annotations
