@@ -140,3 +140,11 @@ def test_virtual_board_uart_that_does_not_exist(tmp_path, capsys):
                         str(tmp_path / "pts7")], capsys)
     assert code == 2 and "tgd-rig emulator" in one_line(err)
     assert not (tmp_path / "b").exists()
+
+
+def test_server_without_a_scheme_names_server_not_device_url(tmp_path, capsys):
+    code, _, err = run(["provision", "--host-dir", str(tmp_path / "h"), "--device-id", "NC0101",
+                        *NUMBERS, "--apn", "mobilis", "--server", "tgd.opt.nc", "--token", "t"], capsys)
+    line = one_line(err)
+    assert code == 2 and "--server tgd.opt.nc" in line and "https://tgd.opt.nc" in line
+    assert "--device-url" not in line and not (tmp_path / "h").exists()

@@ -116,6 +116,9 @@ def server_target(args: argparse.Namespace, required: bool) -> ServerTarget | No
         if required:
             raise UsageError("give the server with --server (or --no-register)")
         return None
+    if not args.server.startswith(("http://", "https://")):
+        raise UsageError(f"--server {args.server}: give the server's base URL with its scheme, "
+                         "e.g. https://tgd.opt.nc")
     token = args.token or os.environ.get(TOKEN_ENV, "")
     if args.token_file:
         try:
