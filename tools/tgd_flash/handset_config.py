@@ -80,8 +80,8 @@ def describe_problem(key: str, why: str, value: object = None) -> str:
 def international_problem(special_number: str) -> str | None:
     """Why ``special_number`` is not in international (E.164) form, else None.
 
-    The server matches the AML SMS sender (always international) and the police
-    the caller id with it: a national form would never match.
+    One form for every handset: the server refuses a number already registered by
+    comparing them as written, so '751001' next to '+687751001' would slip through.
     """
     if _INTERNATIONAL.fullmatch(special_number):
         return None
