@@ -63,10 +63,11 @@ def test_batch_without_apn_is_refused_before_the_first_handset(tmp_path, capsys)
 
 
 def test_national_special_number_is_refused_with_the_international_form(tmp_path, capsys):
-    code, _, err = run(["provision", "--host-dir", str(tmp_path / "h"), "--device-id", "NC0103",
-                        "--special-number", "751103", "--sms-number", "+687700100",
-                        "--apn", "mobilis"], capsys)
+    code, out, err = run(["provision", "--host-dir", str(tmp_path / "h"), "--device-id", "NC0103",
+                          "--special-number", "751103", "--sms-number", "+687700100",
+                          "--apn", "mobilis"], capsys)
     line = one_line(err)
+    assert out == ""
     assert code == 13 and "--special-number 751103" in line and "+687751103" in line
     assert not (tmp_path / "h").exists()
 

@@ -213,13 +213,15 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | N
     if args.host_dir:
         directory = args.host_dir / device_id if row is not None else args.host_dir
         server = None if args.no_register else server_target(args, required=False)
-        if server is None and not args.device_url:
+        local = server is None and not args.device_url
+        if local:
             common["server_url"] = provision.LOCAL_DEVICE_URL
-            print(f"handset {device_id} will post to {provision.LOCAL_DEVICE_URL} (the server on "
-                  "this PC, `tgd-server run`; --server or --device-url to change)", file=out)
         result = provision.provision_host(
             directory, server=server, imei=pick("imei") or "", iccid=pick("iccid") or "", **common
         )
+        if local:
+            print(f"handset {device_id} will post to {provision.LOCAL_DEVICE_URL} (the server on "
+                  "this PC, `tgd-server run`; --server or --device-url to change)", file=out)
         what = f"registered on {server.base_url} and " if result.registered else ""
         print(f"handset {device_id}: {what}config written to {directory / 'config.json'}", file=out)
         return 0
