@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 
 from rig_testkit import needs_firmware
 
@@ -28,3 +30,49 @@ def test_demo_auto_runs_the_whole_alarm(capsys, tmp_path, monkeypatch):
                  "user 'operateur', password '"):
         assert step in out, f"missing step {step!r} in:\n{out}"
     assert out.count("server: alarm created") == 1
+
+
+def test_interactive_demo_prompts_again_after_the_alarm_and_logs_to_a_file(capsys, tmp_path,
+                                                                            monkeypatch):
+    """The prompt comes back when the alarm ends; server and gateway log lines go to
+    var/demo/demo.log, never into the prompt."""
+    needs_firmware()
+    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path / "demo")
+    rigs = []
+    real_start = demo.start_rig
+
+    def start_rig(args):
+        rig, password = real_start(args)
+        rigs.append(rig)
+        return rig, password
+
+    monkeypatch.setattr(demo, "start_rig", start_rig)
+    prompts = []
+
+    def read(prompt):  # the terminal: Enter once, then the operator closes the alarm, then q
+        print(prompt, end="", flush=True)
+        prompts.append(prompt)
+        if len(prompts) == 1:
+            return ""
+        rig = rigs[0]
+        handset = rig.handset("NC0001")
+        alarm = rig.wait_server_alarm("NC0001", timeout=60)
+        logging.getLogger("tgd.security").warning("a warning while the prompt is shown")
+        rig.server.ack_alarm(alarm.data["alarm_id"])
+        rig.server.close_alarm(alarm.data["alarm_id"], note="test")
+        handset.expect("ALARM_END", timeout=60)
+        time.sleep(0.5)  # the step printer runs on the event's thread
+        return "q"
+
+    status = demo.main(["--timing", "fast", "--port", str(free_port()), "--timeout", "60"],
+                       read=read)
+    captured = capsys.readouterr()
+    assert status == 0, captured.out + captured.err
+    after_end = captured.out.rsplit("alarm ended on the handset", 1)[1]
+    assert demo.PROMPT in after_end, captured.out
+    for terminal in (captured.out, captured.err):
+        assert "tgd.security" not in terminal and "tgd.sms.gateway" not in terminal
+        assert "WARNING" not in terminal and "INFO" not in terminal
+    log = (tmp_path / "demo" / demo.LOG_NAME).read_text()
+    assert "WARNING tgd.security a warning while the prompt is shown" in log
+    assert "tgd.sms.gateway" in log and "alembic" not in log

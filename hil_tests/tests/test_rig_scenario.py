@@ -89,7 +89,8 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 def test_nmea_track_resolves_next_to_the_scenario(tmp_path):
     path = tmp_path / "walk.toml"
-    path.write_text('name = "walk"\n[handset]\ntrack = { nmea = "walk.nmea" }\n')
+    path.write_text('name = "walk"\n[handset]\ntrack = { nmea = "walk.nmea" }\n'
+                    '[[press]]\nat_s = 1\nhold_s = 3\n')
     with pytest.raises(ScenarioError, match="no such file"):
         load_scenario(path)
     (tmp_path / "walk.nmea").write_text("")
@@ -105,7 +106,7 @@ def test_every_shipped_scenario_is_valid():
 
 def test_cells_file_resolves_next_to_the_scenario(tmp_path):
     path = tmp_path / "rural.toml"
-    path.write_text('name = "rural"\ncells = "lifou_cells.csv"\n')
+    path.write_text('name = "rural"\ncells = "lifou_cells.csv"\n[[press]]\nat_s = 1\nhold_s = 3\n')
     assert load_scenario(path).cells == tmp_path / "lifou_cells.csv"
     assert load_scenario(SCENARIOS / "alarm_outdoor.toml").cells is None
 

@@ -4,7 +4,9 @@
     tgd-rig run SCENARIO --backend serial --rig-config hil_tests/rig.toml
     tgd-rig bench [--runs 3] [SCENARIO ...]
     tgd-rig list
+    tgd-rig run alarm_indoor.toml              (a name from `tgd-rig list`)
     tgd-rig power [--heartbeats 4] [--json power.json]
+    tgd-rig emulator                          (a SIM7600 emulator on a pty, until Ctrl-C)
 
 Exit status: 0 passed, 1 the scenario failed its expectations, 2 bad input (a
 scenario or rig file that is not valid, a handset that never became ready).
@@ -19,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 from .bench import SCENARIOS_DIR, format_table, run_bench
-from .errors import RigError
+from .emulator_cli import add_emulator_parser, cmd_emulator
+from .errors import RigError, ScenarioError
 from .power import add_power_parser, cmd_power
 from .rig import RigEvent
 from .scenario import CHANNELS, load_scenario
@@ -27,12 +30,20 @@ from .scenario import CHANNELS, load_scenario
 DEFAULT_RIG_CONFIG = Path(__file__).resolve().parents[1] / "rig.toml"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (no usage block) that says where the options are."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tgd-rig", description="TGD hardware-in-the-loop rig")
+    parser = _Parser(prog="tgd-rig", description="TGD hardware-in-the-loop rig")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one scenario and report each channel's timing")
-    run.add_argument("scenario", type=Path)
+    run.add_argument("scenario", type=Path,
+                     help="a scenario file, or the name of one in hil_tests/scenarios (tgd-rig list)")
     run.add_argument("--report", type=Path, help="write the JSON report here")
     run.add_argument("--backend", choices=("emulated", "serial"), default="emulated")
     run.add_argument("--rig-config", type=Path, default=DEFAULT_RIG_CONFIG,
@@ -48,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("list", help="list the scenarios in hil_tests/scenarios")
     add_power_parser(sub)
+    add_emulator_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -57,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args)
         if args.command == "power":
             return cmd_power(args)
+        if args.command == "emulator":
+            return cmd_emulator(args)
         return cmd_list()
     except RigError as exc:
         print(f"tgd-rig: {exc}", file=sys.stderr)
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_scenario
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(find_scenario(args.scenario))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"tgd-rig-{scenario.name}-"))
     print(f"logs and databases in {workdir}")
     printer = None if args.quiet else print_event
@@ -87,6 +101,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"report written to {args.report}")
     return 0 if report["passed"] else 1
+
+
+def find_scenario(path: Path) -> Path:
+    """``path`` as given, else the shipped scenario of that name (what `tgd-rig list` shows)."""
+    if path.exists() or path.parent != Path("."):
+        return path
+    for candidate in (SCENARIOS_DIR / path.name, SCENARIOS_DIR / f"{path.name}.toml"):
+        if candidate.is_file():
+            return candidate
+    raise ScenarioError(f"{path}: no such scenario file (here or among the shipped ones: "
+                        "`tgd-rig list` shows them)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

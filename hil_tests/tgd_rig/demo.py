@@ -21,6 +21,7 @@ import secrets
 import shutil
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "var" / "demo"
 TRACKS = Path(__file__).resolve().parent / "data" / "tracks"
 OPERATOR = "operateur"
+LOG_NAME = "demo.log"  # the server's and the SMS gateway's log, under DEMO_DIR
+PROMPT = "\n[Enter] hold handset 1's alarm button for 2.5 s, [q] quit: "
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,9 @@ DEVICE_STEPS = {
 class StepPrinter:
     """Prints the rig's events as readable steps, timed from the end of the hold."""
 
-    def __init__(self, hold_s: float) -> None:
+    def __init__(self, hold_s: float, prompt: str | None = None) -> None:
         self.hold_s = hold_s
+        self.prompt = prompt  # shown again when an alarm ends (interactive demo)
         self.trigger_t: float | None = None
         self._lock = threading.Lock()
         self._states: dict[object, str] = {}   # alarm id -> last state printed
@@ -86,6 +90,8 @@ class StepPrinter:
         stamp = "        " if self.trigger_t is None else f"{event.t - self.trigger_t:+7.2f}s"
         with self._lock:
             print(f"  {stamp}  {event.device or '':7s} {text}", flush=True)
+            if self.prompt and _is_alarm_end(event):
+                print(self.prompt, end="", flush=True)
 
     def describe(self, event: RigEvent) -> str | None:
         data = event.data
@@ -118,6 +124,35 @@ class StepPrinter:
         return None
 
 
+def _is_alarm_end(event: RigEvent) -> bool:
+    return (event.source == "device" and event.kind == "log"
+            and event.data["line"].event == "ALARM_END")
+
+
+class route_logs:
+    """Server and gateway log lines go to a file: the terminal is for the steps and the prompt.
+
+    (With a handler on the root logger, the server's basicConfig adds no terminal one.)
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root, werkzeug = logging.getLogger(), logging.getLogger("werkzeug")
+        self._levels = (root.level, werkzeug.level)
+        root.addHandler(self.handler)
+        root.setLevel(logging.INFO)
+        werkzeug.setLevel(logging.WARNING)  # not a line per console request
+
+    def close(self) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        self.handler.close()
+        root.setLevel(self._levels[0])
+        logging.getLogger("werkzeug").setLevel(self._levels[1])
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--auto", action="store_true",
@@ -131,7 +166,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def start_rig(args: argparse.Namespace) -> tuple[EmulatedRig, str]:
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
     rig = EmulatedRig(DEMO_DIR, timing=args.timing, police_answer_after_s=4.0,
                       server_port=args.port)
     rig.start()
@@ -189,39 +223,44 @@ def run_auto(rig: EmulatedRig, printer: StepPrinter, timeout: float) -> int:
     return 0 if len(alarms) == 1 else 1
 
 
-def run_interactive(rig: EmulatedRig, printer: StepPrinter) -> int:
+def run_interactive(rig: EmulatedRig, printer: StepPrinter,
+                    read: Callable[[str], str] = input) -> int:
     handset = rig.handset(HANDSETS[0].device_id)
     while True:
         try:
-            answer = input("\n[Enter] hold handset 1's alarm button for 2.5 s, [q] quit: ")
+            answer = read(PROMPT)
         except EOFError:
+            print()
             return 0
         if answer.strip().lower() in ("q", "quit", "exit"):
             return 0
         printer.pressed(handset.press(2.5, wait=False))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, read: Callable[[str], str] = input) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("tgd").setLevel(logging.WARNING)  # the steps below say what happens
-    printer = StepPrinter(hold_s=2.0)
+    printer = StepPrinter(hold_s=2.0, prompt=None if args.auto else PROMPT)
     print("TGD demo: server, SMS gateway, emulated network, three handsets. Ctrl-C stops.")
     rig = None
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    logs = route_logs(DEMO_DIR / LOG_NAME)
     try:
         rig, password = start_rig(args)
         rig.events.subscribe(printer)
         boot_handsets(rig, timeout=args.timeout)
         print(f"\nPolice console: {rig.server.base_url}/   "
               f"user '{OPERATOR}', password '{password}'")
-        print(f"Device logs: {DEMO_DIR}/handsets/*/device.log")
-        return run_auto(rig, printer, args.timeout) if args.auto else run_interactive(rig, printer)
+        print(f"Device logs: {DEMO_DIR}/handsets/*/device.log; server log: {DEMO_DIR / LOG_NAME}")
+        if args.auto:
+            return run_auto(rig, printer, args.timeout)
+        return run_interactive(rig, printer, read)
     except KeyboardInterrupt:
         print("\nStopping...")
         return 0
     finally:
         if rig is not None:
             rig.stop()
+        logs.close()
         print("Stopped.", flush=True)
 
 

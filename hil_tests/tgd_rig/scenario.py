@@ -128,7 +128,7 @@ def parse_scenario(data: dict[str, Any], path: Path | None = None) -> Scenario:
     presses = tuple(_press(p, f"{where}: press[{i}]") for i, p in enumerate(_list(data, "press", where)))
     faults = tuple(_fault(f, f"{where}: fault[{i}]") for i, f in enumerate(_list(data, "fault", where)))
 
-    return Scenario(
+    scenario = Scenario(
         name=name, path=path,
         description=_typed(data, "description", str, where, default=""),
         timing=timing, fast_scale=fast_scale, observe_s=observe_s, cells=cells_path,
@@ -143,6 +143,10 @@ def parse_scenario(data: dict[str, Any], path: Path | None = None) -> Scenario:
         presses=presses, faults=faults,
         expect=_expectations(_table(data, "expect", where), where),
     )
+    if not presses and not faults:
+        raise ScenarioError(f"{where}: no steps: add a [[press]] (or a [[fault]]) for the "
+                            "scenario to do something; a scenario that does nothing cannot pass")
+    return scenario
 
 
 # -- pieces --------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = app.config["SECRET_KEY_LOADER"]()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Alembic logs its plugins and every migration step at INFO: a dozen lines in front of
+    # each admin command. `init-db` says the revision it reached; problems still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     db.init_app(app)
     from . import admin, api, file_modes, http_guards, ingest_http

@@ -46,14 +46,37 @@ def db_upgrade_command(revision: str) -> None:
     click.echo(f"database at revision {migrate.current_revision(db.engine())}")
 
 
+def _new_password(password: str | None, from_stdin: bool) -> str:
+    """--password, else one line of stdin (--password-stdin), else asked twice on the terminal."""
+    if password is not None and from_stdin:
+        _fail("give the password with --password or with --password-stdin, not both")
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            _fail("--password-stdin read an empty line: pipe the password in, e.g. "
+                  "`cat secret | tgd-server admin create-user NAME --role ROLE --password-stdin`")
+        return password
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        _fail("no terminal to ask the password on: pipe it in with --password-stdin "
+              "(or give --password, which lands in the shell history)")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
 @click.command("create-user")
 @with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--name", "display_name", default="")
-@click.password_option("--password", prompt=True)
-def create_user_command(username: str, role: str, display_name: str, password: str) -> None:
+@click.option("--password", default=None,
+              help="the password (asked on the terminal when omitted; better: --password-stdin)")
+@click.option("--password-stdin", "password_stdin", is_flag=True,
+              help="read the password from the first line of stdin")
+def create_user_command(username: str, role: str, display_name: str, password: str | None,
+                        password_stdin: bool) -> None:
     """Create a user (operator, supervisor, technician or admin)."""
+    password = _new_password(password, password_stdin)
     with db.write_session() as session:
         try:
             create_user(session, username, role, password, display_name)

@@ -39,10 +39,21 @@ def subcommand(name: str, help: str) -> Callable[[Configurer], Configurer]:
     return register
 
 
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port to listen on, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port: give 1 to 65535 (default 8080)")
+    return port
+
+
 @subcommand("run", help="run the development server (production: gunicorn, see docs/server.md)")
 def _configure_run(parser: argparse.ArgumentParser) -> Runner:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=tcp_port, default=8080, help="1 to 65535 (default 8080)")
     parser.add_argument("--init-db", action="store_true", help="run the migrations first")
     parser.add_argument("--sms-gateway", metavar="SERIAL",
                         help="also run the AML SMS gateway on this modem, in this process "
@@ -96,9 +107,16 @@ def _load_extensions() -> None:
                 raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (no usage block) that says where the options are."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_extensions()
-    parser = argparse.ArgumentParser(prog="tgd-server", description="TGD telemetry server")
+    parser = _Parser(prog="tgd-server", description="TGD telemetry server")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure) in sorted(_REGISTRY.items()):
         sub = commands.add_parser(name, help=help_text, description=help_text)

@@ -24,3 +24,11 @@ def start_board(flash_dir: Path, modem=None) -> VirtualBoard:
         if modem.pwrkey_path:
             env["TGD_PWRKEY"] = modem.pwrkey_path
     return VirtualBoard(flash_dir, uart=uart, extra_env=env).start()
+
+
+def fake_image(path: Path, chip_id: int) -> Path:
+    """An ESP image header (bootloader) for ``chip_id``, then padding."""
+    header = bytes([0xE9, 3, 2, 0x20]) + (0x40080000).to_bytes(4, "little")
+    extended = bytes([0xEE, 0, 0, 0]) + chip_id.to_bytes(2, "little") + bytes(10)
+    path.write_bytes(header + extended + bytes(1000))
+    return path

@@ -226,7 +226,7 @@ def test_batch_provision_and_selftest_on_two_handsets(tmp_path, flashed, network
         csv.write_text("device_id,special_number,port\n"
                        + "".join(f"NC000{n},+68775100{n},{b.url}\n" for n, b in zip((1, 2), boards, strict=True)))
         monkeypatch.setenv("TGD_TECH_TOKEN", server.tech_token)
-        code, out, err = run(["provision", "--batch", str(csv), "--sms-number", "+687700100",
+        code, out, err = run(["provision", "--batch", str(csv), "--sms-number", "+687700100", "--apn", "mobilis",
                               "--server", server.base_url], capsys)
         assert code == 0, out + err
         assert "OK   NC0001" in out and "OK   NC0002" in out
@@ -244,3 +244,26 @@ def test_batch_provision_and_selftest_on_two_handsets(tmp_path, flashed, network
             b.stop()
         for m in modems:
             m.close()
+
+
+def test_virtual_board_without_modem_is_a_modem_not_answering(tmp_path, flash_dir, server, capsys):
+    """`tgd-flash virtual-board` without --uart: exit 9 in one line, not a MicroPython traceback."""
+    board = start_board(flash_dir)  # no modem
+    try:
+        code, _, err = run(provision_args(board, server) + ["--token", server.tech_token], capsys)
+        assert code == ModemNotAnswering.exit_code, err
+        assert "no modem" in err and "--uart" in err and "tgd-rig emulator" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert not (flash_dir / "config.json").exists()
+        assert api(server, "/api/v1/devices/NC0001")[0] == 404
+
+        provision.provision_host(flash_dir, device_id="NC0001", special_number="+687751001",
+                                 sms_number="+687700100", server_url="http://127.0.0.1:9/x")
+        report = tmp_path / "report.json"
+        code, out, err = run(["selftest", "--port", board.url, "--report", str(report)], capsys)
+        assert code == ModemNotAnswering.exit_code, out + err
+        assert "Traceback" not in out + err and len(err.strip().splitlines()) == 1
+        checks = json.loads(report.read_text())["checks"]
+        assert [c["name"] for c in checks if not c["ok"]] == ["modem answers"]
+    finally:
+        board.stop()

@@ -38,7 +38,7 @@ def test_cli_police_number_repeatable(tmp_path):
     out = io.StringIO()
     code = cli.main(
         ["provision", "--host-dir", str(tmp_path), "--device-id", "NC0402", "--special-number",
-         "+687751402", "--sms-number", "+687700100", "--device-url", "http://127.0.0.1:9/x",
+         "+687751402", "--sms-number", "+687700100", "--apn", "mobilis", "--device-url", "http://127.0.0.1:9/x",
          "--no-register", "--police-number", "+687 27 12 34", "--police-number", "17",
          "--callback-window-s", "1800"],
         out=out,

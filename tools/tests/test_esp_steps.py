@@ -8,19 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from flash_testkit import fake_image
 
 from tgd_flash import cli, esp
 from tgd_flash.errors import BadImage, ImageMissing, NoBoard, SeveralBoards, WrongChip
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-
-
-def fake_image(path: Path, chip_id: int) -> Path:
-    """An ESP image header (bootloader) for ``chip_id``, then padding."""
-    header = bytes([0xE9, 3, 2, 0x20]) + (0x40080000).to_bytes(4, "little")
-    extended = bytes([0xEE, 0, 0, 0]) + chip_id.to_bytes(2, "little") + bytes(10)
-    path.write_bytes(header + extended + bytes(1000))
-    return path
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -125,13 +118,14 @@ def test_cli_without_port_needs_exactly_one_handset(monkeypatch, capsys):
     two = [esp.PortInfo("/dev/ttyUSB0", "CP2102"), esp.PortInfo("/dev/ttyUSB1", "CP2102")]
     monkeypatch.setattr(esp, "usb_serial_ports", lambda: two)
     code, _, err = run_cli(["provision", "--device-id", "NC1", "--special-number", "+6871",
-                            "--sms-number", "+6872", "--no-register"], capsys)
+                            "--sms-number", "+6872", "--apn", "mobilis", "--no-register"], capsys)
     assert code == SeveralBoards.exit_code and "/dev/ttyUSB0, /dev/ttyUSB1" in err
 
 
 def test_provision_of_a_board_needs_a_server(capsys):
     code, _, err = run_cli(["provision", "--port", "/dev/ttyUSB0", "--device-id", "NC1",
-                            "--special-number", "+6871", "--sms-number", "+6872"], capsys)
+                            "--special-number", "+6871", "--sms-number", "+6872", "--apn", "mobilis"],
+                           capsys)
     assert code == 2 and "--server" in err
 
 

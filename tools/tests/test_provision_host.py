@@ -95,7 +95,8 @@ def test_cli_host_batch(tmp_path, server, monkeypatch):
     out = io.StringIO()
     code = cli.main(
         ["provision", "--batch", str(csv), "--host-dir", str(tmp_path / "handsets"),
-         "--sms-number", "+687700100", "--server", server.base_url, "--heartbeat-interval-s", "900"],
+         "--sms-number", "+687700100", "--apn", "mobilis", "--server", server.base_url,
+         "--heartbeat-interval-s", "900"],
         out=out,
     )
     assert code == 0, out.getvalue()
@@ -110,14 +111,14 @@ def test_cli_host_without_server(tmp_path, capsys):
     out = io.StringIO()
     code = cli.main(
         ["provision", "--host-dir", str(tmp_path), "--device-id", "NC0301", "--special-number",
-         "+687751301", "--sms-number", "+687700100", "--device-url", "http://127.0.0.1:9/api/v1/device/messages"],
+         "+687751301", "--sms-number", "+687700100", "--apn", "mobilis", "--device-url", "http://127.0.0.1:9/api/v1/device/messages"],
         out=out,
     )
     assert code == 0
     assert json.loads((tmp_path / "config.json").read_text())["device_id"] == "NC0301"
     code = cli.main(
         ["provision", "--host-dir", str(tmp_path), "--device-id", "NC0301", "--special-number",
-         "+687751301", "--sms-number", "+687700100", "--device-url", "http://127.0.0.1:9/x"],
+         "+687751301", "--sms-number", "+687700100", "--apn", "mobilis", "--device-url", "http://127.0.0.1:9/x"],
         out=out,
     )
     assert code == 8 and "already provisioned" in capsys.readouterr().err

@@ -34,6 +34,19 @@ del _tgd_sha
 """
 
 
+def traceback_summary(text: str) -> str:
+    """A MicroPython traceback in one line: the exception, and the function it came from."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "no detail"
+    frames = [ln for ln in lines if ln.startswith("File ")]
+    if not frames:
+        return " / ".join(lines)
+    where = frames[-1].replace('"', "").replace("File ", "").split(", ")
+    origin = f"{where[0]} {where[-1]}" if len(where) >= 2 else frames[-1]
+    return f"{lines[-1]} ({origin})"
+
+
 @dataclass(frozen=True)
 class Implementation:
     version: str  # e.g. "1.29.0"
@@ -117,7 +130,7 @@ class Board:
         except (TransportError, OSError) as exc:
             raise BoardError(f"the board on {self.port} stopped answering: {exc}") from exc
         if err:
-            raise BoardError(f"error on the board: {err.decode(errors='replace').strip()}")
+            raise BoardError(f"error on the board: {traceback_summary(err.decode(errors='replace'))}")
         return out.decode(errors="replace")
 
     def eval(self, expression: str, timeout_s: float = 10) -> object:

@@ -27,8 +27,15 @@ from .serverapi import ServerTarget
 TOKEN_ENV = "TGD_TECH_TOKEN"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (no usage block) that says where the options are."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tgd-flash", description="Flash, provision and self-test TGD handsets.")
+    parser = _Parser(prog="tgd-flash", description="Flash, provision and self-test TGD handsets.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("detect", help="find the handset: chip, flash size, MAC, MicroPython")
@@ -54,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--special-number", help="the handset's MSISDN, which the police recognise")
     p.add_argument("--sms-number", help="where AML SMS go")
     p.add_argument("--emergency-number", default="17")
-    p.add_argument("--apn", default="")
+    p.add_argument("--apn", help="the operator's packet data APN, e.g. mobilis (required; "
+                   "--apn '' keeps the modem's default context)")
     p.add_argument("--transport", choices=("http", "mqtt"))
     p.add_argument("--mqtt-url", help="broker for transport mqtt, e.g. tcp://mqtt.tgd.opt.nc:8883")
     p.add_argument("--mqtt-tls", action="store_true", default=None,
@@ -108,6 +116,9 @@ def server_target(args: argparse.Namespace, required: bool) -> ServerTarget | No
         if required:
             raise UsageError("give the server with --server (or --no-register)")
         return None
+    if not args.server.startswith(("http://", "https://")):
+        raise UsageError(f"--server {args.server}: give the server's base URL with its scheme, "
+                         "e.g. https://tgd.opt.nc")
     token = args.token or os.environ.get(TOKEN_ENV, "")
     if args.token_file:
         try:
@@ -151,8 +162,8 @@ def cmd_detect(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_flash(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None = None) -> int:
     port = (row.get("port") if row else None) or args.port
-    if port is None and args.dry_run and args.chip:
-        port = "<port>"
+    if port is None and args.dry_run and not esp.usb_serial_ports():
+        port = flashing.NO_PORT  # show the plan without a handset: nothing is touched anyway
     options = flashing.FlashOptions(
         port=resolve_port(port),
         image=args.image,
@@ -177,11 +188,18 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | N
         return (row.get(name) if row else None) or getattr(args, name, None)
 
     device_id, special = pick("device_id"), pick("special_number")
-    if not device_id or not special:
-        raise UsageError("--device-id and --special-number are required")
+    if not device_id:
+        raise UsageError("--device-id is required (the handset's id from the case file, e.g. NC0001)")
+    if not special:
+        raise UsageError("--special-number is required (the SIM's number, e.g. +687751001)")
     sms_number = pick("sms_number")
     if not sms_number:
-        raise UsageError("--sms-number is required (where the handset's AML SMS go)")
+        raise UsageError("--sms-number is required (where the handset's AML SMS go, e.g. +687700100)")
+    apn = row.values.get("apn") if row else None  # an empty cell: the modem's default
+    apn = apn if apn is not None else args.apn
+    if apn is None:
+        raise UsageError("--apn is required (the operator's APN, e.g. --apn mobilis; "
+                         "--apn '' keeps the modem's default)")
     common = dict(
         device_id=device_id,
         special_number=special,
@@ -189,15 +207,21 @@ def cmd_provision(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | N
         server_url=args.device_url,
         overwrite=args.overwrite,
         emergency_number=args.emergency_number,
-        apn=pick("apn") or "",
+        apn=apn,
         **_settings(args),
     )
     if args.host_dir:
         directory = args.host_dir / device_id if row is not None else args.host_dir
         server = None if args.no_register else server_target(args, required=False)
+        local = server is None and not args.device_url
+        if local:
+            common["server_url"] = provision.LOCAL_DEVICE_URL
         result = provision.provision_host(
             directory, server=server, imei=pick("imei") or "", iccid=pick("iccid") or "", **common
         )
+        if local:
+            print(f"handset {device_id} will post to {provision.LOCAL_DEVICE_URL} (the server on "
+                  "this PC, `tgd-server run`; --server or --device-url to change)", file=out)
         what = f"registered on {server.base_url} and " if result.registered else ""
         print(f"handset {device_id}: {what}config written to {directory / 'config.json'}", file=out)
         return 0
@@ -231,9 +255,16 @@ def cmd_virtual_board(args: argparse.Namespace, out: TextIO) -> int:
 
     from .virtual_board import VirtualBoard
 
+    for flag, path in (("--uart", args.uart), ("--pwrkey", args.pwrkey)):
+        if path and not os.path.exists(path):
+            raise UsageError(f"{flag} {path}: no such file; start the SIM7600 emulator "
+                             "(`tgd-rig emulator`) and give the paths it prints")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the VM on `kill` too
     env = {"TGD_PWRKEY": args.pwrkey} if args.pwrkey else {}
     board = VirtualBoard(args.flash_dir, uart=args.uart, extra_env=env).start()
+    if not args.uart:
+        print("no --uart: this board has no modem, so provision and selftest stop with "
+              "'the modem does not answer' (exit 9); `tgd-rig emulator` starts one", file=out)
     print(f"virtual board on {board.url} (flash {args.flash_dir}); Ctrl-C to stop", file=out, flush=True)
     try:
         while True:
@@ -252,11 +283,17 @@ _BATCH_REQUIRED = {"flash": (), "provision": ("device_id", "special_number"), "s
 
 def run_batch(args: argparse.Namespace, out: TextIO, wait: Callable[[str], None]) -> int:
     rows = batch.read_batch(args.batch, _BATCH_REQUIRED[args.command])
+    if args.command == "provision" and args.apn is None:
+        without = [str(r.get("device_id") or r.line) for r in rows if r.values.get("apn") is None]
+        if without:  # before the first handset is touched
+            raise UsageError(f"--apn is required (the operator's APN, e.g. --apn mobilis), or an "
+                             f"apn column in the batch file (missing for {', '.join(without)})")
     command = _COMMANDS[args.command]
     results: list[tuple[str, int, str]] = []
     for index, row in enumerate(rows):
         label = row.get("device_id") or f"line {row.line}"
-        needs_swap = not row.get("port") and not getattr(args, "host_dir", None)
+        needs_swap = (not row.get("port") and not getattr(args, "host_dir", None)
+                      and not getattr(args, "dry_run", False))
         if needs_swap and not args.yes and index > 0:
             wait(f"connect handset {label} and press Enter ")
         print(f"--- handset {label} ({index + 1}/{len(rows)})", file=out, flush=True)

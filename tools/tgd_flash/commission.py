@@ -64,6 +64,9 @@ def run_selftest(
             results = onboard.run_results(
                 board, f"run(boot_timeout_ms={int(modem_boot_timeout_s * 1000)})", on_result, timeout_s
             )
+        except ModemNotAnswering as exc:
+            results = []
+            rep.checks.append(Check(MODEM_CHECK, False, str(exc)))
         except FlashToolError as exc:
             results = []
             rep.checks.append(Check("self-test completed", False, str(exc)))

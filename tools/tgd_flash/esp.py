@@ -91,12 +91,20 @@ def read_image(path: Path) -> ImageInfo:
     raise BadImage(f"{path}: unknown chip id {chip_id} in the image header")
 
 
-def check_image_for_chip(image: ImageInfo, chip: Chip) -> None:
-    if image.chip.key != chip.key:
+def check_image_for_chip(image: ImageInfo, chip: Chip, chip_from_flag: bool = False) -> None:
+    """Refuse an image built for another chip; ``chip_from_flag``: ``chip`` is --chip's, not the board's."""
+    if image.chip.key == chip.key:
+        return
+    if chip_from_flag:
         raise WrongChip(
-            f"{image.path.name} is built for {image.chip.name} but the board is a "
-            f"{chip.name}: use the MicroPython image for {chip.name}"
+            f"{image.path.name} is built for {image.chip.name} but --chip {chip.key} names an "
+            f"{chip.name}: give the handset's chip with --chip (or leave it out to ask the "
+            f"handset), or use the MicroPython image for {chip.name}"
         )
+    raise WrongChip(
+        f"{image.path.name} is built for {image.chip.name} but the handset's chip is an "
+        f"{chip.name}: use the MicroPython image for {chip.name}"
+    )
 
 
 def esptool_base(chip: Chip, port: str) -> list[str]:

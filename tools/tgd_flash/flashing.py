@@ -20,6 +20,7 @@ from .errors import BoardError, UsageError, VerificationFailed, WrongChip
 from .progress import Progress
 
 _NEW = ".new"
+NO_PORT = "<port>"  # a dry run with no handset plugged in
 
 
 @dataclass
@@ -57,14 +58,23 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
                 "an image to (leave out --image)"
             )
         chip = esp.chip_by_key(options.chip) if options.chip else None
-        if chip is None or not options.dry_run:
+        chip_from_flag = chip is not None
+        if options.dry_run and chip is None and options.port == NO_PORT:
+            chip = image.chip
+            print(f"no handset plugged in: {NO_PORT} stands for its serial port, and the chip "
+                  f"is the image's ({chip.name}); with the handset the tool asks its chip",
+                  file=out)
+        elif chip is None or not options.dry_run:
             # the chip on the bench has the last word, even over --chip
             info = esp.detect_chip(options.port)
             print(f"detected {info.description} on {options.port}", file=out)
             if chip is not None and chip != info.chip:
-                raise WrongChip(f"--chip {chip.key} was given but the board is a {info.chip.name}")
-            chip = info.chip
-        esp.check_image_for_chip(image, chip)
+                raise WrongChip(
+                    f"--chip {chip.key} was given but the handset's chip is an {info.chip.name}: "
+                    "leave out --chip, or plug in the handset you meant"
+                )
+            chip, chip_from_flag = info.chip, False
+        esp.check_image_for_chip(image, chip, chip_from_flag)
         commands = ([esp.erase_command(chip, options.port)] if options.erase else []) + [
             esp.write_command(chip, options.port, image)
         ]

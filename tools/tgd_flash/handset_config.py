@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +28,67 @@ TUNABLE = (
     "heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s",
     "low_battery_mv", "cutoff_mv", "mqtt_url", "mqtt_tls", "police_numbers", "callback_window_s",
 )
+
+
+# The flag (or the batch column) a technician sets each key with, for the error messages.
+_WHERE = {
+    "device_id": "--device-id", "key": "the device key", "special_number": "--special-number",
+    "emergency_number": "--emergency-number", "sms_number": "--sms-number",
+    "server_url": "--device-url", "apn": "--apn", "transport": "--transport",
+    "mqtt_url": "--mqtt-url", "mqtt_tls": "--mqtt-tls", "police_numbers": "--police-number",
+    "config_version": "config_version",
+}
+# The firmware validator's reasons (compact codes for the handset's log), in words.
+_WHY = {
+    "not_[A-Za-z0-9_-]{1,32}": "use 1 to 32 letters, digits, '-' or '_' (e.g. NC0001)",
+    "not_64_hex_digits": "must be 64 hexadecimal digits",
+    "not_an_http(s)_url": "must be an http:// or https:// URL without spaces, at most 200 characters",
+    "not_a_number": "must be a phone number: digits, optionally after a '+'",
+    "bad_apn": "at most 64 characters, without '\"'",
+    "not_http_or_mqtt": "must be http or mqtt",
+    "not_tcp://host:port": "must be tcp://host:port (TLS is --mqtt-tls)",
+    "not_a_list_of_up_to_8_numbers": "up to 8 phone numbers, digits optionally after a '+'",
+    "not_true_or_false": "must be true or false",
+    "unsupported_version": "this firmware reads another config_version",
+    "not_below_low_battery_mv": "must be below low_battery_mv",
+    "missing_for_mqtt:http_used": "--transport mqtt needs --mqtt-url tcp://host:port",
+    "unknown_key": "unknown setting",
+}
+_INT_RANGE = re.compile(r"not_an_int_in_(-?\d+)\.\.(-?\d+)$")
+# E.164: '+', the country code, the number; 15 digits at most.
+_INTERNATIONAL = re.compile(r"\+[1-9][0-9]{6,14}")
+NC_COUNTRY_CODE = "+687"
+
+
+def flag_for(key: str) -> str:
+    """The command-line flag that sets config key ``key``."""
+    return _WHERE.get(key) or "--" + key.replace("_", "-")
+
+
+def describe_problem(key: str, why: str, value: object = None) -> str:
+    """One validator finding in the technician's words, naming the flag."""
+    match = _INT_RANGE.match(why)
+    if match:
+        text = f"must be a whole number from {match.group(1)} to {match.group(2)}"
+    else:
+        text = _WHY.get(why, why.replace("_", " "))
+    hidden = value is None or key in ("key", "police_numbers")  # never print the key
+    shown = "" if hidden else " " + shlex.quote(str(value))
+    return f"{flag_for(key)}{shown}: {text}"
+
+
+def international_problem(special_number: str) -> str | None:
+    """Why ``special_number`` is not in international (E.164) form, else None.
+
+    One form for every handset: the server refuses a number already registered by
+    comparing them as written, so '751001' next to '+687751001' would slip through.
+    """
+    if _INTERNATIONAL.fullmatch(special_number):
+        return None
+    digits = special_number.lstrip("+")
+    example = NC_COUNTRY_CODE + digits if digits.isdigit() and len(digits) == 6 else "+687751001"
+    return (f"--special-number {special_number}: give it in international form, '+' and the "
+            f"country code (e.g. {example})")
 
 
 def new_device_key() -> str:
@@ -84,13 +147,19 @@ def build_config(
     }
     raw.update({k: v for k, v in settings.items() if v is not None})
     cfg, problems, safe_reason = fw_config.validate(raw)
-    if problems or safe_reason:
-        listed = "; ".join(f"{k}: {why}" for k, why in problems) or safe_reason
-        raise InvalidConfig(f"the handset would reject this configuration ({listed})")
+    found = [describe_problem(k, why, raw.get(k)) for k, why in problems]
+    if safe_reason and not problems:
+        found.append(f"the handset would run in safe mode ({safe_reason.replace('_', ' ')})")
     if not special_number:
-        raise InvalidConfig("special_number is required: the police recognise the handset by it")
+        found.append("--special-number is required: the police recognise the handset by it")
+    elif not any(k == "special_number" for k, _ in problems):
+        wrong_form = international_problem(special_number)
+        if wrong_form:
+            found.append(wrong_form)
     if not sms_number:
-        raise InvalidConfig("sms_number is required: the AML SMS must have somewhere to go")
+        found.append("--sms-number is required: the AML SMS must have somewhere to go")
+    if found:
+        raise InvalidConfig("; ".join(found))
     return cfg
 
 

@@ -14,6 +14,8 @@ from .board import Board
 from .errors import BoardError, FirmwareMissing, ModemNotAnswering
 
 PREFIX = "TGD "
+# What the host board (firmware/board_host.py) raises when it was given no modem.
+NO_MODEM_ON_HOST = "TGD_UART is not set"
 
 
 def parse_result_line(line: str) -> dict | None:
@@ -72,7 +74,16 @@ def run_results(board: Board, call: str, on_result: Callable[[dict], None], time
             on_result(result)
 
     splitter = LineSplitter(on_line)
-    board.run(f"import selftest\nselftest.{call}", timeout_s=timeout_s, on_output=splitter.feed)
+    try:
+        board.run(f"import selftest\nselftest.{call}", timeout_s=timeout_s, on_output=splitter.feed)
+    except BoardError as exc:
+        if NO_MODEM_ON_HOST in str(exc):
+            raise ModemNotAnswering(
+                f"the board on {board.port} has no modem: it is a virtual board started without "
+                "--uart; start the SIM7600 emulator (`tgd-rig emulator`) and restart the board "
+                "with --uart PTY"
+            ) from exc
+        raise
     splitter.flush()
     return results
 

@@ -31,6 +31,8 @@ from .handset_config import CONFIG_NAME
 from .serverapi import ServerTarget
 
 _TMP = CONFIG_NAME + ".tmp"
+# Where a host-board handset posts when no server is named: `tgd-server run` on this PC.
+LOCAL_DEVICE_URL = "http://127.0.0.1:8080" + serverapi.DEVICE_MESSAGES_PATH
 
 
 @dataclass
@@ -52,7 +54,9 @@ def _device_url(server: ServerTarget | None, server_url: str | None) -> str:
         return server_url
     if server is not None:
         return server.device_messages_url
-    raise InvalidConfig("give the server's URL (--server) or the device URL (--device-url)")
+    raise InvalidConfig(
+        "no URL for the handset to post to: give the server with --server, or --device-url URL"
+    )
 
 
 def _register_then_write(
@@ -145,16 +149,35 @@ def provision_host(
         server_url=_device_url(server, server_url),
         **settings,
     )
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / CONFIG_NAME
     if target.exists() and not overwrite:
-        raise AlreadyProvisioned(f"{target} exists: this handset is already provisioned")
+        raise AlreadyProvisioned(
+            f"{target} exists: this handset is already provisioned (use --overwrite to replace "
+            "its configuration and key)"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise InvalidConfig(f"{directory} is a file: give --host-dir a directory")
     data = handset_config.config_bytes(cfg)
     fw_version = fwbuild.firmware_version(fwbuild.firmware_dir())
     registered = _register_then_write(
-        server, cfg, imei, iccid, fw_version, lambda: handset_config.write_atomically(target, data)
+        server, cfg, imei, iccid, fw_version, lambda: _write_into(directory, target, data)
     )
     return ProvisionResult(cfg, key, imei, iccid, registered, str(directory))
+
+
+def _write_into(directory: Path, target: Path, data: bytes) -> None:
+    """Make ``directory`` (and missing parents) and write; if that fails, remove what was made."""
+    made = [p for p in (directory, *directory.parents) if not p.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handset_config.write_atomically(target, data)
+    except BaseException:
+        for folder in made:  # deepest first; only the empty folders this call made
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def provision_board(

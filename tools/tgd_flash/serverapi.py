@@ -32,6 +32,19 @@ class ServerTarget:
 
 
 def _request(target: ServerTarget, method: str, path: str, body: dict | None = None):
+    """(HTTP status, JSON answer); an answer that is not the API's JSON is refused here."""
+    status, raw = _exchange(target, method, path, body)
+    answer = _json(raw)
+    if answer is None:
+        raise ServerError(
+            f"{target.base_url} answered {method} {path} with HTTP {status} and a web page, not "
+            "the TGD API: check --server (the server's base URL, e.g. https://tgd.opt.nc, "
+            "without /api/...)"
+        )
+    return status, answer
+
+
+def _exchange(target: ServerTarget, method: str, path: str, body: dict | None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(target.url(path), data=data, method=method)
     req.add_header("Authorization", f"Bearer {target.token}")
@@ -40,9 +53,9 @@ def _request(target: ServerTarget, method: str, path: str, body: dict | None = N
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=target.timeout_s) as resp:
-            return resp.status, _json(resp.read())
+            return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, _json(exc.read())
+        return exc.code, exc.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ServerUnreachable(
@@ -50,12 +63,20 @@ def _request(target: ServerTarget, method: str, path: str, body: dict | None = N
         ) from exc
 
 
-def _json(raw: bytes) -> dict:
+def _json(raw: bytes) -> dict | None:
+    """The answer as a dict ({} for an empty body); None when it is not JSON (an HTML page)."""
     try:
         value = json.loads(raw or b"{}")
     except ValueError:
-        return {"detail": raw[:200].decode(errors="replace")}
+        return None
     return value if isinstance(value, dict) else {"detail": value}
+
+
+def _not_the_api(target: ServerTarget, method: str, path: str, status: int) -> ServerError:
+    return ServerError(
+        f"{target.base_url} has no TGD API at {path} ({method}: HTTP {status}): check --server "
+        "(the server's base URL, e.g. https://tgd.opt.nc, without /api/...)"
+    )
 
 
 def _refused(target: ServerTarget, status: int, answer: dict) -> None:
@@ -86,6 +107,8 @@ def register_device(target: ServerTarget, record: dict) -> dict:
         )
     if status == 409:
         raise already_registered(record["device_id"])
+    if status in (404, 405):
+        raise _not_the_api(target, "POST", "/api/v1/devices", status)
     detail = answer.get("detail") or answer.get("error") or answer
     raise ServerError(f"the server refused the registration (HTTP {status}): {detail}")
 
@@ -103,8 +126,10 @@ def delete_device(target: ServerTarget, device_id: str) -> None:
 def get_device(target: ServerTarget, device_id: str) -> dict | None:
     quoted = urllib.parse.quote(device_id, safe="")
     status, answer = _request(target, "GET", f"/api/v1/devices/{quoted}")
-    if status == 404:
-        return None
+    if status == 404 and answer.get("error") == "not_found":
+        return None  # the API's own answer: no such device
+    if status in (404, 405):
+        raise _not_the_api(target, "GET", f"/api/v1/devices/{quoted}", status)
     if status == 200:
         return answer
     _refused(target, status, answer)
