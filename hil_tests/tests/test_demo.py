@@ -41,7 +41,7 @@ def test_demo_auto_two_alarms_in_a_row_both_call_17(capsys, tmp_path, monkeypatc
     assert status == 0, out
     assert out.count("server: alarm created") == 2, out
     assert out.count("police: call answered, caller id +6877") == 2, out
-    assert "the handset hangs up (HANGUP n=1 why=alarm_end)" in out, out
+    assert "the handset hangs up (HANGUP why=alarm_end)" in out, out
     assert "(the handset is idle again: no call up)" in out
     assert "Done: 2 alarms at the server for NC0001 (state closed)" in out
     assert "failed" not in out, out
