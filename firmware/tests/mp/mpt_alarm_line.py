@@ -191,3 +191,16 @@ async def test_safe_mode_without_a_config_knows_the_emergency_number_as_police()
         assert modem.calls.count("dial") == dials, (caller, modem.calls)
         assert not [x for x in rig.lines if "ERROR" in x], rig.lines
         rig.power_cut()
+
+
+async def test_a_slow_call_list_still_lets_the_dial_go_before_anything_else():
+    # A silent modem: AT+CLCC takes its whole time-out. Found on the rig (modem_silent):
+    # the SMS channel's AT+CMGS (60 s time-out) went in ahead of the ATD.
+    wipe()
+    modem = FakeModem()
+    modem.slow_ms = {"call_list": 100}  # longer than the AML deadline at this time scale
+    rig = Rig(modem)
+    rig.trigger()
+    await rig.until(lambda: "dial" in modem.calls, "the dial")
+    assert modem.calls[:2] == ["call_list", "dial"], modem.calls[:6]
+    rig.power_cut()
