@@ -211,6 +211,8 @@ class Alarm:
 
     async def _call_channel(self):
         # Rounds of up to 1 + call_retries dials; between rounds, wait for a re-press.
+        if self.p.get("call") == "done":
+            self.call_state = "ended"  # resumed: answered and ended before the reboot
         await self.dev.ready.wait()
         while self.is_open:
             self._redial.clear()
