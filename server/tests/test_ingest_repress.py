@@ -4,13 +4,14 @@ server puts one `button`/`repress` step on the alarm's timeline per hold it had 
 seen, and the console reads it in French."""
 
 import json
+import zoneinfo
 
 import pytest
 from dbcheck import count, one
 from sqlalchemy import select
 
 from tgd_server import db
-from tgd_server.console import queries
+from tgd_server.console import wording
 from tgd_server.message import MessageRefused, parse_envelope, validate
 from tgd_server.models import Alarm, AlarmEvent
 
@@ -63,6 +64,6 @@ def test_each_new_press_is_one_step_on_the_timeline(app, client, handset):
 
 
 def test_console_reads_a_repress_in_french():
-    text = queries.timeline_text(AlarmEvent(channel="button", kind="repress", detail="press=2"))
+    text = wording.timeline_text("button", "repress", "press=2", zoneinfo.ZoneInfo("Pacific/Noumea"))
     assert text == ("Bouton d'alarme maintenu à nouveau (appui n° 2) : "
                     "l'alarme ouverte est relancée")
