@@ -86,7 +86,7 @@ def is_host_only(path: Path) -> bool:
 # ---- 1. mpy-cross -----------------------------------------------------------------
 
 # Modules only the host board loads (docs/benchmarks.md "Firmware: memory and size").
-HOST_ONLY_MODULES = frozenset({"board_host.py", "flash_image.py", "mpy_cache.py"})
+HOST_ONLY_MODULES = frozenset({"board_host.py", "flash_image.py"})
 
 
 def compile_all(sources: list[Path], out_dir: Path) -> tuple[dict[str, int], list[str]]:
