@@ -121,6 +121,7 @@ class UrcWaiter:
 
 class AtEngine:
     _owner = None  # the engine whose reader runs (one UART, one reader)
+    prompt_ms = 5000  # the longest wait for a "> " / DOWNLOAD prompt (tests shorten it)
 
     def __init__(self, stream, log):
         self._stream = stream
@@ -254,7 +255,14 @@ class AtEngine:
                 self._log.debug("AT_TX", cmd=cmd)
                 await self._write(p, cmd.encode() + b"\r")
                 if payload is not None:
-                    await self._wait(p, deadline, True)
+                    # The prompt comes at once (sim7600-at.md): a modem that gives none
+                    # within prompt_ms is silent, and counts so now, not at the end of
+                    # the command's whole timeout (an SMS's 60 s would hold back the
+                    # power cycle of a hung modem, and the alarm's dial behind it).
+                    prompt_by = time.ticks_add(time.ticks_ms(), self.prompt_ms)
+                    if time.ticks_diff(prompt_by, deadline) > 0:
+                        prompt_by = deadline
+                    await self._wait(p, prompt_by, True)
                     if p.error is not None:
                         raise p.error
                     if not p.done:
