@@ -75,7 +75,12 @@ $(VM_DIR)/frozen-files: FORCE
 	@mkdir -p $(VM_DIR)
 	@echo '$(VM_FROZEN)' | cmp -s - $@ || echo '$(VM_FROZEN)' > $@
 
-$(VM_SRC)/.unpacked: $(VM_SOURCE_FILES)
+# Which source the VM is built from: another MICROPYTHON_SRC rebuilds it.
+$(VM_DIR)/source: FORCE
+	@mkdir -p $(VM_DIR)
+	@echo '$(abspath $(MICROPYTHON_SRC))' | cmp -s - $@ || echo '$(abspath $(MICROPYTHON_SRC))' > $@
+
+$(VM_SRC)/.unpacked: $(VM_SOURCE_FILES) $(VM_DIR)/source
 	@test -e "$(MICROPYTHON_SRC)" || { echo "make esp32-vm: no MicroPython source at MICROPYTHON_SRC=$(MICROPYTHON_SRC) (an archive or a source tree of v1.28; see ../shared/micropython/README.md)"; exit 2; }
 	@echo 'int main(void){return 0;}' | $(CC) -m32 -x c - -o /dev/null 2>/dev/null || { echo "make esp32-vm: $(CC) cannot build 32-bit programs (-m32): install gcc-multilib (apt-get install gcc-multilib)"; exit 2; }
 	rm -rf $(VM_SRC) && mkdir -p $(VM_SRC)

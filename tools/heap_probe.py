@@ -8,8 +8,9 @@
 alarm, idle and power scenarios (`hil_tests/tests -k "(alarm or idle or power) and not
 serial"`, HTTP and MQTT) at one heap after another (TGD_TEST_HEAP, TGD_RIG_HEAP) and
 bisects the smallest at which all pass, in --step KB steps between --low and --high.
-Near the limit a scenario may pass in one run and fail in the next: each run's counts
-are printed.
+Each run stops at its first failure (pytest -x) and runs that test once more: near the
+limit, or on a loaded machine, a scenario may pass in one run and fail in the next;
+what failed twice or passed the second time is printed.
 
 `peak` runs the same tests at the VM's 48 KB with TGD_HEAP_PROBE set: main.py then
 starts firmware/host/heap_probe.py, a task that collects the garbage every 5 ms and, at
@@ -66,25 +67,36 @@ def _pytest(args: list[str], env: dict[str, str]) -> tuple[int, list[str], int]:
 def run_tests(heap_k: int, quick: bool) -> tuple[int, int, float]:
     """(passed, failed, seconds) of the alarm paths at `heap_k` KB.
 
-    A test that fails is run once more: one that passes then is counted as passed
-    and named as flaky (a loaded machine), one that fails again as failed."""
+    Each selection runs with -x (a heap that fails says so in its first failure, not
+    after every test's time-outs). The failed test is run once more: failing again, it
+    fails the heap; passing (a loaded machine), it is named as flaky, set aside and the
+    selection goes on without it."""
     env = dict(os.environ, TGD_TEST_HEAP=f"{heap_k}k", TGD_RIG_HEAP=f"{heap_k}k")
     passed = failed = 0
     started = time.monotonic()
     selections = [HOST_BOARD_TESTS] + ([] if quick else [RIG_TESTS])
     for selection in selections:
-        ok, bad, _ = _pytest(selection, env)
-        passed += ok
-        if bad and not bad[0].startswith("pytest exit"):
-            ok_again, bad_again, _ = _pytest(bad, env)
-            for test in bad:
-                if test not in bad_again:
-                    print(f"  {heap_k}k: {test} failed, then passed when run again (flaky)")
-            passed += ok_again
-            bad = bad_again
-        for test in bad:
-            print(f"  {heap_k}k: FAILED {test}", flush=True)
-        failed += len(bad)
+        flaky: list[str] = []
+        while True:
+            deselect = [arg for test in flaky for arg in ("--deselect", test)]
+            ok, bad, _ = _pytest(["-x", *selection, *deselect], env)
+            if not bad:
+                passed += ok + len(flaky)
+                break
+            if bad[0].startswith("pytest exit"):
+                failed += 1
+                print(f"  {heap_k}k: {bad[0]}", flush=True)
+                break
+            _, bad_again, _ = _pytest(bad[:1], env)
+            if bad_again:
+                passed += ok
+                failed += 1
+                print(f"  {heap_k}k: FAILED {bad[0]} (twice)", flush=True)
+                break
+            print(f"  {heap_k}k: {bad[0]} failed, then passed when run again (flaky)", flush=True)
+            flaky.append(bad[0])
+        if failed:
+            break  # the heap fails: the other selection would say nothing more
     return passed, failed, time.monotonic() - started
 
 
@@ -253,18 +265,24 @@ def run_peak(selection: list[str], keep: Path | None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, TGD_HEAP_PROBE=str(folder))
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
                            *selection], cwd=REPO, env=env, capture_output=True, text=True)
     summary = (proc.stdout.strip().splitlines() or [""])[-1]
     print(f"tests at {vm.heap} with the probe: {summary} ({time.monotonic() - started:.0f} s)")
+    for failed in re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.M):
+        print(f"  failed with the probe on (it collects every 5 ms): {failed}")
+    return report(folder, vm.heap, keep)
+
+
+def report(folder: Path, heap: str, keep: Path | None = None) -> int:
     files = [read_probe_file(p) for p in sorted(folder.glob("heap-*.txt"))]
     files = [f for f in files if f.peak is not None]
     if not files:
         raise ProbeError(f"no heap dump in {folder}: did the firmware run on the VM?")
-    peaks = sorted((f.peak.used, f) for f in files)
+    peaks = sorted(((f.peak.used, f) for f in files), key=lambda p: p[0])
     used = [p for p, _ in peaks]
     print(f"{len(files)} firmware processes; peak live heap: median {used[len(used) // 2]}, "
-          f"highest {used[-1]} bytes of {vm.heap}")
+          f"highest {used[-1]} bytes of {heap}")
     top_used, top = peaks[-1]
     dump = top.peak
     print(f"highest peak: {top_used} bytes (probe's own ~{top.own} bytes included), "
@@ -293,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="the host-board tests only")
     p.add_argument("-k", dest="expr", help="pytest -k expression over the rig tests instead")
     p.add_argument("--keep", type=Path, help="folder for the dumps (default: a temporary one)")
+    r = sub.add_parser("report", help="the breakdown of the dumps a `peak --keep DIR` left")
+    r.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "min":
@@ -307,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"smallest heap at which the {what} all pass: {found}k")
             return 0
+        if args.command == "report":
+            if not args.folder.is_dir():
+                raise ProbeError(f"{args.folder}: no such folder (give the one of `peak --keep`)")
+            return report(args.folder, micropython().heap, args.folder)
         if args.expr:
             selection = ["hil_tests/tests", "-k", args.expr]
         elif args.quick:

@@ -25,7 +25,7 @@ needs_vm = pytest.mark.skipif(not micropython().esp32_vm,
 
 
 @needs_vm
-def test_the_probe_dumps_the_heap_and_the_tool_says_what_it_holds(tmp_path):
+def test_the_probe_dumps_the_heap_and_the_tool_says_what_it_holds(tmp_path, capsys):
     # No TGD_FLASH: the app stops at the flash and main.py starts it again, for ever.
     proc = subprocess.Popen([micropython().executable, "-X", "heapsize=48k",
                              str(REPO / "firmware" / "main.py")], cwd=tmp_path,
@@ -49,6 +49,10 @@ def test_the_probe_dumps_the_heap_and_the_tool_says_what_it_holds(tmp_path):
     # every allocated block is counted once: the rows add up to the live heap
     counted = sum(size for _, _, size in rows)
     assert abs(counted - dump.used) <= 256, (counted, dump.used)
+    # `tools/heap_probe.py report DIR` prints the same breakdown again
+    assert heap_probe.main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 firmware processes" in out and "what the peak holds, by family:" in out
 
 
 def test_min_refuses_a_range_upside_down(capsys):
