@@ -6,18 +6,20 @@ import sys
 import asyncio
 
 
-def use_compiled_modules():
-    """On a PC: run the firmware as .mpy compiled by mpy-cross (see mpy_cache.py).
+def frozen_modules_first():
+    """On a PC: import the firmware from the VM's frozen modules, as a board does.
 
-    The helper is imported for the call and dropped after it, so its code does not
-    stay in the heap.
+    `micropython firmware/main.py` puts this script's folder first on sys.path, so
+    the .py files next to it would be imported (compiled into the heap) instead of
+    the frozen bytecode that the ESP32-faithful VM (`make esp32-vm`) runs in place,
+    as an ESP32 image does. With ".frozen" first they are found only where nothing
+    is frozen: on the PyPI port, whose heap figures mean nothing anyway. The host
+    board's own modules (firmware/host/, frozen into the VM) come last.
     """
-    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    import mpy_cache
-    try:
-        mpy_cache.use_compiled_modules(here)
-    finally:
-        sys.modules.pop("mpy_cache", None)
+    if ".frozen" in sys.path:
+        sys.path.remove(".frozen")
+    sys.path.insert(0, ".frozen")
+    sys.path.append((__file__.rsplit("/", 1)[0] if "/" in __file__ else ".") + "/host")
 
 
 def make_board():
@@ -38,6 +40,12 @@ def make_board():
 
 
 def main():
+    probe = None
+    if sys.platform == "linux":
+        frozen_modules_first()
+        if __import__("os").getenv("TGD_HEAP_PROBE"):  # tools/heap_probe.py
+            from heap_probe import HeapProbe  # host only: frozen into the VM alone
+            probe = HeapProbe(__import__("os").getenv("TGD_HEAP_PROBE"))
     import gc
     import time
     from log import Log
@@ -47,12 +55,12 @@ def main():
     while True:
         started = time.ticks_ms()
         try:
-            if sys.platform == "linux":
-                use_compiled_modules()  # cheap when nothing changed
             if board is None:
                 board = make_board()
                 log = Log(level=board.log_level())
             from app import App
+            if probe is not None:
+                probe.start()  # a sampling task in the app's event loop
             asyncio.run(App(board, log).run())
         except KeyboardInterrupt:
             raise

@@ -211,11 +211,18 @@ class Board:
         from mpremote.transport import TransportError
 
         t = self._require()
-        try:
-            t.exit_raw_repl()
-            t.enter_raw_repl(soft_reset=True)
-        except (TransportError, OSError) as exc:
-            raise BoardError(f"soft reset of the board on {self.port} failed: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                t.exit_raw_repl()
+                t.enter_raw_repl(soft_reset=True)
+                return
+            except (TransportError, OSError) as exc:
+                # Once more: a MicroPython that sets its terminal up again when it
+                # leaves the raw REPL (the unix port: tcsetattr TCSAFLUSH) may drop the
+                # Ctrl-C / Ctrl-A that follow Ctrl-B at once; the second try finds
+                # it settled. A board that is really gone fails twice.
+                if attempt == 2:
+                    raise BoardError(f"soft reset of the board on {self.port} failed: {exc}") from exc
 
     def _require(self):
         if self._transport is None:
