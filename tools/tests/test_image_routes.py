@@ -140,8 +140,18 @@ def test_flash_on_a_frozen_image_uploads_only_main(tmp_path, capsys):
 
         with Board(board.url) as b:
             assert "/" not in b.eval("__import__('alarm').__file__")  # frozen, not a file
+        code, out, err = run_cli(["detect", "--port", board.url], capsys)
+        assert code == 0 and "TGD firmware installed" in out, out + err
     finally:
         board.stop()
+
+
+def test_flash_frozen_dry_run_plans_main_only(capsys):
+    code, out, err = run_cli(["flash", "--frozen", "--dry-run", "--chip", "esp32"], capsys)
+    assert code == 0, err
+    assert "mpy-cross" not in out
+    assert out.startswith("would check that the image on <port> freezes the firmware")
+    assert "then upload main.py" in out
 
 
 def test_flash_frozen_on_a_stock_image_is_refused(tmp_path, capsys):

@@ -144,7 +144,9 @@ def cmd_detect(args: argparse.Namespace, out: TextIO) -> int:
             with flashing.open_when_ready(port, wait_s) as board:
                 impl = board.implementation()
                 names = board.listdir()
-            tgd = "TGD firmware installed" if any(n.startswith("selftest.") for n in names) else "no TGD firmware"
+            # fw_manifest.json: also on a frozen or ROMFS image, whose modules are not files
+            installed = "fw_manifest.json" in names or any(n.startswith("selftest.") for n in names)
+            tgd = "TGD firmware installed" if installed else "no TGD firmware"
             provisioned = "provisioned" if "config.json" in names else "not provisioned"
             print(f"{port}: MicroPython {impl.version} ({impl.machine}); {tgd}; {provisioned}", file=out)
         except BoardError:

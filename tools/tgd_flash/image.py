@@ -375,6 +375,15 @@ def firmware_is_frozen(board: Board, src_dir: Path) -> bool:
     return bool(present)
 
 
+def print_frozen_plan(src_dir: Path, port: str, out: TextIO) -> None:
+    manifest = freeze_manifest.manifest_path(src_dir)
+    targets = freeze_manifest.read_manifest(manifest).targets() if manifest.is_file() else []
+    names = ", ".join(p.name for p in boot_scripts(src_dir, targets)) or "nothing"
+    print(f"would check that the image on {port} freezes the firmware ({len(targets)} modules of "
+          f"{manifest}), then upload {names} (sha256 checked on the board) and remove the "
+          "firmware files left on its filesystem", file=out)
+
+
 def files_for_board(
     board: Board, src_dir: Path, build_dir: Path, march: str | None, compiler: list[str],
     out: TextIO, detect: bool = False, frozen_required: bool = False,
