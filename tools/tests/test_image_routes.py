@@ -98,6 +98,18 @@ def test_build_image_without_esp_idf_prints_the_build_and_exits_16(tmp_path, cap
     assert not src.exists()
 
 
+def test_build_image_from_an_archive_asks_for_a_clone(tmp_path, capsys, monkeypatch):
+    archive = tmp_path / "micropython-1.28.0.tar.gz"
+    archive.write_bytes(b"\x1f\x8b")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MICROPYTHON_SRC", str(archive))
+    code, out, err = run_cli(["build-image", "--dry-run"], capsys)
+    assert code == 0, err
+    assert f"{archive} is an archive without ports/esp32" in out
+    assert f"would run: git clone --depth 1 --branch {image.MICROPYTHON_TAG} {image.MICROPYTHON_GIT} " \
+        f"{tmp_path / 'micropython'}" in out
+
+
 def test_build_image_runs_the_esp32_build_where_esp_idf_is(tmp_path, capsys, monkeypatch):
     """Stand-ins for ESP-IDF and the port's Makefile record what the tool runs."""
     src = tmp_path / "micropython"

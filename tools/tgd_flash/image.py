@@ -134,8 +134,15 @@ def build_image(
     fw_dir = Path(firmware_dir or fwbuild.firmware_dir()).resolve()
     manifest = freeze_manifest.manifest_path(fw_dir)
     frozen = freeze_manifest.firmware_files(fw_dir)  # a broken manifest is found here, not in IDF
-    plan = ImageBuild(Path(src or default_micropython_src()).resolve(), board, variant, manifest)
+    src = Path(src or default_micropython_src()).resolve()
+    note = None
+    if src.is_file():  # e.g. the archive the VM is built from: it has no ports/esp32
+        note = f"{src} is an archive without ports/esp32: the image needs a git clone"
+        src = Path("micropython").resolve()
+    plan = ImageBuild(src, board, variant, manifest)
     missing = esp_idf_missing()
+    if note:
+        print(note, file=out)
     if missing is None and not (plan.esp32_dir / "Makefile").is_file():
         missing = f"no MicroPython ESP32 port in {plan.src} (give --micropython-src or $MICROPYTHON_SRC)"
     if dry_run or missing:
