@@ -81,9 +81,10 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
         if options.frozen:
             image_routes.print_frozen_plan(src_dir, options.port, out)
         else:
+            if options.image is not None:
+                print("(if the image freezes the firmware, route a, only main.py is uploaded "
+                      "instead of the files below)", file=out)
             _print_build_plan(src_dir, chip, options.port, out)
-        if options.image is not None and not options.frozen:
-            print("(if the image freezes the firmware, route a, only main.py is uploaded instead)", file=out)
         return None
 
     with open_when_ready(options.port, wait_s=15 if options.image else 0) as board:
