@@ -6,18 +6,18 @@ import sys
 import asyncio
 
 
-def use_compiled_modules():
-    """On a PC: run the firmware as .mpy compiled by mpy-cross (see mpy_cache.py).
+def frozen_modules_first():
+    """On a PC: import the firmware from the VM's frozen modules, as a board does.
 
-    The helper is imported for the call and dropped after it, so its code does not
-    stay in the heap.
+    `micropython firmware/main.py` puts this script's folder first on sys.path, so
+    the .py files next to it would be imported (compiled into the heap) instead of
+    the frozen bytecode that the ESP32-faithful VM (`make esp32-vm`) runs in place,
+    as an ESP32 image does. With ".frozen" first they are found only where nothing
+    is frozen: on the PyPI port, whose heap figures mean nothing anyway.
     """
-    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    import mpy_cache
-    try:
-        mpy_cache.use_compiled_modules(here)
-    finally:
-        sys.modules.pop("mpy_cache", None)
+    if ".frozen" in sys.path:
+        sys.path.remove(".frozen")
+    sys.path.insert(0, ".frozen")
 
 
 def make_board():
@@ -38,6 +38,8 @@ def make_board():
 
 
 def main():
+    if sys.platform == "linux":
+        frozen_modules_first()
     import gc
     import time
     from log import Log
@@ -47,8 +49,6 @@ def main():
     while True:
         started = time.ticks_ms()
         try:
-            if sys.platform == "linux":
-                use_compiled_modules()  # cheap when nothing changed
             if board is None:
                 board = make_board()
                 log = Log(level=board.log_level())

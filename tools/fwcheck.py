@@ -68,8 +68,12 @@ _MYPY_LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+):(?:\d+:)? error: (?P<ms
 _FSTRING_EQ = re.compile(r"\{[^{}]*?[^=!<>]=\s*(?:![rsa])?\s*(?::[^{}]*)?\}")
 
 
+# Read by MicroPython's build (tools/makemanifest.py, CPython), never by the firmware.
+BUILD_FILES = frozenset({"manifest.py"})
+
+
 def firmware_sources(firmware: Path = FIRMWARE) -> list[Path]:
-    return sorted(p for p in firmware.glob("*.py"))
+    return sorted(p for p in firmware.glob("*.py") if p.name not in BUILD_FILES)
 
 
 # ---- 1. mpy-cross -----------------------------------------------------------------

@@ -1,10 +1,14 @@
 """Collects the firmware tests that run inside the real MicroPython VM.
 
 Every ``firmware/tests/mp/mpt_*.py`` file is a MicroPython module whose
-``test_*`` functions (plain or ``async``) run under the unix port with the
-ESP32-like heap limit. One pytest item per test function; the VM runs each
-file once and the items report its verdicts. A file may ask for another heap
-with a first-line comment ``# heapsize: 96k``.
+``test_*`` functions (plain or ``async``) run under the unix port. One pytest
+item per test function; the VM runs each file once and the items report its
+verdicts. A file may ask for another heap with a first-line comment
+``# heapsize: 96k`` (the test module and its helpers are compiled into that heap).
+
+The VM is the ESP32-faithful one where it is built (`make esp32-vm`: 32-bit, the
+firmware frozen, imported from ".frozen" first as main.py does), otherwise the
+PyPI port, which imports the firmware's sources (tgd_flash.micropython_vm).
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tgd_flash.micropython_vm import executable as micropython_bin
 
 FIRMWARE = Path(__file__).resolve().parents[1]
 MP_TESTS = FIRMWARE / "tests" / "mp"
@@ -23,16 +27,13 @@ DEFAULT_HEAP = "64k"
 RUN_TIMEOUT_S = 300
 
 
-def micropython_bin() -> str:
-    exe = Path(sys.executable).with_name("micropython")
-    return str(exe) if exe.exists() else "micropython"
-
-
 def run_micropython(args: list[str], heap: str = DEFAULT_HEAP, env: dict | None = None,
                     timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
     """Run the MicroPython VM with the firmware and the test helpers on its path."""
     full_env = dict(os.environ)
-    full_env["MICROPYPATH"] = f"{MP_TESTS}:{FIRMWARE}:.frozen"
+    # frozen firmware first (the ESP32-faithful VM), as main.py puts it: the sources
+    # next to it must not shadow it; the PyPI port has only asyncio there
+    full_env["MICROPYPATH"] = f".frozen:{MP_TESTS}:{FIRMWARE}"
     if env:
         full_env.update(env)
     return subprocess.run([micropython_bin(), "-X", f"heapsize={heap}", *args],

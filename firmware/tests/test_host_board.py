@@ -6,10 +6,10 @@ littlefs2 image, TGD_PWRKEY the emulator's PWRKEY FIFO. A small HTTP endpoint in
 this file checks each message's HMAC and answers as docs/protocol.md says; the
 full server is exercised by the HIL rig (hil_tests/).
 
-Heap in word units (`64wk` = what 64 KiB holds on the ESP32; the literal `64k`
-cannot import the firmware's code on a 64-bit host). HOST_HEAP (env TGD_TEST_HEAP)
-is the rig's measured minimum (68wk, HTTP and MQTT) plus one 4wk step; see
-docs/firmware.md "Memory" (at 64wk this file's alarm paths hit MemoryError).
+The VM is the ESP32-faithful one (`make esp32-vm`: 32-bit, firmware frozen) at 48 KB,
+the PyPI port with a roomy heap where it is not built (tgd_flash.micropython_vm).
+HOST_HEAP (env TGD_TEST_HEAP) overrides the heap; `tools/heap_probe.py` bisects it
+(docs/firmware.md "Memory").
 """
 
 from __future__ import annotations
@@ -20,28 +20,24 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from tgd_flash.micropython_vm import executable as micropython_bin
+from tgd_flash.micropython_vm import firmware_heap
 
 emulator = pytest.importorskip("tgd_rig.emulator")
 
 FIRMWARE = Path(__file__).resolve().parents[1]
 MAIN = FIRMWARE / "main.py"
-HOST_HEAP = os.environ.get("TGD_TEST_HEAP", "72wk")
+HOST_HEAP = os.environ.get("TGD_TEST_HEAP") or firmware_heap()
 KEY = "5a" * 32
 SMS_NUMBER = "+687700100"
 FW_TIME_SCALE = "0.1"   # backoffs, AML deadline and track interval at a tenth
 EMU_SCALE = 0.05        # the emulator's network and modem delays
-
-
-def micropython_bin() -> str:
-    exe = Path(sys.executable).with_name("micropython")
-    return str(exe) if exe.exists() else "micropython"
 
 
 class Endpoint:

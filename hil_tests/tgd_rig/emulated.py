@@ -18,12 +18,14 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from tgd_flash.micropython_vm import executable as micropython_bin
+from tgd_flash.micropython_vm import firmware_heap
 
 from .devicelog import DeviceLog, LogLine
 from .errors import RigError
@@ -33,21 +35,14 @@ from .server_harness import ServerHarness
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE_MAIN = REPO / "firmware" / "main.py"
-# Heap in word units: `64wk` holds on this 64-bit host what 64 KiB holds on the
-# ESP32 (the literal `64k` cannot even import the firmware's code here: the unix
-# port keeps bytecode in the GC heap). Measured minimum (4wk steps): 68wk for the
-# alarm, idle and power scenarios over HTTP and MQTT (64wk: 32 of 41 pass); 72wk is
-# one step of margin (docs/benchmarks.md "Firmware: memory and size"). TGD_RIG_HEAP
-# overrides it (e.g. TGD_RIG_HEAP=64wk to see the limit).
-HEAP = os.environ.get("TGD_RIG_HEAP", "72wk")
+# The firmware runs on the ESP32-faithful VM (`make esp32-vm`: 32-bit, firmware frozen)
+# at 48 KB, or on the PyPI port with a roomy heap that measures nothing where the VM is
+# not built (tgd_flash.micropython_vm). TGD_RIG_HEAP overrides the heap (`tools/heap_probe.py`
+# bisects it; docs/benchmarks.md "Firmware: memory and size").
+HEAP = os.environ.get("TGD_RIG_HEAP")
 DEFAULT_SMS_NUMBER = "+687700100"
 DEFAULT_EMERGENCY_NUMBER = "17"
 FAST_SCALE = 0.05
-
-
-def micropython_bin() -> str:
-    exe = Path(sys.executable).with_name("micropython")
-    return str(exe) if exe.exists() else "micropython"
 
 
 def make_timing(timing: Any, fast_scale: float | None = None):
@@ -204,7 +199,7 @@ class EmulatedRig(Rig):
                  firmware_main: Path | None = None, heap: str | None = None):
         super().__init__()
         self.firmware_main = Path(firmware_main or FIRMWARE_MAIN)   # another build, e.g. a release
-        self.heap = heap or HEAP
+        self.heap = heap or HEAP or firmware_heap()
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="tgd-rig-")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import urllib.request
 
@@ -194,7 +195,9 @@ def test_selftest_fails_on_low_battery(tmp_path, flash_dir, board, modem, server
 def test_detect_on_a_virtual_board(board, capsys):
     code, out, _ = run(["detect", "--port", board.url], capsys)
     assert code == 0
-    assert "MicroPython 1.29.0" in out and "TGD firmware installed" in out and "not provisioned" in out
+    # 1.28 on the ESP32-faithful VM, 1.29 on the PyPI port
+    assert re.search(r"MicroPython 1\.(28|29)\.0 ", out), out
+    assert "TGD firmware installed" in out and "not provisioned" in out
 
 
 def test_selftest_of_an_unregistered_handset_fails(tmp_path, flash_dir, board, server, capsys, monkeypatch):

@@ -44,8 +44,13 @@ def firmware_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "firmware"
 
 
+# firmware/manifest.py is read by MicroPython's build (makemanifest), not imported: never uploaded.
+NOT_UPLOADED = ("manifest.py",)
+
+
 def firmware_sources(src_dir: Path) -> list[Path]:
-    sources = sorted(p for p in Path(src_dir).glob("*.py") if p.is_file())
+    sources = sorted(p for p in Path(src_dir).glob("*.py")
+                     if p.is_file() and p.name not in NOT_UPLOADED)
     if not sources:
         raise FirmwareMissing(f"no firmware sources (*.py) in {src_dir}")
     return sources

@@ -17,19 +17,24 @@ import os
 import select
 import socket
 import subprocess
-import sys
 import threading
+import time
 import tty
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import micropython_vm
 
 _CHUNK = 4096
 
 
 def micropython_executable() -> str:
-    """The MicroPython unix port installed next to this Python (the venv)."""
-    candidate = Path(sys.executable).with_name("micropython")
-    return str(candidate) if candidate.exists() else "micropython"
+    """The ESP32-faithful VM where it is built, else the PyPI port (micropython_vm.py).
+
+    Modules uploaded to the board's flash come first on its path, the frozen ones
+    after (as on an ESP32, whose sys.path is '', '.frozen', '/lib').
+    """
+    return micropython_vm.executable()
 
 
 @dataclass
@@ -38,9 +43,9 @@ class VirtualBoard:
 
     flash_dir: Path
     uart: str | None = None
-    # In word units: 64wk is what 64 KiB holds on the ESP32 (128 KiB on this 64-bit
-    # host, the same bytes as before); enough for the REPL, uploads and selftest.
-    heapsize: str = "64wk"
+    # Room for the REPL, uploads, the uploaded .mpy (loaded into RAM, as on a board
+    # with PSRAM) and selftest; it measures nothing (the rig measures the heap).
+    heapsize: str = "512k"
     extra_env: dict[str, str] = field(default_factory=dict)
     executable: str = field(default_factory=micropython_executable)
 
@@ -198,7 +203,29 @@ class VirtualBoard:
         conn.sendall(b"MPY: soft reboot\r\n")
         self._boot()
         if raw_repl and self._master_fd is not None:
+            self._await_prompt()
             os.write(self._master_fd, b"\x01")
+
+    def _await_prompt(self, timeout: float = 10.0) -> None:
+        """Swallow the new VM's banner up to its first prompt.
+
+        The unix port flushes its terminal's input when it sets up the REPL (tcsetattr
+        TCSAFLUSH), so a Ctrl-A written before the prompt may be lost (a race that the
+        faster ESP32-faithful VM loses); a board in the raw REPL prints no banner either.
+        """
+        fd = self._master_fd
+        seen = b""
+        deadline = time.monotonic() + timeout
+        while fd is not None and not seen.endswith(b">>> ") and time.monotonic() < deadline:
+            if not select.select([fd], [], [], 0.2)[0]:
+                continue
+            try:
+                out = os.read(fd, _CHUNK)
+            except OSError:
+                return
+            if not out:
+                return
+            seen = (seen + out)[-64:]
 
 
 def _raw_repl_after(data: bytes, raw_repl: bool) -> bool:

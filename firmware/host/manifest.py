@@ -1,0 +1,11 @@
+# The ESP32-faithful VM's frozen modules (`make esp32-vm`, docs/firmware.md "Memory"):
+# the handset's manifest, as an ESP32 image takes it, plus the host board's own modules.
+#
+# On a handset the board module (board_lilygo, board_esp32) is frozen into flash with
+# the rest; on the VM the host board plays that part, so it is frozen here too and its
+# code costs flash, not heap, as a board's does. These modules never reach a handset:
+# firmware/manifest.py leaves them out and tools/flash.py does not upload them.
+include("../manifest.py", port_modules=False)  # noqa: F821 - makemanifest's globals
+
+module("board_host.py", base_path="..")  # noqa: F821
+module("flash_image.py", base_path="..")  # noqa: F821
