@@ -13,19 +13,20 @@ import io
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
 from flash_testkit import start_board
 
-from tgd_flash import cli, freeze_manifest, image, image_memory
+from tgd_flash import cli, freeze_manifest, image, image_memory, micropython_vm
 from tgd_flash.errors import FirmwareMissing
-from tgd_flash.virtual_board import VirtualBoard, micropython_executable
+from tgd_flash.virtual_board import VirtualBoard
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
 DOC = ROOT / "docs" / "technician.md"
-ESP32_VM = ROOT / "build" / "esp32-vm" / "micropython"
+ESP32_VM = micropython_vm.ESP32_VM
 needs_vm = pytest.mark.skipif(not ESP32_VM.is_file(), reason="no 32-bit VM: run `make esp32-vm`")
 
 
@@ -37,7 +38,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def any_vm() -> str:
     """The 32-bit frozen VM when built, else the PyPI port (both have vfs.VfsRom)."""
-    return str(ESP32_VM) if ESP32_VM.is_file() else micropython_executable()
+    return micropython_vm.executable()
 
 
 # -- the manifest: the one list of the firmware's modules -----------------------------
@@ -169,7 +170,8 @@ def test_flash_frozen_dry_run_plans_main_only(capsys):
 def test_flash_frozen_on_a_stock_image_is_refused(tmp_path, capsys):
     flash = tmp_path / "flash"
     flash.mkdir()
-    board = VirtualBoard(flash).start()  # the PyPI port: nothing of the firmware frozen
+    stock = Path(sys.executable).with_name("micropython")  # the PyPI port: nothing of the firmware frozen
+    board = VirtualBoard(flash, executable=str(stock)).start()
     try:
         code, out, err = run_cli(["flash", "--port", board.url, "--frozen"], capsys)
     finally:

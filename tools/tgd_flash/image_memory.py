@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import freeze_manifest, fwbuild, image
+from . import freeze_manifest, fwbuild, image, micropython_vm
 
 ROUTES = ("frozen", "romfs", "mpy")
 HEAP_KIB = 48
@@ -81,7 +81,7 @@ class RouteFigure:
 
 
 def default_vm() -> Path:
-    return Path(__file__).resolve().parents[2] / "build" / "esp32-vm" / "micropython"
+    return micropython_vm.ESP32_VM
 
 
 def probe(vm: Path, route: str, romfs: Path, stage: Path, names: list[str], cwd: Path) -> RouteFigure:
