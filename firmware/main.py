@@ -38,8 +38,12 @@ def make_board():
 
 
 def main():
+    probe = None
     if sys.platform == "linux":
         frozen_modules_first()
+        if __import__("os").getenv("TGD_HEAP_PROBE"):  # tools/heap_probe.py
+            from heap_probe import HeapProbe  # host only: frozen into the VM alone
+            probe = HeapProbe(__import__("os").getenv("TGD_HEAP_PROBE"))
     import gc
     import time
     from log import Log
@@ -53,6 +57,8 @@ def main():
                 board = make_board()
                 log = Log(level=board.log_level())
             from app import App
+            if probe is not None:
+                probe.start()  # a sampling task in the app's event loop
             asyncio.run(App(board, log).run())
         except KeyboardInterrupt:
             raise

@@ -9,3 +9,6 @@ include("../manifest.py", port_modules=False)  # noqa: F821 - makemanifest's glo
 
 module("board_host.py", base_path="..")  # noqa: F821
 module("flash_image.py", base_path="..")  # noqa: F821
+# tools/heap_probe.py: main.py starts it when TGD_HEAP_PROBE is set (frozen: it costs
+# no heap for its code, as the firmware's code costs none)
+module("heap_probe.py")  # noqa: F821

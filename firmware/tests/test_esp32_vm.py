@@ -22,7 +22,7 @@ from tgd_flash.micropython_vm import micropython
 FIRMWARE = Path(__file__).resolve().parents[1]
 REPO = FIRMWARE.parent
 VM_SRC = REPO / "build" / "esp32-vm" / "src"
-HOST_ONLY = {"board_host.py", "flash_image.py", "mpy_cache.py"}
+HOST_ONLY = {"board_host.py", "flash_image.py"}
 
 needs_vm = pytest.mark.skipif(not micropython().esp32_vm,
                               reason="the ESP32-faithful VM is not built (make esp32-vm)")
@@ -59,7 +59,7 @@ def test_the_handset_manifest_freezes_asyncio_and_the_firmware_never_the_host_bo
 def test_the_vm_manifest_adds_the_host_board(tmp_path):
     frozen = frozen_files(FIRMWARE / "host" / "manifest.py", tmp_path)
     assert {"board_host.py", "flash_image.py", "app.py", "asyncio/core.py"} <= frozen
-    assert "main.py" not in frozen and "mpy_cache.py" not in frozen
+    assert "main.py" not in frozen and "manifest.py" not in frozen
 
 
 @needs_vm

@@ -1,8 +1,8 @@
 """The alert path end to end, on the emulated rig (and on a board with `-m serial`).
 
-Each test runs one scenario file of hil_tests/scenarios/: the real firmware under
-MicroPython (160k heap: 64 KiB of live heap as on an ESP32, plus the bytecode the
-unix port keeps in it), the SIM7600 emulator with fast timings, the real server.
+Each test runs one scenario file of hil_tests/scenarios/: the real firmware on the
+ESP32-faithful VM at 48 KB (32-bit, the firmware frozen as in an ESP32 image; the PyPI
+port where it is not built), the SIM7600 emulator with fast timings, the real server.
 A failure names what did not happen and where the device log is.
 """
 

@@ -2,7 +2,8 @@
 
 Per handset: a flash directory with its config.json, a button FIFO the rig keeps a
 writer on, a `Sim7600Emulator` on a pty (with its PWRKEY and DTR FIFOs), and the firmware
-process `micropython -X heapsize=80wk firmware/main.py` (docs/interfaces.md §1, "Heap").
+process `build/esp32-vm/micropython -X heapsize=48k firmware/main.py` (docs/interfaces.md §1,
+"Heap"; the PyPI port at 512k where the ESP32-faithful VM is not built).
 Shared: one simulated `Network` (police endpoint at the emergency number; at the SMS
 number an emulated SIM7600 read by the server's own SMS gateway loop,
 `tgd_server.sms.gateway`) and one real server (`ServerHarness`).

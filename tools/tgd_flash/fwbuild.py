@@ -111,8 +111,8 @@ def arch_for(impl: Implementation) -> str | None:
 def compile_command(src: Path, out: Path, march: str | None, compiler: list[str] | None = None) -> list[str]:
     # -s: tracebacks on the board name the module, not the build machine's path.
     # -X no-source-lines: no line-number tables (tracebacks name module and function):
-    # the same code the rig measures on the host (firmware/mpy_cache.py), ~2.5 KB less
-    # in the heap and the ESP32 image under 60 KB (docs/benchmarks.md).
+    # uploaded .mpy are loaded into RAM, so ~2.5 KB less heap (a frozen image keeps them:
+    # they cost flash there, docs/firmware.md "Memory").
     cmd = list(compiler or default_compiler()) + ["-o", str(out), "-s", src.name,
                                                   "-X", "no-source-lines"]
     if march:

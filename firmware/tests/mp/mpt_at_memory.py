@@ -1,11 +1,11 @@
 # heapsize: 128k
 # The modem layer's heap: import it and run a whole exchange (start, call, SMS, 21 HTTP
 # POSTs) against a scripted modem; nothing may grow per message. Prints the figures:
-#   cd firmware/tests/mp && MICROPYPATH=.:../..:.frozen ../../../.venv/bin/micropython \
+#   cd firmware/tests/mp && MICROPYPATH=.frozen:.:../.. ../../../build/esp32-vm/micropython \
 #       -X heapsize=128k mprun.py mpt_at_memory
-# 128k, not 64k: on the 64-bit unix port the layer alone is ~38 KB resident (pointers
-# and function objects are twice an ESP32's), and this test module is compiled in the
-# same heap. See docs/benchmarks.md "Firmware: memory and size".
+# 128k: this test module and its scripted modem are compiled into the same heap (the
+# firmware is frozen on the ESP32-faithful VM; on the PyPI port it is compiled too).
+# See docs/firmware-modem.md "Figures".
 import gc
 
 gc.collect()

@@ -5,6 +5,11 @@ URC order follows the reference's logged sequence: `+CLCC` dialling, `+CLCC`
 alerting, `VOICE CALL: BEGIN`, `+CLCC` active, ... `+CLCC` disconnect,
 `VOICE CALL: END: hhmmss`. A call that never connected ends with the final
 result `BUSY`, `NO CARRIER` or `NO ANSWER` instead.
+
+Call ids are the lowest free one from 1 (27.007's <id>), so a second call while one
+is held is `+CLCC: 2,...`. The police endpoint's behaviour (`PoliceEndpoint.behave`)
+decides how its side of a call goes: answer (and maybe hang up after N s), never
+answer, busy, reject.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ if TYPE_CHECKING:
     from .modem import Sim7600Emulator
 
 RING_PERIOD_S = 3.0
+
+
+def next_call_id(m: Sim7600Emulator) -> int:
+    """The lowest call id no current call of this modem uses."""
+    used = {c.call_id for c in m.calls}
+    n = 1
+    while n in used:
+        n += 1
+    return n
 
 
 def clcc_line(call: Call) -> str:
@@ -69,11 +83,16 @@ class PoliceLeg:
         endpoint._live[id(self)] = self
 
     def alerting(self, answers: bool) -> None:
+        if self.call not in self.m.calls:
+            return
         self.record.alerting_at = time.monotonic()
         set_state(self.m, self.call, CALL_ALERTING)
         self.m.net.event("call_alerting", modem=self.m.msisdn, number=self.call.number)
+        behaviour = self.endpoint.behaviour
         delay = self.endpoint.answer_after_s
-        if answers and delay is not None:
+        if behaviour == "reject":
+            self.m.later(self.endpoint.reject_after_s, self.reject)
+        elif answers and behaviour == "answer" and delay is not None:
             # A configured answer delay wins over the network's no-answer timer.
             self.m.later(delay, self.answer)
         else:
@@ -90,8 +109,15 @@ class PoliceLeg:
         if self.endpoint.hangup_after_s is not None:
             self.m.later(self.endpoint.hangup_after_s, self.remote_hangup, "police_hangup")
 
+    def reject(self) -> None:
+        """The operator rejects the ringing call: the caller gets BUSY (cause 17, UDUB)."""
+        if self.call not in self.m.calls or self.call.connected is not None:
+            return
+        self._ended("rejected")
+        fail(self.m, self.call, "BUSY")
+
     def no_answer(self) -> None:
-        if self.call not in self.m.calls:
+        if self.call not in self.m.calls or self.call.connected is not None:
             return
         self._ended("no_answer")
         end_call(self.m, self.call, "NO ANSWER")
@@ -137,7 +163,8 @@ class ModemLeg:
             fail(self.caller, self.caller_call, "BUSY" if callee.calls else "NO CARRIER")
             return
         set_state(self.caller, self.caller_call, CALL_ALERTING)
-        self.callee_call = Call(1, False, self.caller.msisdn, CALL_INCOMING, remote=self)
+        self.callee_call = Call(next_call_id(callee), False, self.caller.msisdn, CALL_INCOMING,
+                                remote=self)
         callee.calls.append(self.callee_call)
         if callee.settings.clcc_urc:
             callee.urc(clcc_line(self.callee_call))
@@ -200,7 +227,7 @@ class PoliceCallBack:
             return
         self.endpoint._live[id(self)] = self
         self.record.alerting_at = time.monotonic()
-        self.call = Call(1, False, self.endpoint.number, CALL_INCOMING, remote=self)
+        self.call = Call(next_call_id(m), False, self.endpoint.number, CALL_INCOMING, remote=self)
         m.calls.append(self.call)
         if m.settings.clcc_urc:
             m.urc(clcc_line(self.call))

@@ -13,10 +13,11 @@ from .calls import (
     clcc_line,
     fail,
     hang_up_all,
+    next_call_id,
     set_state,
 )
 from .errors import CmeFailure, Refused
-from .state import CALL_ALERTING, CALL_DIALING, CALL_INCOMING, Call
+from .state import CALL_ACTIVE, CALL_ALERTING, CALL_DIALING, CALL_HELD, CALL_INCOMING, Call
 
 if TYPE_CHECKING:
     from .modem import Sim7600Emulator
@@ -31,19 +32,25 @@ def dial(m: Sim7600Emulator, cmd: Command) -> list[str]:
     number = raw[:-1]
     if not number or not set(number) <= _DIAL_CHARS:
         raise AtSyntaxError(f"ATD: bad number {number!r}")
-    if any(c.outgoing for c in m.calls):
-        raise CmeFailure(3)
+    held = _second_call(m, number)
     if not m.sim_present:
         raise CmeFailure(10)
     if not m.registered:
         raise CmeFailure(30)
-    call = Call(1, True, number, CALL_DIALING)
+    if held is not None:
+        _hold(m, held)
+    call = Call(next_call_id(m), True, number, CALL_DIALING)
     m.calls.append(call)
     m.net.event("dial", modem=m.msisdn, number=number)
     m.later(0, set_state, m, call, CALL_DIALING)  # after the OK
     reboot = m.faults.take("reboot_during_call")
     if reboot is not None:
         m.later(reboot["after_s"], m.reboot, "fault: reboot during call")
+    endpoint = m.net.police.get(number)
+    if endpoint is not None and endpoint.behaviour == "busy":
+        call.remote = PoliceLeg(m, call, endpoint)  # recorded: the police see a missed call
+        m.later(m.draw("call_fail_s"), fail, m, call, "BUSY")
+        return ["OK"]
     if m.faults.take("call_busy") is not None:
         m.later(m.draw("call_fail_s"), fail, m, call, "BUSY")
         return ["OK"]
@@ -51,7 +58,6 @@ def dial(m: Sim7600Emulator, cmd: Command) -> list[str]:
         m.later(m.draw("call_fail_s"), fail, m, call, "NO CARRIER")
         return ["OK"]
     answers = m.faults.take("call_no_answer") is None
-    endpoint = m.net.police.get(number)
     callee = m.net.modem(number)
     if endpoint is not None:
         leg: PoliceLeg | ModemLeg = PoliceLeg(m, call, endpoint)
@@ -66,6 +72,31 @@ def dial(m: Sim7600Emulator, cmd: Command) -> list[str]:
     else:
         m.later(m.draw("call_setup_s"), leg.alerting, True)
     return ["OK"]
+
+
+def _second_call(m: Sim7600Emulator, number: str) -> Call | None:
+    """An ATD while a call exists (sim7600-at.md "Voice calls": the module refuses it,
+    or puts the active call on hold). -> the call to put on hold, or None.
+
+    Both modes (fault `second_call`, mode "refuse" or "hold") refuse it with
+    `+CME ERROR: 3` (operation not allowed) while a call is being set up, rings, or
+    is already held: only one active call can be held for another."""
+    if not m.calls:
+        return None
+    if m.faults.second_call == "hold" and len(m.calls) == 1 and m.calls[0].state == CALL_ACTIVE:
+        return m.calls[0]
+    m.net.event("dial_refused", modem=m.msisdn, number=number,
+                calls=[c.state for c in m.calls])
+    raise CmeFailure(3)
+
+
+def _hold(m: Sim7600Emulator, call: Call) -> None:
+    """The active call goes on hold (stat 1) so that the new one can be dialled; its far
+    end stays connected and hears nothing."""
+    call.state = CALL_HELD
+    if m.settings.clcc_urc:
+        m.later(0, m.urc, clcc_line(call))  # after the OK, before the new call's dialling
+    m.net.event("call_held", modem=m.msisdn, number=call.number)
 
 
 def _alert_no_answer(m: Sim7600Emulator, call: Call, leg: PoliceLeg | ModemLeg) -> None:

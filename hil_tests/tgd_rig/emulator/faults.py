@@ -28,6 +28,7 @@ class FaultState:
         self.weak_rsrp_dbm: float | None = None
         self.split: dict[str, Any] | None = None
         self.mqtt_unreachable = False
+        self.second_call = "refuse"  # an ATD while a call is active: refuse | hold
         self._armed: dict[str, list[dict[str, Any]]] = {}
 
     def arm(self, name: str, count: int, **params: Any) -> None:
@@ -121,6 +122,18 @@ def call_no_carrier(m: Sim7600Emulator, count: int = 1) -> None:
 
 def call_no_answer(m: Sim7600Emulator, count: int = 1) -> None:
     m.faults.arm("call_no_answer", count)
+
+
+SECOND_CALL_MODES = ("refuse", "hold")
+
+
+def second_call(m: Sim7600Emulator, mode: str = "refuse") -> None:
+    """What the module does with an ATD while a voice call is active (sim7600-at.md:
+    unconfirmed for the SIM7600): "refuse" it with +CME ERROR: 3 (operation not
+    allowed), or "hold" the active call (+CLCC stat 1) and dial the new one."""
+    if mode not in SECOND_CALL_MODES:
+        raise UnknownFault(f"second_call: mode {mode!r} is not refuse or hold")
+    m.faults.second_call = mode
 
 
 def sms_error(m: Sim7600Emulator, code: int = 500, count: int = 1) -> None:
@@ -234,7 +247,7 @@ FAULTS: dict[str, Callable[..., None]] = {
     for f in (
         no_sim, sim_inserted, no_service, registration_denied, service_back, weak_signal,
         signal_normal, rat, indoor, outdoor, battery, call_busy, call_no_carrier,
-        call_no_answer, sms_error, http_status, http_error, http_timeout, reboot,
+        call_no_answer, second_call, sms_error, http_status, http_error, http_timeout, reboot,
         reboot_during_call, reboot_during_http, silence, garbage, split_writes, whole_writes,
         urc_in_response, urc, power_off, power_on, mqtt_unreachable, mqtt_reachable,
         mqtt_connection_lost,
@@ -247,6 +260,7 @@ _VALUE_CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "http_error": lambda p: 600 <= p.get("status", 601) <= 799,
     "http_status": lambda p: 100 <= p.get("status", 500) <= 599,
     "rat": lambda p: p.get("rat", "GSM") in ("LTE", "WCDMA", "GSM"),
+    "second_call": lambda p: p.get("mode", "refuse") in SECOND_CALL_MODES,
     "split_writes": lambda p: p.get("max_chunk", 4) >= 1 and p.get("max_gap_s", 0) >= 0,
 }
 

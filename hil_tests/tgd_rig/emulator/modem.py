@@ -88,7 +88,7 @@ class Sim7600Emulator:
         self.port: str | None = None
         self.pwrkey_path: str | None = None
         self.reg_stat = 0  # 0 not registered, 1 home, 2 searching, 3 denied
-        self.calls: list[Any] = []  # state.Call, at most one outgoing + one incoming
+        self.calls: list[Any] = []  # state.Call; two only when one is held (second_call hold)
         self.last_fix_at: float | None = None  # monotonic, for hot starts
         self._t0 = time.monotonic()
         self._epoch = 0  # bumped at every power change: stale timers do nothing

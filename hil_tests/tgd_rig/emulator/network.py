@@ -65,16 +65,67 @@ class PoliceCall:
         return self.ended_at - self.answered_at
 
 
+POLICE_BEHAVIOURS = ("answer", "never_answer", "busy", "reject")
+
+
+def _check_delay(name: str, value: Any) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+    ):
+        raise ValueError(f"{name} must be None or a number >= 0, got {value!r}")
+
+
 @dataclass
 class PoliceEndpoint:
-    """A number that rings, answers after `answer_after_s` (None: never) and records calls."""
+    """A number that rings, answers after `answer_after_s` (None: never) and records calls.
+
+    `behaviour` (set with `behave()`) is how the operators treat the next calls:
+    "answer" (after answer_after_s, then hang up after hangup_after_s, None: never),
+    "never_answer" (rings until the network's no-answer timer: NO ANSWER),
+    "busy" (BUSY after timing.call_fail_s, never rings), "reject" (rings
+    reject_after_s, then the operator rejects it: BUSY).
+    """
 
     number: str
     answer_after_s: float | None
     hangup_after_s: float | None = None
     calls: list[PoliceCall] = field(default_factory=list)
+    behaviour: str = "answer"
+    reject_after_s: float = 2.0
     _net: Network | None = field(default=None, repr=False)
     _live: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def behave(self, behaviour: str = "answer", *, answer_after_s: Any = DEFAULT,
+               hangup_after_s: float | None = None, reject_after_s: float = 2.0) -> None:
+        """How the operators treat the calls from now on (calls in progress keep theirs).
+
+        behave("answer", answer_after_s=3, hangup_after_s=10): answer after 3 s, hang up
+        10 s later; hangup_after_s=None: never hang up. answer_after_s defaults to the
+        current value. behave("never_answer"), behave("busy"), behave("reject",
+        reject_after_s=2). A bad name or value raises ValueError and changes nothing."""
+        if behaviour not in POLICE_BEHAVIOURS:
+            raise ValueError(
+                f"police behaviour must be one of {', '.join(POLICE_BEHAVIOURS)}, got {behaviour!r}"
+            )
+        answer = self.answer_after_s if answer_after_s is DEFAULT else answer_after_s
+        for name, value in (("answer_after_s", answer), ("hangup_after_s", hangup_after_s),
+                            ("reject_after_s", reject_after_s)):
+            _check_delay(name, value)
+        if reject_after_s is None:
+            raise ValueError("reject_after_s must be a number >= 0, got None")
+        if behaviour == "answer" and answer is None:
+            raise ValueError("behaviour answer needs answer_after_s (never_answer: never)")
+
+        def apply() -> None:
+            self.behaviour = behaviour
+            self.answer_after_s = answer
+            self.hangup_after_s = hangup_after_s
+            self.reject_after_s = reject_after_s
+
+        if self._net is not None and self._net._loop is not None:
+            self._net.call_in_loop(apply)
+        else:
+            apply()
 
     def hangup(self) -> None:
         """The operator hangs up every call in progress."""
@@ -259,8 +310,7 @@ class Network:
         if answer_after_s is DEFAULT:
             answer_after_s = self.timing.police_answer_s
         for name, value in (("answer_after_s", answer_after_s), ("hangup_after_s", hangup_after_s)):
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                raise ValueError(f"{name} must be None or a number >= 0, got {value!r}")
+            _check_delay(name, value)
         if not number or not set(number) <= set("0123456789+*#"):
             raise ValueError(f"not a dialable number: {number!r}")
         if number in self.police or number in self._modems:
