@@ -34,7 +34,7 @@ from .errors import BoardError, FirmwareMissing, FlashToolError, UsageError
 MICROPYTHON_TAG = "v1.28.0"  # the release the ESP32-faithful VM is built from (../shared/micropython)
 MICROPYTHON_GIT = "https://github.com/micropython/micropython.git"
 DEFAULT_BOARD = "ESP32_GENERIC"
-DEFAULT_VARIANT = "SPIRAM"  # the LilyGO T-SIM7600's ESP32-WROVER has PSRAM
+DEFAULT_VARIANT = "SPIRAM"  # the LilyGO T-SIM7600 has PSRAM
 ROMFS_PARTITION_CSV = "partitions-4MiB-romfs.csv"  # in ports/esp32: a 128 KiB romfs partition
 
 

@@ -84,6 +84,10 @@ def default_vm() -> Path:
     return micropython_vm.ESP32_VM
 
 
+def default_stock_vm() -> Path:
+    return micropython_vm.ESP32_VM.parent.parent / "esp32-vm-stock" / "micropython"
+
+
 def probe(vm: Path, route: str, romfs: Path, stage: Path, names: list[str], cwd: Path) -> RouteFigure:
     script = cwd / "probe.py"
     script.write_text(f"NAMES = {names!r}\n" + PROBE)
@@ -97,7 +101,35 @@ def probe(vm: Path, route: str, romfs: Path, stage: Path, names: list[str], cwd:
     return RouteFigure(route, startup, imports, where, skipped)
 
 
-def measure(vm: Path, firmware_dir: Path, work: Path) -> dict[str, RouteFigure]:
+def stock_vm_build(vm: Path, stock: Path) -> list[str]:
+    """The make command that builds ``stock``: the same 32-bit unix port, only asyncio frozen.
+
+    Routes (b) and (c) run on a stock MicroPython: on the frozen VM the firmware's
+    names are already interned in flash, so a .mpy or ROMFS import there would not pay
+    for its qstrs, as it does on a handset.
+    """
+    vm_dir = vm.parent
+    manifest = stock.parent / "manifest.py"
+    return ["make", "-j2", "-C", str(vm_dir / "src" / "ports" / "unix"), "VARIANT=standard",
+            "MICROPY_FORCE_32BIT=1", "MICROPY_PY_BTREE=0", "MICROPY_PY_SSL=0", "MICROPY_PY_FFI=0",
+            f"FROZEN_MANIFEST={manifest}", f"MPY_LIB_DIR={vm_dir / 'no-micropython-lib'}",
+            f"BUILD={stock.parent / 'unix'}"]
+
+
+def build_stock_vm(vm: Path, stock: Path) -> None:
+    if not (vm.parent / "src" / "ports" / "unix").is_dir():
+        raise RuntimeError(f"no MicroPython source under {vm.parent / 'src'}: run `make esp32-vm` first")
+    stock.parent.mkdir(parents=True, exist_ok=True)
+    (stock.parent / "manifest.py").write_text('include("$(MPY_DIR)/extmod/asyncio")\n')
+    argv = stock_vm_build(vm, stock)
+    print("run: " + " ".join(argv), file=sys.stderr, flush=True)
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the stock VM build failed: {result.stderr.strip()[-500:]}")
+    (stock.parent / "unix" / "micropython").replace(stock)
+
+
+def measure(vm: Path, firmware_dir: Path, work: Path, stock: Path | None = None) -> dict[str, RouteFigure]:
     files = freeze_manifest.firmware_files(firmware_dir)
     names = [image.module_name(f.target) for f in files]
     romfs = work / "tgd-firmware.romfs"
@@ -105,7 +137,8 @@ def measure(vm: Path, firmware_dir: Path, work: Path) -> dict[str, RouteFigure]:
     image.run_romfs_plan(plan, out=open(work / "build.log", "w"))  # noqa: SIM115 - closed with the process
     run_dir = work / "run"  # an empty cwd: no .py file shadows anything
     run_dir.mkdir()
-    figures = {route: probe(vm, route, romfs, work / "rom", names, run_dir) for route in ROUTES}
+    figures = {route: probe(vm if route == "frozen" or stock is None else stock,
+                            route, romfs, work / "rom", names, run_dir) for route in ROUTES}
     expected = {"frozen": "", "romfs": "/rom/", "mpy": str(work / "rom") + "/"}
     for route, figure in figures.items():
         # a figure is only worth something if every module came from where the route puts it
@@ -116,9 +149,13 @@ def measure(vm: Path, firmware_dir: Path, work: Path) -> dict[str, RouteFigure]:
     return figures
 
 
-def report(figures: dict[str, RouteFigure], vm: Path) -> str:
+def report(figures: dict[str, RouteFigure], vm: Path, stock: Path | None) -> str:
     label = {"frozen": "(a) frozen image", "romfs": "(b) ROMFS image", "mpy": "(c) .mpy in the heap"}
-    lines = [f"VM: {vm}", f"{'route':24} {'imports take':>12} {'free at 48 KB':>14}"]
+    lines = [f"VM: {vm} (route a)",
+             f"stock VM: {stock} (routes b, c)" if stock else
+             "stock VM: none, routes b and c ran on the frozen VM: their qstrs were free "
+             "(--build-stock-vm for the handset's figure)",
+             f"{'route':24} {'imports take':>12} {'free at 48 KB':>14}"]
     for route in ROUTES:
         f = figures[route]
         lines.append(f"{label[route]:24} {f.imports:>12} {f.free_at:>14}")
@@ -132,14 +169,25 @@ def report(figures: dict[str, RouteFigure], vm: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tgd_flash.image_memory", description=__doc__.split("\n")[0])
     parser.add_argument("--vm", type=Path, default=default_vm(), help="the 32-bit VM (make esp32-vm)")
+    parser.add_argument("--stock-vm", type=Path, default=default_stock_vm(),
+                        help="the same VM with only asyncio frozen, for routes b and c")
+    parser.add_argument("--build-stock-vm", action="store_true",
+                        help="build --stock-vm first (make in the VM's source, about a minute)")
     parser.add_argument("--firmware-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if not args.vm.is_file():
         print(f"error: no VM at {args.vm}: run `make esp32-vm` first (or give --vm)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="tgd-image-memory-") as tmp:
-        figures = measure(args.vm, Path(args.firmware_dir or fwbuild.firmware_dir()), Path(tmp))
-    print(report(figures, args.vm))
+    try:
+        if args.build_stock_vm:
+            build_stock_vm(args.vm, args.stock_vm)
+        stock = args.stock_vm if args.stock_vm.is_file() else None
+        with tempfile.TemporaryDirectory(prefix="tgd-image-memory-") as tmp:
+            figures = measure(args.vm, Path(args.firmware_dir or fwbuild.firmware_dir()), Path(tmp), stock)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report(figures, args.vm, stock))
     return 0
 
 
