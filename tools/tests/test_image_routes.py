@@ -71,6 +71,15 @@ def test_manifest_reader_follows_micropython_rules(tmp_path):
     assert image.module_name("pkg/__init__.py") == "pkg"
 
 
+def test_help_modules_names_match_the_manifest_targets():
+    text = ("__main__          asyncio/__init__  tgd/__init__      tgd/modem/at\n"
+            "gc                tgd/app           uasyncio\nPlus any modules on the filesystem\n")
+    names = image.parse_help_modules(text)
+    assert {"asyncio", "tgd", "tgd.modem.at", "tgd.app", "gc"} <= names
+    targets = ["tgd/__init__.py", "tgd/app.py", "tgd/modem/at.py"]
+    assert {image.module_name(t) for t in targets} <= names
+
+
 def test_manifest_mistakes_are_one_clear_error(tmp_path):
     (tmp_path / "manifest.py").write_text("module('gone.py')\n")
     with pytest.raises(FirmwareMissing, match="gone.py, which does not exist"):

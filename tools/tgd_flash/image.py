@@ -351,15 +351,19 @@ def check_imports_from(board: Board, prefix: str, targets: list[str]) -> None:
 
 
 # -- (a) on the board: a frozen image needs only its boot script ---------------------
-def frozen_modules(board: Board) -> set[str]:
-    """Names of the modules built into the board's image (``help('modules')``)."""
-    text = board.run("help('modules')", timeout_s=20)
+def parse_help_modules(text: str) -> set[str]:
+    """Module names from ``help('modules')``: 'asyncio/__init__' -> 'asyncio', 'tgd/app' -> 'tgd.app'."""
     names = set()
     for line in text.splitlines():
         if line.startswith("Plus "):
             break
-        names.update(word.replace("/", ".") for word in line.split())
+        names.update(module_name(word + ".py") for word in line.split())
     return names
+
+
+def frozen_modules(board: Board) -> set[str]:
+    """Names of the modules built into the board's image (``help('modules')``)."""
+    return parse_help_modules(board.run("help('modules')", timeout_s=20))
 
 
 def firmware_is_frozen(board: Board, src_dir: Path) -> bool:
