@@ -168,6 +168,20 @@ def test_flash_on_a_frozen_image_uploads_only_main(tmp_path, capsys):
         board.stop()
 
 
+def test_mpy_route_on_a_board_without_psram_warns(tmp_path, capsys):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    board = VirtualBoard(flash, heapsize="200k").start()  # an ESP32's heap, no PSRAM
+    try:
+        code, out, err = run_cli(["flash", "--port", board.url], capsys)
+    finally:
+        board.stop()
+    assert code == 0, err
+    assert re.search(r"warning: the MicroPython on \S+ has a 19\d KB heap \(no PSRAM\)", out), out
+    assert "route (a), `tgd-flash build-image`" in out
+    assert (flash / "alarm.mpy").is_file()  # a warning: the bench trial goes on
+
+
 def test_flash_frozen_dry_run_plans_main_only(capsys):
     code, out, err = run_cli(["flash", "--frozen", "--dry-run", "--chip", "esp32"], capsys)
     assert code == 0, err

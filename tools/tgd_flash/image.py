@@ -415,4 +415,22 @@ def files_for_board(
             f"--frozen: the MicroPython on {board.port} does not have the firmware frozen in it; "
             "flash the image from `tgd-flash build-image` with --image, or leave out --frozen"
         )
+    warn_if_no_psram(board, out)
     return fwbuild.build(src_dir, build_dir, march, compiler)
+
+
+# Route (c) loads ~93 KB of bytecode into the heap (docs/benchmarks.md): a board
+# without PSRAM (an ESP32 heap is ~100-200 KB) should take route (a).
+PSRAM_HEAP_BYTES = 256 * 1024
+
+
+def heap_total(board: Board) -> int:
+    return int(board.eval("(lambda g: (g.collect(), g.mem_free() + g.mem_alloc())[1])(__import__('gc'))"))
+
+
+def warn_if_no_psram(board: Board, out: TextIO) -> None:
+    total = heap_total(board)
+    if total < PSRAM_HEAP_BYTES:
+        print(f"warning: the MicroPython on {board.port} has a {total // 1024} KB heap (no PSRAM): "
+              "the uploaded .mpy files load the firmware's code into it; for a handset use "
+              "route (a), `tgd-flash build-image` (docs/technician.md, \"Production images\")", file=out)
