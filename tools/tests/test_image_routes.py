@@ -236,6 +236,24 @@ def test_romfs_deploy_to_a_board_without_romfs_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in flash.iterdir()) == ["alarm.mpy"]  # nothing touched
 
 
+def test_romfs_deploy_of_an_image_for_another_micropython_is_refused(tmp_path, capsys, monkeypatch):
+    """An image file holds the bytecode of the mpy-cross that built it (here: one version older)."""
+    from tgd_flash import fwbuild
+
+    image_file = tmp_path / "old.romfs"
+    image_file.write_bytes(b"\xd2\xcd\x31\x00")
+    flash = tmp_path / "flash"
+    board = start_board(flash)
+    monkeypatch.setattr(fwbuild, "mpy_cross_version", lambda: (6, 2))
+    try:
+        code, out, err = run_cli(["romfs", "deploy", "--port", board.url, "--image", str(image_file)], capsys)
+    finally:
+        board.stop()
+    assert code == 15
+    assert err.count("\n") == 1 and "holds mpy v6.2 bytecode" in err and "leave out --image" in err
+    assert list(flash.iterdir()) == []
+
+
 def test_romfs_mistakes_name_the_flag(tmp_path, capsys):
     code, _, err = run_cli(["romfs", "deploy", "--image", str(tmp_path / "nope.romfs"), "--dry-run"], capsys)
     assert code == 2 and err.count("\n") == 1 and "--image" in err and "romfs build" in err

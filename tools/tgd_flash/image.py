@@ -315,7 +315,14 @@ def deploy_romfs(
     with tempfile.TemporaryDirectory(prefix="tgd-romfs-") as tmp:
         with open_when_ready(port, 0) as board:
             impl = board.implementation()
-            compiler = fwbuild.compiler_for(impl, fwbuild.mpy_cross_version())
+            emitted = fwbuild.mpy_cross_version()
+            if image_file is not None and (impl.mpy_version, impl.mpy_sub_version) != emitted:
+                raise fwbuild.MpyMismatch(
+                    f"--image {image_file} holds mpy v{emitted[0]}.{emitted[1]} bytecode and the board "
+                    f"runs MicroPython {impl.version} (mpy v{impl.mpy_version}.{impl.mpy_sub_version}): "
+                    "leave out --image, and deploy builds the image for the board"
+                )
+            compiler = fwbuild.compiler_for(impl, emitted)
             capacity = romfs_capacity(board)
         if image_file is None:
             image_file = Path(tmp) / "tgd-firmware.romfs"
