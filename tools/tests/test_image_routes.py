@@ -132,6 +132,8 @@ def test_build_image_runs_the_esp32_build_where_esp_idf_is(tmp_path, capsys, mon
         "\tmkdir -p build-$(BOARD)-$(BOARD_VARIANT) && echo image > build-$(BOARD)-$(BOARD_VARIANT)/firmware.bin\n"
         f"submodules:\n\techo submodules >> {log}\n"
     )
+    (src / "ports" / "esp32" / "boards" / "ESP32_GENERIC").mkdir(parents=True)
+    (src / "ports" / "esp32" / "boards" / "ESP32_GENERIC" / "mpconfigvariant_SPIRAM.cmake").write_text("")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "idf.py").write_text("#!/bin/sh\n")
@@ -143,6 +145,13 @@ def test_build_image_runs_the_esp32_build_where_esp_idf_is(tmp_path, capsys, mon
     assert log.read_text().split("\n")[:3] == [
         "mpy-cross", "submodules", f"build ESP32_GENERIC SPIRAM {FIRMWARE / 'manifest.py'}"]
     assert f"image: {src}/ports/esp32/build-ESP32_GENERIC-SPIRAM/firmware.bin" in out
+    log.unlink()
+    code, out, err = run_cli(["build-image", "--micropython-src", str(src), "--board", "ESP32_GENRIC"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--board ESP32_GENRIC: no such board" in err
+    assert "ESP32_GENERIC" in err
+    code, out, err = run_cli(["build-image", "--micropython-src", str(src), "--variant", "OCT"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--variant OCT" in err and "it has: SPIRAM" in err
+    assert not log.exists()  # nothing built
 
 
 @needs_vm

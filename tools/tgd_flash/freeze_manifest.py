@@ -88,7 +88,8 @@ class _Reader:
         previous = os.getcwd()
         os.chdir(path.parent)  # manifest paths are relative to the manifest, as in MicroPython
         try:
-            exec(compile(code, str(path), "exec"), self._globals(options))  # noqa: S102 - the project's own manifest
+            # the project's own manifest, run as MicroPython's makemanifest runs it
+            exec(compile(code, str(path), "exec"), self._globals(options))  # noqa: S102
         except FirmwareMissing:
             raise
         except Exception as exc:  # noqa: BLE001 - any mistake in the manifest is one clear error

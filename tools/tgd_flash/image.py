@@ -108,6 +108,21 @@ class ImageBuild:
         ]
 
 
+def check_board(plan: ImageBuild) -> None:
+    """--board and --variant name a board definition of that MicroPython (before a long build)."""
+    boards = plan.esp32_dir / "boards"
+    board_dir = boards / plan.board
+    if not board_dir.is_dir():
+        known = sorted(p.name for p in boards.glob("*") if p.is_dir() and p.name.isupper())
+        raise UsageError(f"--board {plan.board}: no such board in {boards} "
+                         f"(e.g. {', '.join(known[:4]) or DEFAULT_BOARD})")
+    if plan.variant and not (board_dir / f"mpconfigvariant_{plan.variant}.cmake").is_file():
+        variants = sorted(p.stem.removeprefix("mpconfigvariant_")
+                          for p in board_dir.glob("mpconfigvariant_*.cmake"))
+        raise UsageError(f"--variant {plan.variant}: {plan.board} has no such variant "
+                         f"(it has: {', '.join(variants) or 'none'}; `--variant none` for the plain board)")
+
+
 def esp_idf_missing() -> str | None:
     """Why there is no ESP-IDF environment here, or None when there is one."""
     if not os.environ.get("IDF_PATH"):
@@ -145,6 +160,8 @@ def build_image(
         print(note, file=out)
     if missing is None and not (plan.esp32_dir / "Makefile").is_file():
         missing = f"no MicroPython ESP32 port in {plan.src} (give --micropython-src or $MICROPYTHON_SRC)"
+    if (plan.esp32_dir / "Makefile").is_file():
+        check_board(plan)
     if dry_run or missing:
         _print_image_recipe(plan, out, missing, dry_run)
         if dry_run:

@@ -15,8 +15,10 @@ COMMANDS = ("build-image", "romfs")
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build-image", help="route (a): ESP32 image with the firmware frozen (ESP-IDF)")
     p.add_argument("--micropython-src", type=Path,
-                   help=f"MicroPython {image.MICROPYTHON_TAG} git clone (default: $MICROPYTHON_SRC, else ./micropython)")
-    p.add_argument("--board", default=image.DEFAULT_BOARD, help=f"MicroPython board (default {image.DEFAULT_BOARD})")
+                   help=f"MicroPython {image.MICROPYTHON_TAG} git clone "
+                        "(default: $MICROPYTHON_SRC, else ./micropython)")
+    p.add_argument("--board", default=image.DEFAULT_BOARD,
+                   help=f"MicroPython board (default {image.DEFAULT_BOARD})")
     p.add_argument("--variant", default=image.DEFAULT_VARIANT,
                    help=f"board variant (default {image.DEFAULT_VARIANT}; 'none' for a board without PSRAM)")
     p.add_argument("--firmware-dir", type=Path, help="TGD firmware sources (default: firmware/ of this checkout)")
@@ -32,7 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--dry-run", action="store_true", help="print the commands, build nothing")
     d = romfs.add_parser("deploy", help="write the ROMFS image to the handset, main.py beside it")
     d.add_argument("--port", help="serial port or socket://host:port (default: the only USB serial port)")
-    d.add_argument("--image", type=Path, help="a .romfs file from `romfs build` (default: build one for the board)")
+    d.add_argument("--image", type=Path,
+                   help="a .romfs file from `romfs build` (default: build one for the board)")
     d.add_argument("--firmware-dir", type=Path, help="TGD firmware sources (default: firmware/ of this checkout)")
     d.add_argument("--dry-run", action="store_true", help="print the commands, change nothing")
 
