@@ -318,3 +318,23 @@ def test_memory_probe_reports_each_route(capsys):
     figures = {m[0]: int(m[1]) for m in re.findall(r"^\((\w)\) .*?(\d+)\s+-?\d+$", out, re.M)}
     # code in flash costs the heap less than code loaded into it
     assert figures["a"] < figures["b"] < figures["c"], out
+
+
+@needs_vm
+def test_a_frozen_handset_is_provisioned_and_passes_its_selftest(tmp_path, flash_dir, board, server, capsys,
+                                                                  monkeypatch):
+    """Route (a) through the bench: flash (main.py only), provision, self-test on the frozen VM."""
+    code, out, err = run_cli(["flash", "--port", board.url, "--frozen"], capsys)
+    assert code == 0, out + err
+    monkeypatch.setenv("TGD_TECH_TOKEN", server.tech_token)
+    code, out, err = run_cli(["provision", "--port", board.url, "--device-id", "NC0001",
+                              "--special-number", "+687751001", "--sms-number", "+687700100",
+                              "--server", server.base_url], capsys)
+    assert code == 0, out + err
+    report = tmp_path / "report.json"
+    code, out, err = run_cli(["selftest", "--port", board.url, "--server", server.base_url,
+                              "--report", str(report)], capsys)
+    assert code == 0, out + err
+    assert "RESULT: PASS" in out
+    assert re.search(r"PASS\s+firmware intact\s+1 files, fw ", out), out
+    assert not [p.name for p in flash_dir.iterdir() if p.suffix in (".py", ".mpy") and p.name != "main.py"]
