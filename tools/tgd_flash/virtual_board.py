@@ -166,18 +166,37 @@ class VirtualBoard:
                 break
 
     def _pump(self, conn: socket.socket) -> None:
+        """Bytes both ways; host input waits while the VM leaves the raw REPL.
+
+        On Ctrl-B the unix port leaves the raw REPL and resets its terminal twice
+        (tcsetattr TCSAFLUSH) before it prints the friendly banner, discarding what
+        arrived meanwhile: mpremote's next Ctrl-C/Ctrl-A (a soft reset sends them at
+        once) was lost about one time in ten and the reset failed with "could not
+        enter raw repl". A board's USB REPL loses nothing, so the bytes after a
+        Ctrl-B are held until the VM's ">>> " (at most 5 s).
+        """
         self._reboot_if_dead()
         raw_repl = False
+        pending = b""  # host bytes held back
+        hold_until = 0.0  # time.monotonic() deadline of the hold, 0 when not holding
+        tail = b""  # the VM's last output bytes, to see its prompt
         while not self._stop.is_set():
             fd = self._master_fd
             assert fd is not None
-            readable, _, _ = select.select([conn, fd], [], [], 0.2)
+            if hold_until and time.monotonic() >= hold_until:
+                hold_until = 0.0
+            if pending and not hold_until:
+                data, pending = pending, b""
+                raw_repl, pending, hold_until = self._forward(fd, data, raw_repl, pending)
+                tail = b"" if hold_until else tail
+            watch = [fd] if hold_until else [conn, fd]
+            readable, _, _ = select.select(watch, [], [], 0.2)
             if conn in readable:
                 data = conn.recv(_CHUNK)
                 if not data:
                     return
-                raw_repl = _raw_repl_after(data, raw_repl)
-                os.write(fd, data)
+                raw_repl, pending, hold_until = self._forward(fd, data, raw_repl, pending)
+                tail = b"" if hold_until else tail
             exited = False
             if fd in readable:
                 try:
@@ -185,13 +204,30 @@ class VirtualBoard:
                 except OSError:
                     out = b""
                 if out:
-                    conn.sendall(out)
+                    try:
+                        conn.sendall(out)
+                    except OSError:  # the host left (e.g. closed right after its Ctrl-B)
+                        return
+                    tail = (tail + out)[-8:]
+                    if hold_until and tail.endswith(b">>> "):
+                        hold_until = 0.0
                 else:
                     exited = True
             elif self._proc is not None and self._proc.poll() is not None:
                 exited = True
             if exited:
                 self._soft_reboot(conn, raw_repl)
+
+    @staticmethod
+    def _forward(fd: int, data: bytes, raw_repl: bool, pending: bytes) -> tuple[bool, bytes, float]:
+        """Write ``data`` up to a Ctrl-B that leaves the raw REPL; hold back the rest."""
+        for i, byte in enumerate(data):
+            if byte == 0x02 and raw_repl:
+                os.write(fd, data[: i + 1])
+                return False, data[i + 1:] + pending, time.monotonic() + 5.0
+            raw_repl = _raw_repl_after(bytes([byte]), raw_repl)
+        os.write(fd, data)
+        return raw_repl, pending, 0.0
 
     def _soft_reboot(self, conn: socket.socket, raw_repl: bool) -> None:
         """The unix VM exits where a board soft-resets: boot a new one.
