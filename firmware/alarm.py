@@ -15,11 +15,11 @@
 # The alarm owns its call: when it ends, the call is hung up (docs/firmware.md
 # "The alarm's call"), unless a newer alarm has taken the line over.
 import asyncio
-import sys
 import time
 
 from micropython import const
 
+import aml
 from errors import CallFailed, ModemError
 from timing import GOOD_FIX_M
 from uplink import Uplink, take_commands
@@ -168,6 +168,23 @@ class Alarm:
     def on_sms_report(self, mr, st):
         self._reports[mr] = st
         self._report_event.set()
+
+    def on_callback(self, state):
+        """The police called back and the handset answered (callback.py): `state` is
+        "active" (answered) or "ended". The answered call is the voice contact the call
+        channel is after: its redials stop (an ATD now would put the police on hold,
+        and a resumed alarm does not redial either), and the next data message carries
+        ch.call (protocol.md) at once."""
+        if state == "active" and self.p.get("call") != "done":
+            self._progress("call", "done")
+            self._redial.set()  # a call channel waiting out its backoff sees it at once
+        self._set_call(state, "callback")
+        self._position_due.set()
+
+    def cancel(self):
+        """Stop the channels' tasks at once (the app stops: tests, a restart by main.py)."""
+        for t in self._tasks:
+            t.cancel()
 
     # -- running ------------------------------------------------------------------
     async def run(self):
@@ -580,17 +597,12 @@ class Alarm:
     async def _send_aml(self, number):
         dev = self.dev
         cell = dev.cell or {}
-        import aml  # loaded only to build the text, then given back (docs/firmware.md "Memory")
         try:
             text = aml.encode(self.fix, dev.imei or "", cell.get("mcc"), cell.get("mnc"),
                               dev.clock.now())
         except aml.AmlError as e:
             text = None
             dev.log.error("aml", e)
-        finally:
-            del aml
-            sys.modules.pop("aml", None)
-            sys.modules.pop("unixtime", None)
         if text is None:
             if dev.imei is None:
                 try:

@@ -1,7 +1,6 @@
 # AML v1 SMS text (ETSI TS 103 625; shared/reference/aml.md): exactly 12 keys,
 # `ml` = the length of the whole text, one SMS (< 160 characters). The strict decoder
-# the tests check it with is tests/mp/aml_check.py (not on the handset: this module is
-# loaded at alarm time, so every byte of it counts).
+# the tests check it with is tests/mp/aml_check.py (not on the handset).
 from micropython import const
 from unixtime import stamp
 

@@ -2,12 +2,19 @@
 # alarm, heartbeat. The board object is the only thing that differs between an
 # ESP32 and a PC (see board_*.py for the interface).
 import asyncio
-import sys
+import gc
 import time
 
+import config
 from alarm import Alarm
 from button import Button, DOWN, TRIGGER, UP
+import callback
+from clock import Clock
+from device import FW_VERSION, Device
+from heartbeat import Heartbeat
+from journal import Journal
 from timing import Timing
+from vibrate import Vibrator
 
 _SLEEP_MAX_MS = 3600000  # with no timer at all (the board may cap it: ESP32 watchdog)
 
@@ -25,28 +32,94 @@ class App:
         self._tasks = []
         self.sleep_stats = [0, time.ticks_ms()]  # [ms asleep, since]: logged with HEARTBEAT
         # The last alarm's end, (ticks, Unix s or None), for the police call-back window
-        # (callback.py); app_boot.py sets it from the journal after a reboot.
+        # (callback.py); _setup sets it from the journal after a reboot.
         self.alarm_end = None
         self.ringing = None  # the task deciding on a ringing call (callback.py)
 
-    # -- start (the once-per-boot parts are in app_boot.py) -------------------------
+    # -- start ----------------------------------------------------------------------
     async def run(self):
-        import app_boot  # once per boot: its code leaves the heap when the modem is up
-        sys.modules.pop("app_boot", None)
-        app_boot.setup(self)
-        at = getattr(self.dev.modem, "_at", None)
+        self._setup()
+        at = getattr(self.dev.modem, "at", None)  # absent on a scripted modem (tests)
         if at is not None:
             at.on_urc("+CLIP:", self._on_clip)  # caller id of a ringing call
         self._tasks.append(asyncio.create_task(self._button_loop()))
-        self._tasks.append(asyncio.create_task(app_boot.modem_up(self)))
-        del app_boot
+        self._tasks.append(asyncio.create_task(self._modem_up()))
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
-        # the heartbeat starts when the modem is up (app_up.modem_up)
+        # the heartbeat starts when the modem is up (_modem_up)
         try:
             await asyncio.Event().wait()  # forever; no timer, so nothing wakes the ESP32
         finally:
             self.deinit()
+
+    def _setup(self):
+        """Once per boot: read the config, open the journal, build the device, resume an
+        unfinished alarm. The dial waits only for `dev.ready` (_modem_up)."""
+        board, log = self.board, self.log
+        log.event("BOOT", fw=FW_VERSION, board=board.name, reset=board.reset_cause())
+        root = board.mount_flash()
+        cfg, problems, safe = config.load(root + "/config.json")
+        for key, why in problems:
+            log.event("ERROR", where="config", what=key + ":" + why)
+        if safe:
+            log.event("SAFE_MODE", reason=safe)
+        else:
+            log.event("CONFIG", dev=cfg["device_id"], transport=cfg["transport"])
+        journal = Journal(root, log)
+        state = journal.open()
+        clock = Clock()
+        clock.set(board.rtc_unix())
+        if state.last_end is not None:
+            # Its police call-back window goes on (callback.py): by the clock when both
+            # times are known, else counted from this boot (docs/firmware.md).
+            self.alarm_end = (time.ticks_ms(), state.end_t)
+        modem = (self._make_modem or _sim7600)(board, log)
+        modem.dtr_idle_ms = self.timing.dtr_idle_ms
+        self.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),
+                          self.timing)
+        modem.on_call = self._on_call
+        modem.on_sms_report = self._on_sms_report
+        modem.on_reboot = self._on_reboot
+        modem.on_registration = self._on_registration
+        modem.on_sms = self._on_sms
+        if cfg["transport"] == "mqtt" and not safe:
+            # The one lazy load left: an HTTP handset never needs the MQTT link, whose
+            # module holds 736 bytes of heap on the 32-bit VM (frozen code: its dict and
+            # function objects), 1.5 % of the 48 KB; everything else is imported at once.
+            from mqtt_uplink import MqttLink
+            self.dev.mqtt = MqttLink(self.dev)
+        gc.collect()
+        if state.alarm is not None:
+            self._start_alarm(Alarm.resume(self.dev, state.alarm))
+
+    async def _modem_up(self):
+        """Power the modem on, then identity, network clock and registration."""
+        dev, log = self.dev, self.log
+        while True:
+            try:
+                await dev.modem.start()
+                break
+            except Exception as e:  # noqa: BLE001 - a modem or board fault: retry, never stop
+                log.error("modem_start", e)
+            await asyncio.sleep_ms(self.timing.modem_retry_ms)
+        dev.ready.set()  # the alarm may dial now; the rest is nice to have
+        try:
+            dev.imei, dev.iccid = await dev.modem.identity()
+            log.event("MODEM_READY", imei=dev.imei, iccid=dev.iccid)
+        except Exception as e:  # noqa: BLE001 - even a MemoryError: READY must still come
+            log.error("identity", e)
+        try:
+            dev.clock.set(await dev.modem.network_time())
+        except Exception as e:  # noqa: BLE001
+            log.error("network_time", e)
+        try:
+            if not await dev.modem.wait_registered(60000):
+                log.event("ERROR", where="modem", what="not_registered")
+        except Exception as e:  # noqa: BLE001
+            log.error("registration", e)
+        log.event("READY")
+        dev.online.set()
+        self._start_heartbeat()  # heartbeats wait for the network anyway
 
     def deinit(self):
         """Stop every task this app started (tests, and a restart by main.py)."""
@@ -58,8 +131,7 @@ class App:
                 t.cancel()
         self._heartbeat_task = None
         if self.alarm is not None:
-            for t in self.alarm._tasks:
-                t.cancel()
+            self.alarm.cancel()
 
     # -- button -------------------------------------------------------------------
     async def _button_loop(self):
@@ -130,7 +202,6 @@ class App:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()  # the alarm has the UART to itself
             self._heartbeat_task = None
-            sys.modules.pop("heartbeat", None)  # its code leaves the heap for the alarm's data
         self._alarm_task = asyncio.create_task(self._run_alarm(alarm))
 
     async def _run_alarm(self, alarm):
@@ -147,7 +218,6 @@ class App:
 
     def _start_heartbeat(self):
         if self._heartbeat_task is None and (self.alarm is None or not self.alarm.is_open):
-            from heartbeat import Heartbeat
             beat = Heartbeat(self.dev, self.board, self.sleep_stats)
             self._heartbeat_task = asyncio.create_task(beat.run())
 
@@ -157,10 +227,8 @@ class App:
             self.alarm.on_call(state, reason)
 
     def _on_clip(self, line):
-        # callback.py answers or rejects the call; loaded for the call only
+        # callback.py answers or rejects the call
         if self.ringing is None:
-            import callback
-            sys.modules.pop("callback", None)
             self.ringing = asyncio.create_task(callback.handle(self, line))
 
     def _on_sms_report(self, mr, st):
@@ -177,3 +245,9 @@ class App:
 
     def _on_sms(self, index):
         self.log.debug("SMS_IN", index=index)
+
+
+def _sim7600(board, log):
+    from at import AtEngine
+    from sim7600 import Sim7600
+    return Sim7600(AtEngine(board.open_uart(), log), board, log)

@@ -13,7 +13,6 @@
 #   4. anything else: to the pending command, or logged as an unknown URC.
 # `send()` holds a lock: one command in flight. Retrying is the caller's business.
 import asyncio
-import sys
 import time
 
 from micropython import const
@@ -27,6 +26,8 @@ _READ_CHUNK = const(128)
 _EOF_PAUSE_MS = const(20)
 _CTRL_Z = b"\x1a"
 _ESC = b"\x1b"
+_QUIET_MS = const(300)  # after a timeout: the line must be this quiet before the next command
+_QUIET_MAX_MS = const(2000)
 
 # Lines that can arrive at any time (sim7600-at.md "Framing"), plus the answers that
 # come after the OK of their command (+HTTPACTION, +CMQTT..., +NETOPEN).
@@ -120,6 +121,7 @@ class UrcWaiter:
 
 class AtEngine:
     _owner = None  # the engine whose reader runs (one UART, one reader)
+    prompt_ms = 5000  # the longest wait for a "> " / DOWNLOAD prompt (tests shorten it)
 
     def __init__(self, stream, log):
         self._stream = stream
@@ -209,6 +211,21 @@ class AtEngine:
 
     # ---- commands ---------------------------------------------------------------
 
+    async def _wait_quiet(self):
+        # The late answer of a timed-out command must not end the next one: wait until
+        # nothing has come for _QUIET_MS (it is dropped as stale, nothing being pending).
+        since = self._timed_out
+        self._timed_out = None
+        waited = 0
+        while waited < _QUIET_MAX_MS:
+            last = self.last_rx_ms
+            if last is not None and time.ticks_diff(last, since) > 0:
+                since = last
+            if time.ticks_diff(time.ticks_ms(), since) >= _QUIET_MS:
+                return
+            await asyncio.sleep_ms(50)
+            waited += 50
+
     async def send(self, cmd, expect=None, timeout_ms=DEFAULT_TIMEOUT_MS, payload=None):
         """Send `cmd` ("AT+CSQ"), return its answer lines (str; raw blocks as bytes).
 
@@ -229,10 +246,7 @@ class AtEngine:
             if self.wake is not None:
                 await self.wake()
             if self._timed_out is not None:
-                # a late answer must not end the next command (atparse_rare.py, loaded for it)
-                import atparse_rare
-                sys.modules.pop("atparse_rare", None)
-                await atparse_rare.wait_quiet(self)
+                await self._wait_quiet()  # a late answer must not end the next command
             p = _Pending(cmd, expect, payload is not None)
             self._pending = p
             deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
@@ -241,7 +255,14 @@ class AtEngine:
                 self._log.debug("AT_TX", cmd=cmd)
                 await self._write(p, cmd.encode() + b"\r")
                 if payload is not None:
-                    await self._wait(p, deadline, True)
+                    # The prompt comes at once (sim7600-at.md): a modem that gives none
+                    # within prompt_ms is silent, and counts so now, not at the end of
+                    # the command's whole timeout (an SMS's 60 s would hold back the
+                    # power cycle of a hung modem, and the alarm's dial behind it).
+                    prompt_by = time.ticks_add(time.ticks_ms(), self.prompt_ms)
+                    if time.ticks_diff(prompt_by, deadline) > 0:
+                        prompt_by = deadline
+                    await self._wait(p, prompt_by, True)
                     if p.error is not None:
                         raise p.error
                     if not p.done:

@@ -321,3 +321,93 @@ def parse_cgps(line):
     """`+CGPS: 1,1` -> True (GNSS on); `+CGPS: 0` -> False."""
     f = split_fields(_body(line, "+CGPS:"))
     return _int(f[0], 0, 1) == 1
+
+
+# -- identity, network clock, received SMS, delivery states, HTTP reads ---------------
+_MIN_YEAR = const(2020)  # a modem clock before this was never set by the network
+_MAX_YEAR = const(2079)
+
+
+@_safe
+def parse_cclk(line):
+    """`+CCLK: "26/11/26,19:00:00+44"` (local time, zone in quarter hours) -> Unix seconds UTC.
+
+    None also when the clock was never set by the network (a year before 2020).
+    """
+    s = unquote(_body(line, "+CCLK:"))
+    if len(s) != 20 or s[2] != "/" or s[5] != "/" or s[8] != "," or s[17] not in "+-":
+        return None
+    year = 2000 + int(s[0:2])
+    if year < _MIN_YEAR or year > _MAX_YEAR:
+        return None
+    local = unix_seconds(year, int(s[3:5]), int(s[6:8]), int(s[9:11]), int(s[12:14]),
+                         int(s[15:17]))
+    quarters = _int(s[18:20], 0, 96)
+    offset = quarters * 900
+    return local - offset if s[17] == "+" else local + offset
+
+
+@_safe
+def parse_cmti(line):
+    """`+CMTI: "SM",3` -> ("SM", 3)."""
+    f = split_fields(_body(line, "+CMTI:"))
+    if len(f) != 2:
+        return None
+    return (unquote(f[0]), _int(f[1], 0, 65535))
+
+
+def delivery_state(st):
+    """TP-Status -> "delivered" (0..31), "pending" (32..63: still trying) or "failed"."""
+    if st < 32:
+        return "delivered"
+    if st < 64:
+        return "pending"
+    return "failed"
+
+
+@_safe
+def parse_cmgr(line):
+    """`+CMGR: "REC UNREAD","<oa>",,"<scts>"` -> (stat, oa, scts); the text is the next line."""
+    f = split_fields(_body(line, "+CMGR:"))
+    if len(f) < 2:
+        return None
+    return (unquote(f[0]), unquote(f[1]), unquote(f[3]) if len(f) > 3 else "")
+
+
+@_safe
+def parse_httpread(line):
+    """`+HTTPREAD: DATA,15` -> ("DATA", 15); `+HTTPREAD: LEN,15` -> ("LEN", 15); `+HTTPREAD: 0` -> ("END", 0)."""
+    f = split_fields(_body(line, "+HTTPREAD:"))
+    if len(f) == 1:
+        return ("END", _int(f[0], 0, 0x7FFFFFFF))
+    if len(f) == 2 and f[0] in ("DATA", "LEN"):
+        return (f[0], _int(f[1], 0, 0x7FFFFFFF))
+    return None
+
+
+@_safe
+def parse_iccid(line):
+    """`+ICCID: 898600700907A6019125` -> the ICCID (may hold hex letters)."""
+    v = _body(line, "+ICCID:")
+    if len(v) < 18 or len(v) > 22:
+        return None
+    for c in v:
+        if not ("0" <= c <= "9" or "A" <= c <= "F" or "a" <= c <= "f"):
+            return None
+    return v
+
+
+@_safe
+def parse_imei(line):
+    """A bare 15-digit line (answer of AT+CGSN) -> the IMEI."""
+    v = line.strip()
+    if len(v) != 15 or not v.isdigit():
+        return None
+    return v
+
+
+@_safe
+def parse_cpin(line):
+    """`+CPIN: READY` -> "READY"; also "SIM PIN", "SIM PUK", ... as the modem says it."""
+    v = _body(line, "+CPIN:")
+    return v if v else None

@@ -8,6 +8,8 @@ import time
 import select
 from micropython import const
 
+import flash_image
+
 _VMIN = const(6)
 _VTIME = const(5)
 FLASH_MOUNT = "/flash"
@@ -18,15 +20,11 @@ class BoardError(Exception):
 
 
 def mount_image(path, mount_point):
-    """Mount a littlefs2 image file (flash_image.py, loaded for this only)."""
-    import sys
-    import flash_image
+    """Mount a littlefs2 image file."""
     try:
         flash_image.mount_image(path, mount_point)
     except ValueError as e:  # an image too small to be a flash
         raise BoardError(str(e))
-    finally:
-        sys.modules.pop("flash_image", None)
 
 
 def _is_dir(path):

@@ -1,13 +1,11 @@
 # Police call-back (docs/firmware.md "Police call-back"): what to do with a ringing
-# call, decided when its caller id arrives (`+CLIP`, after each RING). App._on_clip
-# imports this module for the one call and drops it from sys.modules at once: none of
-# this code stays in the heap between calls.
+# call, decided when its caller id arrives (`+CLIP`, after each RING; App._on_clip).
 #
 #   - the alarm's own call is up (dialing, alerting, active): nothing (AT+CHUP would
 #     end that call too);
 #   - a number of `police_numbers` while an alarm is open or for callback_window_s
 #     after it ended, a reboot in between too (the end time from the journal,
-#     app_boot.py; counted from the boot while a time is unknown): ATA at once, then
+#     App._setup; counted from the boot while a time is unknown): ATA at once, then
 #     the alarm call's discreet audio (speaker level 0 and muted, microphone on);
 #     nothing rings or vibrates;
 #   - any other caller, a withheld number, or any call outside the window: AT+CHUP
@@ -68,7 +66,7 @@ async def handle(app, line):
 
 async def _answer(app, number):
     dev = app.dev
-    at = dev.modem._at
+    at = dev.modem.at
     end = at.urc_waiter("VOICE CALL: END")  # before ATA; a waiter also keeps DTR low
     try:
         await at.send("ATA", timeout_ms=20000)
@@ -76,24 +74,13 @@ async def _answer(app, number):
         await dev.modem.discreet_audio()  # as for the alarm's call: the speaker stays silent
         alarm = app.alarm if app.alarm is not None and app.alarm.is_open else None
         if alarm is not None:
-            _on_timeline(alarm, "active")
+            alarm.on_callback("active")
         await _until_ended(at, end)
         dev.log.event("CALLBACK", number=number, action="ended")
         if alarm is not None and alarm.is_open:
-            _on_timeline(alarm, "ended")
+            alarm.on_callback("ended")
     finally:
         end.cancel()
-
-
-def _on_timeline(alarm, state):
-    # The answered call-back is the voice contact the alarm's call channel is after:
-    # its redials stop (an ATD now would put the police on hold), and the alarm's
-    # next data message carries ch.call (protocol.md) at once.
-    if state == "active" and alarm.p.get("call") != "done":
-        alarm._progress("call", "done")  # a resumed alarm does not redial either
-        alarm._redial.set()  # a call channel waiting out its backoff sees it at once
-    alarm._set_call(state, "callback")
-    alarm._position_due.set()
 
 
 async def _until_ended(at, end):

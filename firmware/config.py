@@ -1,12 +1,9 @@
 # Handset configuration (config.json at the flash root, docs/interfaces.md §6).
 # Validation is a pure function: the caller reads the file and logs the problems.
 import json
-import sys
 
 from limits import INT_KEYS as _INT_KEYS
 from limits import check_int
-
-sys.modules.pop("limits", None)  # held by these names: it leaves the heap with config
 
 SCHEMA_VERSION = 1
 

@@ -12,7 +12,7 @@
 # when it outgrows `max_bytes`.
 import binascii
 import json
-import sys
+import os
 
 from micropython import const
 
@@ -33,6 +33,26 @@ def encode_record(rec):
     return "%08x %s\n" % (binascii.crc32(body.encode()) & 0xFFFFFFFF, body)
 
 
+def decode_line(line):
+    """The record in one line (str, without or with its newline), or None if corrupt."""
+    if line.endswith("\n"):
+        line = line[:-1]
+    if len(line) < 11 or line[8] != " ":
+        return None
+    body = line[9:]
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return None
+    if binascii.crc32(body.encode()) & 0xFFFFFFFF != crc:
+        return None
+    try:
+        rec = json.loads(body)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) and "r" in rec else None
+
+
 class State:
     """What the journal says: reserved sequence end and the open alarm, if any."""
 
@@ -40,6 +60,7 @@ class State:
         self.seq_end = 1
         self.alarm = None      # {"aid", "at", "p": {progress}} while open
         self.last_end = None   # (aid, why) of the last finished alarm
+        self.end_t = None      # when it finished (Unix s), None if the clock did not know
         self.corrupt = 0       # records skipped
         self.records = 0
 
@@ -74,18 +95,71 @@ class Journal:
         self._size = 0
         self._needs_newline = False
 
-    # -- reading and compacting (journal_rare.py: at boot, and when the file is full) --
+    # -- reading (at boot) and compacting (when the file is full) -------------------
     def open(self):
         """Replay the file: the State (reserved sequence end, the open alarm if any)."""
-        import journal_rare  # boot only: that code leaves the heap after the call
-        sys.modules.pop("journal_rare", None)
-        return journal_rare.open_journal(self)
+        try:
+            os.remove(self._tmp)  # an interrupted compaction: the old file is intact
+        except OSError:
+            pass
+        st = self.state = State()
+        self._size = 0
+        self._needs_newline = False
+        try:
+            f = open(self._path, "rb")
+        except OSError:
+            f = None
+        if f is not None:
+            try:
+                while True:
+                    raw = f.readline()
+                    if not raw:
+                        break
+                    self._size += len(raw)
+                    if not raw.endswith(b"\n"):
+                        # torn last write: start the next record afresh. Only its newline may
+                        # be missing: then the CRC still proves the record whole.
+                        self._needs_newline = True
+                    try:
+                        line = raw.decode()
+                    except UnicodeError:
+                        line = ""
+                    rec = decode_line(line)
+                    if rec is None:
+                        st.corrupt += 1
+                    else:
+                        st.apply(rec)  # an "end" also sets st.end_t: the call-back window
+            finally:
+                f.close()
+        # Numbers below seq_end may have been used. A skipped record may have been a
+        # reservation: then skip one more block, never reuse a number.
+        self._next_seq = st.seq_end + (SEQ_BLOCK if st.corrupt else 0)
+        if st.corrupt:
+            self._log.event("ERROR", where="journal", what="skipped_%d_corrupt_records" % st.corrupt)
+        return st
 
     def compact(self):
-        """Rewrite the file with only what still matters; atomic through rename."""
-        import journal_rare
-        sys.modules.pop("journal_rare", None)
-        journal_rare.compact(self)
+        """Rewrite the file with only what still matters (atomic rename): the sequence
+        end, the last alarm's end and its time, the open alarm."""
+        st = self.state
+        lines = [encode_record({"r": "seq", "end": max(st.seq_end, self._next_seq)})]
+        if st.last_end is not None:  # the call-back window outlives compaction too
+            end = {"r": "end", "aid": st.last_end[0], "why": st.last_end[1]}
+            if st.end_t is not None:
+                end["t"] = st.end_t
+            lines.append(encode_record(end))
+        if st.alarm is not None:
+            a = st.alarm
+            lines.append(encode_record({"r": "open", "aid": a["aid"], "at": a["at"],
+                                        "seq": a.get("seq")}))
+            for k in a["p"]:
+                lines.append(encode_record({"r": "p", "aid": a["aid"], "k": k, "v": a["p"][k]}))
+        with open(self._tmp, "wb") as f:
+            for line in lines:
+                f.write(line.encode())
+        os.rename(self._tmp, self._path)
+        self._size = sum(len(x) for x in lines)
+        self._needs_newline = False
 
     # -- writing ------------------------------------------------------------------
     def append(self, rec):
@@ -134,5 +208,5 @@ class Journal:
     def end_alarm(self, aid, why, t=None):
         rec = {"r": "end", "aid": aid, "why": why}
         if t is not None:
-            rec["t"] = t  # Unix s: the police call-back window after a reboot (app_boot)
+            rec["t"] = t  # Unix s: the police call-back window after a reboot
         self.append(rec)

@@ -1,6 +1,5 @@
 # The integer settings: default and accepted range. Shared by config.py (boot) and
-# the server's `config` command (uplink.py imports this module for the command and
-# drops it again), without loading all of config.py.
+# the server's `config` command (uplink.py).
 
 # key: (default, lowest, highest)
 INT_KEYS = {

@@ -2,9 +2,8 @@
 # the device's own account (user = device id, password derived from its key), the
 # same signed messages as HTTP: "<64 hex signature>\n<body>" on tgd/<id>/up, the
 # server's signed answer on tgd/<id>/down. Imported only when config.json says
-# "transport": "mqtt" (every module costs heap). Uplink.post calls `exchange`.
+# "transport": "mqtt" (App._setup). Uplink.post calls `exchange`.
 import asyncio
-import sys
 import time
 
 from micropython import const
@@ -13,6 +12,8 @@ import message
 from errors import AtError, AtTimeout, ModemError
 
 _ACK_MS = const(20000)  # +CMQTTPUB / +CMQTTSUB after the OK
+_KEEPALIVE_S = const(60)
+_START_MS = const(15000)
 _BROKER_RETRY_MS = const(60000)  # after a failed connect, alarms go by HTTP this long
 _FALLBACK = ("alarm", "position")  # never heartbeats: a fleet must not flood HTTP
 _REFUSALS = {"replay": 409, "out_of_window": 409, "unsigned": 401, "bad_signature": 401,
@@ -36,7 +37,7 @@ class MqttLink:
 
     def __init__(self, dev):
         self._dev = dev
-        self._at = dev.modem._at
+        self._at = dev.modem.at
         me = "tgd/" + dev.cfg["device_id"]
         self._up = me + "/up"
         self._down = me + "/down"
@@ -155,11 +156,43 @@ class MqttLink:
                 return None
 
     # -- the modem's MQTT client ------------------------------------------------------
-    def _connect(self):
-        # Once per connection (mqtt_connect.py): that code is in the heap only then.
-        import mqtt_connect
-        sys.modules.pop("mqtt_connect", None)
-        return mqtt_connect.connect(self)
+    async def _connect(self):
+        """Start the modem's client, account, will, CONNECT, subscription, "online"."""
+        at = self._at
+        cfg = self._dev.cfg
+        dev_id = cfg["device_id"]
+        if not self._started:
+            await self._ask("AT+CMQTTSTART", "+CMQTTSTART:", _START_MS, (0, 23))
+            self._started = True
+        try:
+            await at.send('AT+CMQTTACCQ=0,"%s",%d' % (dev_id, 1 if cfg["mqtt_tls"] else 0))
+        except AtError:
+            pass  # +CMQTTACCQ: 0,19: client 0 is already ours
+        if cfg["mqtt_tls"]:
+            await at.send("AT+CMQTTSSLCFG=0,0")
+        await at.send("AT+CMQTTWILLTOPIC=0,%d" % len(self._status), payload=self._status.encode())
+        await at.send("AT+CMQTTWILLMSG=0,7,1", payload=b"offline")
+        password = message.sign(cfg["key"], b"tgd-mqtt-password")[:32]
+        if self._unsure:
+            # An earlier CONNECT got no result: it may have succeeded late. Start clean.
+            try:
+                await at.send("AT+CMQTTDISC=0,60")
+            except AtError:
+                pass  # +CMQTTDISC: 0,11: it was not connected
+        # clean session 0: answers published while the link was down wait in the broker
+        try:
+            await self._ask('AT+CMQTTCONNECT=0,"%s",%d,0,"%s","%s"' % (
+                cfg["mqtt_url"], _KEEPALIVE_S, dev_id, password), "+CMQTTCONNECT:",
+                self.connect_ms)
+        except MqttDown as e:
+            self._unsure = str(e).endswith("timeout")
+            raise
+        self._unsure = False
+        await self._ask("AT+CMQTTSUB=0,%d,1" % len(self._down), "+CMQTTSUB:", _ACK_MS,
+                        payload=self._down.encode())
+        self.connected = True
+        self._dev.log.event("MQTT", state="connected")
+        await self._publish(self._status, b"online", 1)
 
     async def _publish(self, topic, payload, retain):
         at = self._at

@@ -112,7 +112,7 @@ def identity(boot_timeout_ms=0):
 async def _sim_ready(modem):
     from errors import ModemError
     try:
-        lines = await modem._at.send("AT+CPIN?")
+        lines = await modem.at.send("AT+CPIN?")
     except ModemError as e:
         return False, str(e)
     for line in lines:

@@ -2,14 +2,14 @@
 # Protocol only: it sends commands, parses answers and tracks call/registration state
 # from URCs. What to retry and when is the alarm layer's decision.
 import asyncio
-import sys
 import time
 
 from micropython import const
 
 import atparse
 from at import sms_payload
-from errors import AtError, AtTimeout, CallFailed, ModemError, ModemRebooted, ProtocolError
+from errors import (AtError, AtTimeout, CallFailed, CmeError, ModemError, ModemRebooted,
+                    ModemSilent, ProtocolError)
 
 _HTTP_CMD_MS = const(10000)
 _SMS_MS = const(60000)
@@ -19,6 +19,9 @@ _END_GRACE_MS = const(300)  # after "+CLCC: ...,6": the BUSY / NO ANSWER that sa
 _REINIT_RETRY_MS = const(200)  # a re-initialisation that ran out of heap tries again
 _DTR_WAKE_MS = const(20)  # the modem listens 20 ms after DTR falls (not scaled: a physical delay)
 # SMS set-up; may fail until "SMS DONE", so send_sms repeats it until it succeeded once.
+# After RDY; failures are logged and skipped (the modem stays usable without them).
+_INIT = ("ATE0", "AT+CMEE=2", "AT+CLIP=1", "AT+CLCC=1", "AT+CVHU=0", "AT+CLVL=0",
+         "AT+CTZU=1", "AT+CREG=2", "AT+CEREG=2")
 _SMS_INIT = ("AT+CMGF=1", 'AT+CSCS="GSM"', "AT+CSMP=49,167,0,0", "AT+CNMI=2,1,0,1,0")
 
 _URCS = ("+CLCC:", "VOICE CALL:", "NO CARRIER", "BUSY", "NO ANSWER", "+CDS:", "+CMTI:", "+CREG:",
@@ -36,35 +39,6 @@ def _check_number(number):
         if not ("0" <= c <= "9" or c in "*#" or (c == "+" and i == 0)):
             return False
     return True
-
-
-def _rare():
-    # The seldom-used parsers (atparse_rare.py) for one call: taken off sys.modules at
-    # once, so their code leaves the heap when the caller's reference goes.
-    import atparse_rare
-    sys.modules.pop("atparse_rare", None)
-    return atparse_rare
-
-
-_boot_kept = None  # sim7600_boot held for a whole start-up (keep_boot)
-
-
-def _boot():
-    # The driver's once-per-boot and seldom calls (sim7600_boot.py), loaded the same way:
-    # the coroutine a wrapper returns keeps the module alive until it has run.
-    if _boot_kept is not None:
-        return _boot_kept
-    import sim7600_boot
-    sys.modules.pop("sim7600_boot", None)
-    return sim7600_boot
-
-
-def keep_boot(on):
-    # One load of sim7600_boot for the start-up's steps (start, identity, clock,
-    # registration) instead of one per step: reloading it on a nearly full heap
-    # fragments the heap (MemoryError at identity over MQTT at 64wk).
-    global _boot_kept
-    _boot_kept = _boot() if on else None
 
 
 def _check_quotable(text, what):
@@ -85,7 +59,7 @@ class Sim7600:
     dtr_idle_ms = 1000  # no exchange for this long: DTR high (the app sets its scaled value)
 
     def __init__(self, at, board, log):
-        self._at = at
+        self.at = at
         self._board = board
         self._log = log
         self.call_state = "idle"
@@ -121,18 +95,81 @@ class Sim7600:
 
     # ---- start-up and recovery -------------------------------------------------
 
-    def start(self):
+    async def start(self):
         """Power on if silent, wait RDY, initialise. Raises ModemSilent."""
-        return _boot().start(self)
+        self.at.start()
+        self._starting = True
+        try:
+            if not await self._answers(1):  # one short probe: a silent modem is usually off
+                rdy = self.at.urc_waiter("RDY")
+                self._log.event("MODEM_POWER", action="on")
+                await self._pulse(self.pwrkey_on_ms)
+                await self._wait_boot(rdy, "power_on")
+            await self._init()
+        finally:
+            self._starting = False
 
-    def power_cycle(self):
+    async def power_cycle(self):
         """PWRKEY off pulse (>= 2.5 s), then on pulse, wait RDY, re-initialise."""
-        return _boot().power_cycle(self)
+        self._starting = True
+        try:
+            self._log.event("MODEM_POWER", action="cycle")
+            rdy = self.at.urc_waiter("RDY")  # before the off pulse: an off modem boots on it
+            await self._pulse(self.pwrkey_off_ms)
+            await asyncio.sleep_ms(self.off_wait_ms)
+            await self._pulse(self.pwrkey_on_ms)
+            self._reset_state("power_cycle")
+            await self._wait_boot(rdy, "power_cycle")
+            await self._init()
+        finally:
+            self._starting = False
+
+    async def _pulse(self, ms):
+        self._board.pwrkey(True)
+        try:
+            await asyncio.sleep_ms(ms)
+        finally:
+            self._board.pwrkey(False)
+
+    async def _wait_boot(self, rdy, stage):
+        try:
+            await rdy.wait(self.rdy_timeout_ms)
+        except AtTimeout:
+            # No RDY seen (it may have come before we listened): is it answering anyway?
+            if not await self._answers(2):
+                raise ModemSilent(stage)
+
+    async def _answers(self, tries):
+        for _ in range(tries):
+            try:
+                await self.at.send("AT", timeout_ms=self.probe_ms)
+                return True
+            except AtTimeout:
+                pass
+            except ModemRebooted:
+                return True
+            except AtError:
+                return True
+        return False
+
+    async def _init(self):
+        for _ in range(3):
+            try:
+                for cmd in _INIT:
+                    await self._try(cmd)
+                await self._sms_init()
+                await self.sim_status()
+                return
+            except ModemRebooted:
+                continue  # rebooted during init: start the list again
+            except AtTimeout:
+                raise ModemSilent("init")
+        raise ModemSilent("init_reboots")
 
     async def _try(self, cmd):
         # A set-up command whose refusal is logged and skipped.
         try:
-            await self._at.send(cmd)
+            await self.at.send(cmd)
             return True
         except AtError as e:
             self._log.error("modem_init", "%s:%s" % (cmd, e.line))
@@ -159,12 +196,15 @@ class Sim7600:
             self.on_silent(n)
 
     async def _reinit(self):
-        # sim7600_boot is loaded now, when the heap is at its busiest (a reboot often
-        # comes mid-alarm): a MemoryError is waited out, never left as a modem that
-        # nobody initialised again (echo on, PDU mode: every SMS refused).
+        # After an unexpected RDY, often mid-alarm when the heap is fullest: a MemoryError
+        # is waited out, never left as a modem that nobody initialised again (echo on,
+        # PDU mode: every SMS refused).
         while True:
             try:
-                await _boot().reinit(self)
+                await self._init()
+                return
+            except ModemError as e:
+                self._log.error("modem_reinit", e)
                 return
             except MemoryError as e:
                 self._log.error("modem_reinit", e)
@@ -189,7 +229,7 @@ class Sim7600:
             if t is not None:
                 t.cancel()
         self._tasks = []
-        self._at.deinit()
+        self.at.deinit()
 
     # ---- sleep (DTR) -------------------------------------------------------------
 
@@ -217,7 +257,7 @@ class Sim7600:
 
     def busy(self):
         """An exchange is pending (command in flight, or an answer awaited)."""
-        at = self._at
+        at = self.at
         return self._starting or at._lock.locked() or bool(at._waiters)
 
     def _may_sleep(self):
@@ -233,7 +273,7 @@ class Sim7600:
                 if not self._may_sleep():
                     self._last_use = now
                 last = self._last_use
-                rx = self._at.last_rx_ms
+                rx = self.at.last_rx_ms
                 if rx is not None and time.ticks_diff(rx, last) > 0:
                     last = rx
                 wait = self.dtr_idle_ms - time.ticks_diff(now, last)
@@ -257,17 +297,42 @@ class Sim7600:
 
     # ---- network ---------------------------------------------------------------
 
-    def sim_status(self):
+    async def sim_status(self):
         """AT+CPIN? -> "READY", "SIM PIN", "SIM PUK", ... or "absent" (+CME ERROR 10).
 
         Kept in `modem.sim`; anything but READY is logged (no SMS, no data, and only
         emergency numbers can be called).
         """
-        return _boot().sim_status(self)
+        v = None
+        try:
+            for line in await self.at.send("AT+CPIN?"):
+                if isinstance(line, str) and v is None:
+                    v = atparse.parse_cpin(line)
+        except CmeError as e:
+            v = "absent" if e.code in (10, "SIM not inserted") else str(e.code)
+        except AtError:
+            pass
+        self.sim = v or "unknown"
+        if self.sim != "READY":
+            self._log.error("sim", self.sim)
+        return self.sim
 
-    def wait_registered(self, timeout_ms):
+    async def wait_registered(self, timeout_ms):
         """Poll CREG/CEREG until registered (home or roaming). -> bool."""
-        return _boot().wait_registered(self, timeout_ms)
+        waited = 0
+        while True:
+            for cmd in ("AT+CEREG?", "AT+CREG?"):
+                try:
+                    for line in await self.at.send(cmd):
+                        self._on_registration_line(line)
+                except AtError as e:
+                    self._log.error("registration", e.line)
+            if self.registered:
+                return True
+            if waited >= timeout_ms:
+                return False
+            await asyncio.sleep_ms(self.poll_ms)
+            waited += self.poll_ms
 
     def _on_registration_line(self, line):
         parsed = atparse.parse_registration(line)
@@ -291,14 +356,25 @@ class Sim7600:
         if self.on_registration is not None:
             self.on_registration(now)
 
-    def identity(self):
+    async def identity(self):
         """-> (imei, iccid); None for a part the modem does not give."""
-        return _boot().identity(self)
+        imei = iccid = None
+        try:
+            for line in await self.at.send("AT+CGSN"):
+                imei = imei or atparse.parse_imei(line)
+        except AtError as e:
+            self._log.error("imei", e.line)
+        try:
+            for line in await self.at.send("AT+CICCID"):
+                iccid = iccid or atparse.parse_iccid(line)
+        except AtError as e:
+            self._log.error("iccid", e.line)
+        return (imei, iccid)
 
     async def _query(self, cmd, parser, what):
         # The first answer line the parser accepts, or None (logged).
         try:
-            lines = await self._at.send(cmd)
+            lines = await self.at.send(cmd)
         except AtError as e:
             self._log.error(what, e.line)
             return None
@@ -320,9 +396,17 @@ class Sim7600:
         cell = await self._query("AT+CPSI?", atparse.parse_cpsi, "cpsi")
         return cell or None
 
-    def network_time(self):
+    async def network_time(self):
         """Unix seconds UTC from the network clock, or None if never set."""
-        return _boot().network_time(self)
+        try:
+            lines = await self.at.send("AT+CCLK?")
+        except AtError as e:
+            self._log.error("cclk", e.line)
+            return None
+        for line in lines:
+            if isinstance(line, str) and line.startswith("+CCLK:"):
+                return atparse.parse_cclk(line)
+        return None
 
     async def battery_mv(self):
         """Battery voltage in millivolts (AT+CBC), or None."""
@@ -330,8 +414,6 @@ class Sim7600:
 
     # ---- GNSS ------------------------------------------------------------------
 
-    # In this module, not in sim7600_boot: loading that one at the alarm's start (when
-    # GNSS is switched on) would cost far more heap than these few lines.
     async def _gnss_on(self):
         return bool(await self._query("AT+CGPS?", atparse.parse_cgps, "cgps"))
 
@@ -339,22 +421,22 @@ class Sim7600:
         # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
         if not await self._gnss_on():
             try:
-                await self._at.send("AT+CGPS=1")
+                await self.at.send("AT+CGPS=1")
             except AtError:
                 if not await self._gnss_on():
                     raise
 
     async def gnss_stop(self):
         if await self._gnss_on():
-            await self._at.send("AT+CGPS=0")
+            await self.at.send("AT+CGPS=0")
 
     async def gnss_fix(self):
         """{"lat","lon","lat_e6","lon_e6","acc","t","alt"} or None without a fix."""
         try:
-            lines = await self._at.send("AT+CGNSSINFO")
+            lines = await self.at.send("AT+CGNSSINFO")
             parser = atparse.parse_cgnssinfo
         except AtError:
-            lines = await self._at.send("AT+CGPSINFO")
+            lines = await self.at.send("AT+CGPSINFO")
             parser = atparse.parse_cgpsinfo
         for line in lines:
             if isinstance(line, str) and line.startswith("+CG"):
@@ -377,7 +459,7 @@ class Sim7600:
         self._follow(None, "dialing")
         self._set_call("dialing", None)
         try:
-            await self._at.send("ATD%s;" % number, timeout_ms=20000)
+            await self.at.send("ATD%s;" % number, timeout_ms=20000)
         except AtTimeout:
             # The call may still go through: CLCC URCs keep updating call_state.
             raise CallFailed("timeout")
@@ -401,7 +483,7 @@ class Sim7600:
         """AT+CLCC -> [(id, dir, stat, number)]: dir 0 outgoing, 1 incoming; stat 0 active,
         1 held, 2 dialing, 3 alerting, 4 incoming, 5 waiting."""
         out = []
-        for line in await self._at.send("AT+CLCC"):
+        for line in await self.at.send("AT+CLCC"):
             if isinstance(line, str) and line.startswith("+CLCC:"):
                 c = atparse.parse_clcc(line)
                 if c is not None:
@@ -416,7 +498,7 @@ class Sim7600:
     async def hangup(self):
         """AT+CHUP (CVHU=0 was set at start-up)."""
         self._hanging_up = True
-        await self._at.send("AT+CHUP", timeout_ms=10000)
+        await self.at.send("AT+CHUP", timeout_ms=10000)
         if self.call_state != "ended" and self.call_state != "idle":
             self._set_call("ended", "hangup")
 
@@ -424,7 +506,7 @@ class Sim7600:
         """Speaker at level 0 and muted; the microphone stays on so the operator hears."""
         for cmd in ("AT+CLVL=0", "AT+VMUTE=1"):
             try:
-                await self._at.send(cmd)
+                await self.at.send(cmd)
             except AtError as e:
                 self._log.error("discreet_audio", "%s:%s" % (cmd, e.line))
 
@@ -479,7 +561,7 @@ class Sim7600:
             elif self.on_sms_report is not None:
                 self.on_sms_report(parsed[0], parsed[1])
         elif line.startswith("+CMTI:"):
-            parsed = _rare().parse_cmti(line)
+            parsed = atparse.parse_cmti(line)
             if parsed is None:
                 self._log.error("cmti", "bad_line")
             elif self.on_sms is not None:
@@ -516,7 +598,7 @@ class Sim7600:
             raise ValueError("text")
         if not self._sms_ready:
             await self._sms_init()
-        lines = await self._at.send('AT+CMGS="%s"' % number, payload=sms_payload(text),
+        lines = await self.at.send('AT+CMGS="%s"' % number, payload=sms_payload(text),
                                     timeout_ms=_SMS_MS)
         for line in lines:
             if isinstance(line, str) and line.startswith("+CMGS:"):
@@ -525,16 +607,26 @@ class Sim7600:
                     return mr
         raise ProtocolError(lines[0] if lines else "no +CMGS")
 
-    def read_sms(self, index):
+    async def read_sms(self, index):
         """AT+CMGR=<index> -> (sender, text), or None for an empty slot.
 
         A text line that starts like a URC ("RING", "+CMTI: ...") goes to the URC
         handlers instead: this is for short command texts, not arbitrary content.
         """
-        return _boot().read_sms(self, index)
+        lines = await self.at.send("AT+CMGR=%d" % index, timeout_ms=10000)
+        for i in range(len(lines)):
+            line = lines[i]
+            if isinstance(line, str) and line.startswith("+CMGR:"):
+                head = atparse.parse_cmgr(line)
+                if head is None:
+                    self._log.error("cmgr", "bad_line")
+                    return None
+                rest = [x for x in lines[i + 1:] if isinstance(x, str)]
+                return (head[1], "\n".join(rest))
+        return None
 
-    def delete_sms(self, index):
-        return _boot().delete_sms(self, index)
+    async def delete_sms(self, index):
+        await self.at.send("AT+CMGD=%d" % index)
 
     # ---- HTTP ------------------------------------------------------------------
 
@@ -548,7 +640,7 @@ class Sim7600:
         _check_quotable(url, "url")
         if header:
             _check_quotable(header, "header")
-        at = self._at
+        at = self.at
         try:
             await at.send("AT+HTTPINIT")
         except AtError:
@@ -585,14 +677,14 @@ class Sim7600:
             await self._http_term()
 
     async def _http_read(self, length):
-        lines = await self._at.send("AT+HTTPREAD=0,%d" % length, expect="+HTTPREAD: 0",
+        lines = await self.at.send("AT+HTTPREAD=0,%d" % length, expect="+HTTPREAD: 0",
                                     timeout_ms=_HTTP_CMD_MS)
         parts = [x for x in lines if not isinstance(x, str)]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _http_term(self):
         try:
-            await self._at.send("AT+HTTPTERM")
+            await self.at.send("AT+HTTPTERM")
         except AtError:
             pass  # no session to end
         except ModemError as e:

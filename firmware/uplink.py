@@ -2,8 +2,8 @@
 # client, mqtt_uplink.py, when config.json says so): one attempt per `post`;
 # `deliver` retries with backoff until a 2xx answer with ok:true.
 import asyncio
-import sys
 
+import limits
 import message
 from errors import ModemError
 
@@ -90,8 +90,6 @@ def take_commands(dev, answer):
         if kind == "locate":
             locate = True
         elif kind == "config":
-            import limits  # rare: its code is in the heap for this command only
-            sys.modules.pop("limits", None)
             limits.apply_config(dev, c.get("set"))
         else:
             dev.log.event("ERROR", where="command", what="unknown_type")

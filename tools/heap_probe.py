@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     except ProbeError as exc:
         print(f"heap_probe: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("heap_probe: interrupted (the runs so far are printed above)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

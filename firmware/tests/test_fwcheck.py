@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import fwcheck  # noqa: E402
 
-MODEM_LAYER = ("at.py", "atparse.py", "atparse_rare.py", "errors.py", "sim7600.py", "sim7600_boot.py")
+MODEM_LAYER = ("at.py", "atparse.py", "errors.py", "sim7600.py")
 
 GOOD = """
 import asyncio

@@ -1,6 +1,6 @@
 # heapsize: 160k
-# (the tests import the sources: journal_rare.py, loaded per Journal.open, is compiled
-# inside the VM each time; the firmware itself runs compiled .mpy)
+# (this module and the scripted modem are compiled into the heap; on the PyPI port
+# the firmware too)
 # The alarm state machine against the scripted modem: dial first, channels side by
 # side, retries, acknowledgement -> one vibration, close, exactly-once across reboots.
 import asyncio

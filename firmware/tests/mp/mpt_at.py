@@ -1,6 +1,7 @@
 # heapsize: 256k  (tests and helpers are compiled in the heap too; mpt_at_memory.py prints the figures)
 # AT engine against scripted byte streams made of the real SIM7600 lines (sim7600-at.md).
 import asyncio
+import time
 
 from at import AtEngine, sms_payload
 from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
@@ -222,6 +223,25 @@ async def test_prompt_timeout_cancels_with_escape():
         raise AssertionError("no timeout")
     except AtTimeout:
         pass
+    assert stream.written.endswith(b"\x1b"), stream.written
+    at.deinit()
+
+
+async def test_a_missing_prompt_is_silence_long_before_the_command_timeout():
+    # A hung modem and an SMS queued first: its 60 s timeout must not hold back the
+    # silence count (the power cycle, and the alarm's dial behind the SMS).
+    at, stream = engine([(b'AT+CMGS="17"\r', [])])
+    at.prompt_ms = 40
+    counts = []
+    at.on_silent = counts.append
+    t0 = time.ticks_ms()
+    try:
+        await at.send('AT+CMGS="17"', payload=sms_payload("x"), timeout_ms=60000)
+        raise AssertionError("no timeout")
+    except AtTimeout:
+        pass
+    assert time.ticks_diff(time.ticks_ms(), t0) < 1000
+    assert counts == [1], counts
     assert stream.written.endswith(b"\x1b"), stream.written
     at.deinit()
 

@@ -26,7 +26,7 @@ async def test_call_list_reads_every_call():
         answer("AT+CLCC", clcc(1, 0, 0) + clcc(2, 1, 4, "+687999999") + OK),
         answer("AT+CLCC", OK),
     ])
-    modem._at.start()
+    modem.at.start()
     assert await modem.call_list() == [(1, 0, 0, "17"), (2, 1, 4, "+687999999")]
     assert await modem.call_list() == []
     assert stream.done()
@@ -70,7 +70,7 @@ async def test_a_stranger_hung_up_while_ringing_does_not_end_ours():
 
 async def test_an_adopted_call_is_followed_to_its_end():
     modem, stream, _, _ = make_modem([answer("AT+CLCC", clcc(3, 0, 0) + OK)])
-    modem._at.start()
+    modem.at.start()
     seen = call_log(modem)
     [call] = await modem.call_list()
     modem.adopt(call)
@@ -87,7 +87,7 @@ async def test_end_lines_of_a_call_hung_up_before_the_dial_are_not_the_dials():
         answer("AT+CHUP", OK + clcc(1, 0, 6, "+687123456")),
         answer("ATD17;", b"\r\nVOICE CALL: END: 000003\r\n" + OK + clcc(1, 0, 2)),
     ])
-    modem._at.start()
+    modem.at.start()
     seen = call_log(modem)
     await modem.hangup()
     await asyncio.sleep_ms(10)

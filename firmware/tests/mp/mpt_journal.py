@@ -4,7 +4,7 @@
 import os
 
 from journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record
-from journal_rare import decode_line
+from journal import decode_line
 from log import Log
 from scratch import unique_dir
 

@@ -52,7 +52,7 @@ async def test_idle_sends_csclk_once_then_raises_dtr():
     assert await until(lambda: board.levels == [0, 1]), board.levels
     assert stream.commands().count("AT+CSCLK=1") == 1 and stream.done()
     # the modem's last byte was at least IDLE_MS before DTR went high
-    assert time.ticks_diff(board.times[-1], modem._at.last_rx_ms) >= IDLE_MS
+    assert time.ticks_diff(board.times[-1], modem.at.last_rx_ms) >= IDLE_MS
     await asyncio.sleep_ms(3 * IDLE_MS)
     assert board.levels == [0, 1]  # and it stays high while nothing happens
     modem.deinit()
@@ -78,7 +78,7 @@ async def test_dtr_stays_low_while_an_answer_is_awaited_or_an_alarm_holds_it():
     assert board.levels == [0, 1, 0]
     modem.stay_awake(False)
     assert await until(lambda: board.levels == [0, 1, 0, 1])
-    w = modem._at.urc_waiter("+HTTPACTION:")  # an HTTP answer on its way
+    w = modem.at.urc_waiter("+HTTPACTION:")  # an HTTP answer on its way
     modem.prewake()
     assert modem.busy()
     await asyncio.sleep_ms(4 * IDLE_MS)

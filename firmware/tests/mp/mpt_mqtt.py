@@ -268,7 +268,7 @@ async def test_connect_without_result_is_cleared_before_the_next_one():
     dev.mqtt.connect_ms = 50
     assert await Uplink(dev).post("heartbeat", snap(7)) == (None, None)
     assert "what=connect:timeout" in events(lines, "DATA")[-1]
-    assert dev.modem._at.silent_count == 0
+    assert dev.modem.at.silent_count == 0
     again = [answer('AT+CMQTTACCQ=0,"NC0001",0', b"\r\n+CMQTTACCQ: 0,19\r\n" + ERROR)]
     again += steps[2:6] + [answer("AT+CMQTTDISC=0,60", OK)] + steps[6:]
     again += publish(b"tgd/NC0001/up", frame(b), 0,
@@ -284,7 +284,7 @@ async def test_a_memory_error_in_a_command_leaves_no_urc_waiter_behind():
     # At the heap's limit a MemoryError (or a cancel) may hit the command after its
     # waiter was registered: the waiter must go, or it would stay in the engine for good.
     dev, stream, lines = make_dev([])
-    at = dev.modem._at
+    at = dev.modem.at
     before = len(at._waiters)
 
     async def no_memory(cmd, expect=None, timeout_ms=0, payload=None):

@@ -103,29 +103,28 @@ async def test_rdy_mid_work_reinitialises_and_tells_the_layer_above():
 
 
 async def test_rdy_reinit_that_runs_out_of_heap_is_tried_again():
-    # A reboot comes mid-alarm, when the heap is fullest: loading sim7600_boot for the
-    # re-init may raise MemoryError. The modem must still be initialised again (left
-    # with echo on and in PDU mode, it would refuse every SMS of the alarm).
-    import sim7600
+    # A reboot comes mid-alarm, when the heap is fullest: the re-init may raise
+    # MemoryError. The modem must still be initialised again (left with echo on and in
+    # PDU mode, it would refuse every SMS of the alarm).
     modem, stream, board, lines = make_modem([ok("AT")] + init_steps())
     await modem.start()
-    real = sim7600._boot
+    real = modem._init
     failures = [2]
 
-    def short_of_heap():
+    async def short_of_heap():
         if failures[0] > 0:
             failures[0] -= 1
             raise MemoryError("memory allocation failed, allocating 184 bytes")
-        return real()
+        return await real()
 
-    sim7600._boot = short_of_heap
+    modem._init = short_of_heap
     try:
         for step in init_steps():
             stream.add(*step)
         stream.push(b"\r\nRDY\r\n")
         await until(lambda: stream.done(), what="re-initialised after two MemoryErrors")
     finally:
-        sim7600._boot = real
+        modem._init = real
     assert failures == [0]
     assert len([x for x in lines if "modem_reinit" in x and "MemoryError" in x]) == 2, lines
     modem.deinit()
@@ -139,17 +138,17 @@ async def test_command_time_outs_in_a_row_are_reported_a_late_urc_is_not():
     await modem.start()
     silent = []
     modem.on_silent = silent.append
-    modem._at.silent_count = 0
+    modem.at.silent_count = 0
     for _ in range(2):
         try:
-            await modem._at.send("AT+CSQ", timeout_ms=30)
+            await modem.at.send("AT+CSQ", timeout_ms=30)
             raise AssertionError("no AtTimeout")
         except Exception as e:  # noqa: BLE001
             assert type(e).__name__ == "AtTimeout", e
     assert silent == [1, 2], silent
     stream.add(b"AT+CSQ\r", [b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"])
-    await modem._at.send("AT+CSQ")
-    w = modem._at.urc_waiter("+HTTPACTION:")
+    await modem.at.send("AT+CSQ")
+    w = modem.at.urc_waiter("+HTTPACTION:")
     try:
         await w.wait(30)
         raise AssertionError("no AtTimeout")
@@ -157,7 +156,7 @@ async def test_command_time_outs_in_a_row_are_reported_a_late_urc_is_not():
         assert type(e).__name__ == "AtTimeout", e
     stream.add(b"AT+CSQ\r", [])
     try:
-        await modem._at.send("AT+CSQ", timeout_ms=30)
+        await modem.at.send("AT+CSQ", timeout_ms=30)
     except Exception:  # noqa: BLE001
         pass
     assert silent == [1, 2, 1], silent  # the answered CSQ reset the count; the URC did not count
@@ -211,7 +210,7 @@ async def test_wait_registered_gives_up():
 
 async def test_registration_urcs_report_changes():
     modem, stream, _, _ = make_modem()
-    modem._at.start()
+    modem.at.start()
     changes = []
     modem.on_registration = changes.append
     stream.push(b'\r\n+CEREG: 1,"1100","5021",7\r\n')

@@ -129,7 +129,7 @@ async def test_reboot_during_a_call_ends_it():
 
 async def test_incoming_ring_does_not_touch_the_outgoing_call_state():
     modem, stream, _, lines = make_modem()
-    modem._at.start()
+    modem.at.start()
     stream.push(b'\r\nRING\r\n\r\n+CLIP: "02152063113",128,,,"",0\r\n\r\n+CLCC: 2,1,4,0,0,"0215",129\r\n')
     await until(lambda: any(" RING" in x for x in lines), what="RING logged")
     assert modem.call_state == "idle"
@@ -189,7 +189,7 @@ async def test_sms_text_is_checked():
 
 async def test_new_sms_is_reported():
     modem, stream, _, _ = make_modem()
-    modem._at.start()
+    modem.at.start()
     got = []
     modem.on_sms = got.append
     stream.push(b'\r\n+CMTI: "SM",3\r\n')

@@ -2,7 +2,7 @@
 from at import AtEngine
 from scripted_stream import ScriptedStream, line_log
 from sim7600 import _SMS_INIT, Sim7600
-from sim7600_boot import _INIT
+from sim7600 import _INIT
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
