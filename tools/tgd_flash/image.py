@@ -443,7 +443,7 @@ def files_for_board(
     return fwbuild.build(src_dir, build_dir, march, compiler)
 
 
-# Route (c) loads ~93 KB of bytecode into the heap (docs/benchmarks.md): a board
+# Route (c) loads ~87 KB of code into the heap (docs/benchmarks.md): a board
 # without PSRAM (an ESP32 heap is ~100-200 KB) should take route (a).
 PSRAM_HEAP_BYTES = 256 * 1024
 
