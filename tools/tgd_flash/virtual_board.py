@@ -173,7 +173,7 @@ class VirtualBoard:
         arrived meanwhile: mpremote's next Ctrl-C/Ctrl-A (a soft reset sends them at
         once) was lost about one time in ten and the reset failed with "could not
         enter raw repl". A board's USB REPL loses nothing, so the bytes after a
-        Ctrl-B are held until the VM's ">>> " (at most 5 s).
+        Ctrl-B are held until the VM's ">>> " (at most 10 s, mpremote's own limit).
         """
         self._reboot_if_dead()
         raw_repl = False
@@ -224,7 +224,7 @@ class VirtualBoard:
         for i, byte in enumerate(data):
             if byte == 0x02 and raw_repl:
                 os.write(fd, data[: i + 1])
-                return False, data[i + 1:] + pending, time.monotonic() + 5.0
+                return False, data[i + 1:] + pending, time.monotonic() + 10.0
             raw_repl = _raw_repl_after(bytes([byte]), raw_repl)
         os.write(fd, data)
         return raw_repl, pending, 0.0
