@@ -328,7 +328,7 @@ def test_a_frozen_handset_is_provisioned_and_passes_its_selftest(tmp_path, flash
     assert code == 0, out + err
     monkeypatch.setenv("TGD_TECH_TOKEN", server.tech_token)
     code, out, err = run_cli(["provision", "--port", board.url, "--device-id", "NC0001",
-                              "--special-number", "+687751001", "--sms-number", "+687700100",
+                              "--special-number", "+687751001", "--sms-number", "+687700100", "--apn", "mobilis",
                               "--server", server.base_url], capsys)
     assert code == 0, out + err
     report = tmp_path / "report.json"

@@ -20,3 +20,16 @@ def test_soft_resets_in_a_row_all_come_back(tmp_path):
             assert b.eval("2 + 2") == 4
     finally:
         board.stop()
+
+
+def test_a_host_that_connects_at_once_gets_the_repl(tmp_path):
+    """start() returns a board whose VM has set up its terminal: before the first
+    prompt the unix port still flushes its input, and about one fresh board in four
+    refused the host's first raw REPL."""
+    for n in range(12):
+        board = VirtualBoard(tmp_path / f"flash{n}").start()
+        try:
+            with Board(board.url) as b:
+                assert b.eval("1 + 1") == 2
+        finally:
+            board.stop()

@@ -56,6 +56,7 @@ class VirtualBoard:
         self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._master_fd: int | None = None
+        self._banner = b""  # what the VM printed up to its first prompt
         self.boots = 0
 
     # -- lifecycle -------------------------------------------------------
@@ -123,6 +124,9 @@ class VirtualBoard:
         os.close(slave)
         self._master_fd = master
         self.boots += 1
+        # Until its first prompt the VM may still flush its input (below): a host that
+        # connects at once (start() returned) would lose its first Ctrl-C/Ctrl-A.
+        self._banner = self._await_prompt()
 
     def _halt_vm(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -237,17 +241,18 @@ class VirtualBoard:
         """
         self._halt_vm()
         conn.sendall(b"MPY: soft reboot\r\n")
-        self._boot()
+        self._boot()  # up to its first prompt
         if raw_repl and self._master_fd is not None:
-            self._await_prompt()
-            os.write(self._master_fd, b"\x01")
+            os.write(self._master_fd, b"\x01")  # a board in the raw REPL prints no banner
+        else:
+            conn.sendall(self._banner)
 
-    def _await_prompt(self, timeout: float = 10.0) -> None:
-        """Swallow the new VM's banner up to its first prompt.
+    def _await_prompt(self, timeout: float = 10.0) -> bytes:
+        """Read the new VM's banner up to its first prompt; return it.
 
         The unix port flushes its terminal's input when it sets up the REPL (tcsetattr
         TCSAFLUSH), so a Ctrl-A written before the prompt may be lost (a race that the
-        faster ESP32-faithful VM loses); a board in the raw REPL prints no banner either.
+        faster ESP32-faithful VM loses).
         """
         fd = self._master_fd
         seen = b""
@@ -258,10 +263,11 @@ class VirtualBoard:
             try:
                 out = os.read(fd, _CHUNK)
             except OSError:
-                return
+                break
             if not out:
-                return
-            seen = (seen + out)[-64:]
+                break
+            seen = (seen + out)[-4096:]
+        return seen
 
 
 def _raw_repl_after(data: bytes, raw_repl: bool) -> bool:
