@@ -13,11 +13,13 @@ def frozen_modules_first():
     the .py files next to it would be imported (compiled into the heap) instead of
     the frozen bytecode that the ESP32-faithful VM (`make esp32-vm`) runs in place,
     as an ESP32 image does. With ".frozen" first they are found only where nothing
-    is frozen: on the PyPI port, whose heap figures mean nothing anyway.
+    is frozen: on the PyPI port, whose heap figures mean nothing anyway. The host
+    board's own modules (firmware/host/, frozen into the VM) come last.
     """
     if ".frozen" in sys.path:
         sys.path.remove(".frozen")
     sys.path.insert(0, ".frozen")
+    sys.path.append((__file__.rsplit("/", 1)[0] if "/" in __file__ else ".") + "/host")
 
 
 def make_board():

@@ -16,8 +16,9 @@ import os
 
 options.defaults(port_modules=True)  # noqa: F821 - makemanifest's globals
 
-# Modules that are not handset code: the entry script and the host board's own.
-NOT_FROZEN = ("main.py", "manifest.py", "board_host.py", "flash_image.py")
+# Not handset modules: the entry script and this file (the host board's own modules
+# are in firmware/host/, never frozen for a handset).
+NOT_FROZEN = ("main.py", "manifest.py")
 
 if options.port_modules:  # noqa: F821
     include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821 - it brings asyncio too

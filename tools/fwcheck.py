@@ -80,13 +80,12 @@ def firmware_sources(firmware: Path = FIRMWARE) -> list[Path]:
 
 
 def is_host_only(path: Path) -> bool:
-    return path.parent.name == "host" or path.name in HOST_ONLY_MODULES
+    return path.parent.name == "host"
 
 
 # ---- 1. mpy-cross -----------------------------------------------------------------
 
-# Modules only the host board loads (docs/benchmarks.md "Firmware: memory and size").
-HOST_ONLY_MODULES = frozenset({"board_host.py", "flash_image.py"})
+# firmware/host/: the host board's own modules (never frozen for a handset, never uploaded).
 
 
 def compile_all(sources: list[Path], out_dir: Path) -> tuple[dict[str, int], list[str]]:

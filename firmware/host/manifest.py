@@ -3,12 +3,12 @@
 #
 # On a handset the board module (board_lilygo, board_esp32) is frozen into flash with
 # the rest; on the VM the host board plays that part, so it is frozen here too and its
-# code costs flash, not heap, as a board's does. These modules never reach a handset:
-# firmware/manifest.py leaves them out and tools/flash.py does not upload them.
+# code costs flash, not heap, as a board's does. These modules (firmware/host/) never
+# reach a handset: firmware/manifest.py and tools/flash.py take firmware/*.py only.
 include("../manifest.py", port_modules=False)  # noqa: F821 - makemanifest's globals
 
-module("board_host.py", base_path="..")  # noqa: F821
-module("flash_image.py", base_path="..")  # noqa: F821
+module("board_host.py")  # noqa: F821
+module("flash_image.py")  # noqa: F821
 # tools/heap_probe.py: main.py starts it when TGD_HEAP_PROBE is set (frozen: it costs
 # no heap for its code, as the firmware's code costs none)
 module("heap_probe.py")  # noqa: F821

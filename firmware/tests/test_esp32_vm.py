@@ -22,10 +22,10 @@ from tgd_flash.micropython_vm import micropython
 FIRMWARE = Path(__file__).resolve().parents[1]
 REPO = FIRMWARE.parent
 VM_SRC = REPO / "build" / "esp32-vm" / "src"
-HOST_ONLY = {"board_host.py", "flash_image.py"}
+HOST_ONLY = {p.name for p in (FIRMWARE / "host").glob("*.py")} - {"manifest.py"}
 
 needs_vm = pytest.mark.skipif(not micropython().esp32_vm,
-                              reason="the ESP32-faithful VM is not built (make esp32-vm)")
+                              reason="not on the ESP32-faithful VM (make esp32-vm builds it)")
 
 
 def frozen_files(manifest: Path, port_dir: Path) -> set[str]:
@@ -51,7 +51,8 @@ def test_the_handset_manifest_freezes_asyncio_and_the_firmware_never_the_host_bo
     frozen = frozen_files(FIRMWARE / "manifest.py", tmp_path)
     assert "_boot.py" in frozen  # the port's own modules come first
     assert "asyncio/core.py" in frozen
-    handset = {p.name for p in FIRMWARE.glob("*.py")} - HOST_ONLY - {"main.py", "manifest.py"}
+    handset = {p.name for p in FIRMWARE.glob("*.py")} - {"main.py", "manifest.py"}
+    assert {"board_host.py", "flash_image.py", "heap_probe.py"} <= HOST_ONLY
     assert handset <= frozen
     assert not (HOST_ONLY | {"main.py", "manifest.py"}) & frozen
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import heap_probe  # noqa: E402
 
 needs_vm = pytest.mark.skipif(not micropython().esp32_vm,
-                              reason="the ESP32-faithful VM is not built (make esp32-vm)")
+                              reason="not on the ESP32-faithful VM (make esp32-vm builds it)")
 
 
 @needs_vm

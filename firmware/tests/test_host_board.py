@@ -224,7 +224,7 @@ def write_config_into_image(image: Path, cfg: dict):
         "import sys\nsys.path.insert(0, %r)\n"
         "from board_host import mount_image\nmount_image(%r, '/flash')\n"
         "f = open('/flash/config.json', 'w')\nf.write(%r)\nf.close()\n"
-    ) % (str(FIRMWARE), str(image), json.dumps(cfg))
+    ) % (str(FIRMWARE / "host"), str(image), json.dumps(cfg))
     subprocess.run([micropython_bin(), "-c", script], check=True, timeout=60)
 
 
@@ -233,7 +233,7 @@ def read_file_from_image(image: Path, name: str) -> str:
         "import sys\nsys.path.insert(0, %r)\n"
         "from board_host import mount_image\nmount_image(%r, '/flash')\n"
         "print(open('/flash/' + %r).read())\n"
-    ) % (str(FIRMWARE), str(image), name)
+    ) % (str(FIRMWARE / "host"), str(image), name)
     return subprocess.run([micropython_bin(), "-c", script], check=True, timeout=30,
                           capture_output=True, text=True).stdout
 

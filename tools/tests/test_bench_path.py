@@ -73,6 +73,9 @@ def run(argv, capsys):
 def test_flash_uploads_compiled_firmware_and_verifies_it(flashed):
     flash, output, names = flashed
     assert "main.py" in names and "selftest.mpy" in names and "sim7600.mpy" in names
+    # the host board's modules (firmware/host/) and the image manifest never go to a board
+    assert not [n for n in names if n.split(".")[0] in ("board_host", "flash_image", "heap_probe",
+                                                        "manifest")], names
     assert "fw_manifest.json" in names
     assert not any(n.endswith(".new") for n in names)
     manifest = json.loads((flash / "fw_manifest.json").read_text())

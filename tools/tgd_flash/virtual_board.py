@@ -26,6 +26,7 @@ from pathlib import Path
 from . import micropython_vm
 
 _CHUNK = 4096
+HOST_MODULES = Path(__file__).resolve().parents[2] / "firmware" / "host"
 
 
 def micropython_executable() -> str:
@@ -101,7 +102,10 @@ class VirtualBoard:
     # -- the VM ----------------------------------------------------------
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["MICROPYPATH"] = f"{self.flash_dir}:.frozen"
+        # What was uploaded first, then the frozen modules, then the host board's own
+        # (firmware/host/: frozen into the ESP32-faithful VM, never uploaded; the board
+        # module of this "board", as board_lilygo is a LilyGO's)
+        env["MICROPYPATH"] = f"{self.flash_dir}:.frozen:{HOST_MODULES}"
         env["TGD_FLASH"] = str(self.flash_dir)
         if self.uart:
             env["TGD_UART"] = self.uart
