@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from . import batch, commission, esp, flashing, provision
+from . import batch, commission, esp, flashing, image_cli, provision
 from .errors import BoardError, FlashToolError, UsageError
 from .serverapi import ServerTarget
 
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-erase", action="store_true", help="write without erasing the whole flash first")
     p.add_argument("--firmware-dir", type=Path, help="TGD firmware sources (default: firmware/ of this checkout)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, change nothing")
+    p.add_argument("--frozen", action="store_true",
+                   help="the board's image freezes the firmware (route a): upload only main.py")
 
     p = sub.add_parser("provision", help="device key + config.json + registration on the server")
     _port_and_batch(p)
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--technician", default=os.environ.get("USER", ""), help="name in the report")
     _modem_boot(p)
     _server_args(p)
+    image_cli.add_parsers(sub)  # build-image, romfs build/deploy (production image routes)
     return parser
 
 
@@ -152,7 +155,9 @@ def cmd_detect(args: argparse.Namespace, out: TextIO) -> int:
             with flashing.open_when_ready(port, wait_s) as board:
                 impl = board.implementation()
                 names = board.listdir()
-            tgd = "TGD firmware installed" if any(n.startswith("selftest.") for n in names) else "no TGD firmware"
+            # fw_manifest.json: also on a frozen or ROMFS image, whose modules are not files
+            installed = "fw_manifest.json" in names or any(n.startswith("selftest.") for n in names)
+            tgd = "TGD firmware installed" if installed else "no TGD firmware"
             provisioned = "provisioned" if "config.json" in names else "not provisioned"
             print(f"{port}: MicroPython {impl.version} ({impl.machine}); {tgd}; {provisioned}", file=out)
         except BoardError:
@@ -171,6 +176,7 @@ def cmd_flash(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None 
         dry_run=args.dry_run,
         firmware_dir=args.firmware_dir,
         erase=not args.no_erase,
+        frozen=args.frozen,
     )
     flashing.flash(options, out)
     return 0
@@ -318,6 +324,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_detect(args, out)
         if args.command == "virtual-board":
             return cmd_virtual_board(args, out)
+        if args.command in image_cli.COMMANDS:
+            return image_cli.run(args, out, resolve_port)
         if getattr(args, "batch", None):
             return run_batch(args, out, wait=input)
         return _COMMANDS[args.command](args, out)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import esp, fwbuild
+from . import image as image_routes
 from .board import Board
 from .errors import BoardError, UsageError, VerificationFailed, WrongChip
 from .progress import Progress
@@ -31,6 +32,7 @@ class FlashOptions:
     dry_run: bool = False
     firmware_dir: Path | None = None
     erase: bool = True
+    frozen: bool = False  # route (a): the image freezes the firmware, upload only main.py
 
 
 @dataclass
@@ -86,7 +88,13 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
         chip = esp.chip_by_key(options.chip)
 
     if options.dry_run:
-        _print_build_plan(src_dir, chip, options.port, out)
+        if options.frozen:
+            image_routes.print_frozen_plan(src_dir, options.port, out)
+        else:
+            if options.image is not None:
+                print("(if the image freezes the firmware, route a, only main.py is uploaded "
+                      "instead of the files below)", file=out)
+            _print_build_plan(src_dir, chip, options.port, out)
         return None
 
     with open_when_ready(options.port, wait_s=15 if options.image else 0) as board:
@@ -94,7 +102,10 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
         compiler = fwbuild.compiler_for(impl, fwbuild.mpy_cross_version())
         print(f"board runs MicroPython {impl.version} (mpy v{impl.mpy_version}.{impl.mpy_sub_version})", file=out)
         with tempfile.TemporaryDirectory(prefix="tgd-build-") as tmp:
-            files = fwbuild.build(src_dir, Path(tmp), fwbuild.arch_for(impl), compiler)
+            files = image_routes.files_for_board(
+                board, src_dir, Path(tmp), fwbuild.arch_for(impl), compiler, out,
+                detect=options.image is not None, frozen_required=options.frozen,
+            )
             version = fwbuild.firmware_version(src_dir)
             removed = upload(board, files, version, out)
         board.soft_reset()

@@ -51,7 +51,8 @@ class LineSplitter:
 
 def require_firmware(board: Board) -> list[str]:
     names = board.listdir()
-    if not any(n in names for n in ("selftest.py", "selftest.mpy")):
+    # fw_manifest.json: a frozen or ROMFS image has the modules, but not as files
+    if not any(n in names for n in ("selftest.py", "selftest.mpy", "fw_manifest.json")):
         raise FirmwareMissing(
             f"the handset on {board.port} has no TGD firmware: run `tgd-flash flash` first"
         )

@@ -57,6 +57,7 @@ class VirtualBoard:
         self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._master_fd: int | None = None
+        self._banner = b""  # what the VM printed up to its first prompt
         self.boots = 0
 
     # -- lifecycle -------------------------------------------------------
@@ -127,6 +128,9 @@ class VirtualBoard:
         os.close(slave)
         self._master_fd = master
         self.boots += 1
+        # Until its first prompt the VM may still flush its input (below): a host that
+        # connects at once (start() returned) would lose its first Ctrl-C/Ctrl-A.
+        self._banner = self._await_prompt()
 
     def _halt_vm(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -170,18 +174,37 @@ class VirtualBoard:
                 break
 
     def _pump(self, conn: socket.socket) -> None:
+        """Bytes both ways; host input waits while the VM leaves the raw REPL.
+
+        On Ctrl-B the unix port leaves the raw REPL and resets its terminal twice
+        (tcsetattr TCSAFLUSH) before it prints the friendly banner, discarding what
+        arrived meanwhile: mpremote's next Ctrl-C/Ctrl-A (a soft reset sends them at
+        once) was lost about one time in ten and the reset failed with "could not
+        enter raw repl". A board's USB REPL loses nothing, so the bytes after a
+        Ctrl-B are held until the VM's ">>> " (at most 10 s, mpremote's own limit).
+        """
         self._reboot_if_dead()
         raw_repl = False
+        pending = b""  # host bytes held back
+        hold_until = 0.0  # time.monotonic() deadline of the hold, 0 when not holding
+        tail = b""  # the VM's last output bytes, to see its prompt
         while not self._stop.is_set():
             fd = self._master_fd
             assert fd is not None
-            readable, _, _ = select.select([conn, fd], [], [], 0.2)
+            if hold_until and time.monotonic() >= hold_until:
+                hold_until = 0.0
+            if pending and not hold_until:
+                data, pending = pending, b""
+                raw_repl, pending, hold_until = self._forward(fd, data, raw_repl, pending)
+                tail = b"" if hold_until else tail
+            watch = [fd] if hold_until else [conn, fd]
+            readable, _, _ = select.select(watch, [], [], 0.2)
             if conn in readable:
                 data = conn.recv(_CHUNK)
                 if not data:
                     return
-                raw_repl = _raw_repl_after(data, raw_repl)
-                os.write(fd, data)
+                raw_repl, pending, hold_until = self._forward(fd, data, raw_repl, pending)
+                tail = b"" if hold_until else tail
             exited = False
             if fd in readable:
                 try:
@@ -189,13 +212,30 @@ class VirtualBoard:
                 except OSError:
                     out = b""
                 if out:
-                    conn.sendall(out)
+                    try:
+                        conn.sendall(out)
+                    except OSError:  # the host left (e.g. closed right after its Ctrl-B)
+                        return
+                    tail = (tail + out)[-8:]
+                    if hold_until and tail.endswith(b">>> "):
+                        hold_until = 0.0
                 else:
                     exited = True
             elif self._proc is not None and self._proc.poll() is not None:
                 exited = True
             if exited:
                 self._soft_reboot(conn, raw_repl)
+
+    @staticmethod
+    def _forward(fd: int, data: bytes, raw_repl: bool, pending: bytes) -> tuple[bool, bytes, float]:
+        """Write ``data`` up to a Ctrl-B that leaves the raw REPL; hold back the rest."""
+        for i, byte in enumerate(data):
+            if byte == 0x02 and raw_repl:
+                os.write(fd, data[: i + 1])
+                return False, data[i + 1:] + pending, time.monotonic() + 10.0
+            raw_repl = _raw_repl_after(bytes([byte]), raw_repl)
+        os.write(fd, data)
+        return raw_repl, pending, 0.0
 
     def _soft_reboot(self, conn: socket.socket, raw_repl: bool) -> None:
         """The unix VM exits where a board soft-resets: boot a new one.
@@ -205,17 +245,18 @@ class VirtualBoard:
         """
         self._halt_vm()
         conn.sendall(b"MPY: soft reboot\r\n")
-        self._boot()
+        self._boot()  # up to its first prompt
         if raw_repl and self._master_fd is not None:
-            self._await_prompt()
-            os.write(self._master_fd, b"\x01")
+            os.write(self._master_fd, b"\x01")  # a board in the raw REPL prints no banner
+        else:
+            conn.sendall(self._banner)
 
-    def _await_prompt(self, timeout: float = 10.0) -> None:
-        """Swallow the new VM's banner up to its first prompt.
+    def _await_prompt(self, timeout: float = 10.0) -> bytes:
+        """Read the new VM's banner up to its first prompt; return it.
 
         The unix port flushes its terminal's input when it sets up the REPL (tcsetattr
         TCSAFLUSH), so a Ctrl-A written before the prompt may be lost (a race that the
-        faster ESP32-faithful VM loses); a board in the raw REPL prints no banner either.
+        faster ESP32-faithful VM loses).
         """
         fd = self._master_fd
         seen = b""
@@ -226,10 +267,11 @@ class VirtualBoard:
             try:
                 out = os.read(fd, _CHUNK)
             except OSError:
-                return
+                break
             if not out:
-                return
-            seen = (seen + out)[-64:]
+                break
+            seen = (seen + out)[-4096:]
+        return seen
 
 
 def _raw_repl_after(data: bytes, raw_repl: bool) -> bool:
