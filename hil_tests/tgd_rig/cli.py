@@ -5,6 +5,9 @@
     tgd-rig bench [--runs 3] [SCENARIO ...]
     tgd-rig list
     tgd-rig power [--heartbeats 4] [--json power.json]
+    tgd-rig campaign --seed 7 --steps 200 [--duration S] [--handsets 1] [--out DIR]
+    tgd-rig campaign --seeds 1-20 --steps 200 --out var/campaign
+    tgd-rig campaign --replay var/campaign/seed-7/replay.json
 
 Exit status: 0 passed, 1 the scenario failed its expectations, 2 bad input (a
 scenario or rig file that is not valid, a handset that never became ready).
@@ -19,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from .bench import SCENARIOS_DIR, format_table, run_bench
+from .campaign_cli import add_campaign_parser, cmd_campaign
 from .errors import RigError
 from .power import add_power_parser, cmd_power
 from .rig import RigEvent
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("list", help="list the scenarios in hil_tests/scenarios")
     add_power_parser(sub)
+    add_campaign_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args)
         if args.command == "power":
             return cmd_power(args)
+        if args.command == "campaign":
+            return cmd_campaign(args)
         return cmd_list()
     except RigError as exc:
         print(f"tgd-rig: {exc}", file=sys.stderr)
