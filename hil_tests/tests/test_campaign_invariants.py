@@ -54,8 +54,8 @@ class Stream:
         self.press(t, held)
         self.log(t + 0.61, f"ALARM aid={aid} seq=1 resumed=0")
         self.net(t + 0.65, "dial", number="17")
-        self.server(t + 0.9, "server_alarm", aid=aid)
-        self.server(t + 1.0, "server_position", aid=aid)
+        self.server(t + 0.9, "server_alarm", aid=aid, alarm_id=aid)
+        self.server(t + 1.0, "server_position", aid=aid, channel="http")
         self.net(t + 2.0, "sms_submitted", to="+687700100")
 
     def invariants(self, now):
@@ -162,7 +162,8 @@ def test_position_late_with_data_up_and_excused_with_data_down():
     s.press(10.0, 1.0)
     s.log(10.61, "ALARM aid=a1 seq=1 resumed=0")
     s.net(10.65, "dial", number="17")
-    s.server(14.0, "server_position", aid="a1")
+    s.server(12.0, "server_position", aid=None, channel="sms")   # the AML SMS: not data
+    s.server(14.0, "server_position", aid="a1", channel="http")
     assert "position" in s.invariants(14.0)
     s2 = Stream()
     s2.boot()
@@ -179,7 +180,7 @@ def test_sms_not_sent_in_time():
     s.press(10.0, 1.0)
     s.log(10.61, "ALARM aid=a1 seq=1 resumed=0")
     s.net(10.65, "dial", number="17")
-    s.server(11.0, "server_position", aid="a1")
+    s.server(11.0, "server_position", aid="a1", channel="http")
     assert "sms" in s.invariants(20.0)
 
 
@@ -190,7 +191,13 @@ def test_alarm_not_resumed_after_a_power_cut():
     s.rig(12.0, "power_cut")
     s.rig(13.0, "power_on")
     s.log(13.5, "ALARM aid=zz seq=1 resumed=1")     # another aid: the alarm doubled
-    assert "lost_or_doubled" in s.invariants(40.0)
+    assert [v.invariant for v in s.m.violations] == ["lost_or_doubled"]
+    s2 = Stream()
+    s2.boot()
+    s2.good_alarm(10.0)
+    s2.rig(12.0, "power_cut")
+    s2.rig(13.0, "power_on")                         # ... and nothing resumed
+    assert "lost_or_doubled" in s2.invariants(40.0)
 
 
 def test_alarm_lost_or_unknown_at_the_server():
@@ -199,10 +206,19 @@ def test_alarm_lost_or_unknown_at_the_server():
     s.press(10.0, 1.0)
     s.log(10.61, "ALARM aid=a1 seq=1 resumed=0")
     s.net(10.65, "dial", number="17")
-    s.server(11.0, "server_position", aid="a1")
-    s.server(11.0, "server_alarm", aid="b7")        # never opened by the handset
+    s.server(11.0, "server_position", aid="a1", channel="http")
+    s.server(11.0, "server_alarm", aid="b7", alarm_id=1)        # never opened by the handset
     assert [v.invariant for v in s.m.violations] == ["lost_or_doubled"]
     assert any("a1 opened by the handset never reached" in v.message for v in s.m.finish(40.0))
+
+
+def test_an_alarm_twice_at_the_server_is_a_violation():
+    s = Stream()
+    s.boot()
+    s.good_alarm(10.0)                                  # alarm_id "a1" holds aid a1
+    s.server(12.0, "server_alarm", aid=None, alarm_id=7)   # created by the AML SMS...
+    s.server(12.5, "alarm_updated", aid="a1", alarm_id=7)  # ... and it is a1 again
+    assert [v.invariant for v in s.m.violations] == ["lost_or_doubled"]
 
 
 def test_crash_memory_error_and_app_restart():

@@ -49,16 +49,18 @@ class CampaignResult:
     outdir: str
     replay: str | None = None
     notes: list[str] = field(default_factory=list)
+    rig_error: str | None = None
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return not self.violations and self.rig_error is None
 
     def to_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "steps_planned": self.steps_planned, "steps_run": self.steps_run,
                 "wall_s": round(self.wall_s, 1), "simulated_s": round(self.simulated_s, 1),
                 "passed": self.passed, "violations": self.violations, "step_kinds": self.step_kinds,
                 "outdir": self.outdir, "replay": self.replay, "notes": self.notes[-50:],
+                "rig_error": self.rig_error,
                 **{k: v for k, v in self.summary.items() if k != "violations"}}
 
 
@@ -76,6 +78,7 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
     t_start = time.monotonic()
     done: list[Step] = []
     violations: list = []
+    rig_error: str | None = None
     executor = None
     with rig:
         devices = {}
@@ -109,18 +112,25 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
                 if duration_s is not None and time.monotonic() - t_start >= duration_s:
                     break
                 out(f"  step {step}")
-                executor.run(step)
+                try:
+                    executor.run(step)
+                except Exception as exc:  # noqa: BLE001 - the rig's fault, not the handset's
+                    rig_error = f"step {step}: the rig could not run it: {exc!r}"
+                    out(f"  RIG ERROR: {rig_error}")
+                    break
                 done.append(step)
-                new = monitor.check(time.monotonic())
-                if new:
-                    violations.extend(new)
-                    if stop_on_violation:
-                        break
-            if not violations or not stop_on_violation:
+                monitor.check(time.monotonic())
+                if monitor.violations and stop_on_violation:
+                    break
+            if not (monitor.violations and stop_on_violation) and rig_error is None:
                 executor.recover()
                 executor.wait(RECOVER_S)
-                violations.extend(monitor.check(time.monotonic()))
-                violations.extend(monitor.finish(time.monotonic()))
+                monitor.check(time.monotonic())
+                for name in names:
+                    monitor.server_snapshot(name, rig.server_alarms(devices[name]),
+                                            time.monotonic())
+                monitor.finish(time.monotonic())
+            violations = list(monitor.violations)
         finally:
             summary = monitor.summary()   # before the rig's own shutdown cuts the power
             executor.close()
@@ -133,10 +143,10 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
         seed=seed, steps_planned=len(steps), steps_run=len(done), wall_s=wall,
         simulated_s=wall / scale, violations=[v.to_json() for v in violations],
         summary=summary, step_kinds=family_counts(done), outdir=str(outdir),
-        notes=list(executor.notes) if executor else [])
+        notes=list(executor.notes) if executor else [], rig_error=rig_error)
     (outdir / "result.json").write_text(json.dumps(result.to_json(), indent=1) + "\n",
                                         encoding="utf-8")
-    if violations:
+    if violations or rig_error:
         replay = outdir / "replay.json"
         save_replay(replay, replay_document(seed, done, handsets, timing,
                                             note="; ".join(str(v) for v in violations[:3])))
@@ -165,6 +175,8 @@ def plan_for(seed: int, steps: int | None, handsets: int, duration_s: float | No
 def format_result(result: CampaignResult) -> str:
     s = result.summary
     verdict = "PASSED" if result.passed else f"FAILED ({len(result.violations)} violation(s))"
+    if result.rig_error:
+        verdict = f"RIG ERROR ({result.rig_error})"
     lines = [f"campaign seed {result.seed}: {verdict}: {result.steps_run} steps, "
              f"{result.wall_s:.0f} s wall = {result.simulated_s / 3600:.2f} h simulated"]
     lines.append("  passed:  " + ", ".join(f"{k} {v}" for k, v in s["passed"].items()))

@@ -156,8 +156,8 @@ class StepExecutor:
                                     busy[-1] if busy else None, self.sleep_after_max_s,
                                     callback_up=callback_up)
 
-    def _later(self, delay: float, fn, *args) -> None:
-        timer = threading.Timer(delay, fn, args=args)
+    def _later(self, delay: float, fn, *args, **kwargs) -> None:
+        timer = threading.Timer(delay, fn, args=args, kwargs=kwargs)
         timer.daemon = True
         timer.start()
         self._timers.append(timer)

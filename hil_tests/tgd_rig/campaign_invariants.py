@@ -46,6 +46,7 @@ ALARM_LINE_WITHIN_S = 1.5      # the ALARM (or re-assert) line after the end of 
 RESUME_WITHIN_S = 20.0         # ALARM resumed=1 after the power came back
 LONG_MARGIN_S = 0.1            # a hold this much over trigger_hold_ms must trigger
 SHORT_MARGIN_S = 0.15          # a press this much under it must not
+INF = float("inf")
 RECOVERY_S = 1.0               # a disturbance still excuses this long after its end
 
 # Channels a disturbance can take down.
@@ -97,6 +98,8 @@ class _Handset:
     ready_at: float | None = None         # READY since the last power on
     power_on_at: float | None = None
     press_at: float | None = None
+    open_at_press: str | None = None      # the alarm open when the button went down
+    police_up_at_press: bool = False
     open_aid: str | None = None           # what the firmware's log says is open
     aids: dict[str, float] = field(default_factory=dict)       # aid -> first ALARM line
     new_alarm_lines: list[tuple[float, str]] = field(default_factory=list)
@@ -106,9 +109,9 @@ class _Handset:
     dials: list[float] = field(default_factory=list)
     police_call_up: bool = False
     callback_up: bool = False
-    positions: list[tuple[float, str | None]] = field(default_factory=list)
+    positions: list[tuple[float, str | None, str | None]] = field(default_factory=list)
     sms_out: list[float] = field(default_factory=list)
-    server_aids: dict[str, int] = field(default_factory=dict)
+    server_alarms: dict[Any, str | None] = field(default_factory=dict)   # alarm id -> aid
     power_cuts: list[float] = field(default_factory=list)
     died: list[tuple[float, str]] = field(default_factory=list)
 
@@ -202,6 +205,8 @@ class InvariantMonitor:
     def _rig_event(self, name: str, h: _Handset, ev: RigEvent) -> None:
         if ev.kind == "press":
             h.press_at = ev.t
+            h.open_at_press = h.open_aid
+            h.police_up_at_press = h.police_call_up or h.callback_up
         elif ev.kind == "release" and h.press_at is not None:
             self._released(name, h, h.press_at, ev.t)
             h.press_at = None
@@ -211,17 +216,24 @@ class InvariantMonitor:
             h.power_cuts.append(ev.t)
             h.police_call_up = h.callback_up = False   # the modem lost power: calls dropped
             self._count("power_cut")
+            if h.open_aid is not None:
+                # judged when it resumes; by RESUME_WITHIN_S after the power comes back
+                self._pending = [ob for ob in self._pending
+                                 if not (ob.device == name and ob.data.get("kind") == "resume")]
+                self._pending.append(_Obligation(
+                    "lost_or_doubled", name, INF, (ev.t, INF), (),
+                    f"alarm {h.open_aid} open at the power cut at {ev.t:.3f} is resumed",
+                    {"kind": "resume", "aid": h.open_aid, "t": ev.t}))
             if h.press_at is not None:      # the hand was still on the button
                 h.press_at = None
         elif ev.kind == "power_on":
             h.powered = True
             h.power_on_at = ev.t
             h.ready_at = None
-            if h.open_aid is not None:
-                self._pending.append(_Obligation(
-                    "lost_or_doubled", name, ev.t + RESUME_WITHIN_S, (ev.t, ev.t + RESUME_WITHIN_S),
-                    (POWER,), f"alarm {h.open_aid} open at the power cut is resumed",
-                    {"kind": "resume", "aid": h.open_aid, "t": ev.t}))
+            for ob in self._pending:
+                if ob.device == name and ob.data.get("kind") == "resume" and ob.deadline == INF:
+                    ob.deadline = ev.t + RESUME_WITHIN_S
+                    ob.window = (ob.window[0], ob.deadline)
 
     def _released(self, name: str, h: _Handset, t_press: float, t_release: float) -> None:
         held = t_release - t_press
@@ -240,7 +252,7 @@ class InvariantMonitor:
         t_end = t_press + trig
         booting = h.ready_at is None or h.ready_at > t_press
         base = {"t_press": t_press, "t_end": t_end, "held": held, "booting": booting,
-                "open_before": h.open_aid, "police_up": h.police_call_up or h.callback_up}
+                "open_before": h.open_at_press, "police_up": h.police_up_at_press}
         what = f"hold of {held:.3f} s pressed at {t_press:.3f} (end of hold {t_end:.3f})"
         # I1: the deadline moves to READY when the hold came during boot (see _log_line)
         self._pending.append(_Obligation("call", name, t_end + DIAL_WITHIN_S,
@@ -272,6 +284,7 @@ class InvariantMonitor:
             h.open_aid = aid
             if line.get("resumed") == "1":
                 h.resumed.append((ev.t, aid))
+                self._resumed(name, aid, ev.t)
             else:
                 h.new_alarm_lines.append((ev.t, aid))
                 self._count("alarm_opened")
@@ -295,6 +308,21 @@ class InvariantMonitor:
             elif "MemoryError" in (line.get("what") or ""):
                 h.died.append((ev.t, raw))
                 self._violate("crash", name, ev.t, f"out of memory: {raw}")
+
+    def _resumed(self, name: str, aid: str, t: float) -> None:
+        """An alarm resumed after a power cut: the one that was open, or a violation now."""
+        for ob in list(self._pending):
+            if ob.device == name and ob.data.get("kind") == "resume":
+                self._pending.remove(ob)
+                if aid == ob.data["aid"]:
+                    self.passed["lost_or_doubled"] += 1
+                    on = self._h[name].power_on_at
+                    if on is not None and on >= ob.data["t"]:
+                        self._latency("resume_after_power_on_s", max(0.0, t - on))
+                else:
+                    self._violate("lost_or_doubled", name, t,
+                                  f"alarm {ob.data['aid']} open at the power cut came back as "
+                                  f"another alarm {aid}")
 
     def _booted(self, name: str, t_ready: float) -> None:
         """READY after a boot: holds made during the boot get their deadlines from now."""
@@ -328,19 +356,38 @@ class InvariantMonitor:
             self._count("sms_submitted")
 
     def _server_event(self, name: str, h: _Handset, ev: RigEvent) -> None:
-        if ev.kind == "server_alarm":
-            aid = ev.data.get("aid") or "?"
-            h.server_aids[aid] = h.server_aids.get(aid, 0) + 1
-            self._count("server_alarm")
-            if h.server_aids[aid] > 1:
-                self._violate("lost_or_doubled", name, ev.t,
-                              f"alarm {aid} created twice at the server")
-            elif aid not in h.aids:
-                self._violate("lost_or_doubled", name, ev.t,
-                              f"alarm {aid} at the server was never opened by the handset")
+        if ev.kind in ("server_alarm", "alarm_updated"):
+            if ev.kind == "server_alarm":
+                self._count("server_alarm")
+            self._server_alarm(name, h, ev.data.get("alarm_id"), ev.data.get("aid"), ev.t)
         elif ev.kind == "server_position":
-            h.positions.append((ev.t, ev.data.get("aid")))
+            h.positions.append((ev.t, ev.data.get("aid"), ev.data.get("channel")))
             self._count("server_position")
+
+    def _server_alarm(self, name: str, h: _Handset, alarm_id: Any, aid: str | None,
+                      t: float) -> None:
+        """One server alarm (id) and, once known, its aid: doubled or phantom alarms."""
+        if alarm_id is None:
+            return
+        known = h.server_alarms.get(alarm_id)
+        if aid is None or known == aid:
+            h.server_alarms.setdefault(alarm_id, None)
+            return
+        h.server_alarms[alarm_id] = aid
+        others = [i for i, a in h.server_alarms.items() if a == aid and i != alarm_id]
+        if others:
+            self._violate("lost_or_doubled", name, t,
+                          f"alarm {aid} is twice at the server (alarms {others[0]} and {alarm_id})")
+        elif aid not in h.aids:
+            self._violate("lost_or_doubled", name, t,
+                          f"alarm {alarm_id} ({aid}) at the server was never opened by the handset")
+
+    def server_snapshot(self, name: str, alarms: list[dict[str, Any]], t: float) -> None:
+        """The server's alarms of this handset as its REST API lists them (before finish)."""
+        with self._lock:
+            h = self._h[name]
+            for alarm in alarms:
+                self._server_alarm(name, h, alarm.get("id"), alarm.get("aid"), t)
 
     # -- judging ----------------------------------------------------------------------------
 
@@ -384,8 +431,9 @@ class InvariantMonitor:
                 ob.deadline = min(ob.deadline, now)
             self.check(now)
             for name, h in self._h.items():
+                at_server = set(h.server_alarms.values())
                 for aid in h.aids:
-                    if aid not in h.server_aids:
+                    if aid not in at_server:
                         self._violate("lost_or_doubled", name, now,
                                       f"alarm {aid} opened by the handset never reached the server")
                     else:
@@ -453,12 +501,13 @@ class InvariantMonitor:
 
     def _judge_position(self, ob: _Obligation, h: _Handset):
         d = ob.data
-        got = [t for t, aid in h.positions if d["t_press"] <= t <= ob.deadline
-               and aid in (d["aid"], None)]
+        # over data (HTTP or MQTT): the AML SMS has its own invariant
+        got = [t for t, aid, channel in h.positions if d["t_press"] <= t <= ob.deadline
+               and aid in (d["aid"], None) and channel != "sms"]
         if got:
             self._latency("position_s", max(0.0, got[0] - d["start"]))
             return True
-        return f"no position at the server within {POSITION_WITHIN_S} s"
+        return f"no position at the server over data within {POSITION_WITHIN_S} s"
 
     def _judge_sms(self, ob: _Obligation, h: _Handset):
         d = ob.data
@@ -478,10 +527,6 @@ class InvariantMonitor:
     def _judge_lost_or_doubled(self, ob: _Obligation, h: _Handset):
         d = ob.data
         if d.get("kind") == "resume":
-            got = [t for t, aid in h.resumed if aid == d["aid"] and t >= d["t"]]
-            if got:
-                self._latency("resume_after_power_on_s", got[0] - d["t"])
-                return True
             if d["aid"] in h.ended:
                 return True
             return f"alarm {d['aid']} not resumed within {RESUME_WITHIN_S} s of the power coming back"
