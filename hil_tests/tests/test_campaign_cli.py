@@ -1,0 +1,44 @@
+"""`tgd-rig campaign`: CLI mistakes give one line naming the flag, exit 2, and leave nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TGD_RIG = Path(sys.executable).with_name("tgd-rig")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TGD_RIG), "campaign", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--steps", "0"], "--steps"),
+    (["--duration", "-5"], "--duration"),
+    (["--handsets", "9"], "--handsets"),
+    (["--seeds", "one-two"], "--seeds"),
+    (["--seed", "1", "--seeds", "1-3"], "--seeds"),
+    (["--replay", "nothing.json"], "--replay"),
+    (["--replay", "nothing.json", "--seed", "3"], "--replay"),
+    (["--firmware", "nowhere/main.py"], "--firmware"),
+])
+def test_a_mistake_is_one_line_naming_the_flag_and_leaves_nothing(tmp_path, args, flag):
+    out_dir = tmp_path / "out"
+    out = run(*args, "--out", str(out_dir))
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in out.stderr, out.stderr
+    assert not out_dir.exists()
+
+
+def test_a_broken_replay_file_is_refused(tmp_path):
+    bad = tmp_path / "replay.json"
+    bad.write_text(json.dumps({"format": 1, "steps": [{"kind": "juggle", "device": "H1"}]}))
+    out = run("--replay", str(bad), "--out", str(tmp_path / "out"))
+    assert out.returncode == 2
+    assert "unknown kind 'juggle'" in out.stderr and not (tmp_path / "out").exists()
