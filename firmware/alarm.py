@@ -3,12 +3,17 @@
 # A trigger writes the alarm to the journal before anything else, then four
 # channels run side by side as asyncio tasks sharing the one UART through the
 # driver (one AT command in flight at a time):
-#   call      dial the emergency number at once; redial with backoff up to call_retries
+#   call      read AT+CLCC, then dial the emergency number at once (a police call
+#             already up is the alarm's call: followed, never hung up; any other call
+#             is hung up first); redial with backoff up to call_retries; a hold while
+#             the alarm is open dials again at once if the call has dropped
 #   position  serving cell at once, GNSS started, best fix kept
 #   data      signed alarm message as soon as the modem can, then positions every
 #             track_interval_s, each retried until a 2xx with ok:true
 #   sms       AML v1 SMS with the best fix within 20 s, until +CDS says delivered
 # Progress goes to the journal, so a reboot resumes the same alarm (same aid).
+# The alarm owns its call: when it ends, the call is hung up (docs/firmware.md
+# "The alarm's call"), unless a newer alarm has taken the line over.
 import asyncio
 import sys
 import time
@@ -32,6 +37,8 @@ _CDS_TRYING_MAX = const(63)
 # A move outside _MOVES (a bug): a class of its own would cost ~200 bytes of heap.
 IllegalTransition = ValueError
 
+_UP = ("dialing", "alerting", "active")
+
 
 def new_aid():
     import os
@@ -44,6 +51,8 @@ def new_aid():
 
 
 class Alarm:
+    owner = None  # the newest alarm: the one whose call the line is
+
     def __init__(self, dev, aid, at, seq, progress, resumed):
         self.dev = dev
         self.aid = aid
@@ -72,7 +81,10 @@ class Alarm:
         self._report_event = asyncio.Event()
         self._tasks = []
         self._uplink = Uplink(dev)
+        self._redial = asyncio.Event()  # a re-press (or a call-back): look at the line again
+        self._dialled = asyncio.Event()  # the first ATD went (or the police were already on)
         self.end_reason = None
+        Alarm.owner = self  # the alarm whose call the line is (an older one leaves it up)
         last = dev.last_fix
         if last is not None and at is not None and last.get("t") and at - last["t"] < 300:
             self.fix = last  # a recent GNSS fix is better than the cell
@@ -113,6 +125,20 @@ class Alarm:
     @property
     def is_open(self):
         return self.state in (OPEN, ACKNOWLEDGED)
+
+    def repress(self):
+        """A hold while this alarm is open: no second alarm. The server hears of it at
+        once (ch.press); if the call has dropped it is dialled again at once."""
+        n = self.p.get("press", 1) + 1
+        self._progress("press", n)
+        redial = self.dev.modem.call_state not in _UP
+        self.dev.log.event("BUTTON", state="held", alarm="already_open", aid=self.aid, press=n,
+                           redial=int(redial))
+        if redial:
+            if self.p.get("call") == "done":
+                self._progress("call", "again")  # a resumed alarm redials too
+            self._redial.set()
+        self._position_due.set()
 
     def end(self, reason):
         if not self.is_open:
@@ -157,6 +183,7 @@ class Alarm:
         for t in self._tasks:
             t.cancel()
         await asyncio.sleep_ms(0)
+        await self._hang_up()
         try:
             await self.dev.modem.gnss_stop()
         except Exception as e:  # noqa: BLE001 - GNSS left on costs battery, not safety
@@ -181,47 +208,146 @@ class Alarm:
             self.dev.log.event("CALL", state=state, reason=reason)
 
     async def _call_channel(self):
+        # Rounds of up to 1 + call_retries dials; between rounds, wait for a re-press.
+        await self.dev.ready.wait()
+        while self.is_open:
+            self._redial.clear()
+            if self.p.get("call") != "done":
+                await self._call_round()
+            self._dialled.set()
+            await self._redial.wait()
+
+    async def _call_round(self):
         dev = self.dev
-        if self.p.get("call") == "done":
-            self.call_state = "ended"
-            return
-        attempts = self.p.get("calls", 0)
-        limit = attempts + 1 + dev.cfg["call_retries"] if self.resumed else 1 + dev.cfg["call_retries"]
+        retries = dev.cfg["call_retries"]
+        left = 1 + retries
         first, cap = dev.timing.call_backoff_ms
         delay = first
-        await dev.ready.wait()
-        while attempts < limit and self.is_open:
-            attempts += 1
-            self._call_events = []
-            self._call_event.clear()
-            self.call_state = "dialing"
-            dev.log.event("DIAL", n=dev.cfg["emergency_number"], attempt=attempts)
-            try:
-                await dev.modem.dial(dev.cfg["emergency_number"])
-            except CallFailed as e:
-                if e.reason == "timeout" and dev.modem.call_state in ("alerting", "active"):
-                    # ATD got no answer in time but the call is going through: follow it
-                    if await self._follow_call():
-                        self._progress("call", "done")
-                        return
+        pause = 0
+        refused = False
+        while self.is_open and self.p.get("call") != "done":
+            if pause:
+                if await self._pause(pause):
+                    left = 1 + retries  # a re-press: at once, with the whole budget again
+                    delay = first
                 else:
-                    self._set_call("failed", e.reason)
-            except ModemError as e:
-                self._set_call("failed", type(e).__name__)
-            else:
-                if await self._follow_call():
-                    self._progress("call", "done")
+                    delay = min(delay * 2, cap)
+            line = await self._line_check()
+            if isinstance(line, tuple):  # the police are already on the line
+                if await self._follow_call(line):
                     return
-            self._progress("calls", attempts)
-            if attempts < limit:
-                await asyncio.sleep_ms(delay)
-                delay = min(delay * 2, cap)
-        self._set_call("failed", "retries_exhausted")
+                pause = delay
+                continue
+            if refused and not line:
+                refused = False  # refused with nothing to hang up (no network?): back off
+                pause = delay
+                continue
+            if left <= 0:
+                break
+            left -= 1
+            refused = await self._dial()
+            if refused is None:
+                return
+            pause = 0 if refused else delay
+        if self.is_open and self.p.get("call") != "done":
+            self._set_call("failed", "retries_exhausted")
 
-    async def _follow_call(self):
-        """Track one call. True when it was answered and then ended (done)."""
+    async def _pause(self, ms):
+        """The backoff; True when a re-press (or a call-back) cut it short."""
+        try:
+            await asyncio.wait_for_ms(self._redial.wait(), ms)
+        except asyncio.TimeoutError:
+            return False
+        self._redial.clear()
+        return True
+
+    async def _dial(self):
+        """One ATD. None: answered then ended (done); True: refused by the modem
+        (+CME ERROR / ERROR: look at the line and dial again at once); False: failed."""
+        dev = self.dev
+        n = self.p.get("calls", 0) + 1
+        self._call_events = []
+        self._call_event.clear()
+        self.call_state = "dialing"
+        dev.log.event("DIAL", n=dev.cfg["emergency_number"], attempt=n)
+        refused = False
+        try:
+            await dev.modem.dial(dev.cfg["emergency_number"])
+        except CallFailed as e:
+            self._progress("calls", n)  # after the ATD: the dial never waits for the flash
+            if e.reason == "timeout" and dev.modem.call_state in ("alerting", "active"):
+                # ATD got no answer in time but the call is going through: follow it
+                return None if await self._follow_call() else False
+            refused = e.reason == "error"
+            self._set_call("failed", "refused" if refused else e.reason)
+        except ModemError as e:
+            self._progress("calls", n)
+            self._set_call("failed", type(e).__name__)
+        else:
+            self._progress("calls", n)
+            return None if await self._follow_call() else False
+        self._dialled.set()
+        return refused
+
+    async def _line_check(self):
+        """AT+CLCC before a dial. The alarm's call already up (an outgoing call to the
+        emergency number being set up or active, or an active call from a police
+        number) -> that call (id, dir, stat, number), to follow: the police are
+        listening. Any other call (a stranger, a stale or held leg) is hung up
+        (AT+CHUP ends them all) -> how many there were (0: the line was free)."""
+        dev = self.dev
+        modem = dev.modem
+        try:
+            calls = await modem.call_list()
+        except ModemError as e:
+            dev.log.error("clcc", e)
+            return 0
+        cfg = dev.cfg
+        for c in calls:
+            if ((c[1] == 0 and c[2] in (0, 2, 3) and c[3] == cfg["emergency_number"])
+                    or (c[1] == 1 and c[2] == 0 and c[3] in cfg["police_numbers"])):
+                return c
+        if calls:
+            dev.log.event("HANGUP", why="line_busy", n=len(calls))
+            try:
+                await modem.hangup()
+            except ModemError as e:
+                dev.log.error("hangup", e)
+        return len(calls)
+
+    async def _hang_up(self):
+        # The alarm owns its call: it ends with the alarm (docs/firmware.md "The alarm's
+        # call"). A ringing call is left to callback.py; a newer alarm keeps the line.
+        dev = self.dev
+        try:
+            calls = await dev.modem.call_list()
+            up = 0
+            for c in calls:
+                up += c[2] not in (4, 5)
+            if up and Alarm.owner is self:
+                dev.log.event("HANGUP", why="alarm_end", n=up)
+                await dev.modem.hangup()
+        except ModemError as e:
+            dev.log.error("hangup", e)
+
+    async def _follow_call(self, found=None):
+        """Track one call (`found`: a call AT+CLCC showed). True when it was answered
+        and then ended (done)."""
         dev = self.dev
         answered = False
+        self._dialled.set()
+        if found is not None:
+            self._call_events = []
+            self._call_event.clear()
+            if found[1] == 1:  # a police call-back, answered: callback.py follows it
+                self._progress("call", "done")
+                return True
+            dev.modem.adopt(found)
+            answered = found[2] == 0
+            self._set_call(dev.modem.call_state, "adopted")
+            if answered:
+                self._progress("call", "active")
+                self._position_due.set()
         deadline = dev.timing.call_guard_ms
         start = time.ticks_ms()
         while True:
@@ -249,10 +375,12 @@ class Alarm:
                 answered = True
                 self._set_call("active")
                 self._progress("call", "active")
+                self._position_due.set()  # the console learns at once that she is heard
                 # the driver turns the speaker down itself as soon as the call is up
             elif state in ("ended", "failed", "idle"):
                 if answered and reason not in ("reboot", "modem_reboot"):
                     self._set_call("ended", reason)
+                    self._progress("call", "done")
                     return True
                 self._set_call("failed", reason or "not_answered")
                 return False
@@ -299,6 +427,7 @@ class Alarm:
         dev = self.dev
         t = dev.timing
         await dev.ready.wait()
+        await self._dialled.wait()  # AT+CLCC then ATD first: nothing between them
         await self._refresh_cell()
         self._cell_ready.set()
         try:
@@ -329,7 +458,7 @@ class Alarm:
         self._snap_method = self.fix.get("m") if self.fix else None
         return {"fix": self.fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq,
                 "aid": self.aid, "at": self.at, "call": self.call_state, "sms": self.sms_state,
-                "cmd": dev.last_cmd}
+                "cmd": dev.last_cmd, "press": self.p.get("press")}
 
     async def _data_channel(self):
         dev = self.dev

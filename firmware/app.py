@@ -116,7 +116,7 @@ class App:
 
     def _triggered(self):
         if self.alarm is not None and self.alarm.is_open:
-            self.log.event("BUTTON", state="held", alarm="already_open", aid=self.alarm.aid)
+            self.alarm.repress()  # no second alarm: the open one again, its call if dropped
             return
         alarm = Alarm.trigger(self.dev)  # journaled before anything else
         self._start_alarm(alarm)

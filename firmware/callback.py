@@ -91,8 +91,7 @@ def _on_timeline(alarm, state):
     # next data message carries ch.call (protocol.md) at once.
     if state == "active" and alarm.p.get("call") != "done":
         alarm._progress("call", "done")  # a resumed alarm does not redial either
-        if alarm._tasks:
-            alarm._tasks[0].cancel()  # the call channel (Alarm.run creates it first)
+        alarm._redial.set()  # a call channel waiting out its backoff sees it at once
     alarm._set_call(state, "callback")
     alarm._position_due.set()
 

@@ -57,7 +57,7 @@ def cell_json(cell):
 
 
 def build(mtype, dev, seq, t, fw, fix, cell, bat, csq, aid=None, at=None,
-          call=None, sms=None, cmd=None):
+          call=None, sms=None, cmd=None, press=None):
     """Return the body (bytes). Raises MessageError on a value the protocol refuses."""
     if mtype not in TYPES:
         raise MessageError("bad type " + str(mtype))
@@ -77,7 +77,10 @@ def build(mtype, dev, seq, t, fw, fix, cell, bat, csq, aid=None, at=None,
     if aid is not None:
         if call not in CALL_STATES or sms not in SMS_STATES:
             raise MessageError("bad channel state")
-        parts.append('"ch":{"call":%s,"sms":%s}' % (_str(call), _str(sms)))
+        ch = '"ch":{"call":%s,"sms":%s' % (_str(call), _str(sms))
+        if press is not None and press > 1:
+            ch += ',"press":%d' % press  # holds of this alarm, the trigger included
+        parts.append(ch + "}")
     if cmd is not None:
         parts.append('"cmd":%d' % cmd)
     body = (",".join(parts) + "}").encode()

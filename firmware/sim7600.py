@@ -95,6 +95,8 @@ class Sim7600:
         self._call_active_seen = False
         self._hanging_up = False
         self._call_number = 0  # which dial the URCs belong to
+        self._call_id = None  # the +CLCC id of the call followed (None: not known yet)
+        self._foreign_ends = 0  # other calls' ends seen in +CLCC: their END/NO CARRIER is not ours
         self._sms_ready = False
         self._starting = False
         self._tasks = []
@@ -173,6 +175,8 @@ class Sim7600:
         self._csclk = False  # a restarted modem forgot it
         self._reg = {}
         self._set_registered(False)
+        self._call_id = None
+        self._foreign_ends = 0
         if self.call_state in ("dialing", "alerting", "active"):
             self._set_call("ended", reason)
 
@@ -370,9 +374,7 @@ class Sim7600:
         """
         if not _check_number(number):
             raise CallFailed("invalid_number")
-        self._call_active_seen = False
-        self._hanging_up = False
-        self._call_number += 1
+        self._follow(None, "dialing")
         self._set_call("dialing", None)
         try:
             await self._at.send("ATD%s;" % number, timeout_ms=20000)
@@ -386,6 +388,30 @@ class Sim7600:
             reason = _END_REASONS.get(e.line, "error")
             self._set_call("ended", reason)
             raise CallFailed(reason)
+
+    def _follow(self, call_id, state):
+        self._call_active_seen = state == "active"
+        self._hanging_up = False
+        self._call_number += 1
+        self._call_id = call_id  # (an end line still owed by another call stays owed)
+        if state != "dialing":
+            self.call_state = state
+
+    async def call_list(self):
+        """AT+CLCC -> [(id, dir, stat, number)]: dir 0 outgoing, 1 incoming; stat 0 active,
+        1 held, 2 dialing, 3 alerting, 4 incoming, 5 waiting."""
+        out = []
+        for line in await self._at.send("AT+CLCC"):
+            if isinstance(line, str) and line.startswith("+CLCC:"):
+                c = atparse.parse_clcc(line)
+                if c is not None:
+                    out.append(c)
+        return out
+
+    def adopt(self, call):
+        """Follow a call AT+CLCC showed (id, dir, stat, number) as if it had been dialled:
+        its +CLCC URCs and its end reach on_call."""
+        self._follow(call[0], _CLCC_STATES.get(call[2], "active"))
 
     async def hangup(self):
         """AT+CHUP (CVHU=0 was set at start-up)."""
@@ -420,7 +446,16 @@ class Sim7600:
             parsed = atparse.parse_clcc(line)
             if parsed is None:
                 self._log.error("clcc", "bad_line")
-            elif parsed[1] == 0:  # our outgoing call; incoming ones are only logged (RING)
+                return
+            if (self._call_id is None and parsed[1] == 0 and parsed[2] != 1
+                    and self.call_state in ("dialing", "alerting")):
+                self._call_id = parsed[0]  # the call just dialled (a held one is stat 1)
+            if parsed[0] != self._call_id:
+                # Another call (a held leg, a stranger ringing): not ours; its end lines
+                # that follow are not ours either.
+                if parsed[2] == 6:
+                    self._foreign_ends += 1
+            else:
                 if parsed[2] == 6:
                     if self._call_active_seen or self._hanging_up:
                         self._end_call()
@@ -430,10 +465,12 @@ class Sim7600:
                     self._set_call(_CLCC_STATES[parsed[2]], None)
         elif line.startswith("VOICE CALL: BEGIN"):
             self._set_call("active", None)
-        elif line.startswith("VOICE CALL: END"):
-            self._end_call()
-        elif line in _END_REASONS:
-            if self.call_state in ("dialing", "alerting", "active"):
+        elif line.startswith("VOICE CALL: END") or line in _END_REASONS:
+            if self._foreign_ends:
+                self._foreign_ends -= 1
+            elif line[0] == "V":
+                self._end_call()
+            elif self.call_state in ("dialing", "alerting", "active"):
                 self._set_call("ended", _END_REASONS[line])
         elif line.startswith("+CDS:"):
             parsed = atparse.parse_cds(line)

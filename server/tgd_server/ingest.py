@@ -547,6 +547,8 @@ def add_message_timeline(ctx: Context) -> None:
     if msg.sms_state:
         detail += f" sms={msg.sms_state}"
     _timeline(ctx, alarm, ctx.channel, "message", detail, at=ctx.received_at)
+    if msg.press is not None and msg.press > 1:
+        add_represses(ctx, alarm, msg.press)
     if not ctx.newest:
         return  # a late message: its channel states are older than what we know
     if msg.call_state and msg.call_state != alarm.call_state:
@@ -560,6 +562,19 @@ def add_message_timeline(ctx: Context) -> None:
     if msg.type == "last_gasp":
         _timeline(ctx, alarm, ctx.channel, "last_gasp",
                      f"battery {msg.bat} mV: the handset is switching off", at=ctx.received_at)
+
+
+def add_represses(ctx: Context, alarm: AlarmState, press: int) -> None:
+    """ch.press (docs/protocol.md): the button held again while the alarm was open. One
+    `button`/`repress` step per hold not on the timeline yet (a later message repeats the
+    count; one that skipped a count fills it in)."""
+    known = ctx.session.connection().execute(
+        select(func.count()).select_from(AlarmEvent.__table__).where(
+            AlarmEvent.alarm_id == alarm.id, AlarmEvent.kind == "repress")).scalar_one()
+    known += sum(1 for row in ctx.rows.timeline
+                 if row["alarm_id"] == alarm.id and row["kind"] == "repress")
+    for n in range(known + 2, press + 1):
+        _timeline(ctx, alarm, "button", "repress", f"press={n}", at=ctx.received_at)
 
 
 def _timeline(ctx: Context, alarm: Alarm, channel: str, kind: str, detail: str,

@@ -27,7 +27,8 @@ ALWAYS_REQUIRED = ("v", "dev", "seq", "type", "t", "fix", "cell", "bat", "csq", 
 KNOWN_KEYS = frozenset(ALWAYS_REQUIRED + ("aid", "at", "ch", "cmd"))
 FIX_KEYS = frozenset(("m", "lat", "lon", "acc", "t"))
 CELL_KEYS = frozenset(("rat", "mcc", "mnc", "lac", "ci", "sig"))
-CH_KEYS = frozenset(("call", "sms"))
+CH_KEYS = frozenset(("call", "sms", "press"))
+PRESS_MAX = 1000  # holds of one alarm (ch.press), the trigger included
 
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 AID_RE = re.compile(r"[0-9a-f]{8}")
@@ -73,6 +74,7 @@ class DeviceMessage:
     call_state: str | None = None
     sms_state: str | None = None
     cmd: int | None = None
+    press: int | None = None  # ch.press: holds of the alarm so far, the trigger included
 
 
 def parse_envelope(body: bytes) -> dict:
@@ -184,10 +186,10 @@ def _cell(raw) -> dict | None:
     return cell
 
 
-def _channels(data: dict) -> tuple[str | None, str | None]:
+def _channels(data: dict) -> tuple[str | None, str | None, int | None]:
     raw = data.get("ch")
     if raw is None:
-        return None, None
+        return None, None, None
     if not isinstance(raw, dict):
         raise _bad("ch must be an object")
     unknown = sorted(set(raw) - CH_KEYS)
@@ -198,7 +200,10 @@ def _channels(data: dict) -> tuple[str | None, str | None]:
         raise _bad(f"ch.call must be one of {', '.join(CALL_STATES)}")
     if sms is not None and sms not in SMS_STATES:
         raise _bad(f"ch.sms must be one of {', '.join(SMS_STATES)}")
-    return call, sms
+    press = raw.get("press")
+    if press is not None and (not _is_int(press) or not 1 <= press <= PRESS_MAX):
+        raise _bad(f"ch.press must be an integer 1..{PRESS_MAX}")
+    return call, sms, press
 
 
 def validate(data: dict, now: float | None = None) -> DeviceMessage:
@@ -223,7 +228,7 @@ def validate(data: dict, now: float | None = None) -> DeviceMessage:
     cmd = data.get("cmd")
     if cmd is not None and (not _is_int(cmd) or not 0 <= cmd <= SEQ_MAX):
         raise _bad("cmd must be a command id (integer)")
-    call_state, sms_state = _channels(data)
+    call_state, sms_state, press = _channels(data)
     return DeviceMessage(
         dev=data["dev"],
         seq=seq,
@@ -238,5 +243,6 @@ def validate(data: dict, now: float | None = None) -> DeviceMessage:
         at=_time(data, "at", now, nullable=True) if "at" in data else None,
         call_state=call_state,
         sms_state=sms_state,
+        press=press,
         cmd=cmd,
     )

@@ -18,6 +18,9 @@ class FakeModem:
     def __init__(self):
         self.calls = []              # names of the driver methods, in order
         self.dial_outcomes = []      # per attempt: answer | busy | no_carrier | silent | error
+        #                              | refused (+CME ERROR: operation not allowed)
+        self.line = []               # the modem's calls as AT+CLCC lists them: [id, dir, stat, number]
+        self.second_call = "refuse"  # an ATD while a call is up: refuse | hold (emulator's fault)
         self.answer_after_ms = 5
         self.http_script = []        # (status, body) or "timeout", consumed in order
         self.http_default = OK_RECEIVED
@@ -47,6 +50,7 @@ class FakeModem:
         self.gnss_stops = 0
         self.power_cycles = 0
         self.order = []              # ("post", fix method) and ("sms", AML pm), in order
+        self._mine = None            # the line entry of the call dialled or adopted last
 
     async def _cmd(self, name):
         async with self._lock:
@@ -105,26 +109,49 @@ class FakeModem:
             return dict(self.fix)
         return None
 
+    async def call_list(self):
+        await self._cmd("call_list")
+        return [tuple(c) for c in self.line]
+
+    def adopt(self, call):
+        self.call_state = {0: "active", 2: "dialing", 3: "alerting"}.get(call[2], "active")
+        self._mine = [c for c in self.line if c[0] == call[0]][0]
+
     async def dial(self, number):
         await self._cmd("dial")
         self.dialled = number
         outcome = self.dial_outcomes.pop(0) if self.dial_outcomes else "answer"
+        if self.line:
+            if self.second_call == "hold" and len(self.line) == 1 and self.line[0][2] == 0:
+                self.line[0][2] = 1  # held; the new call goes ahead
+            else:
+                outcome = "refused"
         if outcome == "busy":
             raise CallFailed("busy")
         if outcome == "error":
             raise AtTimeout("ATD", [])
+        if outcome == "refused":
+            raise CallFailed("error")  # the driver's reason for +CME ERROR / ERROR
         self.call_state = "dialing"
-        asyncio.create_task(self._progress_call(outcome))
+        ids = [c[0] for c in self.line]
+        self._mine = [1 if 1 not in ids else 2, 0, 2, number]
+        self.line.append(self._mine)
+        asyncio.create_task(self._progress_call(outcome, self._mine))
 
-    async def _progress_call(self, outcome):
+    async def _progress_call(self, outcome, call):
         await asyncio.sleep_ms(self.answer_after_ms)
-        if outcome == "silent":
+        if outcome == "silent" or call not in self.line:
             return
+        call[2] = 3
         self._call("alerting")
         await asyncio.sleep_ms(self.answer_after_ms)
+        if call not in self.line:
+            return
         if outcome == "no_carrier":
+            self.line.remove(call)
             self._call("ended", "no_carrier")
             return
+        call[2] = 0
         self._call("active")
 
     def _call(self, state, reason=None):
@@ -133,10 +160,16 @@ class FakeModem:
             self.on_call(state, reason)
 
     def police_hang_up(self):
+        """The police end the alarm's call (the one dialled or adopted last)."""
+        if self._mine in self.line:
+            self.line.remove(self._mine)
         self._call("ended", "remote")
 
     async def hangup(self):
         await self._cmd("hangup")
+        self.line = []  # AT+CHUP ends every call
+        if self.call_state in ("dialing", "alerting", "active"):
+            self._call("ended", "hangup")
         self.call_state = "ended"
 
     async def discreet_audio(self):

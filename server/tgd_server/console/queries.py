@@ -192,6 +192,8 @@ def timeline_text(event: AlarmEvent) -> str:
             type=t.MESSAGE_TYPE_LABELS.get(kv.get("type", ""), kv.get("type", "?")),
             seq=kv.get("seq", "?"),
             method=t.METHOD_LABELS.get(kv.get("fix", ""), kv.get("fix", "?")))
+    elif event.kind == "repress":
+        return t.TIMELINE_REPRESS.format(n=_key_values(event.detail).get("press", "?"))
     elif event.channel == "console" and event.kind in ("acknowledged", "closed"):
         return f"{t.TIMELINE_KINDS[event.kind]} — {event.detail.removeprefix('by ')}"
     else:

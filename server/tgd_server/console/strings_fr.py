@@ -116,6 +116,7 @@ CHANNEL_LABELS = {
     "sms": "SMS",
     "call": "Appel",
     "console": "Console",
+    "button": "Bouton",
 }
 CALL_STATE_LABELS = {
     "idle": "pas d'appel",
@@ -268,6 +269,7 @@ SMS_STATUS_LABELS = {
     "review": "à vérifier",
 }
 TIMELINE_AML_SMS = "SMS d'alerte (AML)"
+TIMELINE_REPRESS = "Bouton d'alarme maintenu à nouveau (appui n° {n}) : l'alarme ouverte est relancée"
 TIMELINE_REPORTED_BY_HANDSET = "(signalé par l'appareil)"
 TIMELINE_MESSAGE = "Message « {type} » n° {seq} reçu, position : {method}"
 MESSAGE_TYPE_LABELS = {
