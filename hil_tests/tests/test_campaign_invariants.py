@@ -121,6 +121,18 @@ def test_a_hold_during_boot_counts_from_ready():
     assert s.invariants(5.0) == []
 
 
+def test_a_hold_whose_release_comes_after_ready_counts_from_ready():
+    s = Stream()
+    s.rig(0.0, "power_on")
+    s.rig(0.1, "press")
+    s.log(2.0, "READY")                # the modem booted while she held the button
+    s.rig(2.1, "release")
+    s.log(2.05, "BUTTON state=held alarm=already_open aid=a0")
+    s.net(2.9, "dial", number="17")
+    assert s.invariants(5.0) == []
+    assert s.m.summary()["slowest_s"]["dial_s"] == 0.9
+
+
 def test_short_press_that_starts_an_alarm_is_a_violation():
     s = Stream()
     s.boot()

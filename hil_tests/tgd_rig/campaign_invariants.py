@@ -253,13 +253,16 @@ class InvariantMonitor:
         booting = h.ready_at is None or h.ready_at > t_press
         base = {"t_press": t_press, "t_end": t_end, "held": held, "booting": booting,
                 "open_before": h.open_at_press, "police_up": h.police_up_at_press}
+        if booting and h.ready_at is not None:
+            base["ready_at"] = h.ready_at          # READY came during the hold
         what = f"hold of {held:.3f} s pressed at {t_press:.3f} (end of hold {t_end:.3f})"
         # I1: the deadline moves to READY when the hold came during boot (see _log_line)
-        self._pending.append(_Obligation("call", name, t_end + DIAL_WITHIN_S,
-                                         (t_press - 0.5, t_end + DIAL_WITHIN_S),
+        start = max(t_end, base.get("ready_at") or t_end)
+        self._pending.append(_Obligation("call", name, start + DIAL_WITHIN_S,
+                                         (t_press - 0.5, start + DIAL_WITHIN_S),
                                          (VOICE, MODEM, POWER), what, dict(base)))
-        self._pending.append(_Obligation("one_alarm", name, t_end + ALARM_LINE_WITHIN_S,
-                                         (t_press, t_end + ALARM_LINE_WITHIN_S), (POWER,), what,
+        self._pending.append(_Obligation("one_alarm", name, start + ALARM_LINE_WITHIN_S,
+                                         (t_press, start + ALARM_LINE_WITHIN_S), (POWER,), what,
                                          dict(base)))
 
     def _log_line(self, name: str, h: _Handset, ev: RigEvent) -> None:
