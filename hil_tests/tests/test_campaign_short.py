@@ -14,7 +14,7 @@ from tgd_rig.campaign import format_result, plan_for, run_campaign
 from tgd_rig.campaign_plan import Step
 
 CI_SEEDS = (11, 12)
-CI_STEPS = 15
+CI_STEPS = 12
 
 
 @pytest.mark.parametrize("seed", CI_SEEDS)

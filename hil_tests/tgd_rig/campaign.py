@@ -69,7 +69,7 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
                  firmware_main: Path | None = None, stop_on_violation: bool = True,
                  out=print, monitor_options: dict[str, Any] | None = None) -> CampaignResult:
     """Run `steps` on a fresh emulated rig; stop at the first violation (or at duration_s)."""
-    outdir = Path(outdir)
+    outdir = Path(outdir).resolve()   # the firmware runs in its own folder: absolute paths
     outdir.mkdir(parents=True, exist_ok=True)
     names = handset_names(handsets)
     scale = make_timing(timing).scale
