@@ -42,3 +42,25 @@ def test_a_broken_replay_file_is_refused(tmp_path):
     out = run("--replay", str(bad), "--out", str(tmp_path / "out"))
     assert out.returncode == 2
     assert "unknown kind 'juggle'" in out.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_documented_commands_run_with_a_relative_out_folder(tmp_path):
+    """`campaign --seed 7 --steps N` (docs/hil.md, fewer steps), `--replay` of what it ran,
+    and `--merge` of the summary: exit 0, the figures printed, the traces where it says."""
+    def cli(*args):
+        return subprocess.run([str(TGD_RIG), "campaign", *args], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+
+    out = cli("--seed", "7", "--steps", "3", "--quiet", "--out", "runs",
+              "--summary", "runs/summary.json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "campaign seed 7: PASSED: 3 steps" in out.stdout
+    result = json.loads((tmp_path / "runs" / "seed-7" / "result.json").read_text())
+    assert result["passed"] and result["steps_run"] == 3
+    from tgd_rig.campaign_plan import generate, replay_document, save_replay
+    save_replay(tmp_path / "replay.json", replay_document(7, generate(7, 3), 1, "fast"))
+    out = cli("--replay", "replay.json", "--quiet", "--out", "runs")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "runs" / "replay-seed-7" / "result.json").exists()
+    out = cli("--merge", "runs/summary.json")
+    assert out.returncode == 0 and "all seeds: 1 seeds, 3 steps" in out.stdout, out.stdout

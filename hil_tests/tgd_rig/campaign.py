@@ -14,6 +14,7 @@ writes `replay.json` (the steps up to the failing one) that `--replay` reproduce
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,9 +198,30 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
         total["wall_s"] += r["wall_s"]
         total["simulated_s"] += r["simulated_s"]
         total["violations"] += len(r["violations"])
+        total["rig_errors"] = total.get("rig_errors", 0) + (1 if r.get("rig_error") else 0)
+        for note in r.get("notes", []):
+            key = re.sub(r"^H\d+: ", "", note)
+            key = re.sub(r"\(.*", "", key).strip()
+            total.setdefault("notes", {})[key] = total.setdefault("notes", {}).get(key, 0) + 1
         for key in ("events", "step_kinds", "passed", "excused"):
             for k, v in r.get(key, {}).items():
                 total[key][k] = total[key].get(k, 0) + v
         for k, v in r.get("slowest_s", {}).items():
             total["slowest_s"][k] = max(v, total["slowest_s"].get(k, v))
     return total
+
+
+def format_total(total: dict[str, Any]) -> str:
+    """The merged figures, as docs/benchmarks.md shows them."""
+    lines = [f"all seeds: {total['seeds']} seeds, {total['steps']} steps, "
+             f"{total['wall_s'] / 3600:.2f} h wall, {total['simulated_s'] / 3600:.1f} h simulated, "
+             f"{total['violations']} violation(s), {total.get('rig_errors', 0)} rig error(s)"]
+    lines.append("  steps of each kind: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(total["step_kinds"].items())))
+    lines.append("  events: " + ", ".join(f"{k} {v}" for k, v in sorted(total["events"].items())))
+    lines.append("  invariants passed: " + ", ".join(f"{k} {v}" for k, v in total["passed"].items()))
+    lines.append("  excused: " + ", ".join(f"{k} {v}" for k, v in total["excused"].items() if v))
+    lines.append("  slowest: " + ", ".join(f"{k} {v} s" for k, v in sorted(total["slowest_s"].items())))
+    if total.get("notes"):
+        lines.append("  notes: " + ", ".join(f"{k} x{v}" for k, v in sorted(total["notes"].items())))
+    return "\n".join(lines)

@@ -40,6 +40,8 @@ def add_campaign_parser(sub) -> None:
     p.add_argument("--keep-going", action="store_true",
                    help="check the remaining steps after a violation instead of stopping")
     p.add_argument("--quiet", action="store_true", help="do not print each step")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="SUMMARY",
+                   help="print the figures of --summary files together (runs nothing)")
 
 
 def parse_seeds(args: argparse.Namespace) -> list[int]:
@@ -78,8 +80,17 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
-    from .campaign import format_result, merge_results, plan_for, run_campaign
+    from .campaign import format_result, format_total, merge_results, plan_for, run_campaign
 
+    if args.merge:
+        try:
+            results = [r for path in args.merge
+                       for r in json.loads(path.read_text(encoding="utf-8"))["seeds"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"tgd-rig campaign: --merge: not a summary file ({exc})", file=sys.stderr)
+            return 2
+        print(format_total(merge_results(results)))
+        return 0
     try:
         validate(args)
         if args.replay is not None:
@@ -112,8 +123,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         failed = failed or not result.passed
     total = merge_results(results)
     if len(results) > 1 or args.summary:
-        print(f"all seeds: {total['seeds']} seeds, {total['steps']} steps, "
-              f"{total['simulated_s'] / 3600:.1f} h simulated, {total['violations']} violation(s)")
+        print(format_total(total))
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
         args.summary.write_text(json.dumps({"total": total, "seeds": results}, indent=1) + "\n",
