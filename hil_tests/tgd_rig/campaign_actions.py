@@ -275,6 +275,7 @@ class StepExecutor:
 
     def do_unknown_call(self, name, gap_s, withheld=False):
         at = self._aggressor_client()
+        self._aggressor.clir = bool(withheld)
         target = self.handset(name).identity.special_number
         try:
             at.command(f"ATD{target};")
