@@ -45,13 +45,15 @@ class Stream:
         self.rig(t, "power_on")
         self.log(t + 0.5, "READY")
 
-    def press(self, t, held):
+    def press(self, t, held, seen=False):
         self.rig(t, "press")
+        if seen:                       # the firmware's own BUTTON state=down line
+            self.log(t + 0.03, "BUTTON state=down")
         self.rig(t + held, "release")
 
     def good_alarm(self, t, aid="a1", held=1.0):
         """What a good handset does for a hold at t."""
-        self.press(t, held)
+        self.press(t, held, seen=True)
         self.log(t + 0.61, f"ALARM aid={aid} seq=1 resumed=0")
         self.net(t + 0.65, "dial", number="17")
         self.server(t + 0.9, "server_alarm", aid=aid, alarm_id=aid)
@@ -114,23 +116,41 @@ def test_a_network_loss_excuses_the_call_it_overlaps():
 def test_a_hold_during_boot_counts_from_ready():
     s = Stream()
     s.rig(0.0, "power_on")
-    s.press(0.1, 1.0)
+    s.press(0.1, 1.0, seen=True)
     s.log(3.0, "READY")
     s.log(3.1, "ALARM aid=a1 seq=1 resumed=0")
     s.net(3.5, "dial", number="17")
     assert s.invariants(5.0) == []
+    assert s.m.passed["call"] == 1
 
 
 def test_a_hold_whose_release_comes_after_ready_counts_from_ready():
     s = Stream()
     s.rig(0.0, "power_on")
     s.rig(0.1, "press")
+    s.log(0.13, "BUTTON state=down")
     s.log(2.0, "READY")                # the modem booted while she held the button
     s.rig(2.1, "release")
     s.log(2.05, "BUTTON state=held alarm=already_open aid=a0")
     s.net(2.9, "dial", number="17")
     assert s.invariants(5.0) == []
     assert s.m.summary()["slowest_s"]["dial_s"] == 0.9
+
+
+def test_a_hold_begun_before_the_firmware_read_the_button_is_excused_one_it_saw_is_not():
+    s = Stream()
+    s.rig(0.0, "power_on")
+    s.press(0.05, 1.5)                     # closed at boot: no BUTTON state=down
+    s.log(0.2, "BOOT board=host")
+    s.log(1.6, "BUTTON state=up")
+    s.log(2.0, "READY")
+    assert s.invariants(6.0) == []
+    assert s.m.counts["hold_closed_at_boot"] == 1 and s.m.excused["call"] == 1
+    s2 = Stream()
+    s2.rig(0.0, "power_on")
+    s2.press(0.3, 1.5, seen=True)          # the firmware saw it: it must alarm
+    s2.log(2.0, "READY")
+    assert "call" in s2.invariants(6.0)
 
 
 def test_short_press_that_starts_an_alarm_is_a_violation():

@@ -279,7 +279,14 @@ class StepExecutor:
         target = self.handset(name).identity.special_number
         try:
             at.command(f"ATD{target};")
-            at.expect(b"NO CARRIER\r\n", 10)
+            # rejected while it rings (NO CARRIER), or BUSY when she is already in a call
+            ends = (b"NO CARRIER\r\n", b"BUSY\r\n")
+            deadline = time.monotonic() + 10
+            while not any(end in at.buffer for end in ends):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no NO CARRIER or BUSY in 10 s: {bytes(at.buffer)!r}")
+                at._pump()
+            at.buffer.clear()
         except Exception as exc:  # noqa: BLE001 - the aggressor's line is not under test
             self.notes.append(f"{name}: unknown caller: {exc}")
             try:

@@ -47,6 +47,7 @@ RESUME_WITHIN_S = 20.0         # ALARM resumed=1 after the power came back
 LONG_MARGIN_S = 0.1            # a hold this much over trigger_hold_ms must trigger
 SHORT_MARGIN_S = 0.15          # a press this much under it must not
 INF = float("inf")
+BOOT_SAMPLE_S = 2.0            # a press this soon after power on may precede the first sample
 RECOVERY_S = 1.0               # a disturbance still excuses this long after its end
 
 # Channels a disturbance can take down.
@@ -98,6 +99,7 @@ class _Handset:
     ready_at: float | None = None         # READY since the last power on
     power_on_at: float | None = None
     press_at: float | None = None
+    button_downs: list[float] = field(default_factory=list)   # BUTTON state=down lines
     open_at_press: str | None = None      # the alarm open when the button went down
     police_up_at_press: bool = False
     open_aid: str | None = None           # what the firmware's log says is open
@@ -250,6 +252,15 @@ class InvariantMonitor:
             return
         self._count("hold")
         t_end = t_press + trig
+        seen_down = any(t_press - 0.05 <= t <= t_release for t in h.button_downs)
+        if not seen_down and h.power_on_at is not None and t_press - h.power_on_at < BOOT_SAMPLE_S:
+            # Pressed before the firmware first read the button: a contact closed at boot is
+            # never armed (docs/firmware.md "Button": a stuck button must not alarm at every
+            # boot). The firmware's own log proves it: no BUTTON state=down for this press.
+            self._count("hold_closed_at_boot")
+            self.excused["call"] += 1
+            self.excused["one_alarm"] += 1
+            return
         booting = h.ready_at is None or h.ready_at > t_press
         base = {"t_press": t_press, "t_end": t_end, "held": held, "booting": booting,
                 "open_before": h.open_at_press, "police_up": h.police_up_at_press}
@@ -297,6 +308,8 @@ class InvariantMonitor:
             if h.open_aid == aid:
                 h.open_aid = None
             self._count(f"alarm_end_{line.get('reason')}")
+        elif event == "BUTTON" and line.get("state") == "down":
+            h.button_downs.append(ev.t)
         elif event == "BUTTON" and line.get("alarm") == "already_open":
             h.reasserts.append(ev.t)
             self._count("reassert")
