@@ -203,6 +203,8 @@ class Alarm:
     # -- call ---------------------------------------------------------------------
     def _set_call(self, state, reason=None):
         self.call_state = state
+        if state == "active" or state == "failed":
+            self._position_due.set()  # each step reaches the server's timeline at once
         if reason is None:
             self.dev.log.event("CALL", state=state)
         else:
@@ -271,24 +273,20 @@ class Alarm:
         self._call_event.clear()
         self.call_state = "dialing"
         dev.log.event("DIAL", n=dev.cfg["emergency_number"], attempt=n)
-        refused = False
+        why = None
         try:
             await dev.modem.dial(dev.cfg["emergency_number"])
         except CallFailed as e:
-            self._progress("calls", n)  # after the ATD: the dial never waits for the flash
-            if e.reason == "timeout" and dev.modem.call_state in ("alerting", "active"):
-                # ATD got no answer in time but the call is going through: follow it
-                return None if await self._follow_call() else False
-            refused = e.reason == "error"
-            self._set_call("failed", "refused" if refused else e.reason)
+            why = e.reason
         except ModemError as e:
-            self._progress("calls", n)
-            self._set_call("failed", type(e).__name__)
-        else:
-            self._progress("calls", n)
+            why = type(e).__name__
+        self._progress("calls", n)  # after the ATD: the dial never waits for the flash
+        # ATD timed out but the call is going through: follow it
+        if why is None or (why == "timeout" and dev.modem.call_state in ("alerting", "active")):
             return None if await self._follow_call() else False
         self._dialled.set()
-        return refused
+        self._set_call("failed", "refused" if why == "error" else why)
+        return why == "error"
 
     async def _line_check(self):
         """AT+CLCC before a dial. The alarm's call already up (an outgoing call to the
@@ -305,10 +303,11 @@ class Alarm:
         except ModemError as e:
             dev.log.error("clcc", e)
             return 0
-        cfg = dev.cfg
+        n = dev.cfg["emergency_number"]
+        police = dev.cfg["police_numbers"] or (n,)  # None in safe mode without a config
         for c in calls:
-            if ((c[1] == 0 and c[2] in (0, 2, 3) and c[3] == cfg["emergency_number"])
-                    or (c[1] == 1 and c[2] == 0 and c[3] in cfg["police_numbers"])):
+            if (c[1] == 0 and c[2] in (0, 2, 3) and c[3] == n) or (
+                    c[1] == 1 and c[2] == 0 and c[3] in police):
                 return c
         if calls:
             dev.log.event("HANGUP", why="line_busy", n=len(calls))
@@ -323,13 +322,11 @@ class Alarm:
         # call"). A ringing call is left to callback.py; a newer alarm keeps the line.
         dev = self.dev
         try:
-            calls = await dev.modem.call_list()
-            up = 0
-            for c in calls:
-                up += c[2] not in (4, 5)
-            if up and Alarm.owner is self:
-                dev.log.event("HANGUP", why="alarm_end", n=up)
-                await dev.modem.hangup()
+            for c in await dev.modem.call_list():
+                if c[2] < 4 and Alarm.owner is self:  # active, held, dialling, alerting
+                    dev.log.event("HANGUP", why="alarm_end")
+                    await dev.modem.hangup()
+                    return
         except ModemError as e:
             dev.log.error("hangup", e)
 
@@ -350,7 +347,6 @@ class Alarm:
             self._set_call(dev.modem.call_state, "adopted")
             if answered:
                 self._progress("call", "active")
-                self._position_due.set()
         deadline = dev.timing.call_guard_ms
         start = time.ticks_ms()
         while True:
@@ -378,7 +374,6 @@ class Alarm:
                 answered = True
                 self._set_call("active")
                 self._progress("call", "active")
-                self._position_due.set()  # the console learns at once that she is heard
                 # the driver turns the speaker down itself as soon as the call is up
             elif state in ("ended", "failed", "idle"):
                 if answered and reason not in ("reboot", "modem_reboot"):

@@ -9,6 +9,7 @@ printed as it happens; the console shows it live on the map.
 
     python -m tgd_rig.demo            # interactive: Enter = hold handset 1's button 2.5 s
     python -m tgd_rig.demo --auto     # scripted: press, wait for every channel, acknowledge, close
+    python -m tgd_rig.demo --auto --alarms 2   # the same twice in a row on handset 1
 
 Ctrl-C stops everything cleanly.
 """
@@ -64,6 +65,7 @@ DEVICE_STEPS = {
     "SMS": "AML SMS",
     "VIBRATE": "vibration",
     "ALARM_END": "alarm ended on the handset",
+    "HANGUP": "the handset hangs up",
 }
 
 
@@ -127,6 +129,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="emulated network delays (default: a real LTE network)")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="--auto: seconds to wait for each step")
+    parser.add_argument("--alarms", type=int, default=1, choices=range(1, 11), metavar="N",
+                        help="--auto: run N alarms in a row on handset 1 (1 to 10, default 1)")
     return parser.parse_args(argv)
 
 
@@ -166,8 +170,40 @@ def boot_handsets(rig: EmulatedRig, timeout: float) -> None:
         print(f"  {handset.device_id} ready, special number {special}", flush=True)
 
 
-def run_auto(rig: EmulatedRig, printer: StepPrinter, timeout: float) -> int:
+def run_auto(rig: EmulatedRig, printer: StepPrinter, timeout: float, alarms: int = 1) -> int:
     handset = rig.handset(HANDSETS[0].device_id)
+    idle = True
+    for n in range(1, alarms + 1):
+        if alarms > 1:
+            print(f"\nAlarm {n} of {alarms}:", flush=True)
+        run_one_alarm(rig, handset, printer, timeout)
+        if n < alarms:
+            # The alarm owns its call: closed, the handset hangs up and is idle again.
+            if _wait(lambda: not handset.modem.calls, timeout):
+                print("  (the handset is idle again: no call up)", flush=True)
+            else:
+                idle = False
+                print("  the handset's call is still up after the close", flush=True)
+    found = rig.server_alarms(handset.device_id)
+    states = ", ".join(sorted({a["state"] for a in found})) or "-"
+    word = "alarm" if len(found) == 1 else "alarms"
+    print(f"\nDone: {len(found)} {word} at the server for {handset.device_id} "
+          f"(state {states}): every channel delivered.")
+    return 0 if len(found) == alarms and idle else 1
+
+
+def _wait(predicate, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def run_one_alarm(rig: EmulatedRig, handset, printer: StepPrinter, timeout: float) -> None:
     since = rig.events.mark()
     printer.pressed(handset.press(2.5, wait=False))
     alarm = rig.wait_server_alarm(handset.device_id, timeout=timeout, since=since)
@@ -183,10 +219,6 @@ def run_auto(rig: EmulatedRig, printer: StepPrinter, timeout: float) -> int:
     print("  (the operator closes the alarm with a note)", flush=True)
     rig.server.close_alarm(alarm_id, note="Démonstration terminée")
     handset.expect("ALARM_END", timeout=timeout)
-    alarms = rig.server_alarms(handset.device_id)
-    print(f"\nDone: {len(alarms)} alarm at the server for {handset.device_id} "
-          f"(state {alarms[0]['state'] if alarms else '-'}): every channel delivered.")
-    return 0 if len(alarms) == 1 else 1
 
 
 def run_interactive(rig: EmulatedRig, printer: StepPrinter) -> int:
@@ -215,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nPolice console: {rig.server.base_url}/   "
               f"user '{OPERATOR}', password '{password}'")
         print(f"Device logs: {DEMO_DIR}/handsets/*/device.log")
-        return run_auto(rig, printer, args.timeout) if args.auto else run_interactive(rig, printer)
+        if args.auto:
+            return run_auto(rig, printer, args.timeout, args.alarms)
+        return run_interactive(rig, printer)
     except KeyboardInterrupt:
         print("\nStopping...")
         return 0
