@@ -30,7 +30,6 @@ ACKNOWLEDGED = "acknowledged"
 ENDED = "ended"
 _MOVES = ((IDLE, OPEN), (OPEN, ACKNOWLEDGED), (OPEN, ENDED), (ACKNOWLEDGED, ENDED))
 
-_LINE_CHECK_MS = const(500)  # AT+CLCC before a dial answers in ms; lost, the dial goes
 _CDS_DELIVERED = const(0)
 _CDS_TRYING_MIN = const(32)  # 32..63: the SMSC keeps trying, not final
 _CDS_TRYING_MAX = const(63)
@@ -297,9 +296,7 @@ class Alarm:
         dev = self.dev
         modem = dev.modem
         try:
-            # a short wait: a lost AT+CLCC must not hold the dial back for the AT engine's
-            # 5 s (a call it missed refuses the ATD, and the refusal path looks again)
-            calls = await modem.call_list(_LINE_CHECK_MS)
+            calls = await modem.call_list(500)  # lost: dial after 0.5 s, not 5
         except ModemError as e:
             dev.log.error("clcc", e)
             return 0

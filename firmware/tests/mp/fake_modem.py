@@ -20,7 +20,6 @@ class FakeModem:
         self.dial_outcomes = []      # per attempt: answer | busy | no_carrier | silent | error
         #                              | refused (+CME ERROR: operation not allowed)
         self.line = []               # the modem's calls as AT+CLCC lists them: [id, dir, stat, number]
-        self.clcc_lost = 0           # the next N AT+CLCC get no answer (a lost command)
         self.second_call = "refuse"  # an ATD while a call is up: refuse | hold (emulator's fault)
         self.answer_after_ms = 5
         self.http_script = []        # (status, body) or "timeout", consumed in order
@@ -112,10 +111,6 @@ class FakeModem:
 
     async def call_list(self, timeout_ms=5000):
         await self._cmd("call_list")
-        if self.clcc_lost:   # the command got no answer: the AT engine's timeout
-            self.clcc_lost -= 1
-            await asyncio.sleep_ms(timeout_ms)
-            raise AtTimeout([])
         return [tuple(c) for c in self.line]
 
     def adopt(self, call):
