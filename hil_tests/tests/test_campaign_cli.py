@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 TGD_RIG = Path(sys.executable).with_name("tgd-rig")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -45,8 +47,9 @@ def test_a_broken_replay_file_is_refused(tmp_path):
 
 
 def test_the_documented_commands_run_with_a_relative_out_folder(tmp_path):
-    """`campaign --seed 7 --steps N` (docs/hil.md, fewer steps), `--replay` of what it ran,
-    and `--merge` of the summary: exit 0, the figures printed, the traces where it says."""
+    """`campaign --seed 7 --steps N` (docs/hil.md, fewer steps), `--replay` of what it ran
+    (with a relative `--firmware`), and `--merge` of the summary: exit 0, the figures
+    printed, the traces where it says."""
     def cli(*args):
         return subprocess.run([str(TGD_RIG), "campaign", *args], capture_output=True,
                               text=True, timeout=300, cwd=tmp_path)
@@ -59,7 +62,8 @@ def test_the_documented_commands_run_with_a_relative_out_folder(tmp_path):
     assert result["passed"] and result["steps_run"] == 3
     from tgd_rig.campaign_plan import generate, replay_document, save_replay
     save_replay(tmp_path / "replay.json", replay_document(7, generate(7, 3), 1, "fast"))
-    out = cli("--replay", "replay.json", "--quiet", "--out", "runs")
+    firmware = os.path.relpath(REPO / "firmware" / "main.py", tmp_path)   # relative too
+    out = cli("--replay", "replay.json", "--quiet", "--out", "runs", "--firmware", firmware)
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "runs" / "replay-seed-7" / "result.json").exists()
     out = cli("--merge", "runs/summary.json")

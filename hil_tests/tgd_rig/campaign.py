@@ -71,6 +71,7 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
                  out=print, monitor_options: dict[str, Any] | None = None) -> CampaignResult:
     """Run `steps` on a fresh emulated rig; stop at the first violation (or at duration_s)."""
     outdir = Path(outdir).resolve()   # the firmware runs in its own folder: absolute paths
+    firmware_main = Path(firmware_main).resolve() if firmware_main else None
     outdir.mkdir(parents=True, exist_ok=True)
     names = handset_names(handsets)
     scale = make_timing(timing).scale
