@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +62,9 @@ def test_the_documented_commands_run_with_a_relative_out_folder(tmp_path):
     assert result["passed"] and result["steps_run"] == 3
     from tgd_rig.campaign_plan import generate, replay_document, save_replay
     save_replay(tmp_path / "replay.json", replay_document(7, generate(7, 3), 1, "fast"))
-    firmware = os.path.relpath(REPO / "firmware" / "main.py", tmp_path)   # relative too
-    out = cli("--replay", "replay.json", "--quiet", "--out", "runs", "--firmware", firmware)
+    shutil.copytree(REPO / "firmware", tmp_path / "fw",
+                    ignore=shutil.ignore_patterns(".mpy-cache", "tests", "__pycache__"))
+    out = cli("--replay", "replay.json", "--quiet", "--out", "runs", "--firmware", "fw/main.py")
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "runs" / "replay-seed-7" / "result.json").exists()
     out = cli("--merge", "runs/summary.json")
