@@ -13,7 +13,7 @@ from test_campaign_broken import CASES
 from tgd_rig.campaign import format_result, plan_for, run_campaign
 from tgd_rig.campaign_plan import Step
 
-CI_SEEDS = (11, 12)
+CI_SEEDS = (11,)   # with the broken cases' plan below: two fixed plans in CI
 CI_STEPS = 12
 
 
