@@ -48,6 +48,9 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
                                "        self.transition(ENDED)\n",
                                "        self.transition(ENDED)\n"
                                "        self._waste = bytearray(1 << 26)  # BROKEN\n")],
+    # I7: the modem is kept awake after the alarm (DTR stays low: it never sleeps)
+    "never_sleeps_after_close": [("app.py", "self.dev.modem.stay_awake(False)",
+                                  "pass  # BROKEN")],
     # I7: the close from the server is ignored (the alarm never ends)
     "ignores_close": [("alarm.py",
                        "        if state == \"closed\":\n            self.end(\"closed\")",

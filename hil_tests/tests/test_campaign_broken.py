@@ -39,6 +39,9 @@ CASES = {
     "memory_error_on_close": ("crash", steps(
         ("hold", {"hold_s": HOLD, "gap_s": 2.0}),
         ("operator_close", {"route": "rest", "gap_s": 4.0})), {}),
+    "never_sleeps_after_close": ("idle_after_close", steps(
+        ("hold", {"hold_s": HOLD, "gap_s": 2.0}),
+        ("operator_close", {"route": "rest", "gap_s": 6.0})), {}),
     "ignores_close": ("idle_after_close", steps(
         ("hold", {"hold_s": HOLD, "gap_s": 2.0}),
         ("operator_close", {"route": "console", "gap_s": 6.0})), {}),
@@ -59,3 +62,6 @@ def test_invariant_fails_on_a_broken_handset(variant, rig_workdir):
     if variant == "ignores_close":
         [v] = [v for v in result.violations if v["invariant"] == invariant]
         assert "did not end alarm" in v["message"], v
+    if variant == "never_sleeps_after_close":
+        [v] = [v for v in result.violations if v["invariant"] == invariant]
+        assert "not asleep" in v["message"] and "did not end" not in v["message"], v

@@ -120,7 +120,6 @@ class StepExecutor:
         self._server_down_until = 0.0
         self._timers: list[threading.Timer] = []
         timing = rig.net.timing
-        self.sleep_after_max_s = timing.sleep_after_s[1]
         self.reset_s = timing.reset_s[1] + timing.boot_s[1]
 
     def _wrap(self, app):
@@ -148,12 +147,9 @@ class StepExecutor:
                 continue
             handset = self.rig.handsets[device]
             modem = handset.modem
-            entries = modem.transcript.entries()
-            busy = [e.t for e in entries[-50:] if e.direction == "rx"]
             callback_up = any(getattr(c, "remote", None).__class__.__name__ == "PoliceCallBack"
                               for c in modem.calls)
             self.monitor.idle_probe(name, now, len(modem.calls), bool(modem.asleep),
-                                    busy[-1] if busy else None, self.sleep_after_max_s,
                                     callback_up=callback_up)
 
     def _later(self, delay: float, fn, *args, **kwargs) -> None:

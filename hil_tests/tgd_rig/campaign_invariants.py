@@ -156,16 +156,15 @@ class InvariantMonitor:
                 {"aid": aid, "t": t, "probe": None}))
 
     def idle_probe(self, device: str, t: float, calls_up: int, modem_asleep: bool,
-                   modem_busy_at: float | None, sleep_after_s: float, callback_up: bool = False
-                   ) -> None:
+                   callback_up: bool = False) -> None:
         """The executor's look at the modem (emulator state) while I7 is pending."""
         with self._lock:
             for ob in self._pending:
                 if ob.invariant == "idle_after_close" and ob.device == device:
-                    quiet = modem_asleep or (modem_busy_at is not None
-                                             and t - modem_busy_at <= sleep_after_s + 0.5)
+                    # asleep, seen by a probe: a handset that keeps its modem awake (DTR
+                    # low, or talking to it all the time) never gets there
                     idle = ob.data["aid"] in self._h[device].ended and (
-                        calls_up == 0 or callback_up) and quiet
+                        calls_up == 0 or callback_up) and modem_asleep
                     ob.data["probe"] = {"t": t, "calls_up": calls_up, "asleep": modem_asleep,
                                         "ended": ob.data["aid"] in self._h[device].ended}
                     if idle and ob.data.get("idle_at") is None:
