@@ -43,11 +43,12 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     "resume_new_aid": [("alarm.py",
                         "alarm = cls(dev, rec[\"aid\"], rec.get(\"at\"), None,",
                         "alarm = cls(dev, new_aid(), rec.get(\"at\"), None,  # BROKEN\n           ")],
-    # I6: closing an alarm runs out of memory
-    "memory_error_on_close": [("alarm.py",
-                               "        self.transition(ENDED)\n",
-                               "        self.transition(ENDED)\n"
-                               "        self._waste = bytearray(1 << 26)  # BROKEN\n")],
+    # I6: the button loop runs out of memory at a trigger, outside its guards: the app dies
+    "memory_error_on_trigger": [("app.py",
+                                 "            ms = 0\n            if sleep is not None and not raw",
+                                 "            if ev == TRIGGER:\n"
+                                 "                self._waste = bytearray(1 << 26)  # BROKEN\n"
+                                 "            ms = 0\n            if sleep is not None and not raw")],
     # I7: the modem is kept awake after the alarm (DTR stays low: it never sleeps)
     "never_sleeps_after_close": [("app.py", "self.dev.modem.stay_awake(False)",
                                   "pass  # BROKEN")],

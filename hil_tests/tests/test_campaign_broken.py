@@ -36,9 +36,7 @@ CASES = {
     "resume_new_aid": ("lost_or_doubled", steps(
         ("hold", {"hold_s": HOLD, "gap_s": 1.5}),
         ("power_cut", {"delay_s": 0.0, "off_s": 0.3, "gap_s": 4.0})), {}),
-    "memory_error_on_close": ("crash", steps(
-        ("hold", {"hold_s": HOLD, "gap_s": 2.0}),
-        ("operator_close", {"route": "rest", "gap_s": 4.0})), {}),
+    "memory_error_on_trigger": ("crash", steps(("hold", {"hold_s": HOLD, "gap_s": 2.0})), {}),
     "never_sleeps_after_close": ("idle_after_close", steps(
         ("hold", {"hold_s": HOLD, "gap_s": 2.0}),
         ("operator_close", {"route": "rest", "gap_s": 6.0})), {}),

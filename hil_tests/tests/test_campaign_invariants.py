@@ -255,11 +255,15 @@ def test_an_alarm_twice_at_the_server_is_a_violation():
 
 def test_crash_memory_error_and_app_restart():
     for line in ("--- rig: firmware ended: exit code 1", "ERROR where=main what=ValueError:x",
-                 "ERROR where=data what=MemoryError:"):
+                 "ERROR where=main what=MemoryError:x", "Traceback (most recent call last):"):
         s = Stream()
         s.boot()
         s.log(5.0, line)
         assert [v.invariant for v in s.m.violations] == ["crash"], line
+    s = Stream()
+    s.boot()
+    s.log(5.0, "ERROR where=data what=MemoryError:allocating_303_bytes")   # guarded: counted
+    assert s.m.violations == [] and s.m.logged_errors == {"data:MemoryError": 1}
 
 
 def test_idle_after_close():

@@ -21,7 +21,9 @@ The invariants (docs/hil.md "Campaign"):
 - I5 `lost_or_doubled`: every alarm the handset opened reaches the server exactly
   once (one server alarm per aid, none the handset never opened), an alarm open at a
   power cut is resumed (same aid) after the power comes back.
-- I6 `crash`: the firmware never dies by itself (MemoryError, unhandled exception).
+- I6 `crash`: the firmware never dies by itself: no process exit, no traceback, no
+  `ERROR where=main` (an exception, MemoryError included, that reached main.py and
+  restarted the app). Errors a channel's guard logged and skipped are counted apart.
 - I7 `idle_after_close`: after the operator closes an alarm, the handset ends it, has
   no call up, and its modem is asleep (or was busy within its sleep delay), within
   track_interval_s plus a margin.
@@ -317,12 +319,11 @@ class InvariantMonitor:
             key = f"{line.get('where')}:{what}"
             self.logged_errors[key] = self.logged_errors.get(key, 0) + 1
             if line.get("where") == "main":
-                # main.py caught it: the whole app died and starts again
+                # main.py caught it (a MemoryError or any exception): the whole app died
                 h.died.append((ev.t, raw))
                 self._violate("crash", name, ev.t, f"the app died and restarted: {raw}")
-            elif "MemoryError" in (line.get("what") or ""):
-                h.died.append((ev.t, raw))
-                self._violate("crash", name, ev.t, f"out of memory: {raw}")
+            # A MemoryError a channel's guard caught and logged (the channel starts again)
+            # is counted in logged_errors, not a death: the figures show how many.
 
     def _resumed(self, name: str, aid: str, t: float) -> None:
         """An alarm resumed after a power cut: the one that was open, or a violation now."""
