@@ -211,6 +211,8 @@ class Alarm:
 
     async def _call_channel(self):
         # Rounds of up to 1 + call_retries dials; between rounds, wait for a re-press.
+        if self.p.get("call") == "done":
+            self.call_state = "ended"  # resumed: answered and ended before the reboot
         await self.dev.ready.wait()
         while self.is_open:
             self._redial.clear()
@@ -422,7 +424,7 @@ class Alarm:
         dev = self.dev
         t = dev.timing
         await dev.ready.wait()
-        await self._dialled.wait()  # AT+CLCC then ATD first: nothing between them
+        await self._dialled.wait()  # AT+CLCC then ATD first: nothing between them (below too)
         await self._refresh_cell()
         self._cell_ready.set()
         try:
@@ -460,6 +462,7 @@ class Alarm:
         if dev.safe:
             return  # no server identity in safe mode: call and AML SMS only
         await dev.ready.wait()
+        await self._dialled.wait()
         try:
             await asyncio.wait_for_ms(self._cell_ready.wait(), dev.timing.cell_wait_ms)
         except asyncio.TimeoutError:
@@ -517,6 +520,8 @@ class Alarm:
             return
         t = dev.timing
         await dev.ready.wait()
+        # a slow AT+CLCC (a silent modem: 5 s) must not let the SMS's 60 s CMGS in first
+        await self._dialled.wait()
         if self.sms_state != "delivered":
             left = t.aml_deadline_ms - time.ticks_diff(time.ticks_ms(), self._t0)
             if left > 0 and not self.resumed:

@@ -51,6 +51,7 @@ class FakeModem:
         self.power_cycles = 0
         self.order = []              # ("post", fix method) and ("sms", AML pm), in order
         self._mine = None            # the line entry of the call dialled or adopted last
+        self.slow_ms = {}            # method name -> how long it takes (default 1 ms)
 
     async def _cmd(self, name):
         async with self._lock:
@@ -58,7 +59,7 @@ class FakeModem:
                 self.calls.append(name)
             if self.hook is not None:
                 self.hook(name)
-            await asyncio.sleep_ms(1)
+            await asyncio.sleep_ms(self.slow_ms.get(name, 1))
             if self.silent and name != "power_cycle":
                 await asyncio.sleep_ms(5)
                 self._silent_n += 1

@@ -191,3 +191,37 @@ async def test_safe_mode_without_a_config_knows_the_emergency_number_as_police()
         assert modem.calls.count("dial") == dials, (caller, modem.calls)
         assert not [x for x in rig.lines if "ERROR" in x], rig.lines
         rig.power_cut()
+
+
+async def test_a_slow_call_list_still_lets_the_dial_go_before_anything_else():
+    # A silent modem: AT+CLCC takes its whole time-out. Found on the rig (modem_silent):
+    # the SMS channel's AT+CMGS (60 s time-out) went in ahead of the ATD.
+    wipe()
+    modem = FakeModem()
+    modem.slow_ms = {"call_list": 100}  # longer than the AML deadline at this time scale
+    rig = Rig(modem)
+    rig.trigger()
+    await rig.until(lambda: "dial" in modem.calls, "the dial")
+    assert modem.calls[:2] == ["call_list", "dial"], modem.calls[:6]
+    rig.power_cut()
+
+
+async def test_resumed_alarm_whose_call_was_done_reports_ended_and_waits_for_a_hold():
+    wipe()
+    modem = FakeModem()
+    rig = Rig(modem)
+    rig.trigger()
+    await rig.until(lambda: rig.alarm.call_state == "active", "answered")
+    modem.police_hang_up()
+    await rig.until(lambda: rig.alarm.p.get("call") == "done", "done")
+    rig.power_cut()
+    modem2 = FakeModem()
+    rig2 = Rig(modem2)
+    alarm = rig2.resume()
+    await rig2.until(lambda: len(bodies(modem2)) > 0, "a message from the resumed alarm")
+    assert bodies(modem2)[0]["ch"]["call"] == "ended", bodies(modem2)[0]
+    assert "dial" not in modem2.calls
+    alarm.repress()  # a hold after the reboot: dialled again at once
+    await rig2.until(lambda: alarm.call_state == "active", "dialled and answered")
+    assert alarm.p.get("press") == 2
+    rig2.power_cut()
