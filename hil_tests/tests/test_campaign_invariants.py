@@ -283,3 +283,15 @@ def test_idle_after_close():
     s2.m.idle_probe("H1", 22.0, calls_up=0, modem_asleep=True)
     assert s2.invariants(30.0) == []
     assert s2.m.summary()["slowest_s"]["idle_after_close_s"] == 2.0
+
+
+def test_idle_after_close_cut_short_by_her_next_press_is_not_judged():
+    s = Stream()
+    s.boot()
+    s.good_alarm(10.0)
+    s.m.operator_closed("H1", "a1", 20.0)
+    s.log(21.0, "ALARM_END aid=a1 reason=closed")
+    s.m.idle_probe("H1", 21.1, calls_up=0, modem_asleep=False)
+    s.good_alarm(21.5, aid="a2")              # a new alarm before the modem could sleep
+    assert "idle_after_close" not in s.invariants(40.0)
+    assert s.m.excused["idle_after_close"] == 1 and s.m.passed["idle_after_close"] == 0

@@ -266,11 +266,13 @@ class StepExecutor:
 
     def do_police_callback(self, name, hangup_after_s, gap_s):
         handset = self.handset(name)
+        self.monitor.interrupt(name, time.monotonic())
         self.rig.police.call_back(handset.identity.special_number, hangup_after_s=hangup_after_s)
         self.wait(gap_s)
 
     def do_unknown_call(self, name, gap_s, withheld=False):
         at = self._aggressor_client()
+        self.monitor.interrupt(name, time.monotonic())
         self._aggressor.clir = bool(withheld)
         target = self.handset(name).identity.special_number
         try:

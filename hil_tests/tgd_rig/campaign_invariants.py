@@ -172,6 +172,15 @@ class InvariantMonitor:
                     if idle and ob.data.get("idle_at") is None:
                         ob.data["idle_at"] = t
 
+    def interrupt(self, device: str, t: float) -> None:
+        """Life goes on before the handset could be idle (she presses again, someone calls
+        her): a pending I7 not yet reached cannot be judged (counted as excused)."""
+        with self._lock:
+            for ob in self._pending:
+                if (ob.invariant == "idle_after_close" and ob.device == device
+                        and ob.data.get("idle_at") is None and ob.data.get("interrupted_at") is None):
+                    ob.data["interrupted_at"] = t
+
     def idle_wanted(self, device: str) -> float | None:
         """The deadline of a pending I7 of this handset (the executor probes until then)."""
         with self._lock:
@@ -207,6 +216,7 @@ class InvariantMonitor:
 
     def _rig_event(self, name: str, h: _Handset, ev: RigEvent) -> None:
         if ev.kind == "press":
+            self.interrupt(name, ev.t)
             h.press_at = ev.t
             h.open_at_press = h.open_aid
             h.police_up_at_press = h.police_call_up or h.callback_up
@@ -464,6 +474,9 @@ class InvariantMonitor:
         if verdict is True:
             self.passed[ob.invariant] += 1
             return
+        if verdict is None:                 # could not be judged: counted apart
+            self.excused[ob.invariant] += 1
+            return
         excuse = self._excused(ob)
         if excuse is not None:
             self.excused[ob.invariant] += 1
@@ -553,6 +566,8 @@ class InvariantMonitor:
         if d.get("idle_at") is not None:
             self._latency("idle_after_close_s", d["idle_at"] - d["t"])
             return True
+        if d.get("interrupted_at") is not None:
+            return None      # she pressed again (or a call came) before it could be idle
         probe = d.get("probe")
         if probe is None:
             return "never probed (the executor did not look at the modem)"
