@@ -60,6 +60,7 @@ class ConsoleClient:
         self._jar = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self._jar))
         self._logged_in = False
+        self.failures: list[str] = []
 
     def _get(self, path: str) -> str:
         with self._opener.open(self.base_url + path, timeout=10) as resp:
@@ -80,9 +81,17 @@ class ConsoleClient:
         return html.unescape(m.group(1))
 
     def login(self) -> None:
-        token = self._csrf(self._get("/connexion"))
-        self._post("/connexion", {"username": self.username, "password": self.password,
-                                  "csrf_token": token})
+        for attempt in (1, 2):   # a 5xx: the operator tries again once (the failure is noted)
+            token = self._csrf(self._get("/connexion"))
+            try:
+                self._post("/connexion", {"username": self.username, "password": self.password,
+                                          "csrf_token": token})
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == 2:
+                    raise
+                self.failures.append(f"console login: HTTP {exc.code}, tried again")
+                time.sleep(0.3)
         self._logged_in = True
 
     def action(self, alarm_id: int, what: str, note: str = "") -> None:
@@ -194,6 +203,9 @@ class StepExecutor:
         except (urllib.error.URLError, OSError, RuntimeError, Exception) as exc:  # noqa: BLE001
             self.notes.append(f"{name}: {what} through the {route} failed ({exc})")
             return False
+        finally:
+            self.notes.extend(f"{name}: {f}" for f in self.console.failures)
+            self.console.failures.clear()
         if what == "close":
             self.monitor.operator_closed(name, aid, time.monotonic())
         return True
