@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
 
 from .campaign_invariants import DATA, MODEM, SERVER, SMS, VOICE, InvariantMonitor
 from .campaign_plan import Step
@@ -126,7 +125,6 @@ class StepExecutor:
         self.console = ConsoleClient(rig.server.base_url, user, password)
         self._aggressor = None
         self._aggressor_at = None
-        self._server_down_until = 0.0
         self._timers: list[threading.Timer] = []
         timing = rig.net.timing
         self.reset_s = timing.reset_s[1] + timing.boot_s[1]
@@ -342,7 +340,6 @@ class StepExecutor:
         now = time.monotonic()
         if mode == "down":
             self.rig.server.go_down()
-            self._server_down_until = now + duration_s
             self._later(duration_s, self.rig.server.come_back)
         elif mode == "slow":
             self.faults.delay_s = delay_s
@@ -413,7 +410,3 @@ class StepExecutor:
             finally:
                 self._aggressor.close()
 
-
-def modem_state(rig: EmulatedRig, device: str) -> dict[str, Any]:
-    modem = rig.handsets[device].modem
-    return {"calls": len(modem.calls), "asleep": bool(modem.asleep)}
