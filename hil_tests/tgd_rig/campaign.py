@@ -193,7 +193,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures of several seeds together (docs/benchmarks.md)."""
     total: dict[str, Any] = {"seeds": len(results), "steps": 0, "wall_s": 0.0, "simulated_s": 0.0,
                              "violations": 0, "events": {}, "step_kinds": {}, "slowest_s": {},
-                             "passed": {}, "excused": {}}
+                             "passed": {}, "excused": {}, "logged_errors": {}}
     for r in results:
         total["steps"] += r["steps_run"]
         total["wall_s"] += r["wall_s"]
@@ -204,7 +204,7 @@ def merge_results(results: list[dict[str, Any]]) -> dict[str, Any]:
             key = re.sub(r"^H\d+: ", "", note)
             key = re.sub(r"\(.*", "", key).strip()
             total.setdefault("notes", {})[key] = total.setdefault("notes", {}).get(key, 0) + 1
-        for key in ("events", "step_kinds", "passed", "excused"):
+        for key in ("events", "step_kinds", "passed", "excused", "logged_errors"):
             for k, v in r.get(key, {}).items():
                 total[key][k] = total[key].get(k, 0) + v
         for k, v in r.get("slowest_s", {}).items():
@@ -223,6 +223,8 @@ def format_total(total: dict[str, Any]) -> str:
     lines.append("  invariants passed: " + ", ".join(f"{k} {v}" for k, v in total["passed"].items()))
     lines.append("  excused: " + ", ".join(f"{k} {v}" for k, v in total["excused"].items() if v))
     lines.append("  slowest: " + ", ".join(f"{k} {v} s" for k, v in sorted(total["slowest_s"].items())))
+    lines.append("  errors the firmware logged and skipped: " + (", ".join(
+        f"{k} x{v}" for k, v in sorted(total.get("logged_errors", {}).items())) or "none"))
     if total.get("notes"):
         lines.append("  notes: " + ", ".join(f"{k} x{v}" for k, v in sorted(total["notes"].items())))
     return "\n".join(lines)

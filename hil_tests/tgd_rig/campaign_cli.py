@@ -41,7 +41,7 @@ def add_campaign_parser(sub) -> None:
                    help="check the remaining steps after a violation instead of stopping")
     p.add_argument("--quiet", action="store_true", help="do not print each step")
     p.add_argument("--merge", type=Path, nargs="+", metavar="SUMMARY",
-                   help="print the figures of --summary files together (runs nothing)")
+                   help="print the figures of --summary files (or seeds' result.json) together; runs nothing")
 
 
 def parse_seeds(args: argparse.Namespace) -> list[int]:
@@ -84,8 +84,10 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
     if args.merge:
         try:
-            results = [r for path in args.merge
-                       for r in json.loads(path.read_text(encoding="utf-8"))["seeds"]]
+            results = []
+            for path in args.merge:   # a --summary file, or one seed's result.json
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                results.extend(doc["seeds"] if "seeds" in doc else [doc])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"tgd-rig campaign: --merge: not a summary file ({exc})", file=sys.stderr)
             return 2
