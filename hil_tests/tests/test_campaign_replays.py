@@ -17,7 +17,23 @@ from tgd_rig.campaign_plan import load_replay
 REPLAYS = Path(__file__).resolve().parents[1] / "campaign_replays"
 
 
-@pytest.mark.parametrize("replay", sorted(p.name for p in REPLAYS.glob("*.json")))
+# Bugs found and not fixed yet: strict xfail, so the fix shows (XPASS fails: drop the mark).
+NOT_FIXED = {
+    "silent_modem_hid_the_police_hangup.json":
+        "the re-press trusts the driver's call state; the police hung up while the modem was "
+        "silent, so it still says 'active' and the re-press never dials (needs AT+CLCC on a "
+        "re-press; i12-fix's re-press code)",
+}
+
+
+def _cases():
+    for path in sorted(REPLAYS.glob("*.json")):
+        reason = NOT_FIXED.get(path.name)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        yield pytest.param(path.name, marks=marks)
+
+
+@pytest.mark.parametrize("replay", list(_cases()))
 def test_replay_of_a_bug_the_campaign_found_passes(replay, rig_workdir):
     needs_firmware()
     plan = load_replay(REPLAYS / replay)

@@ -153,7 +153,7 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
         save_replay(replay, replay_document(seed, done, handsets, timing,
                                             note="; ".join(str(v) for v in violations[:3])))
         result.replay = str(replay)
-        out(violation_report(result, done, names, devices))
+        print(violation_report(result, done, names, devices), flush=True)   # even with --quiet
     return result
 
 
