@@ -190,6 +190,7 @@ class StepExecutor:
             self.notes.append(f"{name}: no open alarm to {what}")
             return False
         alarm_id, aid = found
+        aid = aid or self.monitor.open_aid(name)   # only the AML SMS reached the server yet
         try:
             if route == "console":
                 self.console.action(alarm_id, "cloture" if what == "close" else "prise-en-charge",
