@@ -295,3 +295,14 @@ def test_idle_after_close_cut_short_by_her_next_press_is_not_judged():
     s.good_alarm(21.5, aid="a2")              # a new alarm before the modem could sleep
     assert "idle_after_close" not in s.invariants(40.0)
     assert s.m.excused["idle_after_close"] == 1 and s.m.passed["idle_after_close"] == 0
+
+
+def test_idle_reached_after_the_deadline_is_too_late():
+    s = Stream()
+    s.boot()
+    s.good_alarm(10.0)
+    s.m.operator_closed("H1", "a1", 20.0)       # deadline 20 + 1.5 + 3 = 24.5
+    s.log(21.0, "ALARM_END aid=a1 reason=closed")
+    s.m.idle_probe("H1", 24.0, calls_up=0, modem_asleep=False)
+    s.m.idle_probe("H1", 26.0, calls_up=0, modem_asleep=True)    # asleep, but late
+    assert "idle_after_close" in s.invariants(27.0)

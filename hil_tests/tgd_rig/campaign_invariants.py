@@ -169,8 +169,8 @@ class InvariantMonitor:
                         calls_up == 0 or callback_up) and modem_asleep
                     ob.data["probe"] = {"t": t, "calls_up": calls_up, "asleep": modem_asleep,
                                         "ended": ob.data["aid"] in self._h[device].ended}
-                    if idle and ob.data.get("idle_at") is None:
-                        ob.data["idle_at"] = t
+                    if idle and ob.data.get("idle_at") is None and t <= ob.deadline:
+                        ob.data["idle_at"] = t     # (idle after the deadline is too late)
 
     def interrupt(self, device: str, t: float) -> None:
         """Life goes on before the handset could be idle (she presses again, someone calls
