@@ -19,7 +19,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import PASSWORD, _csrf_token
+from server_testkit import PASSWORD
+from server_testkit import csrf_token as _csrf_token
 from sqlalchemy.exc import OperationalError
 
 from tgd_server.console import views
