@@ -188,6 +188,8 @@ class Alarm:
             t.cancel()
         await asyncio.sleep_ms(0)
         await self._hang_up()
+        if Alarm.owner is self:
+            Alarm.owner = None  # nothing left to own: not kept alive for it
         try:
             await self.dev.modem.gnss_stop()
         except Exception as e:  # noqa: BLE001 - GNSS left on costs battery, not safety
