@@ -306,3 +306,24 @@ def test_idle_reached_after_the_deadline_is_too_late():
     s.m.idle_probe("H1", 24.0, calls_up=0, modem_asleep=False)
     s.m.idle_probe("H1", 26.0, calls_up=0, modem_asleep=True)    # asleep, but late
     assert "idle_after_close" in s.invariants(27.0)
+
+
+def test_a_short_press_window_ends_at_the_next_press():
+    s = Stream()
+    s.boot()
+    s.press(10.0, 0.2)                       # short: its window would run to 11.2
+    s.good_alarm(10.4, aid="a1")             # ... but she holds at 10.4: that alarm is the hold's
+    assert s.invariants(40.0) == []
+
+
+def test_an_alarm_ended_during_the_hold_lets_the_hold_open_a_new_one():
+    s = Stream()
+    s.boot()
+    s.good_alarm(10.0, aid="a1")
+    s.rig(20.0, "press")
+    s.log(20.03, "BUTTON state=down")
+    s.log(20.2, "ALARM_END aid=a1 reason=closed")   # closed while she holds
+    s.rig(21.0, "release")
+    s.log(20.6, "ALARM aid=a2 seq=2 resumed=0")
+    s.net(20.62, "dial", number="17")
+    assert "one_alarm" not in s.invariants(40.0)

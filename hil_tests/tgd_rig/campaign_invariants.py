@@ -109,6 +109,7 @@ class _Handset:
     new_alarm_lines: list[tuple[float, str]] = field(default_factory=list)
     reasserts: list[float] = field(default_factory=list)
     ended: dict[str, str] = field(default_factory=dict)        # aid -> reason
+    ended_at: dict[str, float] = field(default_factory=dict)   # aid -> ALARM_END time
     resumed: list[tuple[float, str]] = field(default_factory=list)
     dials: list[float] = field(default_factory=list)
     police_call_up: bool = False
@@ -217,6 +218,9 @@ class InvariantMonitor:
     def _rig_event(self, name: str, h: _Handset, ev: RigEvent) -> None:
         if ev.kind == "press":
             self.interrupt(name, ev.t)
+            for ob in self._pending:     # a short press's window ends at the next press
+                if ob.device == name and ob.invariant == "short_press" and ob.data["t1"] > ev.t:
+                    ob.data["t1"] = ev.t
             h.press_at = ev.t
             h.open_at_press = h.open_aid
             h.police_up_at_press = h.police_call_up or h.callback_up
@@ -316,6 +320,7 @@ class InvariantMonitor:
         elif event == "ALARM_END":
             aid = line.get("aid") or "?"
             h.ended[aid] = line.get("reason") or "?"
+            h.ended_at[aid] = ev.t
             if h.open_aid == aid:
                 h.open_aid = None
             self._count(f"alarm_end_{line.get('reason')}")
@@ -503,7 +508,8 @@ class InvariantMonitor:
         t0, t1 = d["t_press"], ob.deadline
         new = [(t, aid) for t, aid in h.new_alarm_lines if t0 <= t <= t1]
         again = [t for t in h.reasserts if t0 <= t <= t1]
-        if new and d["open_before"] is not None and not again:
+        ended_first = h.ended_at.get(d["open_before"], float("inf")) <= (new[0][0] if new else 0)
+        if new and d["open_before"] is not None and not again and not ended_first:
             return (f"a second alarm {new[0][1]} while alarm {d['open_before']} was open "
                     "(a hold during an alarm must re-assert it)")
         if len(new) + len(again) == 1:
