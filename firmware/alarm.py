@@ -145,9 +145,13 @@ class Alarm:
             return
         self.transition(ENDED)
         self.end_reason = reason
-        # with the time, when known: the police call-back window outlives a reboot
-        self.end_t = self.dev.clock.now()
-        self.dev.journal.end_alarm(self.aid, reason, self.end_t)
+        self.end_t = None
+        try:
+            # with the time, when known: the police call-back window outlives a reboot
+            self.end_t = self.dev.clock.now()
+            self.dev.journal.end_alarm(self.aid, reason, self.end_t)
+        except Exception as e:  # noqa: BLE001 - ended in RAM: it must end for real (call, tasks)
+            self.dev.log.error("alarm_end", e)
         self.dev.log.event("ALARM_END", aid=self.aid, reason=reason)
         self._ended.set()
 
@@ -317,7 +321,7 @@ class Alarm:
         dev = self.dev
         modem = dev.modem
         try:
-            calls = await modem.call_list()
+            calls = await modem.call_list(500)  # lost: dial after 0.5 s, not 5
         except ModemError as e:
             dev.log.error("clcc", e)
             return 0

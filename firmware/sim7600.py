@@ -479,11 +479,11 @@ class Sim7600:
         if state != "dialing":
             self.call_state = state
 
-    async def call_list(self):
+    async def call_list(self, timeout_ms=5000):
         """AT+CLCC -> [(id, dir, stat, number)]: dir 0 outgoing, 1 incoming; stat 0 active,
         1 held, 2 dialing, 3 alerting, 4 incoming, 5 waiting."""
         out = []
-        for line in await self.at.send("AT+CLCC"):
+        for line in await self.at.send("AT+CLCC", timeout_ms=timeout_ms):
             if isinstance(line, str) and line.startswith("+CLCC:"):
                 c = atparse.parse_clcc(line)
                 if c is not None:

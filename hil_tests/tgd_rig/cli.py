@@ -7,6 +7,9 @@
     tgd-rig run alarm_indoor.toml              (a name from `tgd-rig list`)
     tgd-rig power [--heartbeats 4] [--json power.json]
     tgd-rig emulator                          (a SIM7600 emulator on a pty, until Ctrl-C)
+    tgd-rig campaign --seed 7 --steps 200 [--duration S] [--handsets 1] [--out DIR]
+    tgd-rig campaign --seeds 1-20 --steps 200 --out var/campaign
+    tgd-rig campaign --replay var/campaign/seed-7/replay.json
 
 Exit status: 0 passed, 1 the scenario failed its expectations, 2 bad input (a
 scenario or rig file that is not valid, a handset that never became ready).
@@ -21,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from .bench import SCENARIOS_DIR, format_table, run_bench
+from .campaign_cli import add_campaign_parser, cmd_campaign
 from .emulator_cli import add_emulator_parser, cmd_emulator
 from .errors import RigError, ScenarioError
 from .power import add_power_parser, cmd_power
@@ -60,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the scenarios in hil_tests/scenarios")
     add_power_parser(sub)
     add_emulator_parser(sub)
+    add_campaign_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_power(args)
         if args.command == "emulator":
             return cmd_emulator(args)
+        if args.command == "campaign":
+            return cmd_campaign(args)
         return cmd_list()
     except RigError as exc:
         print(f"tgd-rig: {exc}", file=sys.stderr)

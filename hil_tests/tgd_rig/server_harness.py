@@ -43,6 +43,7 @@ class ServerHarness:
         self.cells_csv = cells_csv        # None: the server's own New Caledonia data set
         self._alarm_aids: dict[int, str] = {}
         self.app = None
+        self.wsgi_app = None               # a middleware around the app (the campaign's faults)
         self.base_url = ""
         self.tech_token = ""
         self.operator_token = ""
@@ -75,11 +76,32 @@ class ServerHarness:
         self._prepare_database()
         if self.bus is not None:
             self._follow_events()
-        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self._listen()
+
+    def _listen(self) -> None:
+        self._server = make_server("127.0.0.1", self.port, self.wsgi_app or self.app, threaded=True)
+        self.port = self._server.server_port     # a restart keeps the same port
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         thread = threading.Thread(target=self._server.serve_forever, name="tgd-server", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def wrap(self, middleware) -> None:
+        """Serve `middleware(app)` from now on (and after a restart)."""
+        self.wsgi_app = middleware(self.app)
+        if self._server is not None:
+            self._server.app = self.wsgi_app
+
+    def go_down(self) -> None:
+        """The server stops listening (connections refused) until come_back()."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def come_back(self) -> None:
+        if self._server is None and self.app is not None:
+            self._listen()
 
     def _prepare_database(self) -> None:
         from tgd_server import auth, cells, db

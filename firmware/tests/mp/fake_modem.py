@@ -110,7 +110,7 @@ class FakeModem:
             return dict(self.fix)
         return None
 
-    async def call_list(self):
+    async def call_list(self, timeout_ms=5000):
         await self._cmd("call_list")
         return [tuple(c) for c in self.line]
 

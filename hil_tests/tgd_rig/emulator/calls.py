@@ -178,7 +178,10 @@ class ModemLeg:
         self.callee.urc("RING")
         if self.callee.settings.clip:
             n = self.caller.msisdn
-            self.callee.urc(f'+CLIP: "{n}",{number_type(n)},,,"",0')
+            if self.caller.clir:   # withheld (27.007 +CLIP: empty number, CLI validity 1)
+                self.callee.urc('+CLIP: "",128,,,"",1')
+            else:
+                self.callee.urc(f'+CLIP: "{n}",{number_type(n)},,,"",0')
         self.callee.later(RING_PERIOD_S * max(self.callee.net.timing.scale, 0.02), self._ring)
 
     def _no_answer(self) -> None:

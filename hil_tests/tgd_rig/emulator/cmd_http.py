@@ -145,7 +145,7 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
         else:
             m.reboot("fault: reboot during HTTP")
         return
-    if not m.registered:
+    if not m.registered or m.faults.data_down:
         m.later(rtt, answer, HTTP_NETWORK_ERROR, b"")
         return
     fault = m.faults.take("http_status")
@@ -164,7 +164,7 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
         return
 
     def send() -> None:
-        if not m.registered:
+        if not m.registered or m.faults.data_down:
             m.later(rtt / 2, answer, HTTP_NETWORK_ERROR, b"")  # coverage went before sending
             return
         m.net.http_request(

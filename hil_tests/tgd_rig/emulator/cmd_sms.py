@@ -122,7 +122,7 @@ def submitted(m: Sim7600Emulator, number: str, body: str) -> None:
     if fault is not None:
         m.finish([m.error_line(CmsFailure(fault["code"]))])
         return
-    if not m.registered:
+    if not m.registered or m.faults.voice_down:
         m.finish([m.error_line(CmsFailure(331))])
         return
     mr = m.settings.next_mr

@@ -54,7 +54,7 @@ def dial(m: Sim7600Emulator, cmd: Command) -> list[str]:
     if m.faults.take("call_busy") is not None:
         m.later(m.draw("call_fail_s"), fail, m, call, "BUSY")
         return ["OK"]
-    if m.faults.take("call_no_carrier") is not None:
+    if m.faults.voice_down or m.faults.take("call_no_carrier") is not None:
         m.later(m.draw("call_fail_s"), fail, m, call, "NO CARRIER")
         return ["OK"]
     answers = m.faults.take("call_no_answer") is None

@@ -29,6 +29,8 @@ class FaultState:
         self.split: dict[str, Any] | None = None
         self.mqtt_unreachable = False
         self.second_call = "refuse"  # an ATD while a call is active: refuse | hold
+        self.data_down = False      # packet data lost, voice and SMS still served
+        self.voice_down = False     # circuit-switched domain lost (calls, SMS), data still served
         self._armed: dict[str, list[dict[str, Any]]] = {}
 
     def arm(self, name: str, count: int, **params: Any) -> None:
@@ -79,6 +81,33 @@ def service_back(m: Sim7600Emulator) -> None:
     m.faults.no_service = False
     m.faults.denied = False
     m.update_registration()
+
+
+def data_down(m: Sim7600Emulator, duration_s: float | None = None) -> None:
+    """Packet data lost (still registered for voice and SMS): every HTTP request ends in
+    601; back after duration_s if given."""
+    m.faults.data_down = True
+    if duration_s is not None:
+        m.net.later(duration_s, data_up, m)
+
+
+def data_up(m: Sim7600Emulator) -> None:
+    m.faults.data_down = False
+
+
+def voice_down(m: Sim7600Emulator, duration_s: float | None = None) -> None:
+    """Circuit-switched service lost (data still served): calls in progress drop, ATD
+    ends in NO CARRIER, AT+CMGS in +CMS ERROR: 331; back after duration_s if given."""
+    from .calls import drop_calls_on_radio_loss
+
+    m.faults.voice_down = True
+    drop_calls_on_radio_loss(m)
+    if duration_s is not None:
+        m.net.later(duration_s, voice_up, m)
+
+
+def voice_up(m: Sim7600Emulator) -> None:
+    m.faults.voice_down = False
 
 
 def weak_signal(m: Sim7600Emulator, rsrp_dbm: float = -118.0) -> None:
@@ -246,6 +275,7 @@ FAULTS: dict[str, Callable[..., None]] = {
     f.__name__: f
     for f in (
         no_sim, sim_inserted, no_service, registration_denied, service_back, weak_signal,
+        data_down, data_up, voice_down, voice_up,
         signal_normal, rat, indoor, outdoor, battery, call_busy, call_no_carrier,
         call_no_answer, second_call, sms_error, http_status, http_error, http_timeout, reboot,
         reboot_during_call, reboot_during_http, silence, garbage, split_writes, whole_writes,

@@ -77,6 +77,7 @@ class Sim7600Emulator:
         self.indoor = indoor
         self.rat = rat
         self.battery_mv = battery_mv
+        self.clir = False  # this subscriber's number is withheld from those it calls
         self.temperature_c = 29
         self.name = name or msisdn
         self.sms_store = SmsStore(sms_capacity)
