@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tgd_flash.micropython_vm import executable as micropython_bin
-from tgd_flash.micropython_vm import firmware_heap
+from tgd_flash.micropython_vm import for_firmware
 
 from .devicelog import DeviceLog, LogLine
 from .errors import RigError
@@ -115,7 +114,7 @@ class EmulatedHandset(Handset):
             self.modem.flush_host_input()  # what the killed firmware never read
             self.log.note(f"power on (firmware start #{self.restarts + 1})")
             self.proc = subprocess.Popen(
-                [micropython_bin(), "-X", f"heapsize={self.rig.heap}", str(self.rig.firmware_main)],
+                [self.rig.micropython.executable, "-X", f"heapsize={self.rig.heap}", str(self.rig.firmware_main)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 env=env, cwd=str(self.rig.firmware_main.parent), start_new_session=True)
             self.restarts += 1
@@ -200,7 +199,9 @@ class EmulatedRig(Rig):
                  firmware_main: Path | None = None, heap: str | None = None):
         super().__init__()
         self.firmware_main = Path(firmware_main or FIRMWARE_MAIN)   # another build, e.g. a release
-        self.heap = heap or HEAP or firmware_heap()
+        # another firmware tree runs on the PyPI port (the VM would run its frozen copy)
+        self.micropython = for_firmware(self.firmware_main)
+        self.heap = heap or HEAP or self.micropython.heap
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="tgd-rig-")

@@ -88,5 +88,20 @@ def executable() -> str:
     return micropython().executable
 
 
+def for_firmware(main_py: Path) -> MicroPython:
+    """The MicroPython that runs the firmware whose entry point is `main_py`.
+
+    The repository's own firmware runs on micropython(). Another firmware tree (a
+    release, a deliberately broken copy in a test) cannot run on the ESP32-faithful VM:
+    its main.py puts the VM's frozen modules first, so the VM would run the frozen
+    firmware of this checkout in its place and the copy would never be tested. Such a
+    tree runs on the PyPI port, which imports it from its own folder.
+    """
+    chosen = micropython()
+    if Path(main_py).resolve().parent == REPO / "firmware" or not chosen.esp32_vm:
+        return chosen
+    return MicroPython(_pypi_port(), False, FALLBACK_HEAP)
+
+
 def firmware_heap() -> str:
     return micropython().heap
