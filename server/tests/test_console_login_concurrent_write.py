@@ -9,9 +9,8 @@ upgrade at once (SQLITE_BUSY_SNAPSHOT: the busy timeout does not help). Made
 deterministic here: the other write happens inside the login, right after the password
 check, as it did by chance in the campaign (traceback at views.py `session.commit()`).
 
-Strict xfail: the fix belongs to the server's write mechanism (db.write_session /
-BEGIN IMMEDIATE for the login, i14-server); when it lands this test passes and the
-marker must go.
+Fixed by the server's single write mechanism: the login only reads in the request's
+session and records itself through db.write_session (BEGIN IMMEDIATE on SQLite).
 """
 
 from __future__ import annotations
@@ -21,31 +20,27 @@ import sqlite3
 import pytest
 from server_testkit import PASSWORD
 from server_testkit import csrf_token as _csrf_token
-from sqlalchemy.exc import OperationalError
 
 from tgd_server.console import views
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-@pytest.mark.xfail(strict=True, raises=OperationalError,
-                   reason="login writes last_login_at in a read transaction: SQLITE_BUSY_SNAPSHOT "
-                          "when a device message commits meanwhile")
 def test_console_login_survives_a_device_write_in_the_middle(app, client, make_user, monkeypatch,
                                                              database_url):
     user = make_user("operator")
     someone_else = make_user("operator")
-    real = views.authenticate
+    real = views.verify_password
     path = database_url.removeprefix("sqlite:///")
 
-    def authenticate_while_a_device_writes(session, username, password):
-        found = real(session, username, password)
+    def verify_while_a_device_writes(known, password):
+        found = real(known, password)
         other = sqlite3.connect(path, timeout=5)     # another connection commits a write
         other.execute("UPDATE users SET display_name = 'x' WHERE id = ?", (someone_else.id,))
         other.commit()
         other.close()
         return found
 
-    monkeypatch.setattr(views, "authenticate", authenticate_while_a_device_writes)
+    monkeypatch.setattr(views, "verify_password", verify_while_a_device_writes)
     token = _csrf_token(client.get("/connexion").get_data(as_text=True))
     response = client.post("/connexion", data={"username": user.username, "password": PASSWORD,
                                                "csrf_token": token})
