@@ -138,7 +138,23 @@ class Alarm:
             if self.p.get("call") == "done":
                 self._progress("call", "again")  # a resumed alarm redials too
             self._redial.set()
+        else:
+            asyncio.create_task(self._check_call())
         self._position_due.set()
+
+    async def _check_call(self):
+        """A re-press while the driver says a call is up. An end line missed while the
+        modem was silent would leave it saying so for good, and she would never be put
+        through again (campaign replay silent_modem_hid_the_police_hangup): AT+CLCC, and
+        with no call up the call is lost and dialled again at once."""
+        try:
+            calls = await self.dev.modem.call_list(500)
+        except ModemError as e:
+            self.dev.log.error("clcc", e)
+            return
+        if self.is_open and not [c for c in calls if c[2] in (0, 2, 3)]:
+            self.dev.modem.call_lost()  # the follower hears "ended lost": not done
+            self._redial.set()
 
     def end(self, reason):
         if not self.is_open:
@@ -398,7 +414,7 @@ class Alarm:
                 self._progress("call", "active")
                 # the driver turns the speaker down itself as soon as the call is up
             elif state in ("ended", "failed", "idle"):
-                if answered and reason not in ("reboot", "modem_reboot"):
+                if answered and reason not in ("reboot", "modem_reboot", "lost"):
                     self._set_call("ended", reason)
                     self._progress("call", "done")
                     return True

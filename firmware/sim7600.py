@@ -495,6 +495,12 @@ class Sim7600:
         its +CLCC URCs and its end reach on_call."""
         self._follow(call[0], _CLCC_STATES.get(call[2], "active"))
 
+    def call_lost(self):
+        """AT+CLCC showed no call while call_state says one is up (its end line was
+        missed): the call followed has ended, reason "lost"."""
+        if self.call_state in ("dialing", "alerting", "active"):
+            self._set_call("ended", "lost")
+
     async def hangup(self):
         """AT+CHUP (CVHU=0 was set at start-up)."""
         self._hanging_up = True

@@ -18,12 +18,7 @@ REPLAYS = Path(__file__).resolve().parents[1] / "campaign_replays"
 
 
 # Bugs found and not fixed yet: strict xfail, so the fix shows (XPASS fails: drop the mark).
-NOT_FIXED = {
-    "silent_modem_hid_the_police_hangup.json":
-        "the re-press trusts the driver's call state; the police hung up while the modem was "
-        "silent, so it still says 'active' and the re-press never dials (needs AT+CLCC on a "
-        "re-press; i12-fix's re-press code)",
-}
+NOT_FIXED: dict[str, str] = {}
 
 
 def _cases():

@@ -160,11 +160,20 @@ class FakeModem:
         if self.on_call is not None:
             self.on_call(state, reason)
 
+    def police_hang_up_unheard(self):
+        """The police end the call, and its end line is lost (the modem was silent)."""
+        if self._mine in self.line:
+            self.line.remove(self._mine)
+
     def police_hang_up(self):
         """The police end the alarm's call (the one dialled or adopted last)."""
         if self._mine in self.line:
             self.line.remove(self._mine)
         self._call("ended", "remote")
+
+    def call_lost(self):
+        if self.call_state in ("dialing", "alerting", "active"):
+            self._call("ended", "lost")
 
     async def hangup(self):
         await self._cmd("hangup")

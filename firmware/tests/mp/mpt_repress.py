@@ -100,3 +100,25 @@ async def test_hold_while_the_police_are_on_the_line_dials_nothing():
     await asyncio.sleep_ms(100)
     assert h.count("DIAL") == 1 and h.modem.line == [[1, 0, 0, "17"]], h.modem.line
     h.stop()
+
+
+async def test_hold_redials_when_the_call_ended_unheard():
+    # Campaign replay silent_modem_hid_the_police_hangup: the police hung up while the
+    # modem was silent, its end line was lost, and the driver still said "active"; the
+    # re-press trusted it and never dialled. It now looks at the line (AT+CLCC) first.
+    wipe(trigger_hold_ms=HOLD_MS)
+    h = Handset()
+    h.modem.http_default = answer("received")
+    await h.until(lambda: "READY" in h.names(), "READY")
+    await _hold(h)
+    await h.until(lambda: "state=active" in event(h, "CALL"), "answered")
+    h.modem.police_hang_up_unheard()
+    await asyncio.sleep_ms(300)
+    assert h.modem.call_state == "active" and h.count("DIAL") == 1
+    await _hold(h)
+    await h.until(lambda: h.count("DIAL") == 2, "dialled again")
+    assert any("reason=lost" in x for x in event(h, "CALL")), event(h, "CALL")
+    await h.until(lambda: event(h, "CALL").count("state=active") == 2, "answered again")
+    assert h.count("ALARM") == 1
+    h.stop()
+
