@@ -342,7 +342,7 @@ class Alarm:
             dev.log.error("clcc", e)
             return 0
         n = dev.cfg["emergency_number"]
-        police = dev.cfg["police_numbers"] or (n,)  # None in safe mode without a config
+        police = dev.cfg["police_numbers"]  # [emergency_number] by default, safe mode too
         for c in calls:
             if (c[1] == 0 and c[2] in (0, 2, 3) and c[3] == n) or (
                     c[1] == 1 and c[2] == 0 and c[3] in police):

@@ -75,6 +75,7 @@ class App:
             self.alarm_end = (time.ticks_ms(), state.end_t)
         modem = (self._make_modem or _sim7600)(board, log)
         modem.dtr_idle_ms = self.timing.dtr_idle_ms
+        modem.apn = cfg["apn"]
         self.dev = Device(modem, journal, cfg, safe, log, clock, Vibrator(board.motor, log),
                           self.timing)
         modem.on_call = self._on_call

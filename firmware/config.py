@@ -21,7 +21,9 @@ def defaults():
     cfg = {"config_version": SCHEMA_VERSION, "device_id": None, "key": None,
            "special_number": "", "emergency_number": "17", "sms_number": "",
            "server_url": None, "apn": "", "transport": "http", "mqtt_url": "",
-           "mqtt_tls": False, "police_numbers": None}  # None: [emergency_number]
+           "mqtt_tls": False}
+    # Every path gets a list, safe mode included (callback.py tests `number in` it).
+    cfg["police_numbers"] = [cfg["emergency_number"]]
     for k in _INT_KEYS:
         cfg[k] = _INT_KEYS[k][0]
     return cfg
@@ -78,7 +80,9 @@ def _check(key, v):
     if key in ("special_number", "sms_number"):
         return None if _is_phone(v, True) else "not_a_number"
     if key == "apn":
-        return None if isinstance(v, str) and len(v) <= 64 and '"' not in v else "bad_apn"
+        # no quote and no control character: it goes inside AT+CGDCONT's quotes
+        return None if (isinstance(v, str) and len(v) <= 64 and '"' not in v
+                        and not [c for c in v if ord(c) < 32 or ord(c) == 127]) else "bad_apn"
     if key == "transport":
         return None if v in ("http", "mqtt") else "not_http_or_mqtt"
     if key == "mqtt_url":  # the SIM7600 wants tcp:// even for TLS (mqtt_tls says TLS)
@@ -121,10 +125,11 @@ def validate(raw):
     if cfg["transport"] == "mqtt" and not cfg["mqtt_url"]:
         problems.append(("mqtt_url", "missing_for_mqtt:http_used"))
         cfg["transport"] = "http"
-    if cfg["police_numbers"] is None:
-        cfg["police_numbers"] = [cfg["emergency_number"]]
-    else:  # compared with the caller id as digits: "+687 27 12 34" is "+687271234"
+    if "police_numbers" in raw and _check("police_numbers", raw["police_numbers"]) is None:
+        # compared with the caller id as digits: "+687 27 12 34" is "+687271234"
         cfg["police_numbers"] = [n.replace(" ", "") for n in cfg["police_numbers"]]
+    else:  # not given (or spoiled): the configured emergency number
+        cfg["police_numbers"] = [cfg["emergency_number"]]
     if cfg["key"] is not None:
         cfg["key"] = cfg["key"].lower()
     missing = [k for k in _REQUIRED if cfg[k] is None]

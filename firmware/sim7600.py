@@ -57,6 +57,7 @@ class Sim7600:
     poll_ms = 1000  # registration polling period
     probe_ms = 600  # how long an "AT" waits for OK when checking that the modem is on
     dtr_idle_ms = 1000  # no exchange for this long: DTR high (the app sets its scaled value)
+    apn = ""  # packet data APN (config "apn", set by the app); "" keeps the modem's default
 
     def __init__(self, at, board, log):
         self.at = at
@@ -157,6 +158,8 @@ class Sim7600:
             try:
                 for cmd in _INIT:
                     await self._try(cmd)
+                if self.apn:  # PDP context 1: without the network's APN no HTTP nor MQTT
+                    await self._try('AT+CGDCONT=1,"IP","%s"' % self.apn)
                 await self._sms_init()
                 await self.sim_status()
                 return

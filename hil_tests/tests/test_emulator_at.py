@@ -275,3 +275,19 @@ def test_cgpscold_and_cgpshot_need_gnss_off(at, net):
     assert at.command("AT+CGPSHOT") == b"\r\nERROR\r\n"  # GNSS is on now
     assert at.command("AT+CGPS?") == b"\r\n+CGPS: 1,1\r\n\r\nOK\r\n"
     assert [e["hot"] for e in net.events_of("gnss_start")] == [False]
+
+
+def test_a_required_apn_gates_packet_data_until_the_pdp_context_names_it(at, net):
+    net.required_apn = "mobilis"
+    assert at.command("AT+NETOPEN") == b"\r\nOK\r\n"  # default context: no data connection
+    assert at.expect(b"\r\n+NETOPEN: 1\r\n", 2)
+    assert at.command("AT+CMQTTSTART") == b"\r\nOK\r\n"
+    assert at.expect(b"\r\n+CMQTTSTART: 7\r\n", 2)
+    assert at.command('AT+CGDCONT=1,"IP","internet"') == b"\r\nOK\r\n"  # a wrong APN
+    assert at.command("AT+NETOPEN") == b"\r\nOK\r\n"
+    assert at.expect(b"\r\n+NETOPEN: 1\r\n", 2)
+    assert at.command('AT+CGDCONT=1,"IP","mobilis"') == b"\r\nOK\r\n"
+    assert at.command("AT+NETOPEN") == b"\r\nOK\r\n"
+    assert at.expect(b"\r\n+NETOPEN: 0\r\n", 2)
+    assert at.command("AT+CMQTTSTART") == b"\r\nOK\r\n"
+    assert at.expect(b"\r\n+CMQTTSTART: 0\r\n", 2)

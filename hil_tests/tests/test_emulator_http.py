@@ -130,6 +130,18 @@ def test_fault_http_timeout(at, server, modem, reach_server):
     assert len(server.seen) == (1 if reach_server else 0)
 
 
+def test_without_the_required_apn_gives_601(at, server, net):
+    net.required_apn = "mobilis"
+    _post(at, server.url)
+    assert at.expect(b"+HTTPACTION: 1,601,0\r\n", 3)
+    assert server.seen == []
+    assert at.command("AT+HTTPTERM") == b"\r\nOK\r\n"
+    assert at.command('AT+CGDCONT=1,"IP","mobilis"') == b"\r\nOK\r\n"
+    _post(at, server.url)
+    assert at.expect(b"+HTTPACTION: 1,200,", 3)
+    assert len(server.seen) == 1
+
+
 def test_no_service_gives_601(at, server, modem):
     modem.inject("no_service")
     _post(at, server.url)

@@ -44,7 +44,7 @@ _WHY = {
     "not_64_hex_digits": "must be 64 hexadecimal digits",
     "not_an_http(s)_url": "must be an http:// or https:// URL without spaces, at most 200 characters",
     "not_a_number": "must be a phone number: digits, optionally after a '+'",
-    "bad_apn": "at most 64 characters, without '\"'",
+    "bad_apn": "at most 64 characters, without '\"' or control characters",
     "not_http_or_mqtt": "must be http or mqtt",
     "not_tcp://host:port": "must be tcp://host:port (TLS is --mqtt-tls)",
     "not_a_list_of_up_to_8_numbers": "up to 8 phone numbers, digits optionally after a '+'",

@@ -174,14 +174,14 @@ async def test_a_newer_alarm_keeps_the_line():
 
 
 async def test_safe_mode_without_a_config_knows_the_emergency_number_as_police():
-    # no config.json: police_numbers is unset (None); the emergency number calling back
+    # no config.json: police_numbers is its default [emergency_number]; the emergency number calling back
     # is still the police, a stranger is still hung up
     for caller, dials in (("17", 0), ("+687999999", 1)):
         wipe()
         modem = FakeModem()
         modem.line = [[1, 1, 0, caller]]
         rig = Rig(modem, safe="no_config_file", device_id=None, key=None, server_url=None)
-        assert rig.dev.cfg["police_numbers"] is None
+        assert rig.dev.cfg["police_numbers"] == ["17"]
         rig.trigger()
         if dials:
             await rig.until(lambda: rig.alarm.call_state == "active", "dialled and answered")

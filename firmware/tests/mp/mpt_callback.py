@@ -139,6 +139,25 @@ async def test_national_form_of_a_police_number_is_not_guessed():
     h.close()
 
 
+async def test_safe_mode_handset_answers_17_and_hangs_up_anyone_else():
+    # No config.json: safe mode, the defaults; 17 (the number dialled) calls back.
+    safe_cfg = config.load(DIR + "/no-such-config.json")[0]
+    h = Handset(answered_script(), alarm_open=True)
+    h.dev.cfg = safe_cfg
+    h.stream.push(clip("17"))
+    await until(lambda: h.stream.done(), what="ATA then CLVL=0, VMUTE=1")
+    h.stream.push(b"\r\nVOICE CALL: END: 000004\r\n")
+    await h.decided()
+    assert h.callbacks() == ["action=answered number=17", "action=ended number=17"]
+    h.close()
+    h = Handset([ok("AT+CHUP")], alarm_open=True)
+    h.dev.cfg = safe_cfg
+    h.stream.push(clip("+687999999"))
+    await h.decided()
+    assert h.callbacks() == ["action=rejected number=+687999999"], h.callbacks()
+    h.close()
+
+
 async def test_withheld_number_rejected_during_an_alarm():
     h = Handset([ok("AT+CHUP")], alarm_open=True)
     h.stream.push(RING + b'\r\n+CLIP: "",128,,,"",1\r\n')

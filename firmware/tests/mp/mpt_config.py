@@ -54,7 +54,7 @@ def test_bad_optional_values_fall_back_to_defaults():
     for k, bad in (("trigger_hold_ms", 10), ("trigger_hold_ms", "2000"), ("call_retries", -1),
                    ("track_interval_s", True), ("heartbeat_interval_s", 10 ** 9),
                    ("sms_number", "12ab"), ("emergency_number", ""), ("transport", "smtp"),
-                   ("config_version", 2), ("apn", 'a"b')):
+                   ("config_version", 2), ("apn", 'a"b'), ("apn", "mobilis\r\nATD112;")):
         raw = dict(GOOD)
         raw[k] = bad
         cfg, problems, safe = config.validate(raw)
@@ -89,3 +89,23 @@ def test_garbage_text_means_safe_mode_with_defaults():
 def test_missing_file_means_safe_mode():
     cfg, problems, safe = config.load("/nonexistent/config.json")
     assert safe == "no_config_file"
+
+
+def test_safe_mode_paths_answer_the_emergency_number_back():
+    # No config.json, or one that is not JSON: the handset still calls 17, and 17 calling
+    # back is a police call-back (callback.py tests `number in police_numbers`).
+    for cfg, problems, safe in (config.load("/nonexistent/config.json"),
+                                config.parse(b"{not json"), config.validate([1])):
+        assert safe is not None, safe
+        assert cfg["police_numbers"] == ["17"], cfg["police_numbers"]
+        assert "17" in cfg["police_numbers"] and "+687999" not in cfg["police_numbers"]
+
+
+def test_police_numbers_follow_the_emergency_number_unless_given():
+    raw = dict(GOOD)
+    raw["emergency_number"] = "112"
+    assert config.validate(raw)[0]["police_numbers"] == ["112"]
+    raw["police_numbers"] = "17"  # invalid: the default, not the spoiled value
+    assert config.validate(raw)[0]["police_numbers"] == ["112"]
+    raw["police_numbers"] = []
+    assert config.validate(raw)[0]["police_numbers"] == []

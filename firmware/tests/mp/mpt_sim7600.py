@@ -27,6 +27,33 @@ async def test_start_when_the_modem_already_answers():
     modem.deinit()
 
 
+async def test_start_sets_the_configured_apn_and_again_after_a_reboot():
+    modem, stream, board, lines = make_modem([ok("AT")] + init_steps("mobilis"))
+    modem.apn = "mobilis"
+    await modem.start()
+    assert stream.done(), (stream.script[:1], stream.unexpected)
+    assert stream.commands().count('AT+CGDCONT=1,"IP","mobilis"') == 1, stream.commands()
+    stream.add(b"AT+CSQ\r", [b"\r\nRDY\r\n"])  # a reboot forgets the PDP context
+    for step in init_steps("mobilis"):
+        stream.add(*step)
+    try:
+        await modem.signal()
+    except Exception as e:  # noqa: BLE001
+        assert type(e).__name__ == "ModemRebooted", e
+    await until(stream.done, what="re-initialised")
+    assert stream.commands().count('AT+CGDCONT=1,"IP","mobilis"') == 2, stream.commands()
+    modem.deinit()
+
+
+async def test_start_with_an_empty_apn_keeps_the_modem_default():
+    modem, stream, board, lines = make_modem([ok("AT")] + init_steps())
+    modem.apn = ""
+    await modem.start()
+    assert stream.done(), (stream.script[:1], stream.unexpected)
+    assert [c for c in stream.commands() if "CGDCONT" in c] == []
+    modem.deinit()
+
+
 async def test_start_powers_on_a_silent_modem_and_waits_for_rdy():
     modem, stream, board, lines = make_modem([answer("AT")])
     task = asyncio.create_task(modem.start())

@@ -19,8 +19,9 @@ def answer(cmd, *replies):
     return (cmd.encode() + b"\r", list(replies))
 
 
-def init_steps():
-    return [ok(cmd) for cmd in _INIT + _SMS_INIT] + [ok("AT+CPIN?", b"+CPIN: READY")]
+def init_steps(apn=""):
+    pdp = ('AT+CGDCONT=1,"IP","%s"' % apn,) if apn else ()
+    return [ok(cmd) for cmd in _INIT + pdp + _SMS_INIT] + [ok("AT+CPIN?", b"+CPIN: READY")]
 
 
 class RecordingBoard:

@@ -214,7 +214,7 @@ def netopen(m: Sim7600Emulator, cmd: Command) -> list[str] | None:
         return ["+IP ERROR: Network is already opened", "ERROR"]
 
     def opened() -> None:
-        if m.registered:
+        if m.data_up:
             m.settings.netopen = True
             m.urc("+NETOPEN: 0")
         else:

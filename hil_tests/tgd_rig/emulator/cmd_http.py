@@ -128,7 +128,7 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
     def answer(status: int, data: bytes) -> None:
         if m.settings.http is not session:
             return  # HTTPTERM or reboot meanwhile: the answer is dropped
-        if not m.registered and status < 600:
+        if not m.data_up and status < 600:
             # Coverage went while the server was answering: the answer never arrives.
             status, data = HTTP_NETWORK_ERROR, b""
         session.in_flight = False
@@ -145,7 +145,7 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
         else:
             m.reboot("fault: reboot during HTTP")
         return
-    if not m.registered or m.faults.data_down:
+    if not m.data_up:
         m.later(rtt, answer, HTTP_NETWORK_ERROR, b"")
         return
     fault = m.faults.take("http_status")
@@ -164,7 +164,7 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
         return
 
     def send() -> None:
-        if not m.registered or m.faults.data_down:
+        if not m.data_up:
             m.later(rtt / 2, answer, HTTP_NETWORK_ERROR, b"")  # coverage went before sending
             return
         m.net.http_request(

@@ -123,7 +123,7 @@ def cmqttstart(m: Sim7600Emulator, cmd: Command) -> list[str]:
     def started() -> None:
         if m.settings.mqtt is not service:
             return
-        if not m.registered:
+        if not m.data_up:
             m.settings.mqtt = None
             m.urc("+CMQTTSTART: 7")  # network open failed
             return
@@ -264,7 +264,7 @@ def cmqttconnect(m: Sim7600Emulator, cmd: Command) -> list[str]:
     slot.state = "connecting"
     slot.closing = False
     m.net.event("mqtt_connect", modem=m.msisdn, index=slot.index, url=url, user=user)
-    if not m.registered:
+    if not m.data_up:
         m.later(m.draw("http_rtt_s"), _connect_result, m, slot, None, NO_CONNECTION)
         return ["OK"]
     if m.faults.mqtt_unreachable:

@@ -322,6 +322,14 @@ class Sim7600Emulator:
     def registered(self) -> bool:
         return self.reg_stat in (1, 5)
 
+    @property
+    def data_up(self) -> bool:
+        """Packet data works: registered, not cut by the data_down fault, and PDP context 1
+        names the APN the network needs."""
+        need = self.net.required_apn
+        return (self.registered and not self.faults.data_down
+                and (need is None or self.settings.apn.get(1, ("", ""))[1] == need))
+
     def _desired_stat(self) -> int:
         if not self.sim_present:
             return 0

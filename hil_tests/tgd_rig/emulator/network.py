@@ -186,6 +186,8 @@ class Network:
         seed: int = 1,
     ):
         self.timing = timing or Timing.realistic()
+        # The APN packet data needs (OPT-NC: "mobilis"); None: any PDP context will do.
+        self.required_apn: str | None = None
         self.cells = cells if cells is not None else load_cells()
         self.rng = random.Random(seed)
         self.events: list[dict[str, Any]] = []
