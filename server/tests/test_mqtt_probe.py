@@ -122,7 +122,10 @@ def stored(app, device_id: str | None = None) -> int:
 
 
 def security(app, event: str) -> int:
-    return count(app, SecurityLog, SecurityLog.event == event)
+    """Refusals of this kind (repeats from one source are one row with a count)."""
+    with app.app_context(), db.session_factory()() as session:
+        return session.scalar(select(func.coalesce(func.sum(SecurityLog.repeats), 0))
+                              .where(SecurityLog.event == event))
 
 
 def duplicates(app) -> int:
