@@ -98,7 +98,7 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 413: "too_large", 415: "bad_content_type"}
 
 
-def _http_error(exc: HTTPException):
+def http_error(exc: HTTPException):
     if not request.path.startswith(API_PREFIX) or (exc.code or 500) < 400:  # e.g. a redirect
         return exc  # the console's own pages (or Werkzeug's)
     status = exc.code or 500
@@ -129,6 +129,6 @@ def _no_store(response):
 def init_app(app) -> None:
     """Before any blueprint: the converter applies to the rules registered after it."""
     app.url_map.converters["int"] = RowIdConverter
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error)
     app.before_request(_refuse_unstorable_text)
     app.after_request(_no_store)

@@ -21,6 +21,7 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
+from .. import http_guards
 from . import access, basemap, csrf, places, wording
 from . import strings_fr as t
 
@@ -114,9 +115,10 @@ def _forbidden(_exc):
 
 @bp.app_errorhandler(404)
 def _not_found(exc):
-    """A French page for any unknown address a person may type (the API keeps its own)."""
-    if request.path.startswith("/api/"):
-        return exc
+    """A French page for any unknown address a person may type (the API keeps its own
+    JSON error: Flask takes this handler for a 404 before the API's HTTPException one)."""
+    if request.path.startswith(http_guards.API_PREFIX):
+        return http_guards.http_error(exc)
     page = render_template("console/error.html", title=t.NOT_FOUND_TITLE, text=t.NOT_FOUND_TEXT)
     # Outside the blueprint its after_request does not run: the same headers here.
     return access.secure_headers(make_response(page, 404))
