@@ -241,8 +241,10 @@ class Alarm:
     # -- call ---------------------------------------------------------------------
     def _set_call(self, state, reason=None):
         self.call_state = state
-        if state == "active" or state == "failed":
-            self._position_due.set()  # each step reaches the server's timeline at once
+        if state in ("alerting", "active", "failed"):
+            # each step reaches the server's timeline at once: the console shows
+            # "sonnerie" while the police phone rings, not a stale "numérotation"
+            self._position_due.set()
         if reason is None:
             self.dev.log.event("CALL", state=state)
         else:
