@@ -22,5 +22,4 @@ for _ in range(runs):
     ok = ed25519.verify(pub, manifest, sig) and ok
     times.append(time.ticks_diff(time.ticks_us(), t0) / 1000)
 times.sort()
-print("RESULT ok=%s bytes=%d runs=%d median_ms=%.1f min_ms=%.1f max_ms=%.1f"
-      % (ok, len(manifest), runs, times[len(times) // 2], times[0], times[-1]))
+print(f"RESULT ok={ok} bytes={len(manifest)} runs={runs} median_ms={times[len(times) // 2]:.1f} min_ms={times[0]:.1f} max_ms={times[-1]:.1f}")
