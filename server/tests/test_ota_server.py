@@ -4,6 +4,7 @@ report, the audit trail. On SQLite and PostgreSQL."""
 
 import hashlib
 import json
+import re
 
 import pytest
 from dbcheck import count
@@ -253,3 +254,80 @@ def test_bad_rollouts_are_refused(ota_app, client, tech, fleet, body, status):
 def test_operators_cannot_start_rollouts(ota_app, client, api_headers, fleet):
     response = start_rollout(client, api_headers("operator"), fleet[0].device_id)
     assert response.status_code == 403
+
+
+# --- the console's fleet view ----------------------------------------------------------------
+
+def test_devices_page_shows_version_slot_last_update_and_the_rollout(ota_app, client, tech, fleet,
+                                                                    login):
+    canary, rolled, quiet = fleet
+    start_rollout(client, tech, canary.device_id)
+    canary.post(client, canary.message("heartbeat"))  # offered
+    rolled.post(client, rolled.message("heartbeat", ota={"slot": "a", "res": "rolled_back",
+                                                          "ver": "1.1.0"}))
+    login("technician")
+    html = client.get("/appareils").get_data(as_text=True)
+    rows = {m[0]: m[1] for m in re.findall(r'data-device-id="([^"]+)".*?</td>(.*?)</tr>', html, re.S)}
+    assert "proposée : 1.1.0" in rows[canary.device_id]
+    assert ">a<" in rows[rolled.device_id]
+    assert "1.1.0 : annulée (retour à l&#39;ancienne version)" in rows[rolled.device_id]
+    assert "—" in rows[quiet.device_id]
+    assert "Déploiement de la version 1.1.0 : appareil pilote " + canary.device_id in html
+    assert "Emplacement" in html and "Dernière mise à jour" in html
+
+
+# --- `tgd-server release` and `tgd-server rollout` ----------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_server_cli_release_and_rollout(ota_app, tmp_path, monkeypatch, capsys, make_handset):
+    from tgd_server import cli
+
+    handset = make_handset()
+    monkeypatch.setenv("TGD_DATABASE_URL", ota_app.config["TGD_DATABASE_URL"])
+    monkeypatch.setenv("TGD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("TGD_RELEASE_PUBS", PUB.hex())
+    rel = tmp_path / "tgd-1.1.0.tgdrel"
+    rel.write_bytes(release_bytes())
+    assert cli.main(["release", "add", str(rel)]) == 0
+    assert "release 1.1.0 stored" in capsys.readouterr().out
+    assert cli.main(["rollout", "start", "--version", "1.1.0", "--canary", handset.device_id,
+                     "--stages", "34,100"]) == 0
+    assert f"canary {handset.device_id}" in capsys.readouterr().out
+    assert cli.main(["rollout", "pause"]) == 0
+    assert "paused" in capsys.readouterr().out
+    assert cli.main(["rollout", "resume"]) == 0
+    assert cli.main(["rollout", "status"]) == 0
+    assert f"canary {handset.device_id}" in capsys.readouterr().out
+    actions = [a for a in audit_actions(ota_app) if a[2].startswith("cli")]
+    assert [a[0] for a in actions] == ["release_upload", "rollout_start", "rollout_pause",
+                                       "rollout_resume"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("argv, expected", [
+    (["release", "add", "/nonexistent.tgdrel"], "cannot read it"),
+    (["rollout", "start", "--version", "9.9.9", "--canary", "NC0001"], "release add FILE"),
+    (["rollout", "start", "--version", "1.1.0", "--canary", "NC0001", "--stages", "a,b"], "--stages"),
+    (["rollout", "start", "--version", "1.1.0", "--canary", "NC0001", "--stages", "50"], "--stages"),
+    (["rollout", "start", "--version", "1.1.0", "--canary", "NC9999"], "--canary"),
+    (["rollout", "pause"], "no roll-out"),
+])
+def test_server_cli_mistakes_are_one_line(ota_app, tmp_path, monkeypatch, capsys, make_handset,
+                                          argv, expected):
+    from tgd_server import cli
+
+    make_handset("NC0001")
+    monkeypatch.setenv("TGD_DATABASE_URL", ota_app.config["TGD_DATABASE_URL"])
+    monkeypatch.setenv("TGD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("TGD_RELEASE_PUBS", PUB.hex())
+    rel = tmp_path / "r.tgdrel"
+    rel.write_bytes(release_bytes())
+    assert cli.main(["release", "add", str(rel)]) == 0
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert expected in err
