@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
@@ -36,9 +37,29 @@ class OtaError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
+TRUSTED_FILE = "release_pubs"  # in TGD_VAR_DIR: one public key (64 hex) a line
+
+
+def trusted_file(config=None) -> Path:
+    return Path((config or current_app.config)["TGD_VAR_DIR"]) / TRUSTED_FILE
+
+
 def release_pubs(config=None) -> list[bytes]:
-    raw = (config or current_app.config).get("TGD_RELEASE_PUBS", "") or ""
-    return [bytes.fromhex(p.strip()) for p in raw.split(",") if p.strip()]
+    """The release public keys a release must verify with: TGD_RELEASE_PUBS, then the ones
+    `tgd-server release trust` added (var/release_pubs). Read at each use: a key trusted or
+    withdrawn applies at once, without a restart."""
+    config = config or current_app.config
+    items = [p.strip() for p in (config.get("TGD_RELEASE_PUBS", "") or "").split(",")]
+    path = trusted_file(config)
+    if path.exists():
+        items += [ln.strip() for ln in path.read_text().splitlines()]
+    keys = []
+    for item in items:
+        if item and not item.startswith("#"):
+            key = release_file.parse_pub_hex(item)
+            if key not in keys:
+                keys.append(key)
+    return keys
 
 
 # --- releases -------------------------------------------------------------------------
@@ -248,13 +269,12 @@ def offer_json(release: Release) -> dict:
 
 
 def heartbeat_step(ctx) -> None:
-    """Ingest step (after the answer is made): the `ota` report, the roll-out, the offer."""
+    """Ingest step (after the answer is made): the `ota` report, the roll-out, the offer.
+    Without an `ota` field and with no roll-out under way it costs one indexed query."""
     msg, session = ctx.message, ctx.session
-    ota = session.get(DeviceOta, msg.dev) if (msg.ota is not None or msg.type == "heartbeat") else None
+    ota = None
     if msg.ota is not None and ctx.newest:
-        if ota is None:
-            ota = DeviceOta(device_id=msg.dev)
-            session.add(ota)
+        ota = session.get(DeviceOta, msg.dev) or _new_ota(session, msg.dev)
         ota.slot, ota.result, ota.tried_version = msg.ota.slot, msg.ota.res, msg.ota.ver
         ota.reported_at = ctx.received_at
         if msg.ota.res in rm.FAILURES and msg.ota.ver:
@@ -264,6 +284,7 @@ def heartbeat_step(ctx) -> None:
     row = current_rollout(session)
     if row is None:
         return
+    ota = ota or session.get(DeviceOta, msg.dev)
     state = before = to_state(row)
     was_offered = ota is not None and ota.offered_version == row.version
     report = rm.Report(msg.dev, msg.fw, msg.ota.res if msg.ota else None,
@@ -272,14 +293,18 @@ def heartbeat_step(ctx) -> None:
     failed = ota is not None and ota.failed_version == row.version
     if rm.should_offer(state, msg.dev, msg.fw, failed):
         ctx.answer["update"] = offer_json(row_release(row))
-        if ota is None:
-            ota = DeviceOta(device_id=msg.dev)
-            session.add(ota)
+        ota = ota or _new_ota(session, msg.dev)
         if ota.offered_version != row.version:
             ota.offered_version, ota.offered_at = row.version, ctx.received_at
         state = rm.offered(state, msg.dev, ctx.now)
     if state != before:
         save_state(session, row, state, None, "rollout_tick")
+
+
+def _new_ota(session: Session, device_id: str) -> DeviceOta:
+    row = DeviceOta(device_id=device_id)
+    session.add(row)
+    return row
 
 
 def fleet(session: Session) -> list[dict]:

@@ -41,17 +41,27 @@ def _configure_release(parser: argparse.ArgumentParser):
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = sub.add_parser("add", help="verify a .tgdrel with TGD_RELEASE_PUBS and store it")
     add.add_argument("file", type=Path)
-    sub.add_parser("list", help="the releases on the server")
+    sub.add_parser("list", help="the releases on the server and the trusted release keys")
+    trust = sub.add_parser("trust", help="accept releases signed by this public key (release.pub)")
+    trust.add_argument("pub", type=Path)
+    distrust = sub.add_parser("distrust", help="stop accepting releases signed by this key")
+    distrust.add_argument("pub", type=Path)
 
     def run(args: argparse.Namespace) -> int:
         from sqlalchemy import select
+
+        from tgd_flash import release_sign
 
         from . import db, ota
         from .models import AuditLog, Release
 
         app = _app()
         with app.app_context():
+            if args.action in ("trust", "distrust"):
+                return _trust(args, app)
             if args.action == "list":
+                for key in ota.release_pubs():
+                    print(f"trusted release key {release_sign.key_id(key)}  {key.hex()}")
                 for row in db.get_session().scalars(select(Release).order_by(Release.uploaded_at)):
                     info = ota.release_json(row)
                     print(f"{info['version']}  {info['size']} bytes  sha256 {info['sha256'][:16]}...  "
@@ -77,6 +87,40 @@ def _configure_release(parser: argparse.ArgumentParser):
         return 0
 
     return run
+
+
+def _trust(args: argparse.Namespace, app) -> int:
+    from tgd_flash import release_file, release_sign
+
+    from . import db, ota
+    from .models import AuditLog
+
+    if args.pub.suffix == ".key":
+        return _error(f"{args.pub}: that is the PRIVATE key; it never goes on the server. Give "
+                      "release.pub (and take the private key back offline)")
+    try:
+        key = release_file.parse_pub_hex(args.pub.read_text())
+    except OSError as exc:
+        return _error(f"{args.pub}: cannot read it ({exc.strerror}); give the release.pub that "
+                      "`tgd-flash release-key` wrote")
+    except ValueError:
+        return _error(f"{args.pub}: not a release public key (64 hex digits)")
+    path = ota.trusted_file(app.config)
+    lines = [ln.strip() for ln in path.read_text().splitlines()] if path.exists() else []
+    lines = [ln for ln in lines if ln and ln.lower() != key.hex()]
+    if args.action == "trust":
+        lines.append(key.hex())
+    elif key.hex() in (app.config.get("TGD_RELEASE_PUBS") or "").lower():
+        return _error(f"key {release_sign.key_id(key)} comes from TGD_RELEASE_PUBS: remove it there")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{ln}\n" for ln in lines))
+    with db.write_session() as session:
+        session.add(AuditLog(username=_actor(), action=f"release_key_{args.action}",
+                             object_type="release_key", object_id=release_sign.key_id(key)))
+    verb = "now accepts" if args.action == "trust" else "no longer accepts"
+    print(f"the server {verb} releases signed by key {release_sign.key_id(key)} "
+          f"({len(ota.release_pubs())} trusted)")
+    return 0
 
 
 def _stages(text: str) -> list[int]:

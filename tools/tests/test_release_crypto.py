@@ -70,3 +70,18 @@ def test_refusals_tampered_message_wrong_key_malformed_signature():
 def test_key_id_is_the_first_16_hex_of_sha256_of_the_public_key():
     pub = bytes(range(32))
     assert release_sign.key_id(pub) == hashlib.sha256(pub).hexdigest()[:16]
+
+
+def test_the_verify_benchmark_runs_and_prints_its_figures():
+    import subprocess
+    import sys
+
+    from tgd_flash.micropython_vm import micropython
+
+    if not micropython().esp32_vm:
+        pytest.skip("make esp32-vm")
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "ota_verify_bench.py"), "--runs", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "heap 48k: ok=True" in out.stdout and "median_ms=" in out.stdout
+    assert "heaps (KB) in which 3 verifies pass" in out.stdout

@@ -266,6 +266,8 @@ AUDIT_ACTIONS = {
     "close_alarm": "a clôturé l'alarme",
     "release_upload": "a déposé une version du logiciel",
     "release_refused": "a déposé une version refusée",
+    "release_key_trust": "a ajouté une clé de signature des versions",
+    "release_key_distrust": "a retiré une clé de signature des versions",
     "rollout_start": "a lancé un déploiement",
     "rollout_pause": "a mis en pause un déploiement",
     "rollout_resume": "a repris un déploiement",
