@@ -331,3 +331,26 @@ def test_server_cli_mistakes_are_one_line(ota_app, tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err.strip()
     assert code != 0 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert expected in err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_trusted_keys_are_added_and_withdrawn_without_restart(app, client, tech, tmp_path, monkeypatch,
+                                                              capsys):
+    from tgd_server import cli
+
+    monkeypatch.setenv("TGD_DATABASE_URL", app.config["TGD_DATABASE_URL"])
+    monkeypatch.setenv("TGD_VAR_DIR", app.config["TGD_VAR_DIR"])
+    monkeypatch.delenv("TGD_RELEASE_PUBS", raising=False)
+    pub = tmp_path / "release.pub"
+    pub.write_text(PUB.hex() + "\n")
+    assert upload(client, tech, release_bytes()).status_code == 422  # nothing trusted yet
+    assert cli.main(["release", "trust", str(pub)]) == 0
+    assert upload(client, tech, release_bytes()).status_code == 201  # the running server sees it
+    assert cli.main(["release", "distrust", str(pub)]) == 0
+    assert upload(client, tech, release_bytes("1.2.0")).status_code == 422
+    key = tmp_path / "release.key"
+    key.write_text(SEED.hex())
+    assert cli.main(["release", "trust", str(key)]) == 2
+    assert "PRIVATE key" in capsys.readouterr().err
+    actions = [a[0] for a in audit_actions(app) if a[2].startswith("cli")]
+    assert actions == ["release_key_trust", "release_key_distrust"]
