@@ -70,8 +70,10 @@ def version_tuple(version: str) -> tuple[int, ...] | None:
 
 def new_rollout(version: str, min_version: str, canary: str, stages, canary_timeout_s: int,
                 now: float) -> RolloutState:
+    if not isinstance(stages, (list, tuple)):
+        raise RolloutError("stages: give a list of percentages, e.g. [34, 100]")
     stages = tuple(stages)
-    if not canary:
+    if not isinstance(canary, str) or not canary:
         raise RolloutError("canary is required: the one handset that takes the release first")
     if not stages or len(stages) > MAX_STAGES:
         raise RolloutError(f"stages: give 1 to {MAX_STAGES} percentages, e.g. [34, 100]")
