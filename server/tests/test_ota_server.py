@@ -245,6 +245,8 @@ def test_pause_and_resume_over_rest_are_audited(ota_app, client, tech, fleet):
     ({"version": "1.1.0", "canary": "NC9999"}, 422),
     ({"version": "1.1.0", "canary": "NC0001", "stages": [50]}, 422),
     ({"version": "1.1.0", "canary": "NC0001", "extra": 1}, 400),
+    ({"version": "1.1.0", "canary": "NC0001", "stages": 100}, 422),
+    ({"version": "1.1.0", "canary": 7}, 422),
 ])
 def test_bad_rollouts_are_refused(ota_app, client, tech, fleet, body, status):
     assert client.post("/api/v1/rollouts", json=body, headers=tech).status_code == status
