@@ -356,3 +356,12 @@ def test_trusted_keys_are_added_and_withdrawn_without_restart(app, client, tech,
     assert "PRIVATE key" in capsys.readouterr().err
     actions = [a[0] for a in audit_actions(app) if a[2].startswith("cli")]
     assert actions == ["release_key_trust", "release_key_distrust"]
+
+
+def test_a_running_rollout_must_be_paused_before_another_starts(ota_app, client, tech, fleet):
+    assert start_rollout(client, tech, fleet[0].device_id).status_code == 201
+    assert start_rollout(client, tech, fleet[1].device_id).status_code == 409
+    client.post("/api/v1/rollouts/current/pause", headers=tech)
+    second = start_rollout(client, tech, fleet[1].device_id)
+    assert second.status_code == 201 and second.get_json()["canary"] == fleet[1].device_id
+    assert ("rollout_stop", "1") in [a[:2] for a in audit_actions(ota_app)]

@@ -176,13 +176,13 @@ def start(session: Session, fields: dict, user: User | None, now: float | None =
         raise OtaError(422, "bad_canary", f"canary {canary!r} is not a registered handset")
     release = session.get(Release, version)
     try:
-        state = rm.new_rollout(version, release.min_version, canary, fields.get("stages", [100]),
+        state = rm.new_rollout(version, release.min_version, canary, fields.get("stages", [34, 100]),
                                fields.get("canary_timeout_s", 3600), now)
     except rm.RolloutError as exc:
         raise OtaError(422, "bad_rollout", str(exc)) from None
     current = current_rollout(session)
     if current is not None:
-        if current.phase != rm.PAUSED:
+        if current.phase not in (rm.PAUSED, rm.COMPLETE):
             raise OtaError(409, "rollout_active", f"the roll-out of {current.version} is "
                                                   f"{current.phase}: pause it first")
         current.phase, current.updated_at = rm.STOPPED, utcnow()
