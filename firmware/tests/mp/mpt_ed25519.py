@@ -1,7 +1,7 @@
 # heapsize: 48k
 # SHA-512 and Ed25519 verify on the VM: RFC 8032 section 7.1 vectors, and the refusals a
-# At the handset's heap (48 KB), the test module and the vectors compiled into it.
 # handset relies on (tampered message, wrong key, malformed signature or key).
+# At the handset's heap (48 KB), the test module and the vectors compiled into it.
 from binascii import unhexlify
 
 import ed25519
