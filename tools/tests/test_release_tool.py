@@ -175,3 +175,25 @@ def test_a_key_readable_by_others_is_refused(made, tmp_path, capsys):
 def test_no_release_key_in_the_repository():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
     assert not [p for p in tracked if p.endswith((".key", ".tgdrel")) or Path(p).name == "release.pub"]
+
+
+def test_release_upload_to_the_server_with_a_technician_token(made, server, tmp_path, capsys):
+    tmp, rel = made
+    token = tmp_path / "token"
+    token.write_text(server.tech_token + "\n")
+    base = ["release-upload", rel, "--server", server.base_url, "--token-file", token]
+    code, _, err = run(base, capsys)  # the server trusts no release key yet
+    assert code == 10 and "HTTP 422" in one_line(err) and "TGD_RELEASE_PUBS" in err
+    server.app.config["TGD_RELEASE_PUBS"] = (tmp / "keys/release.pub").read_text().strip()
+    code, out, err = run(base, capsys)
+    assert code == 0, err
+    assert "release 1.1.0 on" in out
+    data = bytearray(rel.read_bytes())
+    data[-3] ^= 1
+    bad = tmp_path / "bad.tgdrel"
+    bad.write_bytes(bytes(data))
+    code, _, err = run(["release-upload", bad, "--server", server.base_url, "--token-file", token],
+                       capsys)
+    assert code == 10 and "SHA-256" in one_line(err)
+    code, _, err = run(["release-upload", rel, "--token-file", token], capsys)
+    assert code == 2 and "--server" in one_line(err)

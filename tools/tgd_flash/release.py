@@ -3,6 +3,7 @@
     tgd-flash release-key --out DIR             DIR/release.key (0600) + DIR/release.pub
     tgd-flash release --key FILE --version X [--firmware DIR] --out FILE.tgdrel
     tgd-flash release-verify FILE.tgdrel --pub FILE
+    tgd-flash release-upload FILE.tgdrel --server URL --token-file FILE   (technician token)
 
 The bundle is the handset modules compiled by the ESP32-faithful VM's mpy-cross
 (build/esp32-vm/mpy-cross), walked from the firmware tree (subfolders included, as
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MPY_CROSS = REPO / "build" / "esp32-vm" / "mpy-cross"
 NOT_IN_BUNDLE_FILES = {"manifest.py", "main.py", "boot.py"}
 NOT_IN_BUNDLE_DIRS = {"host", "tests", "__pycache__"}
-COMMANDS = ("release-key", "release", "release-verify")
+COMMANDS = ("release-key", "release", "release-verify", "release-upload")
 
 
 class ReleaseRefused(FlashToolError):
@@ -55,10 +56,17 @@ def add_parsers(sub) -> None:
     p.add_argument("file", type=Path, help="the .tgdrel file")
     p.add_argument("--pub", type=Path, help="the release public key file (release.pub)")
 
+    p = sub.add_parser("release-upload", help="put a .tgdrel on the server (technician token)")
+    p.add_argument("file", type=Path, help="the .tgdrel file")
+    p.add_argument("--server", help="server base URL, e.g. https://tgd.opt.nc")
+    p.add_argument("--token", help="technician API token (better: $TGD_TECH_TOKEN or --token-file)")
+    p.add_argument("--token-file", type=Path)
+
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     return {"release-key": cmd_release_key, "release": cmd_release,
-            "release-verify": cmd_release_verify}[args.command](args, out)
+            "release-verify": cmd_release_verify,
+            "release-upload": cmd_release_upload}[args.command](args, out)
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -215,4 +223,20 @@ def cmd_release_verify(args: argparse.Namespace, out: TextIO) -> int:
     m = release.manifest
     print(f"{args.file}: OK, version {m['version']} (min {m['min']}), {len(release.files)} files, "
           f"{m['size']} bytes, key {m['key']}", file=out)
+    return 0
+
+
+def cmd_release_upload(args: argparse.Namespace, out: TextIO) -> int:
+    from .cli import server_target
+    from .serverapi import upload_release
+
+    target = server_target(args, required=True)
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{args.file}: cannot read it ({exc.strerror}); give the .tgdrel that "
+                         "`tgd-flash release` wrote") from exc
+    answer = upload_release(target, data)
+    print(f"release {answer['version']} on {target.base_url} ({answer['size']} bytes, key "
+          f"{answer['key']}); start its roll-out with `tgd-server rollout start`", file=out)
     return 0
