@@ -118,7 +118,7 @@ def test_release_verify_accepts_the_release_with_its_key(made, capsys):
 def test_release_verify_refuses_another_key(made, capsys):
     tmp, rel = made
     code, _, err = run(["release-verify", rel, "--pub", tmp / "other/release.pub"], capsys)
-    assert code == 16 and "signature does not verify" in one_line(err)
+    assert code == 19 and "signature does not verify" in one_line(err)
 
 
 @pytest.mark.parametrize("where", ["manifest", "bundle", "signature"])
@@ -132,7 +132,7 @@ def test_release_verify_refuses_a_tampered_release(made, tmp_path, capsys, where
     bad.write_bytes(bytes(data))
     code, _, err = run(["release-verify", bad, "--pub", tmp / "keys/release.pub"], capsys)
     line = one_line(err)
-    assert code == 16
+    assert code == 19
     assert ("SHA-256" in line) if where == "bundle" else ("signature does not verify" in line)
 
 

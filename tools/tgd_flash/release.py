@@ -34,7 +34,7 @@ COMMANDS = ("release-key", "release", "release-verify", "release-upload")
 
 
 class ReleaseRefused(FlashToolError):
-    exit_code = 16
+    exit_code = 19
 
 
 def add_parsers(sub) -> None:
