@@ -555,7 +555,12 @@ class Sim7600:
                 elif parsed[2] in _CLCC_STATES:
                     self._set_call(_CLCC_STATES[parsed[2]], None)
         elif line.startswith("VOICE CALL: BEGIN"):
-            self._set_call("active", None)
+            # Ours only while ours is ringing out: an answered police call-back is
+            # callback.py's, and its end (+CLCC of another id) is not ours either; taking
+            # its BEGIN left call_state "active" for good, so the modem never slept again
+            # and later call-backs were ignored (campaign seed 8, mpt_callback.py).
+            if self.call_state in ("dialing", "alerting"):
+                self._set_call("active", None)
         elif line.startswith("VOICE CALL: END") or line in _END_REASONS:
             if self._foreign_ends:
                 self._foreign_ends -= 1
