@@ -5,7 +5,7 @@ A handset's session that is offline while answers pile up for it holds at most
 `max_queued_bytes` of payload and `max_queued_messages` messages; the broker drops the
 newer ones (it keeps the oldest), logs it, and no other session loses anything.
 
-    .venv/bin/pytest server/tests/test_mqtt_session_queue.py -s -q      # CI: the byte bound, ~5 s
+    .venv/bin/pytest server/tests/test_mqtt_session_queue.py -s -q      # CI: the byte bound, ~8 s
     TGD_MQTT_QUEUE_COUNT=1 .venv/bin/pytest server/tests/test_mqtt_session_queue.py -s -q
                                       # also the message-count bound (100 000 messages, ~20 s)
 """
