@@ -273,9 +273,12 @@ class BatchRows:
     devices. The alarms it has read are kept by (device, aid): a later message of the
     batch sees what an earlier one changed."""
 
-    __slots__ = ("messages", "positions", "timeline", "alarms", "touched_alarms")
+    __slots__ = ("messages", "positions", "timeline", "alarms", "touched_alarms", "memo")
 
     def __init__(self) -> None:
+        # What a step reads once per batch, not once per message (ota's roll-out): a
+        # query per message is a round trip per message on PostgreSQL.
+        self.memo: dict = {}
         self.messages: list[dict] = []
         self.positions: list[PendingPosition] = []
         self.timeline: list[dict] = []
