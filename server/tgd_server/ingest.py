@@ -17,7 +17,8 @@ handset is answered only after what it sent is committed.
 
 Group commit: in each server process one writer thread per database takes
 every waiting message and stores them in one transaction, with one query for
-their devices, one statement per table and one commit (SQLite has one writer at
+their devices, one statement per table (on PostgreSQL one for all the tables,
+in a single round trip) and one commit (SQLite has one writer at
 a time and an fsync per commit; on PostgreSQL it saves round trips). The batch
 works on plain objects (DeviceState, AlarmState, PendingPosition) with Core
 statements (BatchRows), not ORM objects: the ORM's unit of work cost more CPU
@@ -272,9 +273,12 @@ class BatchRows:
     devices. The alarms it has read are kept by (device, aid): a later message of the
     batch sees what an earlier one changed."""
 
-    __slots__ = ("messages", "positions", "timeline", "alarms", "touched_alarms")
+    __slots__ = ("messages", "positions", "timeline", "alarms", "touched_alarms", "memo")
 
     def __init__(self) -> None:
+        # What a step reads once per batch, not once per message (ota's roll-out): a
+        # query per message is a round trip per message on PostgreSQL.
+        self.memo: dict = {}
         self.messages: list[dict] = []
         self.positions: list[PendingPosition] = []
         self.timeline: list[dict] = []
@@ -317,24 +321,36 @@ class BatchRows:
             connection.execute(_DEVICE_UPDATE, [device.update_params() for device in changed])
 
     def _write_postgresql(self, connection, changed: list[DeviceState]) -> None:
-        """The same rows, one statement each whatever their number: columns as arrays
-        through unnest() (one statement text: psycopg caches and prepares it; an
-        executemany costs a round of Python per row, a multi-row VALUES a new text)."""
-        if self.messages:
-            connection.exec_driver_sql(_PG_MESSAGE_INSERT, tuple(
-                [row[name] for row in self.messages] for name in _PG_MESSAGE_COLUMNS))
+        """The same rows in one statement, one round trip: each table's rows as arrays
+        through unnest(), in data-modifying WITH clauses (one statement text per shape of
+        batch: psycopg caches and prepares it; an executemany costs a round of Python per
+        row, a multi-row VALUES a new text). A busy machine makes every round trip wait
+        for a CPU, and the batch's round trips are what its messages wait for
+        (docs/benchmarks.md, "MQTT transport")."""
+        clauses, params = [], []
         if self.positions:
-            # Ids taken first (nextval): RETURNING's order is not promised for many rows.
-            ids = connection.exec_driver_sql(_PG_POSITION_IDS, (len(self.positions),))
-            for position, (position_id,) in zip(self.positions, ids, strict=True):
-                position.id = position_id
-            connection.exec_driver_sql(_PG_POSITION_INSERT, tuple(
-                [getattr(position, name) for position in self.positions]
-                for name in _PG_POSITION_COLUMNS))
+            # Ids taken with the rows (nextval numbered 1..n, joined to the rows' ordinality):
+            # RETURNING's order is not promised for many rows.
+            clauses.append(_PG_POSITION_IDS)
+            params.append(len(self.positions))
+        if self.messages:
+            clauses.append(f"m AS ({_PG_MESSAGE_INSERT})")
+            params += [[row[name] for row in self.messages] for name in _PG_MESSAGE_COLUMNS]
+        if self.positions:
+            clauses.append(f"p AS ({_PG_POSITION_INSERT})")
+            params += [[getattr(position, name) for position in self.positions]
+                       for name in _PG_POSITION_COLUMNS]
         if changed:
-            connection.exec_driver_sql(_PG_DEVICE_UPDATE, tuple(
-                [getattr(device, name) for device in changed]
-                for name in _PG_DEVICE_COLUMNS))
+            clauses.append(f"dev AS ({_PG_DEVICE_UPDATE})")
+            params += [[getattr(device, name) for device in changed]
+                       for name in _PG_DEVICE_COLUMNS]
+        if not clauses:
+            return
+        final = " SELECT id FROM ids ORDER BY n" if self.positions else " SELECT 1"
+        rows = connection.exec_driver_sql("WITH " + ", ".join(clauses) + final, tuple(params))
+        if self.positions:
+            for position, (position_id,) in zip(self.positions, rows, strict=True):
+                position.id = position_id
 
 
 _PG_MESSAGE_COLUMNS = ("device_id", "seq", "type", "channel", "received_at", "body")
@@ -343,15 +359,16 @@ _PG_MESSAGE_INSERT = (
     "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], "
     "%s::timestamptz[], %s::text[])"
 )
-_PG_POSITION_COLUMNS = ("id", "device_id", "alarm_id", "lat", "lon", "acc_m", "method", "fix_at",
+_PG_POSITION_COLUMNS = ("device_id", "alarm_id", "lat", "lon", "acc_m", "method", "fix_at",
                         "received_at", "channel", "cell")
-_PG_POSITION_IDS = ("SELECT nextval(pg_get_serial_sequence('positions', 'id')) "
-                    "FROM generate_series(1, %s)")
+_PG_POSITION_IDS = ("ids AS (SELECT nextval(pg_get_serial_sequence('positions', 'id'))::int "
+                    "AS id, n FROM generate_series(1, %s) AS n)")
 _PG_POSITION_INSERT = (
-    "INSERT INTO positions (id, device_id, alarm_id, lat, lon, acc_m, method, fix_at, "
-    "received_at, channel, cell) "
-    "SELECT * FROM unnest(%s::int[], %s::text[], %s::int[], %s::float8[], %s::float8[], "
-    "%s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[])"
+    "INSERT INTO positions (id, " + ", ".join(_PG_POSITION_COLUMNS) + ") "
+    "SELECT ids.id, " + ", ".join(f"u.{name}" for name in _PG_POSITION_COLUMNS) + " "
+    "FROM unnest(%s::text[], %s::int[], %s::float8[], %s::float8[], %s::int[], %s::text[], "
+    "%s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS u(" + ", ".join(_PG_POSITION_COLUMNS) + ", n) JOIN ids USING (n)"
 )
 _PG_DEVICE_TYPES = {
     "id": "text", "seq_high": "bigint", "seq_bitmap": "bigint", "fw_version": "text",

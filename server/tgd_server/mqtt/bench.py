@@ -6,6 +6,12 @@ bridge and the ingest core. Reports messages per second (first publish to last
 console event), the latency from publish to the `device.updated` event on the
 console stream (events.subscribe()), and checks that nothing was lost or doubled.
 
+`--workers` sets the bridge's worker lanes (default bridge.WORKERS) and
+`--db-wait-ms` adds a wait to each round trip of the bench's engine (BEGIN, each
+statement, COMMIT): what a busy machine does to PostgreSQL's round trips (each waits
+for a CPU), made repeatable, so that configurations can be compared under it on a
+quiet machine (docs/benchmarks.md, "MQTT transport").
+
 The publishers are a few MQTT connections with a benchmark account allowed to
 write every device's uplink topic (one TCP connection per simulated handset
 would measure Python's socket handling, not the pipeline). This is a benchmark:
@@ -31,7 +37,8 @@ PUBLISHER = "tgd-bench"  # one account per publishing connection: tgd-bench-0, t
 
 def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str | None = None,
                    rate: float = 0.0, timeout_s: float = 300.0,
-                   persistent: bool = True) -> dict:
+                   persistent: bool = True, workers: int | None = None,
+                   db_wait_ms: float = 0.0) -> dict:
     import logging
     import secrets
 
@@ -41,13 +48,16 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
     from .. import events
     from ..bench import BenchDatabase, _body, _percentile, _register_devices
     from . import topics
-    from .bridge import BRIDGE_USER, Bridge, BrokerSettings
+    from .bridge import BRIDGE_USER, WORKERS, Bridge, BrokerSettings
     from .private_broker import PrivateBroker
 
     bench_db = BenchDatabase("tgd-mqtt-bench-", database_url)
     app, workdir = bench_db.app, bench_db.workdir
     logging.getLogger("tgd").setLevel(logging.WARNING)
     fleet = _register_devices(app, devices)
+    if db_wait_ms > 0:
+        _slow_round_trips(app.extensions["tgd_engine"], db_wait_ms / 1000)
+    workers = workers or WORKERS
 
     bridge_password, publisher_password = secrets.token_hex(12), secrets.token_hex(12)
     publisher_users = [f"{PUBLISHER}-{i}" for i in range(publishers)]
@@ -56,7 +66,8 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
                            persistent=persistent,
                            extra_acl="".join(f"user {user}\ntopic write tgd/+/up\n"
                                              for user in publisher_users)).start()
-    bridge = Bridge(app, BrokerSettings(port=broker.port, password=bridge_password))
+    bridge = Bridge(app, BrokerSettings(port=broker.port, password=bridge_password,
+                                        workers=workers))
     seen: dict[str, float] = {}
     subscription = events.subscribe()
     stop = threading.Event()
@@ -133,8 +144,42 @@ def run_mqtt_bench(devices: int = 10_000, publishers: int = 4, database_url: str
             "max": round(max(latencies, default=float("nan")) * 1000, 1),
             "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None},
         "offered_rate": rate or "flat out", "publishers": publishers,
+        "bridge_workers": workers, "db_wait_ms": db_wait_ms,
         "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()],
     }
+
+
+def _slow_round_trips(engine, wait_s: float) -> None:
+    """Each BEGIN, statement and COMMIT of `engine` waits `wait_s` first."""
+    from sqlalchemy import event
+
+    def wait(*_args, **_kwargs) -> None:
+        time.sleep(wait_s)
+
+    for name in ("begin", "before_cursor_execute", "commit"):
+        event.listen(engine, name, wait)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1 "
+                                         "(e.g. --workers 32)")
+    return value
+
+
+def _wait_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not milliseconds from 0 to 1000 "
+                                         "(e.g. --db-wait-ms 4)")
+    return value
 
 
 @subcommand("mqtt-bench", help="MQTT ingest benchmark through a private Mosquitto")
@@ -143,11 +188,18 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument("--publishers", type=int, default=4, help="publishing connections")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in messages/s (default: as fast as possible)")
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="the bridge's worker lanes (default: as deployed)")
+    parser.add_argument("--db-wait-ms", type=_wait_ms, default=0.0,
+                        help="wait added to each database round trip (a busy machine, "
+                             "made repeatable)")
     add_database_arguments(parser)
 
     def run(args: argparse.Namespace) -> int:
         for url in database_urls(args):
-            print(json.dumps(run_mqtt_bench(args.devices, args.publishers, url, args.rate)))
+            print(json.dumps(run_mqtt_bench(args.devices, args.publishers, url, args.rate,
+                                            workers=args.workers,
+                                            db_wait_ms=args.db_wait_ms)))
         return 0
 
     return run

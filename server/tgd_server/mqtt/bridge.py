@@ -68,6 +68,16 @@ UNEXPECTED_ATTEMPTS = 3  # then the message is refused (bridge_error)
 RECEIVE_MAXIMUM = 256  # uplinks the broker may have in flight to the bridge
 SESSION_EXPIRY_S = 0xFFFFFFFF  # the bridge's session never expires
 ANSWER_EXPIRY_S = 300  # an answer nobody read in 5 minutes is dropped by the broker
+# Worker lanes. Each holds one message until its commit, so the lanes are how many
+# messages the ingest writer can commit together: the bridge keeps up with R msg/s only
+# while a message's wait for its commit stays under WORKERS / R. A batch on PostgreSQL
+# is round trips (five: ping, BEGIN, device rows FOR UPDATE, the rows, COMMIT; eight
+# before the rows went in one statement), each waiting for a CPU on a busy machine:
+# with 32 lanes and 4 ms per round trip the bridge kept up with 330-360 msg/s
+# (docs/benchmarks.md, "MQTT transport"). 128 lanes tolerate 220 ms at 575 msg/s, and
+# the writer's batches grow instead of the queue. At most RECEIVE_MAXIMUM messages are
+# in the bridge, so more lanes than that would idle.
+WORKERS = 128
 
 
 @dataclass
@@ -80,7 +90,7 @@ class BrokerSettings:
     partition: tuple[int, int] = (0, 1)  # (k, n): this bridge handles crc32(device) % n == k
     keepalive_s: int = 30
     tls_ca: str | None = None
-    workers: int = 32
+    workers: int = WORKERS
 
 
 class Bridge:
