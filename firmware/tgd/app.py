@@ -87,8 +87,9 @@ class App:
         modem.on_sms = self._on_sms
         if cfg["transport"] == "mqtt" and not safe:
             # The one lazy load left: an HTTP handset never needs the MQTT link, whose
-            # module holds 736 bytes of heap on the 32-bit VM (frozen code: its dict and
-            # function objects), 1.5 % of the 48 KB; everything else is imported at once.
+            # module holds 720 bytes of heap on the 32-bit VM at 48 KB (frozen code: its
+            # dict and function objects; gc.mem_alloc() around this import after the
+            # app's), 1.5 % of the heap; everything else is imported at once.
             from tgd.uplink.mqtt import MqttLink
             self.dev.mqtt = MqttLink(self.dev)
         gc.collect()
