@@ -15,7 +15,6 @@ import time
 import asyncio
 from micropython import const
 
-from main import make_board
 from tgd import config, message
 from tgd.clock import Clock
 from tgd.device import Device, FW_VERSION
@@ -83,6 +82,9 @@ def firmware_intact(root):
 
 
 def _board():
+    # main.py is the board's boot script, not a module of the package: a frozen or ROMFS
+    # image imports tgd.selftest without it (tgd_flash.image_memory imports every module)
+    from main import make_board
     return make_board()
 
 
