@@ -59,7 +59,7 @@ VM_OPTIONS := VARIANT=standard MICROPY_FORCE_32BIT=1 MICROPY_PY_BTREE=0 MICROPY_
 VM_SRC_PARTS := LICENSE py extmod shared mpy-cross tools ports/unix \
                 $(addprefix lib/,littlefs oofatfs re1.5 uzlib libm libm_dbl crypto-algorithms \
                 mbedtls_errors)
-VM_FROZEN  := $(sort $(wildcard firmware/*.py firmware/host/*.py))
+VM_FROZEN  := $(sort $(wildcard firmware/*.py) $(shell find firmware/tgd firmware/boards firmware/host -name "*.py" 2>/dev/null))
 ifneq ($(wildcard $(MICROPYTHON_SRC)/py),)
 VM_SOURCE_FILES := $(shell find $(addprefix $(MICROPYTHON_SRC)/,py extmod shared mpy-cross/main.c ports/unix) \
                      -path '*/build*' -prune -o -type f -print 2>/dev/null)

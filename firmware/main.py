@@ -1,7 +1,13 @@
 # Entry point: pick the board, run the app, and never stop. An exception is logged,
 # followed by a growing pause, then the app starts again (no crash loop that would
 # hammer the modem or the flash).
+#
+# The imports inside the functions are not there for memory: the board's module
+# exists on its own port only (board_host on a PC, boards.* on an ESP32), and on a PC
+# the firmware is imported only once frozen_modules_first() has chosen which copy.
+import gc
 import sys
+import time
 
 import asyncio
 
@@ -33,9 +39,9 @@ def make_board():
     except OSError:
         pass
     if name == "generic":
-        from board_generic import GenericBoard
+        from boards.generic import GenericBoard
         return GenericBoard()
-    from board_lilygo import LilygoBoard
+    from boards.lilygo import LilygoBoard
     return LilygoBoard()
 
 
@@ -46,9 +52,7 @@ def main():
         if __import__("os").getenv("TGD_HEAP_PROBE"):  # tools/heap_probe.py
             from heap_probe import HeapProbe  # host only: frozen into the VM alone
             probe = HeapProbe(__import__("os").getenv("TGD_HEAP_PROBE"))
-    import gc
-    import time
-    from log import Log
+    from tgd.log import Log
     log = Log()
     pause_ms = 1000
     board = None
@@ -58,7 +62,7 @@ def main():
             if board is None:
                 board = make_board()
                 log = Log(level=board.log_level())
-            from app import App
+            from tgd.app import App  # in the loop: a failed import is retried like any failure
             if probe is not None:
                 probe.start()  # a sampling task in the app's event loop
             asyncio.run(App(board, log).run())

@@ -1,6 +1,6 @@
 """Static checks of the firmware (run by `make test`, target firmware-check).
 
-1. every firmware/*.py compiles with mpy-cross (sizes printed);
+1. every firmware module (main.py, tgd/, boards/, host/) compiles with mpy-cross (sizes printed);
 2. mypy against MicroPython's own typeshed: the micropython-stdlib-stubs `stdlib/`
    plus the micropython-esp32-stubs board modules (machine, time, micropython...),
    so an API that exists only in CPython (time.monotonic, dataclasses, ...) is an
@@ -73,14 +73,15 @@ BUILD_FILES = frozenset({"manifest.py"})
 
 
 def firmware_sources(firmware: Path = FIRMWARE) -> list[Path]:
-    """The firmware's modules, and the host board's own in firmware/host/ (checked too:
-    main.py imports them on a PC)."""
-    found = list(firmware.glob("*.py")) + list((firmware / "host").glob("*.py"))
+    """The firmware's modules: main.py, the packages (tgd/, boards/), and the host board's
+    own in firmware/host/ (checked too: main.py imports them on a PC). Not the tests."""
+    found = [p for p in firmware.rglob("*.py")
+             if "tests" not in p.relative_to(firmware).parts[:-1] and "__pycache__" not in p.parts]
     return sorted(p for p in found if p.name not in BUILD_FILES)
 
 
-def is_host_only(path: Path) -> bool:
-    return path.parent.name == "host"
+def is_host_only(path: Path, firmware: Path = FIRMWARE) -> bool:
+    return path.relative_to(firmware).parts[0] == "host"
 
 
 # ---- 1. mpy-cross -----------------------------------------------------------------
@@ -88,18 +89,22 @@ def is_host_only(path: Path) -> bool:
 # firmware/host/: the host board's own modules (never frozen for a handset, never uploaded).
 
 
-def compile_all(sources: list[Path], out_dir: Path) -> tuple[dict[str, int], list[str]]:
+def compile_all(sources: list[Path], out_dir: Path,
+                firmware: Path = FIRMWARE) -> tuple[dict[str, int], list[str]]:
+    """-> ({path relative to firmware/: .mpy size}, problems)."""
     sizes: dict[str, int] = {}
     problems: list[str] = []
     for src in sources:
-        out = out_dir / (src.stem + ".mpy")
+        name = src.relative_to(firmware).as_posix()
+        out = out_dir / (name[:-3] + ".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
         # the flags the boards get (tools/tgd_flash/fwbuild.py compile_command)
         proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-X", "no-source-lines",
                                "-o", str(out), str(src)], capture_output=True, text=True)
         if proc.returncode != 0:
             problems.append(f"{src}: mpy-cross: {(proc.stderr or proc.stdout).strip()}")
             continue
-        sizes[src.name] = out.stat().st_size
+        sizes[name] = out.stat().st_size
     return sizes, problems
 
 
@@ -156,7 +161,10 @@ def run_mypy(sources: list[Path], typeshed: Path, cache: Path) -> tuple[list[str
            "--show-error-codes", "--no-pretty", "--show-column-numbers",
            "--follow-imports", "silent", "--cache-dir", str(cache),
            "--python-version", "3.11", *map(str, sources)]
-    folders = sorted({str(p.parent) for p in sources}, key=len)  # firmware/, firmware/host/
+    # firmware/ (main.py, the packages tgd/ and boards/) and firmware/host/ (top-level
+    # modules on a PC): the folders sys.path has on the VM
+    folders = sorted({str(p.parent) for p in sources if not (p.parent / "__init__.py").exists()},
+                     key=len)
     env = {"MYPYPATH": ":".join(folders), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=folders[0])
     if proc.returncode not in (0, 1):
@@ -215,13 +223,14 @@ def check(firmware: Path = FIRMWARE, compile_mpy: bool = True, verbose: bool = T
         tmpdir = Path(tmp)
         if compile_mpy:
             (tmpdir / "mpy").mkdir()
-            sizes, compile_problems = compile_all(sources, tmpdir / "mpy")
+            sizes, compile_problems = compile_all(sources, tmpdir / "mpy", firmware)
             problems += compile_problems
             if verbose:
                 for name, size in sizes.items():
-                    print(f"  {name:24s} {size:7d} bytes")
+                    print(f"  {name:28s} {size:7d} bytes")
                 print(f"fwcheck: {len(sizes)} modules compiled, {sum(sizes.values())} bytes of .mpy")
-                host = sorted(p.name for p in sources if is_host_only(p))
+                host = sorted(p.relative_to(firmware).as_posix() for p in sources
+                              if is_host_only(p, firmware))
                 esp32 = sum(size for name, size in sizes.items() if name not in host)
                 print(f"fwcheck: an ESP32 gets {esp32} bytes of .mpy (less the host-only "
                       f"{', '.join(host)}; target under 60,000)")

@@ -6,7 +6,7 @@
 
 `min` runs the host-board tests (firmware/tests/test_host_board.py) and the rig's
 alarm, idle and power scenarios (`hil_tests/tests -k "(alarm or idle or power) and not
-serial"`, HTTP and MQTT) at one heap after another (TGD_TEST_HEAP, TGD_RIG_HEAP) and
+serial and not test_campaign_broken"`, HTTP and MQTT) at one heap after another (TGD_TEST_HEAP, TGD_RIG_HEAP) and
 bisects the smallest at which all pass, in --step KB steps between --low and --high.
 Each run stops at its first failure (pytest -x) and runs that test once more: near the
 limit, or on a loaded machine, a scenario may pass in one run and fail in the next;
@@ -41,7 +41,9 @@ sys.path.insert(0, str(REPO / "tools"))
 from tgd_flash.micropython_vm import micropython  # noqa: E402
 
 HOST_BOARD_TESTS = ["firmware/tests/test_host_board.py"]
-RIG_TESTS = ["hil_tests/tests", "-k", "(alarm or idle or power) and not serial"]
+# not test_campaign_broken: it runs a deliberately broken copy of the firmware on the PyPI
+# port (64-bit, code in the heap), which no VM heap fits, and its verdict is an invariant's
+RIG_TESTS = ["hil_tests/tests", "-k", "(alarm or idle or power) and not serial and not test_campaign_broken"]
 BLOCK = 16  # bytes per GC block on a 32-bit MicroPython
 
 

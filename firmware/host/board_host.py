@@ -2,10 +2,12 @@
 # (docs/interfaces.md §1). TGD_UART is the modem's serial device (a pty), TGD_BUTTON
 # a FIFO (b"1" press, b"0" release), TGD_FLASH a directory or a littlefs2 image,
 # TGD_PWRKEY an optional FIFO that mirrors the PWRKEY line.
+import asyncio
 import os
 import time
 
 import select
+import termios
 from micropython import const
 
 import flash_image
@@ -36,7 +38,6 @@ def _is_dir(path):
 
 def open_raw_serial(path):
     """Open a tty raw and non-blocking-ish: reads return what is there."""
-    import termios
     f = open(path, "r+b")
     fd = f.fileno()
     termios.setraw(fd)
@@ -100,7 +101,6 @@ class HostBoard:
 
     # -- modem ----------------------------------------------------------------------
     def open_uart(self):
-        import asyncio
         path = self._get("TGD_UART")
         if path is None:
             raise BoardError("TGD_UART is not set")

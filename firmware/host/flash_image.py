@@ -1,6 +1,6 @@
 # The host board's littlefs2 flash image (TGD_FLASH naming a file, not a folder):
-# a block device over a file. Loaded only when the flash is an image, and dropped
-# once it is mounted (the mounted file system keeps the device object alive).
+# a block device over a file, mounted as littlefs2 (board_host.mount_image).
+import vfs
 from micropython import const
 
 _BLOCK_SIZE = const(4096)
@@ -51,7 +51,6 @@ class FileBlockDevice:
 
 
 def mount_image(path, mount_point):
-    import vfs
     bdev = FileBlockDevice(path)
     try:
         fs = vfs.VfsLfs2(bdev)

@@ -10,8 +10,12 @@
 # addresses of the types, classes and functions that name them. Once a second it
 # writes the live heap and the peak. Its own cost (this object, its task, the table
 # copy) is measured at the start and written too.
+import binascii
+import builtins
 import gc
+import io
 import os
+import select
 import sys
 import time
 
@@ -100,7 +104,6 @@ class HeapProbe:
 
 
 def _hex(buf):
-    import binascii
     return binascii.hexlify(buf).decode()
 
 
@@ -135,9 +138,6 @@ def _names(write, low, high):
     def outer(x):
         return lambda: x
 
-    import builtins
-    import io
-    import select
     for t, name in ((type(gen), "generator_function"), (type(gen()), "coroutine_frame"),
                     (type(outer), "function"), (type(outer(1)), "closure"),
                     (type(_C().m), "bound_method"), (type(sys), "module"),

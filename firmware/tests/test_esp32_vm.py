@@ -1,7 +1,7 @@
 """The ESP32-faithful VM (`make esp32-vm`) and the manifest it freezes.
 
-- firmware/manifest.py freezes asyncio and every handset module, never the entry
-  script or the host board's own modules (what an ESP32 image takes with
+- firmware/manifest.py freezes asyncio and every handset module (the packages tgd/
+  and boards/), never the entry script or the host board's own modules (what an ESP32 image takes with
   FROZEN_MANIFEST=); firmware/host/manifest.py adds the host board for the VM;
 - `micropython firmware/main.py` on the VM runs the frozen modules, not the .py
   files next to main.py (they would be compiled into the heap);
@@ -51,15 +51,18 @@ def test_the_handset_manifest_freezes_asyncio_and_the_firmware_never_the_host_bo
     frozen = frozen_files(FIRMWARE / "manifest.py", tmp_path)
     assert "_boot.py" in frozen  # the port's own modules come first
     assert "asyncio/core.py" in frozen
-    handset = {p.name for p in FIRMWARE.glob("*.py")} - {"main.py", "manifest.py"}
+    handset = {p.relative_to(FIRMWARE).as_posix() for d in ("tgd", "boards")
+               for p in (FIRMWARE / d).rglob("*.py")}
+    assert {"tgd/__init__.py", "tgd/app.py", "tgd/modem/sim7600.py", "tgd/uplink/mqtt.py",
+            "boards/lilygo.py"} <= handset
     assert {"board_host.py", "flash_image.py", "heap_probe.py"} <= HOST_ONLY
     assert handset <= frozen
-    assert not (HOST_ONLY | {"main.py", "manifest.py"}) & frozen
+    assert not (HOST_ONLY | {"main.py", "manifest.py"}) & {Path(t).name for t in frozen}
 
 
 def test_the_vm_manifest_adds_the_host_board(tmp_path):
     frozen = frozen_files(FIRMWARE / "host" / "manifest.py", tmp_path)
-    assert {"board_host.py", "flash_image.py", "app.py", "asyncio/core.py"} <= frozen
+    assert {"board_host.py", "flash_image.py", "tgd/app.py", "asyncio/core.py"} <= frozen
     assert "main.py" not in frozen and "manifest.py" not in frozen
 
 
@@ -67,7 +70,8 @@ def test_the_vm_manifest_adds_the_host_board(tmp_path):
 def test_main_runs_the_frozen_modules_not_the_copies_next_to_it(tmp_path):
     # A copy of the firmware next to main.py that would fail if it were imported.
     shutil.copy(FIRMWARE / "main.py", tmp_path / "main.py")
-    for name in ("app.py", "log.py", "board_host.py"):
+    (tmp_path / "tgd").mkdir()
+    for name in ("tgd/__init__.py", "tgd/app.py", "tgd/log.py", "board_host.py"):
         (tmp_path / name).write_text("raise ImportError('imported the copy, not the frozen module')\n")
     proc = subprocess.Popen([micropython().executable, "-X", "heapsize=48k", "main.py"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -13,7 +13,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import fwcheck  # noqa: E402
 
-MODEM_LAYER = ("at.py", "atparse.py", "errors.py", "sim7600.py")
+# the modem package, in its folder: its modules import each other as tgd.modem.*
+MODEM_LAYER = ("tgd/__init__.py", "tgd/modem/__init__.py", "tgd/modem/at.py",
+               "tgd/modem/atparse.py", "tgd/modem/errors.py", "tgd/modem/sim7600.py")
 
 GOOD = """
 import asyncio
@@ -54,6 +56,7 @@ def write(dirpath: Path, name: str, text: str) -> Path:
 
 def test_the_modem_layer_passes(tmp_path):
     for name in MODEM_LAYER:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "firmware" / name, tmp_path / name)
     write(tmp_path, "good.py", GOOD)
     assert fwcheck.check(tmp_path, verbose=False) == []

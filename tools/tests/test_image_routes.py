@@ -51,7 +51,9 @@ def test_the_manifest_lists_handset_modules_only():
         assert "tests" not in f.source.relative_to(FIRMWARE).parts
         assert "host" not in f.source.relative_to(FIRMWARE).parts
     assert "main.py" not in targets and "manifest.py" not in targets
-    assert not {"board_host.py", "flash_image.py", "mpy_cache.py"} & {Path(t).name for t in targets}
+    assert not {"board_host.py", "flash_image.py", "heap_probe.py"} & {Path(t).name for t in targets}
+    assert {"tgd/__init__.py", "tgd/app.py", "tgd/modem/sim7600.py", "tgd/uplink/mqtt.py",
+            "boards/__init__.py", "boards/lilygo.py"} <= set(targets)
     assert any("asyncio" in e or "boards/manifest.py" in e for e in contents.external)
 
 
@@ -159,7 +161,11 @@ def test_flash_on_a_frozen_image_uploads_only_main(tmp_path, capsys):
     """The 32-bit VM is a frozen image: `flash --frozen` leaves the modules to it."""
     flash = tmp_path / "flash"
     flash.mkdir()
-    (flash / "alarm.mpy").write_bytes(b"M\x06")  # an old upload would shadow the frozen alarm
+    (flash / "alarm.mpy").write_bytes(b"M\x06")  # a module of the old flat layout
+    # an old upload would shadow the frozen package: its files and its folders go
+    (flash / "tgd" / "modem").mkdir(parents=True)
+    (flash / "tgd" / "alarm.mpy").write_bytes(b"M\x06")
+    (flash / "tgd" / "modem" / "at.mpy").write_bytes(b"M\x06")
     (flash / "journal.log").write_text("data\n")
     board = VirtualBoard(flash, executable=str(ESP32_VM)).start()
     try:
@@ -170,7 +176,8 @@ def test_flash_on_a_frozen_image_uploads_only_main(tmp_path, capsys):
         from tgd_flash.board import Board
 
         with Board(board.url) as b:
-            assert "/" not in b.eval("__import__('alarm').__file__")  # frozen, not a file
+            # frozen, not a file: a frozen module's __file__ is its path in the manifest
+            assert b.eval("__import__('tgd.alarm').alarm.__file__") == "tgd/alarm.py"
         code, out, err = run_cli(["detect", "--port", board.url], capsys)
         assert code == 0 and "TGD firmware installed" in out, out + err
     finally:
@@ -188,7 +195,7 @@ def test_mpy_route_on_a_board_without_psram_warns(tmp_path, capsys):
     assert code == 0, err
     assert re.search(r"warning: the MicroPython on \S+ has a 19\d KB heap \(no PSRAM\)", out), out
     assert "route (a), `tgd-flash build-image`" in out
-    assert (flash / "alarm.mpy").is_file()  # a warning: the bench trial goes on
+    assert (flash / "tgd" / "alarm.mpy").is_file()  # a warning: the bench trial goes on
 
 
 def test_flash_frozen_dry_run_plans_main_only(capsys):
@@ -337,4 +344,5 @@ def test_a_frozen_handset_is_provisioned_and_passes_its_selftest(tmp_path, flash
     assert code == 0, out + err
     assert "RESULT: PASS" in out
     assert re.search(r"PASS\s+firmware intact\s+1 files, fw ", out), out
-    assert not [p.name for p in flash_dir.iterdir() if p.suffix in (".py", ".mpy") and p.name != "main.py"]
+    assert not [p.name for p in flash_dir.rglob("*") if p.suffix in (".py", ".mpy") and p.name != "main.py"]
+    assert not (flash_dir / "tgd").exists()

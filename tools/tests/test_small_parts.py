@@ -124,3 +124,14 @@ def test_stale_modules_go_data_stays():
     new = [fwbuild.BuildFile("alarm.mpy", fwbuild.Path("x"), "0"), fwbuild.BuildFile("main.py", fwbuild.Path("y"), "1")]
     board = ["alarm.py", "alarm.mpy", "main.py", "config.json", "journal.log", "old.mpy"]
     assert fwbuild.stale_modules(board, new) == ["alarm.py", "old.mpy"]
+    # in the packages: what the new firmware lacks goes, wherever it is
+    new = [fwbuild.BuildFile("tgd/alarm.mpy", fwbuild.Path("x"), "0")]
+    board = ["alarm.mpy", "tgd/alarm.mpy", "tgd/alarm.py", "tgd/modem/old.mpy", "tgd/notes.txt"]
+    assert fwbuild.stale_modules(board, new) == ["alarm.mpy", "tgd/alarm.py", "tgd/modem/old.mpy"]
+
+
+def test_upload_makes_the_package_folders_parents_first():
+    from tgd_flash.flashing import parent_folders
+
+    assert parent_folders(["main.py", "tgd/modem/at.mpy", "tgd/app.mpy", "boards/lilygo.mpy"]) == [
+        "boards", "tgd", "tgd/modem"]

@@ -33,6 +33,27 @@ print(repr({p: _tgd_sha(p) for p in %r}))
 del _tgd_sha
 """
 
+# Runs on the board: every file and folder under the given folders, as
+# (path, is_folder), parents before children; a missing folder gives nothing.
+_TREE_CODE = """
+import os
+def _tgd_tree(d, out):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in entries:
+        p = d + '/' + e[0]
+        out.append((p, e[1] == 0x4000))
+        if e[1] == 0x4000:
+            _tgd_tree(p, out)
+_tgd_out = []
+for _d in %r:
+    _tgd_tree(_d, _tgd_out)
+print(repr(_tgd_out))
+del _tgd_tree, _tgd_out
+"""
+
 
 def traceback_summary(text: str) -> str:
     """A MicroPython traceback in one line: the exception, and the function it came from."""
@@ -151,6 +172,19 @@ class Board:
     # -- files -----------------------------------------------------------
     def listdir(self, path: str = "") -> list[str]:
         return list(self.eval(f"__import__('os').listdir({path!r})"))
+
+    def tree(self, folders: Iterable[str]) -> list[tuple[str, bool]]:
+        """(path, is_folder) of everything under `folders` ("tgd/modem/at.mpy"), parents first."""
+        return [(str(p), bool(d)) for p, d in self.eval_code(_TREE_CODE % (list(folders),), timeout_s=30)]
+
+    def make_folders(self, paths: Iterable[str]) -> None:
+        """Create each folder (parents first) that is not there yet."""
+        paths = list(paths)
+        if paths:
+            self.run(f"import os\nfor _p in {paths!r}:\n try:\n  os.mkdir(_p)\n except OSError:\n  pass\n")
+
+    def remove_folder(self, path: str) -> None:
+        self.run(f"__import__('os').rmdir({path!r})")
 
     def read_file(self, path: str) -> bytes | None:
         code = (

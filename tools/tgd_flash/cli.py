@@ -156,8 +156,9 @@ def cmd_detect(args: argparse.Namespace, out: TextIO) -> int:
             with flashing.open_when_ready(port, wait_s) as board:
                 impl = board.implementation()
                 names = board.listdir()
-            # fw_manifest.json: also on a frozen or ROMFS image, whose modules are not files
-            installed = "fw_manifest.json" in names or any(n.startswith("selftest.") for n in names)
+            # fw_manifest.json: also on a frozen or ROMFS image, whose modules are not files;
+            # tgd/: the firmware's package, uploaded as .mpy files
+            installed = "fw_manifest.json" in names or "tgd" in names
             tgd = "TGD firmware installed" if installed else "no TGD firmware"
             provisioned = "provisioned" if "config.json" in names else "not provisioned"
             print(f"{port}: MicroPython {impl.version} ({impl.machine}); {tgd}; {provisioned}", file=out)

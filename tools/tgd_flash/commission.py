@@ -1,4 +1,4 @@
-"""`selftest`: run firmware/selftest.py on the handset and write the commissioning report.
+"""`selftest`: run firmware/tgd/selftest.py on the handset and write the commissioning report.
 
 The board does the checks itself (modem, SIM, network, signal, GNSS, battery,
 a signed ``test`` message to the server); the host shows each line as it

@@ -107,7 +107,7 @@ def flash(options: FlashOptions, out: TextIO) -> FlashResult | None:
                 detect=options.image is not None, frozen_required=options.frozen,
             )
             version = fwbuild.firmware_version(src_dir)
-            removed = upload(board, files, version, out)
+            removed = upload(board, files, version, out, fwbuild.package_dirs(src_dir))
         board.soft_reset()
     print(f"firmware {version} installed and verified on {options.port} ({len(files)} files)", file=out)
     return FlashResult(options.port, version, {f.name: f.sha256 for f in files}, removed)
@@ -118,7 +118,8 @@ def _print_build_plan(src_dir: Path, chip: esp.Chip | None, port: str, out: Text
     build_dir = Path("<build>")
     for src, target in fwbuild.plan_outputs(fwbuild.firmware_sources(src_dir), build_dir):
         if target is not None:
-            print("would run: " + show_command(fwbuild.compile_command(src, target, march)), file=out)
+            print("would run: " + show_command(fwbuild.compile_command(src.path, target, march, name=src.target)),
+                  file=out)
     print(
         f"would upload the firmware to {port} with mpremote, check every file by sha256 "
         "computed on the board, then rename it into place",
@@ -150,8 +151,25 @@ class open_when_ready:
             self.board.close()
 
 
-def upload(board: Board, files: list[fwbuild.BuildFile], fw_version: str, out: TextIO) -> list[str]:
-    """Upload, verify, swap into place, drop stale modules, verify again."""
+def parent_folders(names: list[str]) -> list[str]:
+    """"tgd/modem/at.mpy" -> ["tgd", "tgd/modem"]: every folder the files need, parents first."""
+    folders = set()
+    for name in names:
+        parts = name.split("/")[:-1]
+        folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return sorted(folders, key=lambda f: (f.count("/"), f))
+
+
+def upload(board: Board, files: list[fwbuild.BuildFile], fw_version: str, out: TextIO,
+           package_dirs: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Upload, verify, swap into place, drop stale modules, verify again.
+
+    `package_dirs`: the firmware's package folders ("boards", "tgd"). The files for them
+    get their folders first; afterwards every module file in them that the new firmware
+    does not have goes, and so does a folder left empty: an upload of main.py alone (a
+    frozen or ROMFS image) leaves no tgd/ folder behind, which would shadow the image's.
+    """
+    board.make_folders(parent_folders([f.name for f in files]))
     manifest = fwbuild.manifest_bytes(files, fw_version)
     total = sum(f.size for f in files) + len(manifest)
     bar = Progress("upload", total, stream=out)
@@ -180,9 +198,16 @@ def upload(board: Board, files: list[fwbuild.BuildFile], fw_version: str, out: T
         f"    os.rename(_n, _n[:-{len(_NEW)}])\n",
         timeout_s=30,
     )
-    removed = fwbuild.stale_modules(board.listdir(), files)
+    root = board.listdir()
+    tree = board.tree([d for d in package_dirs if d in root])
+    removed = fwbuild.stale_modules(root + [p for p, is_dir in tree if not is_dir], files)
     for name in removed:
         board.remove(name)
+    left = [p for p, is_dir in tree if not is_dir and p not in removed]
+    folders = [p for p, is_dir in tree if is_dir] + [d for d in package_dirs if d in root]
+    for folder in sorted(folders, key=lambda f: -f.count("/")):  # the deepest first
+        if not any(p.startswith(folder + "/") for p in left):
+            board.remove_folder(folder)
     final = {name[: -len(_NEW)]: digest for name, digest in staged.items()}
     _verify(board, final, "installed")
     print(f"verified {len(final)} files by sha256 on the board", file=out)

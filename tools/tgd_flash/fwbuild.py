@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import freeze_manifest
 from .board import Implementation
 from .errors import FirmwareMissing, FlashToolError
 
@@ -44,16 +45,31 @@ def firmware_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "firmware"
 
 
-# firmware/manifest.py is read by MicroPython's build (makemanifest), not imported: never uploaded.
-NOT_UPLOADED = ("manifest.py",)
+@dataclass(frozen=True)
+class Source:
+    path: Path  # the source file
+    target: str  # its path on the board: "main.py", "tgd/alarm.py"
 
 
-def firmware_sources(src_dir: Path) -> list[Path]:
-    sources = sorted(p for p in Path(src_dir).glob("*.py")
-                     if p.is_file() and p.name not in NOT_UPLOADED)
-    if not sources:
-        raise FirmwareMissing(f"no firmware sources (*.py) in {src_dir}")
-    return sources
+def firmware_sources(src_dir: Path) -> list[Source]:
+    """What goes onto a board: the boot script (main.py), and every module that
+    firmware/manifest.py freezes (the packages tgd/ and boards/), each in its folder.
+
+    Never firmware/host/ (the host board's own modules: a PC only), the manifest
+    (read by MicroPython's build, never imported) or the tests.
+    """
+    src_dir = Path(src_dir)
+    scripts = [Source(src_dir / name, name) for name in SOURCE_ONLY if (src_dir / name).is_file()]
+    modules = [Source(f.source, f.target) for f in freeze_manifest.firmware_files(src_dir)]
+    if not scripts:
+        raise FirmwareMissing(f"no boot script ({', '.join(SOURCE_ONLY)}) in {src_dir}")
+    return scripts + sorted(modules, key=lambda s: s.target)
+
+
+def package_dirs(src_dir: Path) -> list[str]:
+    """The top folders the firmware's modules live in on a board ("boards", "tgd")."""
+    return sorted({f.target.split("/")[0] for f in freeze_manifest.firmware_files(Path(src_dir))
+                   if "/" in f.target})
 
 
 def default_compiler() -> list[str]:
@@ -108,12 +124,14 @@ def arch_for(impl: Implementation) -> str | None:
     return _ARCH_NAMES.get(impl.native_arch)
 
 
-def compile_command(src: Path, out: Path, march: str | None, compiler: list[str] | None = None) -> list[str]:
-    # -s: tracebacks on the board name the module, not the build machine's path.
+def compile_command(src: Path, out: Path, march: str | None, compiler: list[str] | None = None,
+                    name: str | None = None) -> list[str]:
+    # -s: tracebacks on the board name the module's path on the board (name, e.g.
+    # "tgd/alarm.py"), not the build machine's path.
     # -X no-source-lines: no line-number tables (tracebacks name module and function):
     # uploaded .mpy are loaded into RAM, so ~2.5 KB less heap (a frozen image keeps them:
     # they cost flash there, docs/firmware.md "Memory").
-    cmd = list(compiler or default_compiler()) + ["-o", str(out), "-s", src.name,
+    cmd = list(compiler or default_compiler()) + ["-o", str(out), "-s", name or src.name,
                                                   "-X", "no-source-lines"]
     if march:
         cmd.append(f"-march={march}")
@@ -122,7 +140,7 @@ def compile_command(src: Path, out: Path, march: str | None, compiler: list[str]
 
 @dataclass(frozen=True)
 class BuildFile:
-    name: str  # name on the board (flash root)
+    name: str  # path on the board, from the flash root: "main.py", "tgd/alarm.mpy"
     local: Path  # what gets uploaded
     sha256: str
 
@@ -131,11 +149,18 @@ class BuildFile:
         return self.local.stat().st_size
 
 
-def plan_outputs(sources: list[Path], out_dir: Path) -> list[tuple[Path, Path | None]]:
-    """(source, .mpy output or None when the source is uploaded as it is)."""
+def plan_outputs(sources: list[Source], out_dir: Path) -> list[tuple[Source, Path | None]]:
+    """(source, .mpy output or None when the source is uploaded as it is); an output
+    keeps the source's folder: tgd/alarm.py -> out_dir/tgd/alarm.mpy."""
     return [
-        (src, None if src.name in SOURCE_ONLY else out_dir / (src.stem + ".mpy")) for src in sources
+        (src, None if src.target in SOURCE_ONLY else out_dir / (src.target[:-3] + ".mpy"))
+        for src in sources
     ]
+
+
+def board_name(out_dir: Path, out: Path) -> str:
+    """out_dir/tgd/alarm.mpy -> "tgd/alarm.mpy" (its path on the board)."""
+    return out.relative_to(out_dir).as_posix()
 
 
 def sha256_file(path: Path) -> str:
@@ -147,12 +172,14 @@ def build(src_dir: Path, out_dir: Path, march: str | None, compiler: list[str] |
     files = []
     for src, out in plan_outputs(firmware_sources(src_dir), out_dir):
         if out is None:
-            files.append(BuildFile(src.name, src, sha256_file(src)))
+            files.append(BuildFile(src.target, src.path, sha256_file(src.path)))
             continue
-        result = subprocess.run(compile_command(src, out, march, compiler), capture_output=True, text=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(compile_command(src.path, out, march, compiler, src.target),
+                                capture_output=True, text=True)
         if result.returncode != 0:
-            raise FirmwareMissing(f"mpy-cross failed on {src.name}: {result.stderr.strip()}")
-        files.append(BuildFile(out.name, out, sha256_file(out)))
+            raise FirmwareMissing(f"mpy-cross failed on {src.target}: {result.stderr.strip()}")
+        files.append(BuildFile(board_name(out_dir, out), out, sha256_file(out)))
     return files
 
 
@@ -163,8 +190,10 @@ def is_module_file(name: str) -> bool:
 def stale_modules(on_board: list[str], new_files: list[BuildFile]) -> list[str]:
     """Module files on the board that the new firmware does not have.
 
-    A leftover alarm.py would shadow the new alarm.mpy (MicroPython imports
-    .py first), so old modules go; data files (config.json, journal) stay.
+    `on_board`: the root's files and those under the firmware's package folders
+    ("tgd/alarm.py"). A leftover tgd/alarm.py would shadow the new tgd/alarm.mpy
+    (MicroPython imports .py first), and a module of the old flat layout (alarm.mpy
+    at the root) is dead code, so old modules go; data files (config.json, journal) stay.
     """
     keep = {f.name for f in new_files}
     return sorted(n for n in on_board if is_module_file(n) and n not in keep)
@@ -180,7 +209,10 @@ def manifest_bytes(files: list[BuildFile], fw_version: str) -> bytes:
 def firmware_version(src_dir: Path) -> str:
     """FW_VERSION = "x.y.z" as the firmware defines it, else "unknown"."""
     pattern = re.compile(r"""^FW_VERSION\s*=\s*["']([^"']+)["']""", re.MULTILINE)
-    for path in sorted(Path(src_dir).glob("*.py")):
+    src_dir = Path(src_dir)
+    for path in sorted(src_dir.rglob("*.py")):  # tgd/device.py
+        if "tests" in path.relative_to(src_dir).parts:
+            continue
         match = pattern.search(path.read_text(encoding="utf-8", errors="replace"))
         if match:
             return match.group(1)

@@ -1,6 +1,6 @@
 """config.json for a handset (docs/interfaces.md §6, DESIGN.md "contract: configuration").
 
-The config is checked with the firmware's own validator (firmware/config.py),
+The config is checked with the firmware's own validator (firmware/tgd/config.py),
 so the tool can never write a file the handset would reject or run in safe mode.
 """
 
@@ -97,15 +97,15 @@ def new_device_key() -> str:
 
 
 def _firmware_config_module() -> ModuleType:
-    path = fwbuild.firmware_dir() / "config.py"
+    path = fwbuild.firmware_dir() / "tgd" / "config.py"
     spec = importlib.util.spec_from_file_location("tgd_firmware_config", path)
     if spec is None or spec.loader is None or not path.is_file():
         raise InvalidConfig(f"the firmware's config validator {path} is missing")
     module = importlib.util.module_from_spec(spec)
-    # The validator may import its sibling firmware modules (limits.py...): give it the
+    # The validator imports its sibling firmware modules (tgd.limits): give it the
     # firmware folder for the time of the import only, and forget what it loaded from
-    # there, so firmware names (log, errors, message...) never shadow anything here.
-    folder = str(path.parent)
+    # there (the tgd package included), so no firmware name shadows anything here.
+    folder = str(path.parents[1])
     before = set(sys.modules)
     sys.path.insert(0, folder)
     try:

@@ -358,7 +358,7 @@ def deploy_romfs(
         with open_when_ready(port, 10) as board:
             version = fwbuild.firmware_version(src_dir)
             files = [fwbuild.BuildFile(p.name, p, fwbuild.sha256_file(p)) for p in scripts]
-            upload(board, files, version, out)
+            upload(board, files, version, out, fwbuild.package_dirs(src_dir))
             board.soft_reset()
             check_imports_from(board, "/rom/", targets)
     print(f"firmware {version} deployed as ROMFS on {port} ({size} bytes)", file=out)

@@ -142,8 +142,9 @@ def measure(vm: Path, firmware_dir: Path, work: Path, stock: Path | None = None)
     expected = {"frozen": "", "romfs": "/rom/", "mpy": str(work / "rom") + "/"}
     for route, figure in figures.items():
         # a figure is only worth something if every module came from where the route puts it
+    # (a frozen module's __file__ is its path in the manifest: 'tgd/app.py')
         wrong = {n: w for n, w in figure.where.items()
-                 if not w.startswith(expected[route]) or (route == "frozen" and "/" in w)}
+                 if not w.startswith(expected[route]) or (route == "frozen" and w.startswith("/"))}
         if wrong:
             raise RuntimeError(f"route {route}: modules imported from elsewhere: {wrong}")
     return figures

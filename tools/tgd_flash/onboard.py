@@ -1,4 +1,4 @@
-"""Talking to firmware/selftest.py on the board through the REPL.
+"""Talking to firmware/tgd/selftest.py on the board through the REPL.
 
 The on-board script prints one result per line, prefixed ``TGD `` and followed
 by compact JSON, so the host can tell results from anything else the firmware
@@ -14,7 +14,7 @@ from .board import Board
 from .errors import BoardError, FirmwareMissing, ModemNotAnswering
 
 PREFIX = "TGD "
-# What the host board (firmware/board_host.py) raises when it was given no modem.
+# What the host board (firmware/host/board_host.py) raises when it was given no modem.
 NO_MODEM_ON_HOST = "TGD_UART is not set"
 
 
@@ -51,8 +51,14 @@ class LineSplitter:
 
 def require_firmware(board: Board) -> list[str]:
     names = board.listdir()
-    # fw_manifest.json: a frozen or ROMFS image has the modules, but not as files
-    if not any(n in names for n in ("selftest.py", "selftest.mpy", "fw_manifest.json")):
+    # fw_manifest.json: a frozen or ROMFS image has the modules, but not as files;
+    # tgd/: the firmware's package uploaded as .mpy files
+    if "tgd" not in names and any(n in names for n in ("selftest.py", "selftest.mpy")):
+        raise FirmwareMissing(
+            f"the handset on {board.port} runs a firmware of the old flat layout (selftest at the "
+            "root, no tgd/ package): run `tgd-flash flash` first"
+        )
+    if not any(n in names for n in ("tgd", "fw_manifest.json")):
         raise FirmwareMissing(
             f"the handset on {board.port} has no TGD firmware: run `tgd-flash flash` first"
         )
@@ -60,7 +66,7 @@ def require_firmware(board: Board) -> list[str]:
 
 
 def run_results(board: Board, call: str, on_result: Callable[[dict], None], timeout_s: float) -> list[dict]:
-    """Run ``import selftest; selftest.<call>`` and collect its result lines.
+    """Run ``from tgd import selftest; selftest.<call>`` and collect its result lines.
 
     The board is soft-reset first: a clean heap, and no module or task left
     over from an earlier session (or from the firmware interrupted by Ctrl-C).
@@ -76,7 +82,7 @@ def run_results(board: Board, call: str, on_result: Callable[[dict], None], time
 
     splitter = LineSplitter(on_line)
     try:
-        board.run(f"import selftest\nselftest.{call}", timeout_s=timeout_s, on_output=splitter.feed)
+        board.run(f"from tgd import selftest\nselftest.{call}", timeout_s=timeout_s, on_output=splitter.feed)
     except BoardError as exc:
         if NO_MODEM_ON_HOST in str(exc):
             raise ModemNotAnswering(

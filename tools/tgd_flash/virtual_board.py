@@ -104,7 +104,7 @@ class VirtualBoard:
         env = dict(os.environ)
         # What was uploaded first, then the frozen modules, then the host board's own
         # (firmware/host/: frozen into the ESP32-faithful VM, never uploaded; the board
-        # module of this "board", as board_lilygo is a LilyGO's)
+        # module of this "board", as boards.lilygo is a LilyGO's)
         env["MICROPYPATH"] = f"{self.flash_dir}:.frozen:{HOST_MODULES}"
         env["TGD_FLASH"] = str(self.flash_dir)
         if self.uart:

@@ -1,6 +1,6 @@
 # Strict AML v1 decoder for the tests (shared/reference/aml.md, the GridGears rules).
 # Not part of the firmware: aml.py, which the handset loads during an alarm, only encodes.
-from aml import AmlError, _digits
+from tgd.aml import AmlError, _digits
 
 
 def decode(text):

@@ -4,7 +4,7 @@
 import asyncio
 import json
 
-from errors import AtTimeout, CallFailed, CmsError
+from tgd.modem.errors import AtTimeout, CallFailed, CmsError
 
 OK_RECEIVED = (200, b'{"ok":true,"seq":0,"alarm":{"aid":"x","state":"received"},"cmds":[]}')
 

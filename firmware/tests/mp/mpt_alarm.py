@@ -6,16 +6,16 @@
 import asyncio
 import json
 
-import config
-from alarm import Alarm, IllegalTransition, OPEN, ENDED, ACKNOWLEDGED
-from clock import Clock
-from device import Device
+from tgd import config
+from tgd.alarm import Alarm, IllegalTransition, OPEN, ENDED, ACKNOWLEDGED
+from tgd.clock import Clock
+from tgd.device import Device
 from fake_modem import FakeModem, answer
-from hmac256 import hmac_sha256_hex
-from journal import Journal, FILE
-from log import Log
-from timing import Timing
-from vibrate import Vibrator
+from tgd.hmac256 import hmac_sha256_hex
+from tgd.journal import Journal, FILE
+from tgd.log import Log
+from tgd.timing import Timing
+from tgd.vibrate import Vibrator
 from binascii import unhexlify
 from scratch import empty_dir, unique_dir
 

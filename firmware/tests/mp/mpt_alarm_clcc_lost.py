@@ -7,7 +7,7 @@
 import asyncio
 import time
 
-from errors import AtTimeout
+from tgd.modem.errors import AtTimeout
 from fake_modem import FakeModem
 from mpt_alarm import Rig, wipe
 

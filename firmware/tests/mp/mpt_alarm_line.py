@@ -8,7 +8,7 @@
 # it is hung up when the alarm ends, unless a newer alarm has the line.
 import asyncio
 
-from alarm import Alarm
+from tgd.alarm import Alarm
 from fake_modem import FakeModem, answer
 from mpt_alarm import Rig, bodies, wipe
 

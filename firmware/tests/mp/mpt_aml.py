@@ -1,5 +1,5 @@
 # AML v1 encoder against the strict rules of shared/reference/aml.md.
-import aml
+from tgd import aml
 import aml_check
 
 IMEI = "357365093474415"
@@ -71,7 +71,7 @@ def test_bad_identity_is_refused():
 
 
 def test_unixtime_stamp():
-    from unixtime import stamp
+    from tgd.unixtime import stamp
     assert stamp(0) == "19700101000000"
     assert stamp(951782400) == "20000229000000"
     assert stamp(1709210096) == "20240229123456"

@@ -7,11 +7,11 @@
 import asyncio
 import json
 
-from app import App
+from tgd.app import App
 from fake_modem import FakeModem, answer
-from journal import FILE
-from log import Log
-from timing import Timing
+from tgd.journal import FILE
+from tgd.log import Log
+from tgd.timing import Timing
 from scratch import empty_dir, unique_dir
 
 DIR = unique_dir("app")

@@ -3,8 +3,8 @@
 import asyncio
 import time
 
-from at import AtEngine, sms_payload
-from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
+from tgd.modem.at import AtEngine, sms_payload
+from tgd.modem.errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
 from scripted_stream import ScriptedStream, chunks, errors_in, line_log, until
 
 CSQ_REPLY = b"\r\n+CSQ: 27,99\r\n\r\nOK\r\n"
@@ -418,7 +418,7 @@ async def test_random_noise_never_breaks_the_engine():
 
     random.seed(7)
     alphabet = b"\r\n\r\n>> OK ERROR +CME ERROR: RDY+HTTPREAD: DATA,3 \x00\xff\xfe\x1a\x1b+CLCC: 1,0,0"
-    from log import Log
+    from tgd.log import Log
 
     lines = []
     stream = ScriptedStream()

@@ -24,8 +24,8 @@ def _report(what, used):
 async def test_whole_exchange_fits_in_the_heap():
     import asyncio
 
-    from at import AtEngine
-    from sim7600 import Sim7600
+    from tgd.modem.at import AtEngine
+    from tgd.modem.sim7600 import Sim7600
 
     loaded = _mem()
     _report("modem_layer_resident_bytes", loaded - _BASE)

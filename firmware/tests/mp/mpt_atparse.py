@@ -1,7 +1,7 @@
 # heapsize: 256k  (tests and helpers are compiled in the heap too; mpt_at_memory.py prints the figures)
 # Parsers against the real lines of sim7600-at.md, and broken ones (None, never an exception).
-import atparse as p
-import atparse as r
+from tgd.modem import atparse as p
+from tgd.modem import atparse as r
 
 CPSI_LTE = "+CPSI: LTE,Online,208-15,0x19C9,104313681,291,EUTRAN-BAND3,1675,4,4,-93,-1006,-731,14"
 CPSI_LTE2 = "+CPSI: LTE,Online,260-03,0xE30A,71738389,435,EUTRAN-BAND3,1474,4,4,-115,-783,-481,20"
@@ -98,7 +98,7 @@ def test_registration_query_and_urc_forms():
 
 
 def test_cpin():
-    from atparse import parse_cpin
+    from tgd.modem.atparse import parse_cpin
     assert parse_cpin("+CPIN: READY") == "READY"
     assert parse_cpin("+CPIN: SIM PIN") == "SIM PIN"
     assert parse_cpin("+CPIN:") is None

@@ -1,5 +1,5 @@
 # Button timings on a simulated clock (10 ms polls).
-from button import Button, DOWN, UP, TRIGGER
+from tgd.button import Button, DOWN, UP, TRIGGER
 
 
 def run(button, samples, start=0, step=10):

@@ -12,16 +12,16 @@ import asyncio
 import json
 import time
 
-import config
-from alarm import Alarm
-from app import App
-from clock import Clock
-from device import Device
-from journal import FILE, Journal
+from tgd import config
+from tgd.alarm import Alarm
+from tgd.app import App
+from tgd.clock import Clock
+from tgd.device import Device
+from tgd.journal import FILE, Journal
 from scripted_modem import RecordingBoard, answer, events, make_modem, ok
 from scripted_stream import line_log, until
-from timing import Timing
-from vibrate import Vibrator
+from tgd.timing import Timing
+from tgd.vibrate import Vibrator
 from scratch import empty_dir, unique_dir
 
 DIR = unique_dir("callback")
@@ -229,7 +229,7 @@ async def test_a_call_back_leaves_the_driver_idle_so_the_modem_sleeps_again():
 
 
 async def test_answered_call_whose_end_urc_is_lost_ends_on_clcc():
-    import callback
+    from tgd import callback
     saved = callback._CHECK_MS
     callback._CHECK_MS = 30
     try:
@@ -244,7 +244,7 @@ async def test_answered_call_whose_end_urc_is_lost_ends_on_clcc():
 
 
 def test_caller_id_parsing():
-    import callback
+    from tgd import callback
     assert callback.caller('+CLIP: "02152063113",128,,,"",0') == "02152063113"
     assert callback.caller('+CLIP: "+687 27 12 34",145,,,"",0') == "+687271234"
     assert callback.caller('+CLIP: "",128,,,"",1') == ""

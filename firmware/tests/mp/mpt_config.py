@@ -1,7 +1,7 @@
 # config.json validation: defaults, ranges, safe mode.
 import json
 
-import config
+from tgd import config
 
 KEY = "ab" * 32
 GOOD = {"config_version": 1, "device_id": "NC0001", "key": KEY,

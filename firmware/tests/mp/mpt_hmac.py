@@ -1,7 +1,7 @@
 # HMAC-SHA256 against the RFC 4231 test vectors.
 from binascii import unhexlify
 
-from hmac256 import hmac_sha256_hex
+from tgd.hmac256 import hmac_sha256_hex
 
 VECTORS = [
     (b"\x0b" * 20, b"Hi There",

@@ -3,9 +3,9 @@
 # numbers never reused, compaction.
 import os
 
-from journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record
-from journal import decode_line
-from log import Log
+from tgd.journal import Journal, SEQ_BLOCK, FILE, TMP, encode_record
+from tgd.journal import decode_line
+from tgd.log import Log
 from scratch import unique_dir
 
 DIR = unique_dir("journal")

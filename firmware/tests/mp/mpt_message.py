@@ -1,8 +1,8 @@
 # Device message bodies and their signature (docs/protocol.md).
 import json
 
-import message
-from hmac256 import hmac_sha256_hex
+from tgd import message
+from tgd.hmac256 import hmac_sha256_hex
 from binascii import unhexlify
 
 KEY = "00112233445566778899aabbccddeeff" * 2

@@ -5,16 +5,16 @@
 # of an alarm, and the config keys.
 import asyncio
 
-import config
-import message
-from clock import Clock
-from device import Device
-from journal import Journal
-from log import Log
-from mqtt_uplink import MqttLink
+from tgd import config
+from tgd import message
+from tgd.clock import Clock
+from tgd.device import Device
+from tgd.journal import Journal
+from tgd.log import Log
+from tgd.uplink.mqtt import MqttLink
 from scripted_modem import ERROR, OK, answer, make_modem, ok
-from timing import Timing
-from uplink import Uplink
+from tgd.timing import Timing
+from tgd.uplink.link import Uplink
 from scratch import empty_dir, unique_dir
 
 DIR = unique_dir("mqtt")

@@ -2,7 +2,7 @@
 # SIM7600 driver: start-up, recovery, network queries, GNSS, against a scripted modem.
 import asyncio
 
-from errors import ModemSilent
+from tgd.modem.errors import ModemSilent
 from scripted_modem import BOOT, ERROR, OK, answer, events, init_steps, make_modem, ok
 from scripted_stream import until
 
@@ -207,7 +207,7 @@ async def test_power_cycle_pulses_off_then_on_and_reinitialises():
 
 async def test_power_cycle_off_pulse_is_long_enough():
     # The real timing: >= 2.5 s off pulse, >= 100 ms on pulse (class defaults).
-    from sim7600 import Sim7600
+    from tgd.modem.sim7600 import Sim7600
     assert Sim7600.pwrkey_off_ms >= 2500
     assert 100 <= Sim7600.pwrkey_on_ms < 2500
     assert Sim7600.rdy_timeout_ms >= 15000

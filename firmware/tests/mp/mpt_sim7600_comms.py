@@ -2,7 +2,7 @@
 # SIM7600 driver: voice call, discreet audio, SMS with delivery report, HTTP POST.
 import asyncio
 
-from errors import AtTimeout, CallFailed, CmsError
+from tgd.modem.errors import AtTimeout, CallFailed, CmsError
 from scripted_modem import ERROR, OK, answer, make_modem, ok
 from scripted_stream import until
 

@@ -1,8 +1,8 @@
 # Helpers to script a SIM7600 for driver tests: the exact answers of sim7600-at.md.
-from at import AtEngine
+from tgd.modem.at import AtEngine
 from scripted_stream import ScriptedStream, line_log
-from sim7600 import _SMS_INIT, Sim7600
-from sim7600 import _INIT
+from tgd.modem.sim7600 import _SMS_INIT, Sim7600
+from tgd.modem.sim7600 import _INIT
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"

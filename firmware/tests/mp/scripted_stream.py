@@ -105,7 +105,7 @@ def chunks(data, size):
 
 def line_log(lines):
     """The real firmware Log (debug level) writing into the list `lines`."""
-    from log import Log
+    from tgd.log import Log
 
     return Log(level="debug", sink=lines.append)
 

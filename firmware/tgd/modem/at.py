@@ -17,7 +17,7 @@ import time
 
 from micropython import const
 
-from errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
+from tgd.modem.errors import AtError, AtTimeout, CmeError, CmsError, ModemRebooted
 
 DEFAULT_TIMEOUT_MS = const(5000)
 _LINE_MAX = const(512)  # longer lines are garbage: dropped up to the next LF
@@ -181,6 +181,10 @@ class AtEngine:
         prefix is added to the URC set for this engine.
         """
         self._handlers.append((prefix, callback))
+
+    def busy(self):
+        """A command is in flight, or a URC is awaited (a UrcWaiter)."""
+        return self._lock.locked() or bool(self._waiters)
 
     def urc_waiter(self, prefix):
         w = UrcWaiter(self, prefix)

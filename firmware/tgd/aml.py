@@ -2,7 +2,7 @@
 # `ml` = the length of the whole text, one SMS (< 160 characters). The strict decoder
 # the tests check it with is tests/mp/aml_check.py (not on the handset).
 from micropython import const
-from unixtime import stamp
+from tgd.unixtime import stamp
 
 _MAX_LEN = const(159)
 

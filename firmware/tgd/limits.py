@@ -1,5 +1,5 @@
 # The integer settings: default and accepted range. Shared by config.py (boot) and
-# the server's `config` command (uplink.py).
+# the server's `config` command (uplink/commands.py).
 
 # key: (default, lowest, highest)
 INT_KEYS = {

@@ -1,9 +1,11 @@
 # Device message bodies (docs/protocol.md): compact JSON in a fixed key order,
 # signed with HMAC-SHA256 over the exact bytes.
-from micropython import const
+from binascii import unhexlify
 import json
 
-from hmac256 import hmac_sha256_hex
+from micropython import const
+
+from tgd.hmac256 import hmac_sha256_hex
 
 PROTOCOL_VERSION = 1
 MAX_BODY = const(2048)
@@ -90,7 +92,6 @@ def build(mtype, dev, seq, t, fw, fix, cell, bat, csq, aid=None, at=None,
 
 
 def sign(key_hex, body):
-    from binascii import unhexlify
     return hmac_sha256_hex(unhexlify(key_hex), body)
 
 

@@ -1,7 +1,7 @@
 # LilyGO T-SIM7600X (ESP32-WROVER-B + SIM7600): modem pins from LilyGO's own
 # examples (Xinyuan-LilyGO/T-SIM7600X, examples/*/utilities.h). The button and the
 # vibration motor are ours, on GPIOs the board leaves free. See docs/firmware.md.
-from board_esp32 import Esp32Board
+from boards.esp32 import Esp32Board
 
 
 class LilygoBoard(Esp32Board):

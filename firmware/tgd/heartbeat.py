@@ -4,8 +4,9 @@
 import asyncio
 import time
 
-from errors import ModemError
-from uplink import Uplink, take_commands
+from tgd.modem.errors import ModemError
+from tgd.uplink.commands import take_commands
+from tgd.uplink.link import Uplink
 
 _LOW_HYSTERESIS_MV = 100
 

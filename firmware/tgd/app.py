@@ -5,16 +5,18 @@ import asyncio
 import gc
 import time
 
-import config
-from alarm import Alarm
-from button import Button, DOWN, TRIGGER, UP
-import callback
-from clock import Clock
-from device import FW_VERSION, Device
-from heartbeat import Heartbeat
-from journal import Journal
-from timing import Timing
-from vibrate import Vibrator
+from tgd import config
+from tgd.alarm import Alarm
+from tgd.button import Button, DOWN, TRIGGER, UP
+from tgd import callback
+from tgd.clock import Clock
+from tgd.device import FW_VERSION, Device
+from tgd.heartbeat import Heartbeat
+from tgd.journal import Journal
+from tgd.modem.at import AtEngine
+from tgd.modem.sim7600 import Sim7600
+from tgd.timing import Timing
+from tgd.vibrate import Vibrator
 
 _SLEEP_MAX_MS = 3600000  # with no timer at all (the board may cap it: ESP32 watchdog)
 
@@ -85,9 +87,10 @@ class App:
         modem.on_sms = self._on_sms
         if cfg["transport"] == "mqtt" and not safe:
             # The one lazy load left: an HTTP handset never needs the MQTT link, whose
-            # module holds 736 bytes of heap on the 32-bit VM (frozen code: its dict and
-            # function objects), 1.5 % of the 48 KB; everything else is imported at once.
-            from mqtt_uplink import MqttLink
+            # module holds 720 bytes of heap on the 32-bit VM at 48 KB (frozen code: its
+            # dict and function objects; gc.mem_alloc() around this import after the
+            # app's), 1.5 % of the heap; everything else is imported at once.
+            from tgd.uplink.mqtt import MqttLink
             self.dev.mqtt = MqttLink(self.dev)
         gc.collect()
         if state.alarm is not None:
@@ -249,6 +252,4 @@ class App:
 
 
 def _sim7600(board, log):
-    from at import AtEngine
-    from sim7600 import Sim7600
     return Sim7600(AtEngine(board.open_uart(), log), board, log)

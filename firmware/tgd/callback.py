@@ -13,8 +13,8 @@
 # A RING without +CLIP (caller id off) never reaches this module: it is not answered.
 import time
 
-from atparse import split_fields, unquote
-from errors import AtTimeout, ModemError
+from tgd.modem.atparse import split_fields, unquote
+from tgd.modem.errors import AtTimeout, ModemError
 
 _CALL_UP = ("dialing", "alerting", "active")
 _CHECK_MS = 20000  # during the call: AT+CLCC this often, in case its end URC was lost

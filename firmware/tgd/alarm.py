@@ -15,14 +15,17 @@
 # The alarm owns its call: when it ends, the call is hung up (docs/firmware.md
 # "The alarm's call"), unless a newer alarm has taken the line over.
 import asyncio
+import os
+import random
 import time
 
 from micropython import const
 
-import aml
-from errors import CallFailed, ModemError
-from timing import GOOD_FIX_M
-from uplink import Uplink, take_commands
+from tgd import aml
+from tgd.modem.errors import CallFailed, ModemError
+from tgd.timing import GOOD_FIX_M
+from tgd.uplink.commands import take_commands
+from tgd.uplink.link import Uplink
 
 IDLE = "idle"
 OPEN = "open"
@@ -41,11 +44,9 @@ _UP = ("dialing", "alerting", "active")
 
 
 def new_aid():
-    import os
     try:
         raw = os.urandom(4)
     except (AttributeError, OSError, NotImplementedError):
-        import random
         raw = bytes(random.getrandbits(8) for _ in range(4))
     return "%02x%02x%02x%02x" % (raw[0], raw[1], raw[2], raw[3])
 

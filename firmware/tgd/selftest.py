@@ -7,10 +7,24 @@
 #   TGD {"info":{"imei":"...","iccid":"...","fw":"..."}}
 #   TGD {"done":true}
 # identity() prints {"ok":true,"imei":..,"iccid":..} or {"ok":false,"error":..,"detail":..}.
+import binascii
+import hashlib
 import json
+import time
 
 import asyncio
 from micropython import const
+
+from tgd import config, message
+from tgd.clock import Clock
+from tgd.device import Device, FW_VERSION
+from tgd.journal import Journal
+from tgd.log import NullLog
+from tgd.modem.at import AtEngine
+from tgd.modem.errors import ModemError
+from tgd.modem.sim7600 import Sim7600
+from tgd.timing import Timing
+from tgd.uplink.link import Uplink
 
 _SIGNAL_MIN_CSQ = const(5)  # about -103 dBm: below this a call may not hold
 _REG_TIMEOUT_MS = const(60000)
@@ -36,8 +50,6 @@ def _dbm(csq):
 
 
 def _sha256_hex(path):
-    import hashlib
-    import binascii
     h = hashlib.sha256()
     buf = bytearray(512)
     mv = memoryview(buf)
@@ -70,13 +82,13 @@ def firmware_intact(root):
 
 
 def _board():
+    # main.py is the board's boot script, not a module of the package: a frozen or ROMFS
+    # image imports tgd.selftest without it (tgd_flash.image_memory imports every module)
     from main import make_board
     return make_board()
 
 
 def _modem(board, log, boot_timeout_ms):
-    from at import AtEngine
-    from sim7600 import Sim7600
     modem = Sim7600(AtEngine(board.open_uart(), log), board, log)
     if boot_timeout_ms:
         modem.rdy_timeout_ms = boot_timeout_ms
@@ -84,8 +96,6 @@ def _modem(board, log, boot_timeout_ms):
 
 
 async def _identity(boot_timeout_ms):
-    from errors import ModemError
-    from log import NullLog
     log = NullLog()
     modem = _modem(_board(), log, boot_timeout_ms)
     try:
@@ -110,7 +120,6 @@ def identity(boot_timeout_ms=0):
 
 
 async def _sim_ready(modem):
-    from errors import ModemError
     try:
         lines = await modem.at.send("AT+CPIN?")
     except ModemError as e:
@@ -123,11 +132,9 @@ async def _sim_ready(modem):
 
 
 async def _gnss(modem):
-    from errors import ModemError
-    import time
     try:
         await modem.gnss_start()
-        if not await modem._gnss_on():
+        if not await modem.gnss_on():
             return False, "AT+CGPS? says off after AT+CGPS=1", None
         start = time.ticks_ms()
         fix = None
@@ -150,15 +157,6 @@ async def _gnss(modem):
 
 
 async def _run(boot_timeout_ms, reg_timeout_ms):
-    import config
-    from clock import Clock
-    from device import Device, FW_VERSION
-    from errors import ModemError
-    from journal import Journal
-    from log import NullLog
-    from timing import Timing
-    from uplink import Uplink
-
     log = NullLog()
     board = _board()
     root = board.mount_flash()
@@ -224,7 +222,6 @@ async def _run(boot_timeout_ms, reg_timeout_ms):
         status, answer = await uplink.post("test", snap)
         if status == 409:  # the journal's counter was behind the server: it jumped, retry once
             status, answer = await uplink.post("test", dict(snap))
-        import message
         delivered = status is not None and message.answer_ok(status, answer)
         detail = "HTTP %s, seq %s" % (status if status is not None else "no answer", uplink.last_seq)
         if not delivered and answer:

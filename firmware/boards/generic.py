@@ -1,7 +1,7 @@
 # A generic ESP32 DevKit wired to a SIM7600 breakout (e.g. SIM7600E-H module board):
 # UART2 on its default pins, PWRKEY through an NPN transistor, button and motor as on
 # the LilyGO map. See docs/firmware.md for the wiring table.
-from board_esp32 import Esp32Board
+from boards.esp32 import Esp32Board
 
 
 class GenericBoard(Esp32Board):

@@ -1,11 +1,10 @@
-# Signed device messages to the server over the modem's HTTP client (or its MQTT
-# client, mqtt_uplink.py, when config.json says so): one attempt per `post`;
-# `deliver` retries with backoff until a 2xx answer with ok:true.
+# Signed device messages to the server, whatever the transport: the modem's HTTP
+# client (http.py), or its MQTT client (mqtt.py) when config.json says so. One
+# attempt per `post`; `deliver` retries with backoff until a 2xx answer with ok:true.
 import asyncio
 
-import limits
-import message
-from errors import ModemError
+from tgd import message
+from tgd.uplink import http
 
 
 class Uplink:
@@ -29,20 +28,11 @@ class Uplink:
             dev.log.error("message", e)
             return None, None
         signature = message.sign(cfg["key"], body)
-        mqtt = getattr(dev, "mqtt", None)  # mqtt_uplink.MqttLink when transport is mqtt
+        mqtt = getattr(dev, "mqtt", None)  # mqtt.MqttLink when transport is mqtt
         sent = await mqtt.exchange(mtype, seq, body, signature) if mqtt is not None else None
-        if sent is not None:
-            status, answer = sent
-        else:  # HTTP, or the fallback of an alarm whose broker cannot be reached
-            try:
-                status, data = await dev.modem.http_post(
-                    cfg["server_url"], body, "X-TGD-Signature: " + signature,
-                    dev.timing.data_timeout_ms)
-            except ModemError as e:
-                dev.log.event("DATA", type=mtype, seq=seq, status="timeout", what=type(e).__name__)
-                return None, None
-            answer = message.parse_answer(data) if data else None
-            dev.log.event("DATA", type=mtype, seq=seq, status=status)
+        if sent is None:  # HTTP, or the fallback of an alarm whose broker cannot be reached
+            sent = await http.exchange(dev, mtype, seq, body, signature)
+        status, answer = sent
         if status == 409 and answer is not None:
             dev.journal.jump_seq(answer.get("seq_floor"))
         return status, answer
@@ -71,27 +61,3 @@ class Uplink:
             delay = min(delay * 2, cap)
         return None
 
-
-def take_commands(dev, answer):
-    """Carry out the commands in a server answer (docs/protocol.md "The answer").
-
-    `locate`: the caller sends a position now (returns True). `config`: the settable
-    keys are validated like config.json and applied in memory (a reboot returns to
-    the provisioned file). The last id carried out goes back in `cmd`.
-    """
-    cmds = answer.get("cmds") if answer else None
-    if not isinstance(cmds, list):
-        return False
-    locate = False
-    for c in cmds:
-        if not isinstance(c, dict) or not isinstance(c.get("id"), int):
-            continue
-        kind = c.get("type")
-        if kind == "locate":
-            locate = True
-        elif kind == "config":
-            limits.apply_config(dev, c.get("set"))
-        else:
-            dev.log.event("ERROR", where="command", what="unknown_type")
-        dev.last_cmd = c["id"]
-    return locate

@@ -6,9 +6,9 @@ import time
 
 from micropython import const
 
-import atparse
-from at import sms_payload
-from errors import (AtError, AtTimeout, CallFailed, CmeError, ModemError, ModemRebooted,
+from tgd.modem import atparse
+from tgd.modem.at import sms_payload
+from tgd.modem.errors import (AtError, AtTimeout, CallFailed, CmeError, ModemError, ModemRebooted,
                     ModemSilent, ProtocolError)
 
 _HTTP_CMD_MS = const(10000)
@@ -260,8 +260,7 @@ class Sim7600:
 
     def busy(self):
         """An exchange is pending (command in flight, or an answer awaited)."""
-        at = self.at
-        return self._starting or at._lock.locked() or bool(at._waiters)
+        return self._starting or self.at.busy()
 
     def _may_sleep(self):
         return not (self._hold or self.busy() or self.call_state in ("dialing", "alerting", "active"))
@@ -417,20 +416,21 @@ class Sim7600:
 
     # ---- GNSS ------------------------------------------------------------------
 
-    async def _gnss_on(self):
+    async def gnss_on(self):
+        """GNSS is powered (AT+CGPS? says 1)."""
         return bool(await self._query("AT+CGPS?", atparse.parse_cgps, "cgps"))
 
     async def gnss_start(self):
         # AT+CGPS=1 answers ERROR when GNSS is already on: ask first.
-        if not await self._gnss_on():
+        if not await self.gnss_on():
             try:
                 await self.at.send("AT+CGPS=1")
             except AtError:
-                if not await self._gnss_on():
+                if not await self.gnss_on():
                     raise
 
     async def gnss_stop(self):
-        if await self._gnss_on():
+        if await self.gnss_on():
             await self.at.send("AT+CGPS=0")
 
     async def gnss_fix(self):

@@ -2,8 +2,8 @@
 # Validation is a pure function: the caller reads the file and logs the problems.
 import json
 
-from limits import INT_KEYS as _INT_KEYS
-from limits import check_int
+from tgd.limits import INT_KEYS as _INT_KEYS
+from tgd.limits import check_int
 
 SCHEMA_VERSION = 1
 

@@ -8,8 +8,8 @@ import time
 
 from micropython import const
 
-import message
-from errors import AtError, AtTimeout, ModemError
+from tgd import message
+from tgd.modem.errors import AtError, AtTimeout, ModemError
 
 _ACK_MS = const(20000)  # +CMQTTPUB / +CMQTTSUB after the OK
 _KEEPALIVE_S = const(60)

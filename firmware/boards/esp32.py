@@ -1,8 +1,10 @@
-# The ESP32 boards: the same roles as board_host.py, on machine.UART/Pin/ADC and
+# The ESP32 boards: the same roles as host/board_host.py, on machine.UART/Pin/ADC and
 # the internal flash (littlefs2, mounted at / by MicroPython). A board module only
-# gives the pin map (board_lilygo.py, board_generic.py).
-import machine
+# gives the pin map (lilygo.py, generic.py).
+import asyncio
 import time
+
+import machine
 
 _UART_BAUD = 115200
 _WDT_MS = 30000  # a hung firmware is reset, then resumes its alarm from the journal
@@ -73,7 +75,6 @@ class Esp32Board:
         return ""  # MicroPython mounts the internal littlefs2 at /
 
     def open_uart(self):
-        import asyncio
         uart = machine.UART(self.UART_ID, baudrate=_UART_BAUD, tx=self.MODEM_TX, rx=self.MODEM_RX,
                             rxbuf=2048, timeout=0)
         return asyncio.StreamReader(uart)
@@ -102,6 +103,8 @@ class Esp32Board:
         """Light sleep for up to ms; the button (ext0) or the modem's RI (ext1) wake it
         at once. Both must be RTC GPIOs (ESP32: ext0/ext1 only wake on those)."""
         if not self._wake_set:
+            # not for memory: `esp32` is on the ESP32 port only, and the board modules
+            # stay importable on a PC (tgd_flash.image_memory imports every module)
             import esp32
             if self._button is not None:
                 esp32.wake_on_ext0(self._button, 0)  # pressed = low
