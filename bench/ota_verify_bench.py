@@ -4,7 +4,7 @@
 
 Signs a release manifest of the real shape with a throw-away key (CPython,
 tgd_flash.release_sign), then has the VM (build/esp32-vm/micropython, 32-bit, firmware
-frozen) verify it with the frozen firmware/ed25519.py, as a handset does before it
+frozen) verify it with the frozen firmware/tgd/crypto/ed25519.py, as a handset does before it
 writes a bundle anywhere. Prints the median/min/max time of one verify, and the smallest heap,
 in KB, in which a verify still passes (what it needs beyond the VM's own start-up).
 """

@@ -6,7 +6,7 @@ import sys
 import time
 from binascii import unhexlify
 
-import ed25519
+from tgd.crypto import ed25519
 
 pub = unhexlify(sys.argv[1])
 with open(sys.argv[2], "rb") as f:

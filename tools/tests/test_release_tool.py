@@ -32,15 +32,12 @@ def one_line(err: str) -> str:
 
 
 def firmware_copy(dest: Path, version: str) -> Path:
-    """The firmware tree at `version`, with a package subfolder as the re-layout makes."""
+    """The firmware tree at `version`, with a module added in a package subfolder."""
     fw = dest / "firmware"
     shutil.copytree(REPO / "firmware", fw, ignore=shutil.ignore_patterns("__pycache__", "tests"))
-    device = fw / "device.py"
+    device = fw / "tgd" / "device.py"
     device.write_text(device.read_text().replace('FW_VERSION = "1.0.0"', f'FW_VERSION = "{version}"'))
-    (fw / "tgd" / "boards").mkdir(parents=True)
-    (fw / "tgd" / "__init__.py").write_text("")
-    (fw / "tgd" / "boards" / "__init__.py").write_text("")
-    (fw / "tgd" / "boards" / "demo.py").write_text("NAME = 'demo'\n")
+    (fw / "boards" / "demo.py").write_text("NAME = 'demo'\n")
     (fw / "tests").mkdir()
     (fw / "tests" / "test_x.py").write_text("raise SystemExit\n")
     return fw
@@ -84,7 +81,8 @@ def test_the_bundle_holds_the_handset_modules_compiled_and_nothing_else(made):
     release = release_file.check_release(rel.read_bytes(), [pub])
     names = [p for p, _ in release.files]
     assert names == sorted(names)
-    assert {"alarm.mpy", "ed25519.mpy", "device.mpy", "tgd/__init__.mpy", "tgd/boards/demo.mpy"} <= set(names)
+    assert {"tgd/alarm.mpy", "tgd/crypto/ed25519.mpy", "tgd/device.mpy", "tgd/__init__.mpy",
+            "boards/demo.mpy"} <= set(names)
     assert all(n.endswith(".mpy") for n in names)
     host = {p.stem for p in (REPO / "firmware" / "host").glob("*.py")}
     assert not [n for n in names if Path(n).stem in host | {"manifest", "main"} or n.startswith("tests/")]
@@ -101,11 +99,11 @@ def test_the_bundle_modules_run_on_the_vm(made, tmp_path):
     for path, content in release_file.unpack_bundle(bundle):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(content)
-    script = ("import device, tgd.boards.demo, ed25519\n"
-              "print(device.FW_VERSION, tgd.boards.demo.NAME, ed25519.__file__)\n")
+    script = ("from tgd import device\nfrom tgd.crypto import ed25519\nimport boards.demo\n"
+              "print(device.FW_VERSION, boards.demo.NAME, ed25519.__file__)\n")
     proc = subprocess.run([micropython().executable, "-c", script], capture_output=True, text=True,
                           env={"MICROPYPATH": f"{tmp_path}:.frozen"}, timeout=30)  # slot first
-    assert proc.stdout.split() == ["1.1.0", "demo", str(tmp_path / "ed25519.mpy")], proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["1.1.0", "demo", str(tmp_path / "tgd" / "crypto" / "ed25519.mpy")], proc.stdout + proc.stderr
 
 
 def test_release_verify_accepts_the_release_with_its_key(made, capsys):

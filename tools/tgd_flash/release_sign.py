@@ -41,18 +41,19 @@ def _load(name: str, path: Path) -> ModuleType:
 
 @cache
 def curve() -> ModuleType:
-    """The firmware's ed25519 module (its `from sha512 import sha512` served by the firmware's
-    sha512.py, registered only while it loads)."""
+    """The firmware's ed25519 module (its `from tgd.crypto.sha512 import sha512` served by
+    the firmware's sha512.py, registered only while it loads)."""
     sha = _load("tgd_firmware_sha512", _find("sha512.py"))
-    saved = sys.modules.get("sha512")
-    sys.modules["sha512"] = sha
+    name = "tgd.crypto.sha512"
+    saved = sys.modules.get(name)
+    sys.modules[name] = sha
     try:
         return _load("tgd_firmware_ed25519", _find("ed25519.py"))
     finally:
         if saved is None:
-            sys.modules.pop("sha512", None)
+            sys.modules.pop(name, None)
         else:
-            sys.modules["sha512"] = saved
+            sys.modules[name] = saved
 
 
 def _secret(seed: bytes) -> tuple[int, bytes]:

@@ -4,9 +4,9 @@
 # At the handset's heap (48 KB), the test module and the vectors compiled into it.
 from binascii import unhexlify
 
-import ed25519
+from tgd.crypto import ed25519
 from rfc8032_vectors import VECTORS
-from sha512 import SHA512, sha512
+from tgd.crypto.sha512 import SHA512, sha512
 
 SHA512_ABC = ("ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
               "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f")

@@ -8,7 +8,7 @@
 # (RFC 8032 section 5.1.4). Readability first: a verify is two scalar multiplications
 # done together (about 255 doublings and 190 additions), which is well under a second
 # on the ESP32-faithful VM (docs/benchmarks.md).
-from sha512 import sha512
+from tgd.crypto.sha512 import sha512
 
 # The field prime 2**255 - 19 and the group order 2**252 + 27742317777372353535851937790883648493.
 P = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFED
