@@ -83,6 +83,9 @@ class Alarm:
         self._tasks = []
         self._uplink = Uplink(dev)
         self._redial = asyncio.Event()  # a re-press (or a call-back): look at the line again
+        # A hold asked for a dial that has not gone yet: if the alarm ends first (the
+        # operator's close overtook it), the app opens a new alarm for that hold.
+        self.hold_pending = False
         self._dialled = asyncio.Event()  # the first ATD went (or the police were already on)
         self.end_reason = None
         Alarm.owner = self  # the alarm whose call the line is (an older one leaves it up)
@@ -161,6 +164,7 @@ class Alarm:
         replay callback_ended_then_hold_never_redialled)."""
         if self.p.get("call") == "done":
             self._progress("call", "again")
+        self.hold_pending = True
         self._redial.set()
 
     def end(self, reason):
@@ -330,6 +334,8 @@ class Alarm:
         except ModemError as e:
             why = type(e).__name__
         self._progress("calls", n)  # after the ATD: the dial never waits for the flash
+        if why is None:
+            self.hold_pending = False  # the hold's call is ringing out
         # ATD timed out but the call is going through: follow it
         if why is None or (why == "timeout" and dev.modem.call_state in ("alerting", "active")):
             return None if await self._follow_call() else False
@@ -384,6 +390,7 @@ class Alarm:
         answered = False
         self._dialled.set()
         if found is not None:
+            self.hold_pending = False  # the police are on the line already
             self._call_events = []
             self._call_event.clear()
             if found[1] == 1:  # a police call-back, answered: callback.py follows it

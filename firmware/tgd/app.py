@@ -194,6 +194,9 @@ class App:
         if self.alarm is not None and self.alarm.is_open:
             self.alarm.repress()  # no second alarm: the open one again, its call if dropped
             return
+        self._new_alarm()
+
+    def _new_alarm(self):
         alarm = Alarm.trigger(self.dev)  # journaled before anything else
         self._start_alarm(alarm)
         asyncio.create_task(self.dev.vibrator.play("short"))
@@ -216,6 +219,13 @@ class App:
         if not alarm.is_open:
             # its "end" journal record has the time too: the window outlives a reboot
             self.alarm_end = (time.ticks_ms(), getattr(alarm, "end_t", None))
+            if alarm.hold_pending and self.alarm is alarm:
+                # She held the button and the alarm ended (the operator's close overtook
+                # the redial) before 17 was dialled for that hold: a hold is never lost,
+                # it opens a new alarm (campaign seed 13, mpt_repress.py).
+                self.log.event("BUTTON", state="held", alarm="ended_before_dial", aid=alarm.aid)
+                self._new_alarm()
+                return
             if hasattr(self.dev.modem, "stay_awake"):
                 self.dev.modem.stay_awake(False)
             self._start_heartbeat()

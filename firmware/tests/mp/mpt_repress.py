@@ -122,3 +122,34 @@ async def test_hold_redials_when_the_call_ended_unheard():
     assert h.count("ALARM") == 1
     h.stop()
 
+
+
+async def test_a_hold_the_close_overtook_opens_a_new_alarm():
+    # Campaign seed 13: the police hung up; the operator closed the alarm while she held
+    # the button again. The close reached the handset before the hold's redial went (here
+    # its AT+CLCC is slow): the alarm ended, and nothing dialled 17 for her hold.
+    wipe(trigger_hold_ms=HOLD_MS)
+    h = Handset()
+    h.modem.http_default = answer("received")
+    await h.until(lambda: "READY" in h.names(), "READY")
+    await _hold(h)
+    await h.until(lambda: "state=active" in event(h, "CALL"), "answered")
+    h.modem.police_hang_up()
+    await h.until(lambda: any("ended" in x for x in event(h, "CALL")), "ended")
+    await asyncio.sleep_ms(300)
+    assert h.count("DIAL") == 1
+    h.modem.slow_ms["call_list"] = 400
+
+    def close_now(name):  # the operator closes as the hold's redial begins
+        if name == "call_list":
+            h.modem.http_default = answer("closed")
+    h.modem.hook = close_now
+    await _hold(h)
+    await h.until(lambda: "ALARM_END" in h.names(), "the alarm closed")
+    h.modem.hook = None
+    h.modem.http_default = answer("received")
+    await h.until(lambda: h.count("ALARM") == 2, "a new alarm for her hold")
+    await h.until(lambda: h.count("DIAL") == 2, "17 dialled for it")
+    assert [x for x in event(h, "BUTTON") if "ended_before_dial" in x]
+    await h.until(lambda: len(set(b["aid"] for b in bodies(h))) == 2, "two alarms at the server")
+    h.stop()
