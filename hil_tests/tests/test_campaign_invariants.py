@@ -171,6 +171,28 @@ def test_one_alarm_per_hold():
     assert "one_alarm" in s.invariants(13.0)
 
 
+def test_a_reassert_then_a_new_alarm_for_one_hold_needs_the_handover_line():
+    # Campaign seed 14 (session 5): the re-asserted alarm was closed before the hold's
+    # dial went; the handset opened a new alarm for the same hold. Fine with the
+    # handset's BUTTON alarm=ended_before_dial line between them, a violation without.
+    for handover in (True, False):
+        s = Stream()
+        s.boot()
+        s.good_alarm(10.0)
+        s.press(20.0, 1.0, seen=True)
+        s.log(20.61, "BUTTON state=held alarm=already_open aid=a1 press=2 redial=1")
+        s.log(20.80, "ALARM_END aid=a1 reason=closed")
+        if handover:
+            s.log(20.80, "BUTTON state=held alarm=ended_before_dial aid=a1")
+        s.log(20.81, "ALARM aid=a2 seq=9 resumed=0")
+        s.net(20.85, "dial", number="17")
+        s.server(20.9, "server_alarm", aid="a2", alarm_id="a2")
+        s.server(21.0, "server_position", aid="a2", channel="http")
+        s.net(22.0, "sms_submitted", to="+687700100")
+        found = s.invariants(30.0)
+        assert ("one_alarm" in found) is not handover, (handover, found)
+
+
 def test_a_second_alarm_while_one_is_open_is_a_violation():
     s = Stream()
     s.boot()

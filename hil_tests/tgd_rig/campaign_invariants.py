@@ -15,7 +15,10 @@ The invariants (docs/hil.md "Campaign"):
   finds a call with the police already in progress.
 - I2 `short_press`: a press shorter than trigger_hold_ms never starts an alarm.
 - I3 `one_alarm`: a hold opens exactly one alarm (`ALARM resumed=0`) or re-asserts
-  the open one (`BUTTON state=held alarm=already_open`).
+  the open one (`BUTTON state=held alarm=already_open`); or re-asserts it and, that
+  alarm ending before the hold's dial went (`BUTTON alarm=ended_before_dial`), opens
+  exactly one new alarm for the same hold (docs/firmware.md "A hold is never lost to
+  a close").
 - I4 `position` / `sms`: with data up, a position of the new alarm reaches the
   server within 3 s of the end of the hold; the AML SMS goes out within 25 s.
 - I5 `lost_or_doubled`: every alarm the handset opened reaches the server exactly
@@ -108,6 +111,7 @@ class _Handset:
     aids: dict[str, float] = field(default_factory=dict)       # aid -> first ALARM line
     new_alarm_lines: list[tuple[float, str]] = field(default_factory=list)
     reasserts: list[float] = field(default_factory=list)
+    handovers: list[float] = field(default_factory=list)  # BUTTON alarm=ended_before_dial
     ended: dict[str, str] = field(default_factory=dict)        # aid -> reason
     ended_at: dict[str, float] = field(default_factory=dict)   # aid -> ALARM_END time
     resumed: list[tuple[float, str]] = field(default_factory=list)
@@ -329,6 +333,9 @@ class InvariantMonitor:
         elif event == "BUTTON" and line.get("alarm") == "already_open":
             h.reasserts.append(ev.t)
             self._count("reassert")
+        elif event == "BUTTON" and line.get("alarm") == "ended_before_dial":
+            h.handovers.append(ev.t)
+            self._count("hold_handed_to_a_new_alarm")
         elif event == "ERROR":
             what = (line.get("what") or "?").split(":")[0]
             key = f"{line.get('where')}:{what}"
@@ -516,6 +523,12 @@ class InvariantMonitor:
             if new:
                 t_line, aid = new[0]
                 self._obligations_of_new_alarm(ob, h, aid)
+            return True
+        if len(new) == 1 and len(again) == 1 and any(
+                again[0] <= t <= new[0][0] for t in h.handovers):
+            # the re-asserted alarm ended before the hold's dial went: the hold opened a
+            # new alarm, which owes what any new alarm owes
+            self._obligations_of_new_alarm(ob, h, new[0][1])
             return True
         if not new and not again:
             return "neither a new alarm nor the open one re-asserted"
