@@ -35,6 +35,9 @@ class App:
         # (callback.py); _setup sets it from the journal after a reboot.
         self.alarm_end = None
         self.ringing = None  # the task deciding on a ringing call (callback.py)
+        self.root = None
+        self.ota = None  # otarun.Updater: release_pub set, or updated before
+        self.trial = False  # this boot runs a new slot not yet confirmed (otarun.boot_check)
 
     # -- start ----------------------------------------------------------------------
     async def run(self):
@@ -46,6 +49,9 @@ class App:
         self._tasks.append(asyncio.create_task(self._modem_up()))
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
+        if self.trial:
+            from otarun import boot_check
+            self._tasks.append(asyncio.create_task(boot_check(self)))
         # the heartbeat starts when the modem is up (_modem_up)
         try:
             await asyncio.Event().wait()  # forever; no timer, so nothing wakes the ESP32
@@ -89,6 +95,16 @@ class App:
             # function objects), 1.5 % of the 48 KB; everything else is imported at once.
             from mqtt_uplink import MqttLink
             self.dev.mqtt = MqttLink(self.dev)
+        self.root = root
+        if _updated(root) or (cfg["release_pub"] and not safe):
+            # Updates on (otarun.py): imported only then; a handset without a release
+            # key that never had an update costs nothing for them.
+            from otarun import Updater
+            self.ota = Updater(self.dev, board, root, self.idle)
+            st = self.ota.state
+            self.trial = st["trial"] is not None and st["boot"] == st["trial"]
+            if not safe:
+                self.dev.ota = self.ota
         gc.collect()
         if state.alarm is not None:
             self._start_alarm(Alarm.resume(self.dev, state.alarm))
@@ -173,6 +189,10 @@ class App:
             else:
                 await asyncio.sleep_ms(Button.POLL_MS)
 
+    def idle(self):
+        """No alarm open (an update downloads and installs only then)."""
+        return self.alarm is None or not self.alarm.is_open
+
     def _idle_ms(self):
         # How long nothing is due: 0 during an alarm or an exchange with the modem,
         # else the time to the first timer in asyncio's queue (tasks waiting for I/O
@@ -246,6 +266,14 @@ class App:
 
     def _on_sms(self, index):
         self.log.debug("SMS_IN", index=index)
+
+
+def _updated(root):
+    try:
+        __import__("os").stat(root + "/ota")
+        return True
+    except OSError:
+        return False
 
 
 def _sim7600(board, log):

@@ -39,6 +39,31 @@ def make_board():
     return LilygoBoard()
 
 
+def boot_slot(board):
+    """Once per boot, before the firmware is imported: the update slot to run
+    (otaslot.py, docs/firmware.md "Updates over the air"); its folder goes first on
+    sys.path, ahead of the frozen (factory) modules. -> True on a new slot's trial boot."""
+    root = board.mount_flash()
+    try:
+        __import__("os").stat(root + "/ota")
+    except OSError:
+        return False  # never updated: the factory firmware, nothing imported for it
+    import otaslot
+    st, path, trial = otaslot.boot(root)
+    if path is not None:
+        sys.path.insert(0, path)
+    return trial
+
+
+def trial_failed(board):
+    """A new slot that crashes before its self-test confirmed it: back to the old one."""
+    import otaslot
+    root = board.mount_flash()
+    if otaslot.load(root)["trial"] is not None:
+        otaslot.fail(root, "selftest_failed")
+        board.reset()
+
+
 def main():
     probe = None
     if sys.platform == "linux":
@@ -48,10 +73,16 @@ def main():
             probe = HeapProbe(__import__("os").getenv("TGD_HEAP_PROBE"))
     import gc
     import time
+    board = None
+    trial = False
+    try:
+        board = make_board()
+        trial = boot_slot(board)
+    except Exception:  # noqa: BLE001 - the loop below makes the board again and logs why
+        board = None
     from log import Log
     log = Log()
     pause_ms = 1000
-    board = None
     while True:
         started = time.ticks_ms()
         try:
@@ -70,6 +101,9 @@ def main():
                 sys.print_exception(e)
             except Exception:  # noqa: BLE001
                 pass
+            if trial and board is not None:
+                trial = False
+                trial_failed(board)
         asyncio.new_event_loop()
         gc.collect()
         if time.ticks_diff(time.ticks_ms(), started) > 600000:

@@ -1,0 +1,288 @@
+"""What the OTA rig tests share: test releases, their keys, and a tiny device server.
+
+- Releases follow OTA-CONTRACT.md: manifest (canonical JSON) + signature + bundle
+  (b"TGDB1\\n", then "<path> <size>\\n" + bytes per file), the bundle a .mpy set
+  compiled by build/esp32-vm/mpy-cross from the firmware's own sources with a few
+  changes (the version string, a fault on purpose). i17-server's `tgd-flash release`
+  was not in main when these tests were written: `make_release` is this test helper.
+- Keys: real Ed25519 (the `cryptography` package) once firmware/ed25519.py exists
+  (merged from i17-server); until then the TEST DOUBLE in ota_double/ed25519.py, put
+  on the firmware's MICROPYPATH (`firmware_env`), signs and verifies.
+- `OtaServer`: the device endpoint the handset is pointed to (a real HTTP server on
+  127.0.0.1): it answers every message ok:true (an alarm as the test decides), offers
+  the update in heartbeat answers (or in every answer, to prove the handset only takes
+  it from a heartbeat's), and serves the bundle with Range (206), as the contract's
+  GET /api/v1/fw/<version>/bundle does. The real server does not accept the `ota`
+  report before i17-server lands, hence this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIRMWARE = REPO / "firmware"
+MPY_CROSS = REPO / "build" / "esp32-vm" / "mpy-cross"
+DOUBLE_DIR = Path(__file__).resolve().parent / "ota_double"
+REAL_ED25519 = (FIRMWARE / "ed25519.py").exists()
+
+
+def _double():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ed25519_test_double", DOUBLE_DIR / "ed25519.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Keys:
+    """A release key pair: the handset gets `pub_hex`; `sign(msg)` -> 64 bytes."""
+
+    def __init__(self, seed: bytes | None = None):
+        seed = seed or os.urandom(32)
+        if REAL_ED25519:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            self._key = Ed25519PrivateKey.from_private_bytes(seed)
+            self.pub = self._key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                           serialization.PublicFormat.Raw)
+        else:
+            self._key = None
+            self.pub = hashlib.sha256(b"pub" + seed).digest()
+
+    @property
+    def pub_hex(self) -> str:
+        return self.pub.hex()
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(self.pub).hexdigest()[:16]
+
+    def sign(self, msg: bytes) -> bytes:
+        if self._key is not None:
+            return self._key.sign(msg)
+        return _double().sign_double(self.pub, msg)
+
+
+def firmware_env() -> dict[str, str]:
+    """Environment for the firmware process: the test double on its path when the real
+    ed25519 module is not there (frozen modules stay first, as main.py wants)."""
+    if REAL_ED25519:
+        return {}
+    return {"MICROPYPATH": f".frozen:{DOUBLE_DIR}"}
+
+
+def compile_mpy(name: str, source: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / name
+        src.write_text(source)
+        out = Path(tmp) / (name[:-3] + ".mpy")
+        subprocess.run([str(MPY_CROSS), "-o", str(out), str(src)], check=True,
+                       capture_output=True)
+        return out.read_bytes()
+
+
+def bundle_bytes(files: dict[str, bytes]) -> bytes:
+    out = bytearray(b"TGDB1\n")
+    for path in sorted(files):
+        out += f"{path} {len(files[path])}\n".encode() + files[path]
+    return bytes(out)
+
+
+def versioned_device(version: str) -> str:
+    src = (FIRMWARE / "device.py").read_text()
+    new, n = re.subn(r'^FW_VERSION = "[^"]*"', f'FW_VERSION = "{version}"', src, flags=re.M)
+    assert n == 1
+    return new
+
+
+@dataclass
+class Release:
+    version: str
+    manifest: str
+    sig: bytes
+    bundle: bytes
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def offer(self, url: str | None = None) -> dict:
+        return {"version": self.version, "manifest": self.manifest, "sig": self.sig.hex(),
+                "url": url or f"/api/v1/fw/{self.version}/bundle"}
+
+    def tgdrel(self) -> bytes:
+        return self.manifest.encode() + b"\n" + self.sig.hex().encode() + b"\n" + self.bundle
+
+
+def make_release(version: str, keys: Keys, *, min_version: str = "1.0.0",
+                 extra_sources: dict[str, str] | None = None,
+                 signer: Keys | None = None) -> Release:
+    """A .mpy-set release: device.py with `version`, plus `extra_sources` (module name ->
+    source), each compiled by the VM's mpy-cross. It overlays the frozen firmware
+    (docs/firmware.md "Updates over the air"). `signer`: sign with another key than
+    the one named in the manifest (a forged release)."""
+    sources = {"device.py": versioned_device(version)}
+    sources.update(extra_sources or {})
+    files = {name[:-3] + ".mpy": compile_mpy(name, src) for name, src in sources.items()}
+    bundle = bundle_bytes(files)
+    manifest = json.dumps({"v": 1, "version": version, "route": "mpy", "size": len(bundle),
+                           "sha256": hashlib.sha256(bundle).hexdigest(), "key": keys.key_id,
+                           "min": min_version}, sort_keys=True, separators=(",", ":"))
+    sig = (signer or keys).sign(manifest.encode())
+    return Release(version, manifest, sig, bundle, files)
+
+
+def failing_selftest_sources() -> dict[str, str]:
+    """aml.py whose encode() raises: the new firmware's dry alarm path fails its self-test."""
+    src = (FIRMWARE / "aml.py").read_text()
+    src += ("\n\ndef encode(*args, **kwargs):  # a broken release (test)\n"
+            "    raise AmlError('broken on purpose by the OTA test release')\n")
+    return {"aml.py": src}
+
+
+class OtaServer:
+    """The handset's server for the OTA tests (127.0.0.1, a free port)."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self.gets: list[tuple[str, str | None, int]] = []   # (path, Range, status)
+        self.release: Release | None = None
+        self.offer_in_every_answer = False
+        self.offering = False
+        self.served_bundle: bytes | None = None   # None: the release's own bytes
+        self.alarm_state = "received"
+        self.bytes_sent = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, ctype="application/json", headers=()):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n)
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    return self._send(400, b'{"ok":false,"error":"bad_json"}')
+                with server._lock:
+                    server.messages.append(msg)
+                answer = {"ok": True, "seq": msg.get("seq"), "cmds": []}
+                if msg.get("aid"):
+                    answer["alarm"] = {"aid": msg["aid"], "state": server.alarm_state}
+                rel = server.release
+                if rel is not None and server.offering and (
+                        msg.get("type") == "heartbeat" or server.offer_in_every_answer):
+                    answer["update"] = rel.offer()
+                self._send(200, json.dumps(answer).encode())
+
+            def do_GET(self):
+                rel = server.release
+                m = re.fullmatch(r"/api/v1/fw/([0-9.]+)/bundle", self.path)
+                rng = self.headers.get("Range")
+                if rel is None or m is None or m.group(1) != rel.version:
+                    server.gets.append((self.path, rng, 404))
+                    return self._send(404, b'{"ok":false,"error":"unknown_version"}')
+                data = server.served_bundle if server.served_bundle is not None else rel.bundle
+                r = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
+                if r is None:
+                    server.gets.append((self.path, rng, 200))
+                    server.bytes_sent += len(data)
+                    return self._send(200, data, "application/octet-stream")
+                start = int(r.group(1))
+                end = min(int(r.group(2)) if r.group(2) else len(data) - 1, len(data) - 1)
+                if start >= len(data):
+                    server.gets.append((self.path, rng, 416))
+                    return self._send(416, b"", "application/octet-stream")
+                part = data[start:end + 1]
+                server.gets.append((self.path, rng, 206))
+                server.bytes_sent += len(part)
+                self._send(206, part, "application/octet-stream",
+                           [("Content-Range", f"bytes {start}-{end}/{len(data)}")])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/v1/device/messages"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> OtaServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def of(self, device_id: str, mtype: str | None = None) -> list[dict]:
+        with self._lock:
+            return [m for m in self.messages if m.get("dev") == device_id
+                    and (mtype is None or m.get("type") == mtype)]
+
+    def bundle_gets(self) -> list[tuple[str, str | None, int]]:
+        return [g for g in self.gets if g[0].endswith("/bundle")]
+
+
+def point_handset(handset, server: OtaServer, keys: Keys, **settings) -> None:
+    """Rewrite the provisioned config.json: this server, the release key, settings."""
+    path = handset.flash_dir / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg["server_url"] = server.url
+    cfg["release_pub"] = keys.pub_hex
+    cfg.update(settings)
+    path.write_text(json.dumps(cfg))
+
+
+HOLD_MS = 600
+
+
+def ota_handset(rig, server: OtaServer, keys: Keys, device_id: str, **settings):
+    """A handset pointed at `server` with `keys`' public key, powered on and READY."""
+    handset = rig.add_handset(device_id, config={"trigger_hold_ms": HOLD_MS,
+                                                 "heartbeat_interval_s": 60})
+    point_handset(handset, server, keys, **settings)
+    handset.power_on()
+    handset.expect("READY", timeout=30)
+    return handset
+
+
+def alarm_reaches_17(rig, handset, server: OtaServer, close: bool = True) -> dict:
+    """Hold the button; the police (17) answer a call from her; the alarm's message
+    reaches the server. Returns the server's alarm message. `close`: the server then
+    closes it and the handset ends it."""
+    mark = rig.events.mark()
+    server.alarm_state = "received"
+    handset.press(HOLD_MS / 1000 + 0.2, wait=False)
+    alarm = handset.expect("ALARM", timeout=10)
+    rig.wait_call(30, since=mark, caller=handset.identity.special_number)
+    aid = alarm.get("aid")
+    deadline = __import__("time").monotonic() + 20
+    while not [m for m in server.of(handset.device_id, "alarm") if m.get("aid") == aid]:
+        assert __import__("time").monotonic() < deadline, "the alarm never reached the server"
+        __import__("time").sleep(0.1)
+    if close:
+        server.alarm_state = "closed"
+        handset.expect("ALARM_END", timeout=30, aid=aid)
+    return [m for m in server.of(handset.device_id, "alarm") if m.get("aid") == aid][0]
+
+
+def seqs(server: OtaServer, device_id: str) -> list[int]:
+    return [m["seq"] for m in server.of(device_id)]
