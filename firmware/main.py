@@ -81,7 +81,7 @@ def main():
     except Exception:  # noqa: BLE001 - the loop below makes the board again and logs why
         board = None
     from log import Log
-    log = Log()
+    log = Log() if board is None else Log(level=board.log_level())
     pause_ms = 1000
     while True:
         started = time.ticks_ms()

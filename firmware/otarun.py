@@ -7,6 +7,7 @@
 # The alarm always wins: the download runs in the heartbeat's task, which the app
 # cancels when an alarm starts, and it holds the modem for one AT command at a time
 # (an AT+HTTPREAD of CHUNK bytes, ~0.2 s at 115200 baud), so the dial goes next.
+import gc
 import json
 import os
 
@@ -17,7 +18,11 @@ import ota
 import otaslot
 from errors import ModemError
 
-CHUNK = const(1024)    # bytes per AT+HTTPREAD (an ESP32 UART keeps 2048 bytes: margin)
+# bytes per AT+HTTPREAD: the AT engine allocates each chunk twice (its raw buffer, then
+# the bytes it hands over); 1024 failed now and then (MemoryError in at_rx, the heap
+# fragmented just after an alarm, 48 KB); 512 leaves room, and an ESP32 UART (2048-byte
+# receive buffer) never overflows behind a slow flash write
+CHUNK = const(512)
 WINDOW = const(32768)  # bytes per GET (Range: bytes=N-M): what the modem buffers at once
 _GET_MS = const(60000)
 
@@ -99,6 +104,8 @@ class Updater:
         self._idle = is_idle  # () -> True when no alarm is open
         self.state = otaslot.load(root)
         self.offer_ = None
+        self._seen = None  # the manifest text last checked (verified once per boot)
+        self.halted = False  # the boot self-test failed: the reset comes, nothing else
         self._load_offer()
 
     def _path(self, name):
@@ -125,10 +132,12 @@ class Updater:
     def offer(self, update):
         """A heartbeat answer's `update` (never an alarm's). Checks it; stores it."""
         dev = self.dev
-        m = self.offer_[0] if self.offer_ else None
-        if m is not None and isinstance(update, dict) and update.get("manifest") is not None \
-                and m.get("version") == update.get("version"):
-            return  # already taken (downloading, or deferred)
+        if self.state["trial"] is not None or self.halted:
+            return  # a new slot on trial (or failed, about to reset): nothing else now
+        text = update.get("manifest") if isinstance(update, dict) else None
+        if text is not None and text == self._seen:
+            return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
+        self._seen = text
         # ed25519.py (pure-Python Ed25519, branch i17-server), imported on an offer only.
         # By name until that branch is merged, so that fwcheck passes on this one: make it
         # `from ed25519 import verify` after the merge (fwcheck then checks it).
@@ -138,8 +147,19 @@ class Updater:
                                      ("mpy", "app") if self._app_route() else ("mpy",))
         except ota.OtaError as e:
             ver = update.get("version") if isinstance(update, dict) else None
-            self._result(e.args[0], ver if isinstance(ver, str) else "", e.args[1])
+            ver = ver if isinstance(ver, str) else ""
+            if e.args[1] == "not_newer":
+                # what it runs already (a roll-out still offering it): the report keeps
+                # saying how the last update went
+                dev.log.event("OTA", res="refused", ver=ver, why="not_newer")
+                return
+            self._result(e.args[0], ver, e.args[1])
             return
+        st = self.state
+        if st["res"] == "selftest_failed" and st["ver"] == m["version"]:
+            return  # it failed its self-test here once: not again (a newer one will do)
+        if self.offer_ is not None and self.offer_[0]["version"] == m["version"]:
+            return  # the same release, already being downloaded (after a reboot)
         otaslot._mkdir(self.root + "/ota")
         _remove(self._path("stage.bin"))
         with open(self._path("offer.tmp"), "w") as f:
@@ -168,7 +188,7 @@ class Updater:
     async def step(self):
         """After a delivered heartbeat (data is up): download, verify, install, switch,
         reset. Returns when deferred or failed (the next heartbeat tries again)."""
-        if self.offer_ is None:
+        if self.offer_ is None or self.halted or self.state["trial"] is not None:
             return
         m, url = self.offer_
         why = self._ready()
@@ -234,6 +254,8 @@ class Updater:
                 off = 0
                 while off < length and have < size:
                     n = min(CHUNK, length - off)
+                    gc.collect()  # the AT engine allocates the chunk twice: room in one piece
+                    dev.log.debug("OTA_MEM", free=gc.mem_free(), have=have)
                     data = await modem.http_chunk(off, n)
                     if len(data) != n:
                         raise ModemError("short_read")
@@ -280,6 +302,7 @@ async def boot_check(app):
             mark()
         dev.log.event("OTA", step="selftest", res="ok", ver=dev.fw)
         return
+    app.ota.halted = True
     app.ota.state = otaslot.fail(root, "selftest_failed")
     dev.log.event("OTA", step="selftest", res="selftest_failed", why=why)
     while not app.idle():

@@ -722,7 +722,8 @@ class Sim7600:
         at most 4096: the AT engine's raw buffer)."""
         lines = await self.at.send("AT+HTTPREAD=%d,%d" % (start, size), expect="+HTTPREAD: 0",
                                     timeout_ms=_HTTP_CMD_MS)
-        return b"".join([x for x in lines if not isinstance(x, str)])
+        parts = [x for x in lines if not isinstance(x, str)]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def http_done(self):
         await self._http_term()

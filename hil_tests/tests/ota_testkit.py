@@ -123,14 +123,17 @@ class Release:
 
 def make_release(version: str, keys: Keys, *, min_version: str = "1.0.0",
                  extra_sources: dict[str, str] | None = None,
-                 signer: Keys | None = None) -> Release:
+                 signer: Keys | None = None, pad: int = 0) -> Release:
     """A .mpy-set release: device.py with `version`, plus `extra_sources` (module name ->
     source), each compiled by the VM's mpy-cross. It overlays the frozen firmware
     (docs/firmware.md "Updates over the air"). `signer`: sign with another key than
-    the one named in the manifest (a forged release)."""
+    the one named in the manifest (a forged release). `pad`: that many random bytes in a
+    data file `pad.bin`, for a download that lasts (a full .mpy set is ~70 KB)."""
     sources = {"device.py": versioned_device(version)}
     sources.update(extra_sources or {})
     files = {name[:-3] + ".mpy": compile_mpy(name, src) for name, src in sources.items()}
+    if pad:
+        files["pad.bin"] = os.urandom(pad)
     bundle = bundle_bytes(files)
     manifest = json.dumps({"v": 1, "version": version, "route": "mpy", "size": len(bundle),
                            "sha256": hashlib.sha256(bundle).hexdigest(), "key": keys.key_id,
@@ -252,6 +255,15 @@ def point_handset(handset, server: OtaServer, keys: Keys, **settings) -> None:
 
 
 HOLD_MS = 600
+
+
+def uart_timing(scale: float = 0.05):
+    """The rig's fast timing, but the modem's UART at its real 115200 baud: a download
+    then takes as long as on a handset (the UART, not LTE, is the bottleneck)."""
+    from dataclasses import replace
+
+    from tgd_rig.emulator.timing import Timing
+    return replace(Timing.fast(scale), uart_bps=115200.0)
 
 
 def ota_handset(rig, server: OtaServer, keys: Keys, device_id: str, **settings):
