@@ -36,6 +36,7 @@ class App:
         self.alarm_end = None
         self.ringing = None  # the task deciding on a ringing call (callback.py)
         self.root = None
+        self.button = None
         self.ota = None  # otarun.Updater: release_pub set, or updated before
         self.trial = False  # this boot runs a new slot not yet confirmed (otarun.boot_check)
 
@@ -153,7 +154,9 @@ class App:
     # -- button -------------------------------------------------------------------
     async def _button_loop(self):
         board = self.board
-        button = Button(self.dev.cfg["trigger_hold_ms"])
+        button = Button(self.dev.cfg["trigger_hold_ms"],
+                        getattr(board, "update_reset", False))  # main.boot_slot
+        self.button = button
         feed = getattr(board, "watchdog_feed", None)
         sleep = getattr(board, "sleep_ms", None)
         while True:
@@ -190,8 +193,16 @@ class App:
                 await asyncio.sleep_ms(Button.POLL_MS)
 
     def idle(self):
-        """No alarm open (an update downloads and installs only then)."""
-        return self.alarm is None or not self.alarm.is_open
+        """No alarm open and the button up: an update downloads, installs and resets
+        only then (a hold under way may become an alarm)."""
+        if self.alarm is not None and self.alarm.is_open:
+            return False
+        if self.button is not None and self.button.pressed:
+            return False
+        try:
+            return not self.board.button_pressed()
+        except Exception:  # noqa: BLE001 - a broken input: the button loop logs it
+            return True
 
     def _idle_ms(self):
         # How long nothing is due: 0 during an alarm or an exchange with the modem,

@@ -52,6 +52,7 @@ def boot_slot(board):
     st, path, trial = otaslot.boot(root)
     if path is not None:
         sys.path.insert(0, path)
+    board.update_reset = bool(st["rst"])  # a hold begun during that reset counts (button.py)
     return trial
 
 

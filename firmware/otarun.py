@@ -188,7 +188,10 @@ class Updater:
     async def step(self):
         """After a delivered heartbeat (data is up): download, verify, install, switch,
         reset. Returns when deferred or failed (the next heartbeat tries again)."""
-        if self.offer_ is None or self.halted or self.state["trial"] is not None:
+        st = self.state
+        if st["trial"] is not None and st["boot"] != st["trial"] and not self.halted:
+            await self._reset()  # switched, and an alarm came before the reset: now
+        if self.offer_ is None or self.halted or st["trial"] is not None:
             return
         m, url = self.offer_
         why = self._ready()
@@ -220,12 +223,19 @@ class Updater:
             self._drop_offer()
             self._result(e.args[0], m["version"], e.args[1])
             return
-        if not self._idle():
-            return
+        while not self._idle():
+            # a hold under way (it may become an alarm, which cancels this task) or an
+            # alarm: never reset under her finger
+            await asyncio.sleep_ms(50)
         log.event("OTA", step="switch", slot=slot, ver=m["version"])
         otaslot.arm(self.root, slot, m["version"])
+        self.state = otaslot.load(self.root)
         self._drop_offer()
-        await asyncio.sleep_ms(100)  # the log line out
+        await self._reset()
+
+    async def _reset(self):
+        while not self._idle():  # checked again after the flash writes; then no await
+            await asyncio.sleep_ms(50)
         self.board.reset()
 
     async def _download(self, m, url):
@@ -306,8 +316,7 @@ async def boot_check(app):
     app.ota.state = otaslot.fail(root, "selftest_failed")
     dev.log.event("OTA", step="selftest", res="selftest_failed", why=why)
     while not app.idle():
-        await asyncio.sleep_ms(1000)  # an alarm first: the reset waits for its end
-    await asyncio.sleep_ms(100)
+        await asyncio.sleep_ms(200)  # an alarm first: the reset waits for its end
     app.board.reset()
 
 

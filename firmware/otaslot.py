@@ -12,7 +12,8 @@
 import json
 import os
 
-_DEFAULT = {"active": "a", "trial": None, "tried": 0, "res": None, "ver": None, "boot": "a"}
+_DEFAULT = {"active": "a", "trial": None, "tried": 0, "res": None, "ver": None, "boot": "a",
+            "rst": 0}
 
 
 def _dir(root):
@@ -69,10 +70,13 @@ def slot_dir(root, slot):
 
 def boot(root):
     """Once per boot, before the firmware is imported: (state, folder to put first on
-    sys.path or None, trial). Rolls a trial that already had its boot back."""
+    sys.path or None, trial). Rolls a trial that already had its boot back. st["rst"]:
+    this boot follows the firmware's own reset for an update (a switch or a roll-back)."""
     st = load(root)
     if not is_dir(_dir(root)):
         return st, None, False  # never updated: the factory firmware, nothing written
+    rst = st["rst"]
+    st["rst"] = 0
     trial = False
     if st["trial"] is not None:
         if st["tried"]:
@@ -84,6 +88,7 @@ def boot(root):
     slot = st["trial"] or st["active"]
     st["boot"] = slot
     save(root, st)
+    st["rst"] = rst
     path = slot_dir(root, slot)
     return st, (path if is_dir(path) else None), trial
 
@@ -94,6 +99,7 @@ def arm(root, slot, version):
     st["trial"] = slot
     st["tried"] = 0
     st["ver"] = version
+    st["rst"] = 1
     save(root, st)
 
 
@@ -113,6 +119,7 @@ def fail(root, res):
     st = load(root)
     st["trial"] = None
     st["res"] = res
+    st["rst"] = 1
     save(root, st)
     return st
 

@@ -160,7 +160,8 @@ class OtaServer:
         self.offer_in_every_answer = False
         self.offering = False
         self.served_bundle: bytes | None = None   # None: the release's own bytes
-        self.alarm_state = "received"
+        self.alarm_state = "received"   # the default answer to an alarm's messages
+        self.alarm_states: dict[str, str] = {}   # per device, over the default
         self.bytes_sent = 0
         self._lock = threading.Lock()
         server = self
@@ -191,7 +192,8 @@ class OtaServer:
                     server.messages.append(msg)
                 answer = {"ok": True, "seq": msg.get("seq"), "cmds": []}
                 if msg.get("aid"):
-                    answer["alarm"] = {"aid": msg["aid"], "state": server.alarm_state}
+                    state = server.alarm_states.get(msg.get("dev"), server.alarm_state)
+                    answer["alarm"] = {"aid": msg["aid"], "state": state}
                 rel = server.release
                 if rel is not None and server.offering and (
                         msg.get("type") == "heartbeat" or server.offer_in_every_answer):
@@ -281,7 +283,7 @@ def alarm_reaches_17(rig, handset, server: OtaServer, close: bool = True) -> dic
     reaches the server. Returns the server's alarm message. `close`: the server then
     closes it and the handset ends it."""
     mark = rig.events.mark()
-    server.alarm_state = "received"
+    server.alarm_states[handset.device_id] = "received"
     handset.press(HOLD_MS / 1000 + 0.2, wait=False)
     alarm = handset.expect("ALARM", timeout=10)
     rig.wait_call(30, since=mark, caller=handset.identity.special_number)
@@ -291,7 +293,7 @@ def alarm_reaches_17(rig, handset, server: OtaServer, close: bool = True) -> dic
         assert __import__("time").monotonic() < deadline, "the alarm never reached the server"
         __import__("time").sleep(0.1)
     if close:
-        server.alarm_state = "closed"
+        server.alarm_states[handset.device_id] = "closed"
         handset.expect("ALARM_END", timeout=30, aid=aid)
     return [m for m in server.of(handset.device_id, "alarm") if m.get("aid") == aid][0]
 
