@@ -83,7 +83,7 @@ def test_an_offer_during_an_alarm_is_deferred(ota_rig):
         time.sleep(0.1)
     assert server.bundle_gets() == [], "downloaded during an alarm"
     assert not handset.log.find("OTA", since=mark), "took an offer during an alarm"
-    server.alarm_state = "closed"
+    server.alarm_states["OT002"] = "closed"
     handset.expect("ALARM_END", timeout=30, aid=alarm["aid"])
     handset.expect("OTA", timeout=30, step="switch", ver="1.1.0")
     handset.expect("OTA", timeout=30, step="selftest", res="ok", ver="1.1.0")
