@@ -117,5 +117,5 @@ def test_power_cut_sweep_over_an_update(rig_workdir, monkeypatch):
     print(f"OTA power-cut seed: {seed} (replay with TGD_RIG_SEED={seed})")
     rng = random.Random(seed)
     start = {"event": "OTA", "step": "download"}
-    plan = [(start, rng.uniform(0.0, 2.0)) for _ in range(SWEEP)]
+    plan = [(start, rng.uniform(0.0, 2.6)) for _ in range(SWEEP)]  # download..first boot
     run_plan(rig_workdir, monkeypatch, plan)
