@@ -135,9 +135,7 @@ class Alarm:
         self.dev.log.event("BUTTON", state="held", alarm="already_open", aid=self.aid, press=n,
                            redial=int(redial))
         if redial:
-            if self.p.get("call") == "done":
-                self._progress("call", "again")  # a resumed alarm redials too
-            self._redial.set()
+            self._dial_again()
         else:
             asyncio.create_task(self._check_call())
         self._position_due.set()
@@ -154,7 +152,15 @@ class Alarm:
             return
         if self.is_open and not [c for c in calls if c[2] in (0, 2, 3)]:
             self.dev.modem.call_lost()  # the follower hears "ended lost": not done
-            self._redial.set()
+            self._dial_again()
+
+    def _dial_again(self):
+        """She held the button and no call is up: dial 17 again at once, even when a call
+        was answered before (a resumed alarm, a police call-back the police ended: campaign
+        replay callback_ended_then_hold_never_redialled)."""
+        if self.p.get("call") == "done":
+            self._progress("call", "again")
+        self._redial.set()
 
     def end(self, reason):
         if not self.is_open:

@@ -135,3 +135,33 @@ def test_police_busy_reject_and_never_answer_are_redialled(rig_workdir):
         assert len(rig.net.events_of("dial", modem=msisdn)) == len(police.calls) >= 4
         assert not rig.net.events_of("dial_refused", modem=msisdn)
         assert all(c.caller == msisdn for c in police.calls)
+
+
+def test_the_server_shows_the_police_phone_ringing_before_anyone_answers(rig_workdir):
+    """Issue 15, freshness: while the police phone rings, the console reads "sonnerie", not
+    a stale "numérotation". The handset sends the call's alerting step at once."""
+    needs_firmware()
+    ring_s = 3.0  # under the fast timing's no-outcome limit (6 s)
+    with EmulatedRig(rig_workdir, timing="fast", police_answer_after_s=ring_s) as rig:
+        # indoors (no GNSS fix to send) and positions far apart: only the call's own step
+        # can bring "alerting" to the server in time
+        handset = rig.add_handset("SARING", indoor=True,
+                                  config={"trigger_hold_ms": HOLD_MS, "track_interval_s": 3600})
+        handset.power_on()
+        handset.expect("READY", timeout=30)
+        mark = rig.events.mark()
+        _hold(handset)
+        rig.events.wait_for(lambda e: e.kind == "call_alerting", 15, mark, "the police ringing")
+        ringing_since = time.monotonic()
+        alarm = rig.wait_server_alarm(handset.device_id, timeout=15, since=mark)
+
+        def call_state():
+            return rig.server.alarm(alarm.data["alarm_id"])["call_state"]
+        assert wait_until(lambda: call_state() == "alerting", ring_s - 1.0), call_state()
+        assert time.monotonic() - ringing_since < 2.0
+        assert time.monotonic() - ringing_since < ring_s  # still ringing: nobody answered yet
+        assert not [c for c in rig.police.calls if c.answered_at is not None]
+        assert wait_until(lambda: call_state() == "active", 30), call_state()
+        timeline = rig.server.alarm(alarm.data["alarm_id"])["timeline"]
+        steps = [e["kind"] for e in timeline if e["channel"] == "call"]
+        assert steps.index("alerting") < steps.index("active"), steps

@@ -63,8 +63,11 @@ class ServerHarness:
 
         for noisy in ("werkzeug", "alembic"):   # no line per request or per migration step
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # owner-only, as the server asks of a folder holding device keys and cases
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o700)
         var_dir = self.workdir / "var"
-        var_dir.mkdir(parents=True, exist_ok=True)
+        var_dir.mkdir(mode=0o700, exist_ok=True)
         self.app = create_app({
             "TESTING": True,
             "TGD_DATABASE_URL": self.database_url,

@@ -7,17 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tgd_server.probe.process import free_port, listening
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_env(var_dir: Path, database_url: str | None = None, **extra: str) -> dict:
@@ -47,26 +42,8 @@ def live_server(env: dict, kind: str = "werkzeug", threads: int = 16):
                    "tgd_server:create_app()"]
     else:
         command = [str(BIN / "tgd-server"), "run", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{kind} did not start") from None
-                time.sleep(0.1)
+    with listening(command, env, port, kind):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
 
 
 def raw_request(base_url: str, data: bytes, timeout: float = 10.0) -> int:

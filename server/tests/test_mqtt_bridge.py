@@ -248,3 +248,28 @@ def test_cli_mistakes_name_the_flag(argv, flag, tmp_path):
     error = done.stderr.strip().splitlines()[-1]
     assert flag in error and "Traceback" not in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_update_offer_travels_in_the_mqtt_heartbeat_answer_only(app, bridge, device, api_headers):
+    """Issue 17: the same answer over MQTT as over HTTP; an alarm's answer has no offer."""
+    from tgd_flash import release_file, release_sign
+
+    seed = bytes(range(32))
+    app.config["TGD_RELEASE_PUBS"] = release_sign.public_key(seed).hex()
+    tech = api_headers("technician")
+    client = app.test_client()
+    data = release_file.build_release(seed, "1.1.0", [("alarm.mpy", b"M\x06x")], "1.0.0")
+    assert client.post("/api/v1/releases", data=data, headers=tech).status_code == 201
+    handset_client = device()
+    handset_client.wait_connected()
+    handset = handset_client.handset
+    assert client.post("/api/v1/rollouts", headers=tech, json={
+        "version": "1.1.0", "canary": handset.device_id, "stages": [100]}).status_code == 201
+    handset_client.subscribe(topics.downlink(handset.device_id))
+    answers = []
+    for kind in ("alarm", "heartbeat"):
+        handset_client.publish_signed(handset.message(kind))
+        answers.append(json.loads(topics.split_frame(handset_client.inbox.get(timeout=WAIT_S)[1])[1]))
+    assert "update" not in answers[0] and answers[0]["alarm"]["aid"] == handset.aid
+    assert answers[1]["update"]["version"] == "1.1.0"
+    assert answers[1]["update"]["url"] == "/api/v1/fw/1.1.0/bundle"

@@ -5,7 +5,6 @@ import hmac
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tgd_server.probe.process import free_port, listening
 
 BIN = Path(sys.executable).parent
 
@@ -24,12 +25,6 @@ def _env(tmp_path) -> dict:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_flask_admin_commands_and_tgd_server_run(tmp_path):
     env = _env(tmp_path)
     flask = [str(BIN / "flask"), "--app", "tgd_server"]
@@ -37,19 +32,9 @@ def test_flask_admin_commands_and_tgd_server_run(tmp_path):
     key = secrets.token_hex(32)
     subprocess.run([*flask, "add-device", "NC0042", "--special-number", "+687751042",
                     "--key", key], env=env, check=True, capture_output=True, timeout=60)
-    port = _free_port()
-    server = subprocess.Popen([str(BIN / "tgd-server"), "run", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    pytest.fail("tgd-server run did not start")
-                time.sleep(0.1)
+    port = free_port()
+    with listening([str(BIN / "tgd-server"), "run", "--port", str(port)], env, port,
+                   "tgd-server run"):
         body = json.dumps({"v": 1, "dev": "NC0042", "seq": 1, "type": "heartbeat",
                            "t": int(time.time()), "fix": {"m": "N"}, "cell": None, "bat": 4000,
                            "csq": 20, "fw": "1.0.0"}, separators=(",", ":")).encode()
@@ -62,7 +47,4 @@ def test_flask_admin_commands_and_tgd_server_run(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 409
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     assert (tmp_path / "tgd.sqlite3").exists() and (tmp_path / "secret_key").exists()

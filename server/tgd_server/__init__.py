@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
     db.init_app(app)
-    from . import admin, api, file_modes, http_guards, ingest_http
+    from . import admin, api, file_modes, http_guards, ingest_http, ota_api
 
     file_modes.warn_if_wider(app.config["TGD_DATABASE_URL"], app.config.get("TGD_VAR_DIR"))
     http_guards.init_app(app)  # before the blueprints: the bounded <int:> converter
@@ -43,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(ingest_http.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ota_api.bp)
     admin.init_app(app)
     if importlib.util.find_spec("tgd_server.console") is not None:
         from . import console

@@ -28,6 +28,7 @@ EXTENSION_MODULES = (
     "tgd_server.bench",
     "tgd_server.probe.cli",
     "tgd_server.console.cli",
+    "tgd_server.ota_cli",
 )
 
 

@@ -54,7 +54,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import db, events, security_log
+from . import db, events, ota, security_log
 from .message import (
     MAX_BODY_BYTES,
     DeviceMessage,
@@ -649,7 +649,7 @@ CHECK_STEPS: tuple[Callable[[Context], None], ...] = (
 )
 STORE_STEPS: tuple[Callable[[Context], None], ...] = (
     advance_sequence, store_message, update_device, join_alarm, store_position,
-    add_message_timeline, settle_commands,
+    add_message_timeline, settle_commands, ota.heartbeat_step,
 )
 AFTER_FLUSH_STEPS: tuple[Callable[[Context], None], ...] = (detect_events, build_answer)
 WRITE_STEPS = CHECK_STEPS + STORE_STEPS + AFTER_FLUSH_STEPS

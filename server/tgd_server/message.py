@@ -24,10 +24,14 @@ SMS_STATES = ("pending", "sent", "delivered", "failed")
 RATS = ("LTE", "WCDMA", "GSM")
 
 ALWAYS_REQUIRED = ("v", "dev", "seq", "type", "t", "fix", "cell", "bat", "csq", "fw")
-KNOWN_KEYS = frozenset(ALWAYS_REQUIRED + ("aid", "at", "ch", "cmd"))
+KNOWN_KEYS = frozenset(ALWAYS_REQUIRED + ("aid", "at", "ch", "cmd", "ota"))
 FIX_KEYS = frozenset(("m", "lat", "lon", "acc", "t"))
 CELL_KEYS = frozenset(("rat", "mcc", "mnc", "lac", "ci", "sig"))
 CH_KEYS = frozenset(("call", "sms", "press"))
+OTA_KEYS = frozenset(("slot", "res", "ver"))
+OTA_SLOTS = ("a", "b")
+OTA_RESULTS = ("ok", "rolled_back", "bad_sig", "bad_hash", "selftest_failed", "deferred",
+               "downloading", "none")
 PRESS_MAX = 1000  # holds of one alarm (ch.press), the trigger included
 
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -75,6 +79,14 @@ class DeviceMessage:
     sms_state: str | None = None
     cmd: int | None = None
     press: int | None = None  # ch.press: holds of the alarm so far, the trigger included
+    ota: OtaReport | None = None  # the update state (issue 17), optional
+
+
+@dataclass(frozen=True)
+class OtaReport:
+    slot: str | None
+    res: str | None
+    ver: str | None
 
 
 def parse_envelope(body: bytes) -> dict:
@@ -206,6 +218,25 @@ def _channels(data: dict) -> tuple[str | None, str | None, int | None]:
     return call, sms, press
 
 
+def _ota(raw) -> OtaReport | None:
+    """The optional `ota` field: {"slot": "a"|"b", "res": ..., "ver": "<version tried>"}."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _bad("ota must be an object")
+    unknown = sorted(set(raw) - OTA_KEYS)
+    if unknown:
+        raise MessageRefused(400, "unknown_field", f"unknown keys in ota: {', '.join(unknown)[:200]}")
+    slot, res, ver = raw.get("slot"), raw.get("res"), raw.get("ver")
+    if slot is not None and slot not in OTA_SLOTS:
+        raise _bad("ota.slot must be a or b")
+    if res is not None and res not in OTA_RESULTS:
+        raise _bad(f"ota.res must be one of {', '.join(OTA_RESULTS)}")
+    if ver is not None and (not isinstance(ver, str) or not 1 <= len(ver) <= 32 or not ver.isprintable()):
+        raise _bad("ota.ver must be a printable string of 1 to 32 characters")
+    return OtaReport(slot, res, ver)
+
+
 def validate(data: dict, now: float | None = None) -> DeviceMessage:
     """Every value of an envelope from `parse_envelope`, checked against protocol.md."""
     now = time.time() if now is None else now
@@ -245,4 +276,5 @@ def validate(data: dict, now: float | None = None) -> DeviceMessage:
         sms_state=sms_state,
         press=press,
         cmd=cmd,
+        ota=_ota(data.get("ota")),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -309,3 +310,57 @@ class InboundSms(Base):
     alarm_id: Mapped[int | None] = mapped_column(ForeignKey("alarms.id"))
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[datetime | None]
+
+
+class Release(Base):
+    """A signed over-the-air release (issue 17): the `.tgdrel` as uploaded, verified against
+    the configured release public keys. The server holds no private key: it cannot make one."""
+
+    __tablename__ = "releases"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    manifest: Mapped[str] = mapped_column(Text)  # line 1, exactly as signed
+    signature_hex: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(16))
+    min_version: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bundle: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read only to serve it
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Rollout(Base):
+    """A staged roll-out of one release (rollout.py's state, stored)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(ForeignKey("releases.version"), index=True)
+    canary: Mapped[str] = mapped_column(String(32))
+    stages: Mapped[str] = mapped_column(String(64))  # JSON list of percentages
+    canary_timeout_s: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[int] = mapped_column(Integer, default=-1)
+    phase_started_at: Mapped[float] = mapped_column(Float)
+    canary_offered_at: Mapped[float | None] = mapped_column(Float)
+    paused_phase: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceOta(Base):
+    """A handset's last `ota` report and the last release it was offered (the fleet view)."""
+
+    __tablename__ = "device_ota"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    slot: Mapped[str | None] = mapped_column(String(1))
+    result: Mapped[str | None] = mapped_column(String(16))
+    tried_version: Mapped[str | None] = mapped_column(String(32))
+    reported_at: Mapped[datetime | None]
+    offered_version: Mapped[str | None] = mapped_column(String(32))
+    offered_at: Mapped[datetime | None]
+    failed_version: Mapped[str | None] = mapped_column(String(32))

@@ -52,6 +52,16 @@ def _flag(environ, name: str, default: bool) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _release_pubs(environ) -> str:
+    """TGD_RELEASE_PUBS: the release public keys (64 hex digits each, comma-separated)."""
+    raw = environ.get("TGD_RELEASE_PUBS", "")
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        if len(item) != 64 or any(c not in "0123456789abcdefABCDEF" for c in item):
+            raise SettingsError("TGD_RELEASE_PUBS: each release public key is the 64 hex digits "
+                                f"of a release.pub, comma-separated; got {item[:20]!r}")
+    return raw
+
+
 def from_environment(environ=None) -> dict:
     """The Flask config keys (TGD_*) the server reads, with their defaults."""
     environ = os.environ if environ is None else environ
@@ -71,4 +81,6 @@ def from_environment(environ=None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Strict",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Over-the-air releases are accepted when signed by one of these (issue 17).
+        "TGD_RELEASE_PUBS": _release_pubs(environ),
     }

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from . import batch, commission, esp, flashing, image_cli, provision
+from . import batch, commission, esp, flashing, image_cli, provision, release
 from .errors import BoardError, FlashToolError, UsageError
 from .serverapi import ServerTarget
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _modem_boot(p)
     _server_args(p)
     image_cli.add_parsers(sub)  # build-image, romfs build/deploy (production image routes)
+    release.add_parsers(sub)  # release-key, release, release-verify (over-the-air updates)
     return parser
 
 
@@ -324,6 +325,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_detect(args, out)
         if args.command == "virtual-board":
             return cmd_virtual_board(args, out)
+        if args.command in release.COMMANDS:
+            return release.run(args, out)
         if args.command in image_cli.COMMANDS:
             return image_cli.run(args, out, resolve_port)
         if getattr(args, "batch", None):

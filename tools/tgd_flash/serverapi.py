@@ -147,3 +147,30 @@ def get_alarms(target: ServerTarget, device_id: str) -> list:
             if isinstance(answer.get(key), list):
                 return answer[key]
     return answer if isinstance(answer, list) else []
+
+
+def upload_release(target: ServerTarget, data: bytes) -> dict:
+    """POST /api/v1/releases: the server verifies the release with its trusted public keys."""
+    req = urllib.request.Request(target.url("/api/v1/releases"), data=data, method="POST")
+    req.add_header("Authorization", f"Bearer {target.token}")
+    req.add_header("Accept", "application/json")
+    req.add_header("Content-Type", "application/octet-stream")
+    try:
+        with urllib.request.urlopen(req, timeout=max(target.timeout_s, 60)) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServerUnreachable(f"cannot reach the server at {target.base_url}: "
+                                f"{getattr(exc, 'reason', exc)}; check the URL and the network") from exc
+    answer = _json(raw)
+    if answer is None:
+        raise _not_the_api(target, "POST", "/api/v1/releases", status)
+    if status == 201:
+        return answer
+    if status == 401:
+        raise TokenRefused("the server refused the token: check --token-file (or $TGD_TECH_TOKEN)")
+    if status == 403:
+        raise TokenRefused("this token's account may not upload releases (technician or admin only)")
+    detail = str(answer.get("detail") or answer)[:300]
+    raise ServerError(f"the server refused the release (HTTP {status}): {detail}")

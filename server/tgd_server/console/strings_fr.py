@@ -204,6 +204,28 @@ DEVICES_SUMMARY = "{total} appareils — {silent} silencieux, {low} batterie fai
 DEVICE_ALARMS = "Alarmes de cet appareil"
 NEVER = "jamais"
 MILLIVOLTS = "{mv} mV"
+# Fleet view of over-the-air updates (issue 17)
+COL_SLOT = "Emplacement"
+COL_UPDATE = "Dernière mise à jour"
+OTA_RESULT_LABELS = {
+    "ok": "réussie",
+    "rolled_back": "annulée (retour à l'ancienne version)",
+    "bad_sig": "refusée : signature invalide",
+    "bad_hash": "refusée : fichier corrompu",
+    "selftest_failed": "échec de l'autotest",
+    "deferred": "reportée",
+    "downloading": "téléchargement en cours",
+    "none": "aucune",
+}
+OTA_UPDATE_CELL = "{version} : {result}"
+OTA_OFFERED = "proposée : {version}"
+ROLLOUT_LINE = "Déploiement de la version {version} : {phase}"
+ROLLOUT_PHASES = {
+    "canary": "appareil pilote {canary}",
+    "staged": "étape {stage} sur {stages} ({percent} % des appareils)",
+    "complete": "tous les appareils",
+    "paused": "en pause ({reason})",
+}
 
 # Audit and SMS review
 AUDIT_TITLE = "Journal d'audit"
@@ -242,6 +264,18 @@ AUDIT_ACTIONS = {
     "search_number": "a recherché un numéro",
     "ack_alarm": "a pris en charge l'alarme",
     "close_alarm": "a clôturé l'alarme",
+    "release_upload": "a déposé une version du logiciel",
+    "release_refused": "a déposé une version refusée",
+    "release_key_trust": "a ajouté une clé de signature des versions",
+    "release_key_distrust": "a retiré une clé de signature des versions",
+    "rollout_start": "a lancé un déploiement",
+    "rollout_pause": "a mis en pause un déploiement",
+    "rollout_resume": "a repris un déploiement",
+    "rollout_stop": "a remplacé un déploiement",
+    "rollout_paused": "a mis en pause un déploiement (automatique)",
+    "rollout_staged": "a passé un déploiement à l'étape suivante",
+    "rollout_complete": "a étendu un déploiement à tous les appareils",
+    "rollout_canary": "a repris un déploiement (appareil pilote)",
     "login": "s'est connecté",
     "logout": "s'est déconnecté",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import zoneinfo
 from pathlib import Path
@@ -18,7 +19,7 @@ from flask import (
     url_for,
 )
 
-from .. import db, events
+from .. import db, events, ota
 from ..auth import CASE_READERS, DEVICE_READERS, audit, record_login, verify_password
 from ..db import MAX_ROW_ID
 from ..models import Alarm, Device, InboundSms, User, utcnow
@@ -354,8 +355,12 @@ def devices():
     versions: dict[str, int] = {}
     for d in rows:
         versions[d.fw_version or "?"] = versions.get(d.fw_version or "?", 0) + 1
+    session = db.get_session()
+    fleet = {f["device_id"]: f for f in ota.fleet(session)}
+    rollout = ota.current_rollout(session)
     return render_template("console/devices.html", nav="devices", devices=rows,
-                           summary=summary, versions=sorted(versions.items()))
+                           summary=summary, versions=sorted(versions.items()), fleet=fleet,
+                           rollout=rollout, rollout_stages=json.loads(rollout.stages) if rollout else [])
 
 
 @bp.route("/appareils/<device_id>")

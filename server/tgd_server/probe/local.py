@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from .process import free_port, listening
+
 BIN = Path(sys.executable).parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROLES = ("operator", "supervisor", "technician", "admin")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _admin(env: dict, *args: str) -> str:
@@ -82,27 +76,9 @@ def test_server(spec: str, workers: int = 1, threads: int = 16):
                 arguments[f"token_{role}"] = _admin(env, "create-token", f"probe-{role}").strip()
             _admin(env, "create-user", "probe-login", "--role", "operator",
                    "--password", password)
-            port = _free_port()
-            server = subprocess.Popen(
-                [str(BIN / "gunicorn"), "--workers", str(workers), "--threads", str(threads),
-                 "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-                 "tgd_server:create_app()"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                deadline = time.time() + 30
-                while True:
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                        break
-                    except OSError:
-                        if time.time() > deadline or server.poll() is not None:
-                            raise RuntimeError("the test server did not start") from None
-                        time.sleep(0.1)
+            port = free_port()
+            command = [str(BIN / "gunicorn"), "--workers", str(workers), "--threads",
+                       str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+                       "tgd_server:create_app()"]
+            with listening(command, env, port, "the test server"):
                 yield f"http://127.0.0.1:{port}", database_url, arguments
-            finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait(timeout=5)
