@@ -48,10 +48,8 @@ def make_release(keys: kit.Keys, bundle: str) -> kit.Release:
     for name, src in full_set().items():
         files["full/" + name[:-3] + ".mpy"] = kit.compile_mpy(name, src)
     data = kit.bundle_bytes(files)
-    import hashlib
-    manifest = json.dumps({"v": 1, "version": "1.1.0", "route": "mpy", "size": len(data),
-                           "sha256": hashlib.sha256(data).hexdigest(), "key": keys.key_id,
-                           "min": "1.0.0"}, sort_keys=True, separators=(",", ":"))
+    manifest = kit.release_file.canonical(
+        kit.release_file.make_manifest("1.1.0", data, keys.pub, "1.0.0")).decode()
     return kit.Release("1.1.0", manifest, keys.sign(manifest.encode()), data, files)
 
 

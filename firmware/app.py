@@ -101,7 +101,7 @@ class App:
             # Updates on (otarun.py): imported only then; a handset without a release
             # key that never had an update costs nothing for them.
             from otarun import Updater
-            self.ota = Updater(self.dev, board, root, self.idle)
+            self.ota = Updater(self.dev, board, root, self.idle, self.release_ended)
             st = self.ota.state
             self.trial = st["trial"] is not None and st["boot"] == st["trial"]
             if not safe:
@@ -203,6 +203,14 @@ class App:
             return not self.board.button_pressed()
         except Exception:  # noqa: BLE001 - a broken input: the button loop logs it
             return True
+
+    def release_ended(self):
+        """Let an ended alarm's objects go (otarun: Ed25519 wants the heap). Its journal
+        has everything; a late SMS report for it is then only logged by the driver."""
+        if self.alarm is None or self.alarm.is_open:
+            return False
+        self.alarm = None
+        return True
 
     def _idle_ms(self):
         # How long nothing is due: 0 during an alarm or an exchange with the modem,

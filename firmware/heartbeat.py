@@ -86,7 +86,7 @@ class Heartbeat:
             self._last_beat = None  # `locate` between alarms: a fresh heartbeat at once
         if mtype == "heartbeat" and answer is not None and getattr(dev, "ota", None) is not None \
                 and answer.get("update") is not None:
-            dev.ota.offer(answer["update"])  # only a heartbeat's answer offers an update
+            dev.ota.offer(answer["update"])  # only a heartbeat's answer offers one (kept)
         return answer
 
     async def beat(self):

@@ -97,8 +97,9 @@ async def unpack(stage, size, dest):
 class Updater:
     """One per boot (the app's); `offer` and `step` run in the heartbeat's task."""
 
-    def __init__(self, dev, board, root, is_idle):
+    def __init__(self, dev, board, root, is_idle, free_heap=None):
         self.dev = dev
+        self._free = free_heap  # () -> True when it let something go (App.release_ended)
         self.board = board
         self.root = root
         self._idle = is_idle  # () -> True when no alarm is open
@@ -106,6 +107,7 @@ class Updater:
         self.offer_ = None
         self._seen = None  # the manifest text last checked (verified once per boot)
         self.halted = False  # the boot self-test failed: the reset comes, nothing else
+        self._new = None  # an offer from the last heartbeat answer, not checked yet
         self._load_offer()
 
     def _path(self, name):
@@ -130,31 +132,46 @@ class Updater:
             self.dev.log.event("OTA", res=res, ver=version, why=why)
 
     def offer(self, update):
-        """A heartbeat answer's `update` (never an alarm's). Checks it; stores it."""
-        dev = self.dev
+        """A heartbeat answer's `update` (never an alarm's): kept for step(), which
+        checks it once the exchange's buffers are free (Ed25519 needs the heap)."""
         if self.state["trial"] is not None or self.halted:
             return  # a new slot on trial (or failed, about to reset): nothing else now
         text = update.get("manifest") if isinstance(update, dict) else None
         if text is not None and text == self._seen:
             return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
-        self._seen = text
-        # ed25519.py (pure-Python Ed25519, branch i17-server), imported on an offer only.
-        # By name until that branch is merged, so that fwcheck passes on this one: make it
-        # `from ed25519 import verify` after the merge (fwcheck then checks it).
-        verify = __import__("ed25519").verify
+        self._new = update
+
+    def _take(self, update):
+        """Check an offer (ota.check_offer) and store it, or record why not."""
+        dev = self.dev
+        text = update.get("manifest") if isinstance(update, dict) else None
+        from ed25519 import verify  # pure-Python Ed25519 (ed25519.py), on an offer only
+        gc.collect()
         try:
             m, url = ota.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
                                      ("mpy", "app") if self._app_route() else ("mpy",))
-        except ota.OtaError as e:
-            ver = update.get("version") if isinstance(update, dict) else None
-            ver = ver if isinstance(ver, str) else ""
-            if e.args[1] == "not_newer":
-                # what it runs already (a roll-out still offering it): the report keeps
-                # saying how the last update went
-                dev.log.event("OTA", res="refused", ver=ver, why="not_newer")
+        except MemoryError:
+            # Ed25519 in pure Python wants ~14 KB of heap at once; after an alarm the
+            # ended alarm's objects leave less: the app lets them go (its journal has
+            # all), then one more try; else again with the next heartbeat's offer.
+            m = None
+            if self._free is not None and self._free():
+                gc.collect()
+                try:
+                    m, url = ota.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
+                                             ("mpy", "app") if self._app_route() else ("mpy",))
+                except MemoryError:
+                    m = None
+                except ota.OtaError as e:
+                    self._refused(e, update, text)
+                    return
+            if m is None:
+                dev.log.event("OTA", res="deferred", why="memory")
                 return
-            self._result(e.args[0], ver, e.args[1])
+        except ota.OtaError as e:
+            self._refused(e, update, text)
             return
+        self._seen = text
         st = self.state
         if st["res"] == "selftest_failed" and st["ver"] == m["version"]:
             return  # it failed its self-test here once: not again (a newer one will do)
@@ -167,6 +184,17 @@ class Updater:
         os.rename(self._path("offer.tmp"), self._path("offer.json"))
         self.offer_ = (m, url)
         self._result("downloading", m["version"])
+
+    def _refused(self, e, update, text):
+        self._seen = text
+        ver = update.get("version") if isinstance(update, dict) else None
+        ver = ver if isinstance(ver, str) else ""
+        if e.args[1] == "not_newer":
+            # what it runs already (a roll-out still offering it): the report keeps
+            # saying how the last update went
+            self.dev.log.event("OTA", res="refused", ver=ver, why="not_newer")
+            return
+        self._result(e.args[0], ver, e.args[1])
 
     def _app_route(self):
         return getattr(self.board, "ota_app_write", None) is not None
@@ -191,6 +219,9 @@ class Updater:
         st = self.state
         if st["trial"] is not None and st["boot"] != st["trial"] and not self.halted:
             await self._reset()  # switched, and an alarm came before the reset: now
+        if self._new is not None:
+            update, self._new = self._new, None
+            self._take(update)
         if self.offer_ is None or self.halted or st["trial"] is not None:
             return
         m, url = self.offer_

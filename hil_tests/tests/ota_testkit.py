@@ -3,22 +3,24 @@
 - Releases follow OTA-CONTRACT.md: manifest (canonical JSON) + signature + bundle
   (b"TGDB1\\n", then "<path> <size>\\n" + bytes per file), the bundle a .mpy set
   compiled by build/esp32-vm/mpy-cross from the firmware's own sources with a few
-  changes (the version string, a fault on purpose). i17-server's `tgd-flash release`
-  was not in main when these tests were written: `make_release` is this test helper.
-- Keys: real Ed25519 (the `cryptography` package) once firmware/ed25519.py exists
-  (merged from i17-server); until then the TEST DOUBLE in ota_double/ed25519.py, put
-  on the firmware's MICROPYPATH (`firmware_env`), signs and verifies.
+  changes (the version string, a fault on purpose): `tgd-flash release` packs the whole
+  firmware tree, which does not run from a slot at 48 KB (docs/firmware.md "Updates
+  over the air"), so `make_release` packs the modules that change, with the release
+  tools' own bundle, manifest and signing functions.
+- Keys and signatures: the release tools' own Ed25519 (tools/tgd_flash/release_sign.py,
+  the firmware's curve) and manifest (release_file.py), as `tgd-flash release` writes
+  them; the handset verifies with firmware/ed25519.py.
 - `OtaServer`: the device endpoint the handset is pointed to (a real HTTP server on
   127.0.0.1): it answers every message ok:true (an alarm as the test decides), offers
   the update in heartbeat answers (or in every answer, to prove the handset only takes
   it from a heartbeat's), and serves the bundle with Range (206), as the contract's
-  GET /api/v1/fw/<version>/bundle does. The real server does not accept the `ota`
-  report before i17-server lands, hence this one.
+  GET /api/v1/fw/<version>/bundle does. A test server rather than the real one: each
+  test decides the offer and the alarm's answers per handset, and corrupts or withholds
+  what it serves (the real server's side has its own tests, tools/tests and server/).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,35 +31,19 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tgd_flash import release_file, release_sign
+
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 MPY_CROSS = REPO / "build" / "esp32-vm" / "mpy-cross"
-DOUBLE_DIR = Path(__file__).resolve().parent / "ota_double"
-REAL_ED25519 = (FIRMWARE / "ed25519.py").exists()
-
-
-def _double():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ed25519_test_double", DOUBLE_DIR / "ed25519.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 class Keys:
-    """A release key pair: the handset gets `pub_hex`; `sign(msg)` -> 64 bytes."""
+    """A release key pair: the handset gets `pub_hex`; `sign(msg)` -> 64 bytes (Ed25519)."""
 
     def __init__(self, seed: bytes | None = None):
-        seed = seed or os.urandom(32)
-        if REAL_ED25519:
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-            self._key = Ed25519PrivateKey.from_private_bytes(seed)
-            self.pub = self._key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                           serialization.PublicFormat.Raw)
-        else:
-            self._key = None
-            self.pub = hashlib.sha256(b"pub" + seed).digest()
+        self.seed = seed or os.urandom(32)
+        self.pub = release_sign.public_key(self.seed)
 
     @property
     def pub_hex(self) -> str:
@@ -65,20 +51,15 @@ class Keys:
 
     @property
     def key_id(self) -> str:
-        return hashlib.sha256(self.pub).hexdigest()[:16]
+        return release_sign.key_id(self.pub)
 
     def sign(self, msg: bytes) -> bytes:
-        if self._key is not None:
-            return self._key.sign(msg)
-        return _double().sign_double(self.pub, msg)
+        return release_sign.sign(self.seed, msg)
 
 
 def firmware_env() -> dict[str, str]:
-    """Environment for the firmware process: the test double on its path when the real
-    ed25519 module is not there (frozen modules stay first, as main.py wants)."""
-    if REAL_ED25519:
-        return {}
-    return {"MICROPYPATH": f".frozen:{DOUBLE_DIR}"}
+    """Environment the firmware process needs for updates: nothing beyond the rig's."""
+    return {}
 
 
 def compile_mpy(name: str, source: str) -> bytes:
@@ -92,10 +73,7 @@ def compile_mpy(name: str, source: str) -> bytes:
 
 
 def bundle_bytes(files: dict[str, bytes]) -> bytes:
-    out = bytearray(b"TGDB1\n")
-    for path in sorted(files):
-        out += f"{path} {len(files[path])}\n".encode() + files[path]
-    return bytes(out)
+    return release_file.pack_bundle(sorted(files.items()))
 
 
 def versioned_device(version: str) -> str:
@@ -135,9 +113,8 @@ def make_release(version: str, keys: Keys, *, min_version: str = "1.0.0",
     if pad:
         files["pad.bin"] = os.urandom(pad)
     bundle = bundle_bytes(files)
-    manifest = json.dumps({"v": 1, "version": version, "route": "mpy", "size": len(bundle),
-                           "sha256": hashlib.sha256(bundle).hexdigest(), "key": keys.key_id,
-                           "min": min_version}, sort_keys=True, separators=(",", ":"))
+    manifest = release_file.canonical(
+        release_file.make_manifest(version, bundle, keys.pub, min_version)).decode()
     sig = (signer or keys).sign(manifest.encode())
     return Release(version, manifest, sig, bundle, files)
 
