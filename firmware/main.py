@@ -50,6 +50,12 @@ def boot_slot(board):
         return False  # never updated: the factory firmware, nothing imported for it
     import otaslot
     st, path, trial = otaslot.boot(root)
+    try:
+        __import__("os").stat(root + "/ota/park.json")
+        from otarun import check_parked  # an offer checked with the heap empty
+        check_parked(root)
+    except OSError:
+        pass
     if path is not None:
         sys.path.insert(0, path)
     board.update_reset = bool(st["rst"])  # a hold begun during that reset counts (button.py)

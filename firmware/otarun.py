@@ -105,9 +105,14 @@ class Updater:
         self._idle = is_idle  # () -> True when no alarm is open
         self.state = otaslot.load(root)
         self.offer_ = None
-        self._seen = None  # the manifest text last checked (verified once per boot)
         self.halted = False  # the boot self-test failed: the reset comes, nothing else
         self._new = None  # an offer from the last heartbeat answer, not checked yet
+        self._seen = None  # the manifest text last checked (verified once per boot)
+        try:
+            with open(self._path("checked.txt")) as f:
+                self._seen = f.read()  # checked at this boot's start (check_parked)
+        except OSError:
+            pass
         self._load_offer()
 
     def _path(self, name):
@@ -118,6 +123,7 @@ class Updater:
             with open(self._path("offer.json")) as f:
                 o = json.load(f)
             self.offer_ = (json.loads(o["manifest"]), o["url"])
+            self._seen = o["manifest"]  # verified before it was stored
         except (OSError, ValueError, KeyError, TypeError):
             self.offer_ = None
 
@@ -141,7 +147,7 @@ class Updater:
             return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
         self._new = update
 
-    def _take(self, update):
+    async def _take(self, update):
         """Check an offer (ota.check_offer) and store it, or record why not."""
         dev = self.dev
         text = update.get("manifest") if isinstance(update, dict) else None
@@ -165,8 +171,19 @@ class Updater:
                 except ota.OtaError as e:
                     self._refused(e, update, text)
                     return
-            if m is None:
+            ver = update.get("version") if isinstance(update, dict) else None
+            if m is None and self.state.get("park") == ver:
+                self._seen = text  # parked once already: until a newer offer, no more
                 dev.log.event("OTA", res="deferred", why="memory")
+                return
+            if m is None:
+                # checked at the start of the next boot, the heap empty (main.py ->
+                # check_parked): parked in the flash, then a reset when she is idle
+                self.state = otaslot.set_park(self.root, ver)
+                with open(self._path("park.json"), "w") as f:
+                    f.write(json.dumps(update))
+                dev.log.event("OTA", res="deferred", why="memory", step="verify_at_boot")
+                await self._reset(True)
                 return
         except ota.OtaError as e:
             self._refused(e, update, text)
@@ -219,9 +236,12 @@ class Updater:
         st = self.state
         if st["trial"] is not None and st["boot"] != st["trial"] and not self.halted:
             await self._reset()  # switched, and an alarm came before the reset: now
+        if _size(self._path("park.json")) >= 0:
+            await self._reset(True)  # parked, and an alarm came before the reset: now
+            return
         if self._new is not None:
             update, self._new = self._new, None
-            self._take(update)
+            await self._take(update)
         if self.offer_ is None or self.halted or st["trial"] is not None:
             return
         m, url = self.offer_
@@ -264,9 +284,11 @@ class Updater:
         self._drop_offer()
         await self._reset()
 
-    async def _reset(self):
+    async def _reset(self, mark=False):
         while not self._idle():  # checked again after the flash writes; then no await
             await asyncio.sleep_ms(50)
+        if mark:
+            otaslot.mark_reset(self.root)  # a hold begun during the reboot counts
         self.board.reset()
 
     async def _download(self, m, url):
@@ -316,6 +338,48 @@ class Updater:
                 return False
         dev.log.event("OTA", step="downloaded", size=size)
         return True
+
+
+def check_parked(root):
+    """At the start of a boot, before the app (main.py): an offer parked by _take when
+    the heap was short is checked now, with the heap empty; taken (offer.json) or its
+    refusal recorded. Nothing of it stays imported."""
+    path = root + "/ota/park.json"
+    try:
+        with open(path) as f:
+            update = json.load(f)
+    except (OSError, ValueError):
+        return
+    _remove(path)  # once: a fault here is not retried at every boot
+    from log import Log
+    text = update.get("manifest") if isinstance(update, dict) else None
+    if isinstance(text, str):
+        with open(root + "/ota/checked.txt", "w") as f:
+            f.write(text)  # the app's Updater does not check this manifest again
+    import config
+    from device import FW_VERSION
+    from ed25519 import verify
+    cfg = config.load(root + "/config.json")[0]
+    st = otaslot.load(root)
+    try:
+        m, url = ota.check_offer(update, FW_VERSION, cfg["release_pub"], verify)
+    except ota.OtaError as e:
+        ver = update.get("version") if isinstance(update, dict) else ""
+        ver = ver if isinstance(ver, str) else ""
+        Log().event("OTA", res=e.args[0], ver=ver, why=e.args[1], step="boot_check")
+        otaslot.set_park(root, None)  # checked: a later offer may be parked again
+        if e.args[1] != "not_newer":
+            otaslot.set_result(root, e.args[0], ver)
+        return
+    otaslot.set_park(root, None)  # checked: a later offer may be parked again
+    if st["res"] == "selftest_failed" and st["ver"] == m["version"]:
+        return
+    _remove(root + "/ota/stage.bin")
+    with open(root + "/ota/offer.tmp", "w") as f:
+        f.write(json.dumps({"manifest": text, "url": url}))
+    os.rename(root + "/ota/offer.tmp", root + "/ota/offer.json")
+    otaslot.set_result(root, "downloading", m["version"])
+    Log().event("OTA", res="downloading", ver=m["version"], step="boot_check")
 
 
 async def boot_check(app):

@@ -13,7 +13,7 @@ import json
 import os
 
 _DEFAULT = {"active": "a", "trial": None, "tried": 0, "res": None, "ver": None, "boot": "a",
-            "rst": 0}
+            "rst": 0, "park": None}
 
 
 def _dir(root):
@@ -122,6 +122,21 @@ def fail(root, res):
     st["rst"] = 1
     save(root, st)
     return st
+
+
+def set_park(root, version):
+    """An offer of `version` parked for a check at the next boot (otarun: once)."""
+    st = load(root)
+    st["park"] = version
+    save(root, st)
+    return st
+
+
+def mark_reset(root):
+    """The next boot follows the firmware's own reset (button.py: a hold counts)."""
+    st = load(root)
+    st["rst"] = 1
+    save(root, st)
 
 
 def set_result(root, res, version):
