@@ -112,6 +112,7 @@ class Updater:
         try:
             with open(self._path("checked.txt")) as f:
                 self._seen = f.read()  # checked at this boot's start (check_parked)
+            _remove(self._path("checked.txt"))  # this boot's only: a roll-back takes it again
         except OSError:
             pass
         self._load_offer()
