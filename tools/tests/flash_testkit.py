@@ -3,9 +3,27 @@ conftest: every test folder has a conftest.py and only one can be called `confte
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from tgd_flash.virtual_board import VirtualBoard
+
+
+def run(argv, capsys):
+    """`tgd-flash ARGV` in this process: (exit code, stdout, stderr)."""
+    from tgd_flash import cli
+
+    out = io.StringIO()
+    code = cli.main([str(a) for a in argv], out=out)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    """The one line a mistake prints: no traceback, nothing more."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
 
 
 def make_modem(network, msisdn="+687751001", imei="866123045678901", iccid="8968701000000123456F"):

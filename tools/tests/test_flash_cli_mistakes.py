@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import shlex
 import sys
 
 import pytest
-from flash_testkit import fake_image
+from flash_testkit import fake_image, one_line, run
 
 from tgd_flash import cli, esp, provision
 
 NUMBERS = ["--special-number", "+687751101", "--sms-number", "+687700100"]
-
-
-def run(argv, capsys):
-    out = io.StringIO()
-    code = cli.main(argv, out=out)
-    return code, out.getvalue(), capsys.readouterr().err
-
-
-def one_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def test_host_provision_as_documented_needs_no_device_url(tmp_path, capsys):

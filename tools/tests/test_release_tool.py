@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from flash_testkit import one_line, run
 
 from tgd_flash import cli, release_file, release_sign
 from tgd_flash.micropython_vm import micropython
@@ -16,19 +17,6 @@ from tgd_flash.micropython_vm import micropython
 REPO = Path(__file__).resolve().parents[2]
 MPY_CROSS = REPO / "build" / "esp32-vm" / "mpy-cross"
 needs_mpy_cross = pytest.mark.skipif(not MPY_CROSS.exists(), reason="make esp32-vm builds mpy-cross")
-
-
-def run(argv, capsys):
-    out = io.StringIO()
-    code = cli.main([str(a) for a in argv], out=out)
-    return code, out.getvalue(), capsys.readouterr().err
-
-
-def one_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def firmware_copy(dest: Path, version: str) -> Path:

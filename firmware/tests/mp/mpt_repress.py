@@ -27,14 +27,20 @@ async def _hold(h):
     await h.hold(HOLD_MS + 150)
 
 
-async def _two_alarms_in_a_row(mode):
+async def _alarm_answered(second_call="refuse"):
+    """A booted handset (the server answers "received") whose alarm's call is answered."""
     wipe(trigger_hold_ms=HOLD_MS)
     h = Handset()
-    h.modem.second_call = mode
+    h.modem.second_call = second_call
     h.modem.http_default = answer("received")
     await h.until(lambda: "READY" in h.names(), "READY")
     await _hold(h)
-    await h.until(lambda: "state=active" in event(h, "CALL"), "the first call answered")
+    await h.until(lambda: "state=active" in event(h, "CALL"), "the alarm's call answered")
+    return h
+
+
+async def _two_alarms_in_a_row(mode):
+    h = await _alarm_answered(mode)
     # the police never hang up; the operator closes the alarm
     h.modem.http_default = answer("closed")
     await h.until(lambda: "ALARM_END" in h.names(), "the first alarm closed")
@@ -60,12 +66,7 @@ async def test_two_alarms_in_a_row_module_holds_the_first_call():
 
 
 async def test_hold_during_an_open_alarm_redials_a_dropped_call_at_once():
-    wipe(trigger_hold_ms=HOLD_MS)
-    h = Handset()
-    h.modem.http_default = answer("received")
-    await h.until(lambda: "READY" in h.names(), "READY")
-    await _hold(h)
-    await h.until(lambda: "state=active" in event(h, "CALL"), "answered")
+    h = await _alarm_answered()
     h.modem.police_hang_up()  # the call drops; the alarm stays open, its call channel done
     await h.until(lambda: any("ended" in x for x in event(h, "CALL")), "ended")
     await asyncio.sleep_ms(300)
@@ -83,12 +84,7 @@ async def test_hold_during_an_open_alarm_redials_a_dropped_call_at_once():
 
 
 async def test_hold_while_the_police_are_on_the_line_dials_nothing():
-    wipe(trigger_hold_ms=HOLD_MS)
-    h = Handset()
-    h.modem.http_default = answer("received")
-    await h.until(lambda: "READY" in h.names(), "READY")
-    await _hold(h)
-    await h.until(lambda: "state=active" in event(h, "CALL"), "answered")
+    h = await _alarm_answered()
     sent = len(bodies(h))
     await _hold(h)
     await h.until(lambda: any("already_open" in x for x in event(h, "BUTTON")), "held again")
@@ -106,12 +102,7 @@ async def test_hold_redials_when_the_call_ended_unheard():
     # Campaign replay silent_modem_hid_the_police_hangup: the police hung up while the
     # modem was silent, its end line was lost, and the driver still said "active"; the
     # re-press trusted it and never dialled. It now looks at the line (AT+CLCC) first.
-    wipe(trigger_hold_ms=HOLD_MS)
-    h = Handset()
-    h.modem.http_default = answer("received")
-    await h.until(lambda: "READY" in h.names(), "READY")
-    await _hold(h)
-    await h.until(lambda: "state=active" in event(h, "CALL"), "answered")
+    h = await _alarm_answered()
     h.modem.police_hang_up_unheard()
     await asyncio.sleep_ms(300)
     assert h.modem.call_state == "active" and h.count("DIAL") == 1
@@ -128,12 +119,7 @@ async def test_a_hold_the_close_overtook_opens_a_new_alarm():
     # Campaign seed 13: the police hung up; the operator closed the alarm while she held
     # the button again. The close reached the handset before the hold's redial went (here
     # its AT+CLCC is slow): the alarm ended, and nothing dialled 17 for her hold.
-    wipe(trigger_hold_ms=HOLD_MS)
-    h = Handset()
-    h.modem.http_default = answer("received")
-    await h.until(lambda: "READY" in h.names(), "READY")
-    await _hold(h)
-    await h.until(lambda: "state=active" in event(h, "CALL"), "answered")
+    h = await _alarm_answered()
     h.modem.police_hang_up()
     await h.until(lambda: any("ended" in x for x in event(h, "CALL")), "ended")
     await asyncio.sleep_ms(300)
