@@ -101,16 +101,18 @@ def show_rollout():
 @bp.post("/rollouts/current/pause")
 @require_role(*DEVICE_MANAGERS)
 def pause_rollout():
-    with db.write_session() as session:
-        ota.pause(session, g.user)
-    with db.write_session() as session:
-        return jsonify(ota.status(session))
+    return _rollout_action(ota.pause)
 
 
 @bp.post("/rollouts/current/resume")
 @require_role(*DEVICE_MANAGERS)
 def resume_rollout():
+    return _rollout_action(ota.resume)
+
+
+def _rollout_action(action):
+    """Pause or resume, and answer the roll-out's status as committed with it."""
     with db.write_session() as session:
-        ota.resume(session, g.user)
-    with db.write_session() as session:
-        return jsonify(ota.status(session))
+        action(session, g.user)
+        body = ota.status(session)
+    return jsonify(body)
