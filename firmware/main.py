@@ -45,6 +45,47 @@ def make_board():
     return LilygoBoard()
 
 
+def boot_slot(board):
+    """Once per boot, before the app is imported: the update slot to run
+    (tgd/ota/slot.py, docs/firmware.md "Updates over the air"); its modules are loaded
+    over the frozen (factory) ones (tgd/ota/overlay.py: a slot folder first on sys.path
+    would hide every frozen tgd module the release left out). -> True on a new slot's
+    trial boot."""
+    root = board.mount_flash()
+    try:
+        __import__("os").stat(root + "/ota")
+    except OSError:
+        return False  # never updated: the factory firmware, nothing imported for it
+    from tgd.ota import slot as slots
+    st, path, trial = slots.boot(root)
+    board.update_reset = bool(st["rst"])  # a hold begun during that reset counts (button.py)
+    if path is not None:
+        from tgd.ota import overlay
+        try:
+            overlay.load(path)
+        except Exception:
+            if trial:  # the new slot cannot even load: back to the old one at once
+                slots.fail(root, "selftest_failed")
+                board.reset()
+            raise
+    try:
+        __import__("os").stat(root + "/ota/park.json")
+    except OSError:
+        return trial
+    from tgd.ota.run import check_parked  # an offer checked with the heap empty, by
+    check_parked(root)  # the running slot's modules (its FW_VERSION)
+    return trial
+
+
+def trial_failed(board):
+    """A new slot that crashes before its self-test confirmed it: back to the old one."""
+    from tgd.ota import slot as slots
+    root = board.mount_flash()
+    if slots.load(root)["trial"] is not None:
+        slots.fail(root, "selftest_failed")
+        board.reset()
+
+
 def main():
     probe = None
     if sys.platform == "linux":
@@ -52,10 +93,16 @@ def main():
         if __import__("os").getenv("TGD_HEAP_PROBE"):  # tools/heap_probe.py
             from heap_probe import HeapProbe  # host only: frozen into the VM alone
             probe = HeapProbe(__import__("os").getenv("TGD_HEAP_PROBE"))
-    from tgd.log import Log
-    log = Log()
-    pause_ms = 1000
     board = None
+    trial = False
+    try:
+        board = make_board()
+        trial = boot_slot(board)
+    except Exception:  # noqa: BLE001 - the loop below makes the board again and logs why
+        board = None
+    from tgd.log import Log
+    log = Log() if board is None else Log(level=board.log_level())
+    pause_ms = 1000
     while True:
         started = time.ticks_ms()
         try:
@@ -74,6 +121,9 @@ def main():
                 sys.print_exception(e)
             except Exception:  # noqa: BLE001
                 pass
+            if trial and board is not None:
+                trial = False
+                trial_failed(board)
         asyncio.new_event_loop()
         gc.collect()
         if time.ticks_diff(time.ticks_ms(), started) > 600000:

@@ -113,6 +113,37 @@ class Esp32Board:
             self._wake_set = True
         machine.lightsleep(min(ms, _SLEEP_CAP_MS))
 
+    # -- updates over the air (tgd/ota/run.py) -------------------------------------------
+    def reset(self):
+        machine.reset()
+
+    def ota_app_write(self, stage, size):
+        """Route "app": the verified staging file (an app image) into the next OTA
+        partition, 4096-byte blocks, then boot it next (set_boot). ESP-IDF's rollback
+        boots the old one again unless ota_mark_valid() runs after the self-test."""
+        import esp32
+        part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+        buf = bytearray(4096)
+        block = 0
+        with open(stage, "rb") as f:
+            left = size
+            while left > 0:
+                n = f.readinto(buf)
+                if not n:
+                    raise OSError(5)  # EIO: the staging file is shorter than verified
+                if n < len(buf):
+                    for i in range(n, len(buf)):
+                        buf[i] = 0xFF
+                part.writeblocks(block, buf)
+                block += 1
+                left -= n
+                self.watchdog_feed()
+        part.set_boot()
+
+    def ota_mark_valid(self):
+        import esp32
+        esp32.Partition.mark_app_valid_cancel_rollback()
+
     def watchdog_feed(self):
         if self._wdt is None:
             self._wdt = machine.WDT(timeout=_WDT_MS)

@@ -15,6 +15,7 @@ import flash_image
 _VMIN = const(6)
 _VTIME = const(5)
 FLASH_MOUNT = "/flash"
+RESET_EXIT = const(75)  # exit status of reset(): "start me again" (not a crash)
 
 
 class BoardError(Exception):
@@ -162,3 +163,9 @@ class HostBoard:
 
     def watchdog_feed(self):
         pass  # a PC process has no watchdog: the rig sees a dead process
+
+    def reset(self):
+        """The machine.reset() of a PC: the process ends with RESET_EXIT; whoever runs it
+        (the rig, tgd_rig/emulated.py) starts it again on the same flash, the modem
+        left on, as an ESP32's reset leaves it."""
+        raise SystemExit(RESET_EXIT)  # not an Exception: out of asyncio and main.py

@@ -37,6 +37,10 @@ class App:
         # (callback.py); _setup sets it from the journal after a reboot.
         self.alarm_end = None
         self.ringing = None  # the task deciding on a ringing call (callback.py)
+        self.root = None
+        self.button = None
+        self.ota = None  # tgd.ota.run.Updater: release_pub set, or updated before
+        self.trial = False  # this boot runs a new slot not yet confirmed (tgd.ota.run.boot_check)
 
     # -- start ----------------------------------------------------------------------
     async def run(self):
@@ -48,6 +52,9 @@ class App:
         self._tasks.append(asyncio.create_task(self._modem_up()))
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
+        if self.trial:
+            from tgd.ota.run import boot_check
+            self._tasks.append(asyncio.create_task(boot_check(self)))
         # the heartbeat starts when the modem is up (_modem_up)
         try:
             await asyncio.Event().wait()  # forever; no timer, so nothing wakes the ESP32
@@ -92,6 +99,16 @@ class App:
             # app's), 1.5 % of the heap; everything else is imported at once.
             from tgd.uplink.mqtt import MqttLink
             self.dev.mqtt = MqttLink(self.dev)
+        self.root = root
+        if _updated(root) or (cfg["release_pub"] and not safe):
+            # Updates on (tgd/ota/run.py): imported only then; a handset without a release
+            # key that never had an update costs nothing for them.
+            from tgd.ota.run import Updater
+            self.ota = Updater(self.dev, board, root, self.idle, self.release_ended)
+            st = self.ota.state
+            self.trial = st["trial"] is not None and st["boot"] == st["trial"]
+            if not safe:
+                self.dev.ota = self.ota
         gc.collect()
         if state.alarm is not None:
             self._start_alarm(Alarm.resume(self.dev, state.alarm))
@@ -140,7 +157,9 @@ class App:
     # -- button -------------------------------------------------------------------
     async def _button_loop(self):
         board = self.board
-        button = Button(self.dev.cfg["trigger_hold_ms"])
+        button = Button(self.dev.cfg["trigger_hold_ms"],
+                        getattr(board, "update_reset", False))  # main.boot_slot
+        self.button = button
         feed = getattr(board, "watchdog_feed", None)
         sleep = getattr(board, "sleep_ms", None)
         while True:
@@ -175,6 +194,26 @@ class App:
                 await asyncio.sleep_ms(0)
             else:
                 await asyncio.sleep_ms(Button.POLL_MS)
+
+    def idle(self):
+        """No alarm open and the button up: an update downloads, installs and resets
+        only then (a hold under way may become an alarm)."""
+        if self.alarm is not None and self.alarm.is_open:
+            return False
+        if self.button is not None and self.button.pressed:
+            return False
+        try:
+            return not self.board.button_pressed()
+        except Exception:  # noqa: BLE001 - a broken input: the button loop logs it
+            return True
+
+    def release_ended(self):
+        """Let an ended alarm's objects go (tgd/ota/run.py: Ed25519 wants the heap). Its journal
+        has everything; a late SMS report for it is then only logged by the driver."""
+        if self.alarm is None or self.alarm.is_open:
+            return False
+        self.alarm = None
+        return True
 
     def _idle_ms(self):
         # How long nothing is due: 0 during an alarm or an exchange with the modem,
@@ -259,6 +298,14 @@ class App:
 
     def _on_sms(self, index):
         self.log.debug("SMS_IN", index=index)
+
+
+def _updated(root):
+    try:
+        __import__("os").stat(root + "/ota")
+        return True
+    except OSError:
+        return False
 
 
 def _sim7600(board, log):

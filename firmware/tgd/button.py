@@ -1,7 +1,9 @@
 # The alert button: debounce, then a hold timer restarted by every press.
 # Pure logic over (raw level, time): the board polls the pin every POLL_MS and
 # feeds `update`. A press shorter than hold_ms, a bounce, or a contact already
-# closed at boot (stuck, or held while the handset starts) never triggers.
+# closed at boot (stuck, or held while the handset starts) never triggers, except after
+# the firmware's own reset for an update (armed_at_boot): a hold begun during that
+# reboot is timed from the boot.
 import time
 
 DOWN = "down"
@@ -13,8 +15,9 @@ class Button:
     DEBOUNCE_MS = 30   # a level must hold this long to count
     POLL_MS = 10
 
-    def __init__(self, hold_ms):
+    def __init__(self, hold_ms, armed_at_boot=False):
         self.hold_ms = hold_ms
+        self._armed_at_boot = armed_at_boot
         self._level = None        # debounced level, True = pressed
         self._candidate = None    # raw level waiting for the debounce period
         self._candidate_since = 0
@@ -33,6 +36,13 @@ class Button:
             self._level = raw
             self._armed = not raw
             self._candidate = raw
+            if raw and self._armed_at_boot:
+                # the update's reset came during her hold (tgd/ota/run.py waits for a release
+                # before it resets, so the hold began during the reboot): a real press
+                self._armed = True
+                self._pressed_at = now
+                self._candidate_since = now
+                return DOWN
             return None
         if raw != self._candidate:
             self._candidate = raw

@@ -10,7 +10,7 @@ SCHEMA_VERSION = 1
 _REQUIRED = ("device_id", "key", "server_url")
 _KNOWN = ("config_version", "device_id", "key", "special_number", "emergency_number",
           "sms_number", "server_url", "apn", "transport", "mqtt_url", "mqtt_tls",
-          "police_numbers") + tuple(_INT_KEYS)
+          "police_numbers", "release_pub") + tuple(_INT_KEYS)
 
 
 class ConfigError(Exception):
@@ -21,7 +21,7 @@ def defaults():
     cfg = {"config_version": SCHEMA_VERSION, "device_id": None, "key": None,
            "special_number": "", "emergency_number": "17", "sms_number": "",
            "server_url": None, "apn": "", "transport": "http", "mqtt_url": "",
-           "mqtt_tls": False}
+           "mqtt_tls": False, "release_pub": ""}
     # Every path gets a list, safe mode included (callback.py tests `number in` it).
     cfg["police_numbers"] = [cfg["emergency_number"]]
     for k in _INT_KEYS:
@@ -92,6 +92,8 @@ def _check(key, v):
         for n in v if ok else ():
             ok = ok and isinstance(n, str) and _is_phone(n.replace(" ", ""), False)
         return None if ok else "not_a_list_of_up_to_8_numbers"
+    if key == "release_pub":  # Ed25519 public key of the releases (tgd/ota/offer.py); "" = no update
+        return None if v == "" or _is_hex64(v) else "not_64_hex_digits"
     if key == "mqtt_tls":
         return None if v is True or v is False else "not_true_or_false"
     if key == "config_version":
@@ -132,6 +134,7 @@ def validate(raw):
         cfg["police_numbers"] = [cfg["emergency_number"]]
     if cfg["key"] is not None:
         cfg["key"] = cfg["key"].lower()
+    cfg["release_pub"] = cfg["release_pub"].lower()
     missing = [k for k in _REQUIRED if cfg[k] is None]
     safe = None
     if missing:

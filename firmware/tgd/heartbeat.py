@@ -40,7 +40,11 @@ class Heartbeat:
                 self._last_beat = now
                 self._last_check = now
                 await self._check_battery()  # a low battery / last gasp goes before the beat
-                await self.beat()
+                if await self.beat() and getattr(dev, "ota", None) is not None:
+                    try:
+                        await dev.ota.step()  # an update offered: download while idle (tgd/ota/run.py)
+                    except Exception as e:  # noqa: BLE001 - even a MemoryError: beats go on
+                        dev.log.error("ota", e)
             elif self._adc and time.ticks_diff(now, self._last_check) >= t.battery_check_ms:
                 self._last_check = now
                 await self._check_battery()
@@ -65,7 +69,7 @@ class Heartbeat:
     def _snapshot(self):
         dev = self._dev
         return {"fix": dev.last_fix, "cell": dev.cell, "bat": dev.bat, "csq": dev.csq,
-                "cmd": dev.last_cmd}
+                "cmd": dev.last_cmd, "ota": dev.ota.report() if getattr(dev, "ota", None) is not None else None}
 
     async def _send(self, mtype, attempts):
         dev = self._dev
@@ -81,6 +85,9 @@ class Heartbeat:
                                             dev.timing.heartbeat_backoff_ms)
         if answer is not None and take_commands(dev, answer):
             self._last_beat = None  # `locate` between alarms: a fresh heartbeat at once
+        if mtype == "heartbeat" and answer is not None and getattr(dev, "ota", None) is not None \
+                and answer.get("update") is not None:
+            dev.ota.offer(answer["update"])  # only a heartbeat's answer offers one (kept)
         return answer
 
     async def beat(self):
@@ -91,13 +98,14 @@ class Heartbeat:
         st = self._sleep
         if st is None:
             dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status=status, bat=dev.bat)
-            return
+            return answer is not None
         # Time asleep since the last HEARTBEAT line, of `span` ms (tgd-rig power reads them).
         now = time.ticks_ms()
         dev.log.event("HEARTBEAT", seq=self._uplink.last_seq, status=status, bat=dev.bat,
                       slept=st[0], span=time.ticks_diff(now, st[1]))
         st[0] = 0
         st[1] = now
+        return answer is not None
 
     def _read_adc(self):
         if self._board_mv is None:

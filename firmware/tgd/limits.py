@@ -11,6 +11,7 @@ INT_KEYS = {
     "low_battery_mv": (3550, 3000, 4300),
     "cutoff_mv": (3350, 2800, 4000),
     "callback_window_s": (3600, 0, 86400),  # police call-back answered this long after an alarm
+    "ota_min_bat_mv": (3700, 3300, 4300),  # an update downloads only above this (tgd/ota/run.py)
 }
 
 

@@ -59,7 +59,7 @@ def cell_json(cell):
 
 
 def build(mtype, dev, seq, t, fw, fix, cell, bat, csq, aid=None, at=None,
-          call=None, sms=None, cmd=None, press=None):
+          call=None, sms=None, cmd=None, press=None, ota=None):
     """Return the body (bytes). Raises MessageError on a value the protocol refuses."""
     if mtype not in TYPES:
         raise MessageError("bad type " + str(mtype))
@@ -76,6 +76,9 @@ def build(mtype, dev, seq, t, fw, fix, cell, bat, csq, aid=None, at=None,
     parts.append('"bat":' + _num(bat))
     parts.append('"csq":' + _num(csq))
     parts.append('"fw":' + _str(fw))
+    if ota is not None:  # heartbeats of a handset that was offered an update (ota.report)
+        parts.append('"ota":{"slot":%s,"res":%s,"ver":%s}' % (_str(ota["slot"]), _str(ota["res"]),
+                                                            _str(ota["ver"])))
     if aid is not None:
         if call not in CALL_STATES or sms not in SMS_STATES:
             raise MessageError("bad channel state")

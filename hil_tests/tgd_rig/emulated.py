@@ -43,6 +43,9 @@ HEAP = os.environ.get("TGD_RIG_HEAP")
 DEFAULT_SMS_NUMBER = "+687700100"
 DEFAULT_EMERGENCY_NUMBER = "17"
 FAST_SCALE = 0.05
+# The host board's reset (firmware/host/board_host.py RESET_EXIT): the firmware asks to be
+# started again, as machine.reset() restarts an ESP32 (an update's switch, a rollback).
+RESET_EXIT = 75
 
 
 def make_timing(timing: Any, fast_scale: float | None = None):
@@ -129,6 +132,15 @@ class EmulatedHandset(Handset):
             if self.proc is not proc:
                 return          # power cut: expected
         code = proc.wait()
+        if code == RESET_EXIT:
+            with self._lock:
+                if self.proc is not proc:
+                    return
+                self.proc = None
+            self.log.note("reset (the firmware restarts; the modem stays on)")
+            self.rig.events.emit("rig", "reset", self.device_id)
+            self.power_on()
+            return
         self.log.source_died(f"exit code {code}")
 
     def power_cut(self) -> None:

@@ -27,6 +27,7 @@ TUNABLE = (
     "emergency_number", "sms_number", "apn", "transport", "trigger_hold_ms",
     "heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s",
     "low_battery_mv", "cutoff_mv", "mqtt_url", "mqtt_tls", "police_numbers", "callback_window_s",
+    "ota_min_bat_mv",
 )
 
 

@@ -74,6 +74,14 @@ def test_stuck_closed_at_boot_never_triggers():
     assert triggers(ev) == [62100], ev
 
 
+def test_held_through_an_update_reset_counts_from_the_boot():
+    b = Button(2000, armed_at_boot=True)  # main.boot_slot: the firmware's own reset
+    ev = run(b, [(2500, 1), (100, 0)])
+    assert triggers(ev) == [2000], ev
+    b = Button(2000, armed_at_boot=True)
+    assert triggers(run(b, [(1500, 1), (100, 0)])) == []  # short: still no alarm
+
+
 def test_one_trigger_per_press():
     b = Button(2000)
     ev = run(b, [(100, 0), (10000, 1)])

@@ -690,6 +690,49 @@ class Sim7600:
         finally:
             await self._http_term()
 
+    async def http_get(self, url, header, timeout_ms):
+        """GET `url` with one extra `header` line (e.g. a Range); the session stays open
+        for http_chunk() until http_done(). -> (status, length) as +HTTPACTION says
+        (600-799: the modem's own error). tgd/ota/run.py's download, in chunks."""
+        _check_quotable(url, "url")
+        if header:
+            _check_quotable(header, "header")
+        at = self.at
+        try:
+            await at.send("AT+HTTPINIT")
+        except AtError:
+            await self._http_term()  # a stale session (an exchange cut short)
+            await at.send("AT+HTTPINIT")
+        try:
+            await at.send('AT+HTTPPARA="URL","%s"' % url)
+            if header:
+                await at.send('AT+HTTPPARA="USERDATA","%s"' % header)
+            done = at.urc_waiter("+HTTPACTION:")
+            try:
+                await at.send("AT+HTTPACTION=0", timeout_ms=_HTTP_CMD_MS)
+            except BaseException:
+                done.cancel()
+                raise
+            line = await done.wait(timeout_ms)
+            parsed = atparse.parse_httpaction(line)
+            if parsed is None:
+                raise ProtocolError(line)
+            return parsed[1], parsed[2]
+        except Exception:
+            await self._http_term()
+            raise
+
+    async def http_chunk(self, start, size):
+        """Bytes [start, start+size) of the open session's answer (AT+HTTPREAD=<start>,<size>,
+        at most 4096: the AT engine's raw buffer)."""
+        lines = await self.at.send("AT+HTTPREAD=%d,%d" % (start, size), expect="+HTTPREAD: 0",
+                                    timeout_ms=_HTTP_CMD_MS)
+        parts = [x for x in lines if not isinstance(x, str)]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def http_done(self):
+        await self._http_term()
+
     async def _http_read(self, length):
         lines = await self.at.send("AT+HTTPREAD=0,%d" % length, expect="+HTTPREAD: 0",
                                     timeout_ms=_HTTP_CMD_MS)

@@ -23,7 +23,7 @@ class Uplink:
                                  snap.get("fix"), snap.get("cell"), snap.get("bat"),
                                  snap.get("csq"), aid=snap.get("aid"), at=snap.get("at"),
                                  call=snap.get("call"), sms=snap.get("sms"), cmd=snap.get("cmd"),
-                                 press=snap.get("press"))
+                                 press=snap.get("press"), ota=snap.get("ota"))
         except message.MessageError as e:
             dev.log.error("message", e)
             return None, None

@@ -132,6 +132,8 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
             # Coverage went while the server was answering: the answer never arrives.
             status, data = HTTP_NETWORK_ERROR, b""
         session.in_flight = False
+        if data and status < 600 and m.faults.armed("http_corrupt"):
+            data = _corrupted(m, method, data)
         session.status = status
         session.response = data
         m.net.event("http_response", modem=m.msisdn, status=status, length=len(data))
@@ -173,6 +175,19 @@ def _start(m: Sim7600Emulator, session: HttpSession, method_id: int) -> None:
         )
 
     m.later(rtt / 2, send)
+
+
+def _corrupted(m: Sim7600Emulator, method: str, data: bytes) -> bytes:
+    """The http_corrupt fault: one byte of the body flipped, for a request of its method."""
+    fault = m.faults.take("http_corrupt")
+    if fault is None:
+        return data
+    if fault["method"] != method:
+        m.faults.arm("http_corrupt", 1, **fault)  # not this request: it stays armed
+        return data
+    i = len(data) // 2
+    m.net.event("http_corrupted", modem=m.msisdn, offset=i)
+    return data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
 
 
 def radio_lost(m: Sim7600Emulator) -> None:

@@ -188,6 +188,13 @@ def http_timeout(m: Sim7600Emulator, count: int = 1, reach_server: bool = False)
     m.faults.arm("http_timeout", count, reach_server=reach_server)
 
 
+def http_corrupt(m: Sim7600Emulator, count: int = 1, method: str = "GET") -> None:
+    """The next `count` answer bodies to a `method` request reach the host with one byte
+    flipped (the middle byte, xor 0xFF): a download damaged on its way (an update's
+    bundle: the handset's SHA-256 check must refuse it)."""
+    m.faults.arm("http_corrupt", count, method=method.upper())
+
+
 # -- MQTT broker ----------------------------------------------------------------------------
 def mqtt_unreachable(m: Sim7600Emulator, duration_s: float | None = None) -> None:
     """The broker cannot be reached: connections drop (+CMQTTCONNLOST) and every
@@ -277,7 +284,8 @@ FAULTS: dict[str, Callable[..., None]] = {
         no_sim, sim_inserted, no_service, registration_denied, service_back, weak_signal,
         data_down, data_up, voice_down, voice_up,
         signal_normal, rat, indoor, outdoor, battery, call_busy, call_no_carrier,
-        call_no_answer, second_call, sms_error, http_status, http_error, http_timeout, reboot,
+        call_no_answer, second_call, sms_error, http_status, http_error, http_timeout,
+        http_corrupt, reboot,
         reboot_during_call, reboot_during_http, silence, garbage, split_writes, whole_writes,
         urc_in_response, urc, power_off, power_on, mqtt_unreachable, mqtt_reachable,
         mqtt_connection_lost,
@@ -289,6 +297,7 @@ FAULTS: dict[str, Callable[..., None]] = {
 _VALUE_CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "http_error": lambda p: 600 <= p.get("status", 601) <= 799,
     "http_status": lambda p: 100 <= p.get("status", 500) <= 599,
+    "http_corrupt": lambda p: str(p.get("method", "GET")).upper() in ("GET", "POST", "HEAD", "DELETE"),
     "rat": lambda p: p.get("rat", "GSM") in ("LTE", "WCDMA", "GSM"),
     "second_call": lambda p: p.get("mode", "refuse") in SECOND_CALL_MODES,
     "split_writes": lambda p: p.get("max_chunk", 4) >= 1 and p.get("max_gap_s", 0) >= 0,
