@@ -338,3 +338,25 @@ def test_safe_mode_still_calls_and_texts(world):
     h.expect("DIAL", since=i)
     h.expect("CALL", since=i, state="active")
     assert world["endpoint"].messages == []  # no server identity: no data messages
+
+
+def test_a_confirmed_slot_that_no_longer_loads_boots_the_whole_factory_firmware(world):
+    # an update slot confirmed long ago whose files are now damaged: one module loads, the
+    # next cannot. Never half a release over the factory firmware: this boot runs the
+    # frozen one, whole, says so, and her alarm goes as always.
+    from test_ota_overlay import MPY_CROSS, compile_to
+    if not MPY_CROSS.exists():
+        pytest.skip("no mpy-cross of the ESP32-faithful VM (make esp32-vm)")
+    h = world["make"]("dir")
+    slot = h.flash / "ota" / "b"
+    device = (FIRMWARE / "tgd" / "device.py").read_text()
+    compile_to(slot, "tgd/device.py", device.replace('FW_VERSION = "1.0.0"', 'FW_VERSION = "9.9.9"'))
+    compile_to(slot, "tgd/aml.py", "raise ValueError('damaged')\n")
+    (h.flash / "ota" / "state.json").write_text(json.dumps(
+        {"active": "b", "trial": None, "tried": 0, "res": "ok", "ver": "9.9.9", "boot": "b"}))
+    alarm_path(world, h)  # boots, holds, follows every channel
+    _, boot = h.expect("BOOT", timeout=1, since=0)
+    assert boot["fw"] == "1.0.0"
+    h.expect("OTA", timeout=1, since=0, res="rolled_back", why="slot_load:ValueError", slot="b")
+    state = json.loads((h.flash / "ota" / "state.json").read_text())
+    assert state["res"] == "rolled_back"
