@@ -6,7 +6,7 @@ import json
 from binascii import hexlify, unhexlify
 
 BUNDLE_MAGIC = b"TGDB1\n"
-# ota.res codes (OTA-CONTRACT.md "Handset report"); "refused": a release signed by our
+# ota.res codes (docs/protocol.md "Updates"); "refused": a release signed by our
 # key that this firmware may not take (min above us, or not newer)
 RESULTS = ("ok", "rolled_back", "bad_sig", "bad_hash", "selftest_failed", "deferred",
            "downloading", "none", "refused")
