@@ -1,6 +1,7 @@
 """What the OTA rig tests share: test releases, their keys, and a tiny device server.
 
-- Releases follow OTA-CONTRACT.md: manifest (canonical JSON) + signature + bundle
+- Releases (Keys, make_release, failing_selftest_sources: tgd_rig/ota_fleet.py, which
+  the real server's roll-out test uses as well) follow OTA-CONTRACT.md: manifest (canonical JSON) + signature + bundle
   (b"TGDB1\\n", then "<path> <size>\\n" + bytes per file), the bundle a .mpy set
   compiled by build/esp32-vm/mpy-cross from the firmware's own sources with a few
   changes (the version string, a fault on purpose): `tgd-flash release` packs the whole
@@ -22,113 +23,29 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import tempfile
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from tgd_flash import release_file, release_sign
-
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE = REPO / "firmware"
-MPY_CROSS = REPO / "build" / "esp32-vm" / "mpy-cross"
-
-
-class Keys:
-    """A release key pair: the handset gets `pub_hex`; `sign(msg)` -> 64 bytes (Ed25519)."""
-
-    def __init__(self, seed: bytes | None = None):
-        self.seed = seed or os.urandom(32)
-        self.pub = release_sign.public_key(self.seed)
-
-    @property
-    def pub_hex(self) -> str:
-        return self.pub.hex()
-
-    @property
-    def key_id(self) -> str:
-        return release_sign.key_id(self.pub)
-
-    def sign(self, msg: bytes) -> bytes:
-        return release_sign.sign(self.seed, msg)
+# The test releases live in tgd_rig/ota_fleet.py (the rig's real-server roll-out uses them
+# too); re-exported here for the OTA tests.
+from tgd_rig.ota_fleet import (  # noqa: F401
+    FIRMWARE,
+    MPY_CROSS,
+    REPO,
+    Keys,
+    Release,
+    bundle_bytes,
+    compile_mpy,
+    failing_selftest_sources,
+    make_release,
+    versioned_device,
+)
 
 
 def firmware_env() -> dict[str, str]:
     """Environment the firmware process needs for updates: nothing beyond the rig's."""
     return {}
-
-
-def compile_mpy(name: str, source: str) -> bytes:
-    """`name`: the module's path in the firmware tree (tgd/device.py), as the release
-    tool compiles it (-s: a traceback names that path)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / name.replace("/", "__")
-        src.write_text(source)
-        out = Path(tmp) / (src.name[:-3] + ".mpy")
-        subprocess.run([str(MPY_CROSS), "-o", str(out), "-s", name, str(src)], check=True,
-                       capture_output=True)
-        return out.read_bytes()
-
-
-def bundle_bytes(files: dict[str, bytes]) -> bytes:
-    return release_file.pack_bundle(sorted(files.items()))
-
-
-def versioned_device(version: str) -> str:
-    src = (FIRMWARE / "tgd" / "device.py").read_text()
-    new, n = re.subn(r'^FW_VERSION = "[^"]*"', f'FW_VERSION = "{version}"', src, flags=re.M)
-    assert n == 1
-    return new
-
-
-@dataclass
-class Release:
-    version: str
-    manifest: str
-    sig: bytes
-    bundle: bytes
-    files: dict[str, bytes] = field(default_factory=dict)
-
-    def offer(self, url: str | None = None) -> dict:
-        return {"version": self.version, "manifest": self.manifest, "sig": self.sig.hex(),
-                "url": url or f"/api/v1/fw/{self.version}/bundle"}
-
-    def tgdrel(self) -> bytes:
-        return self.manifest.encode() + b"\n" + self.sig.hex().encode() + b"\n" + self.bundle
-
-
-def make_release(version: str, keys: Keys, *, min_version: str = "1.0.0",
-                 extra_sources: dict[str, str] | None = None,
-                 signer: Keys | None = None, pad: int = 0) -> Release:
-    """A .mpy-set release: tgd/device.py with `version`, plus `extra_sources` (path in
-    the firmware tree, e.g. tgd/aml.py -> source), each compiled by the VM's mpy-cross
-    into the bundle as the package layout has it (tgd/device.mpy). It overlays the frozen
-    firmware (tgd/ota/overlay.py, docs/firmware.md "Updates over the air"). `signer`: sign with another key than
-    the one named in the manifest (a forged release). `pad`: that many random bytes in a
-    data file `pad.bin`, for a download that lasts (a full .mpy set is ~70 KB)."""
-    sources = {"tgd/device.py": versioned_device(version)}
-    sources.update(extra_sources or {})
-    files = {name[:-3] + ".mpy": compile_mpy(name, src) for name, src in sources.items()}
-    if pad:
-        files["pad.bin"] = os.urandom(pad)
-    bundle = bundle_bytes(files)
-    manifest = release_file.canonical(
-        release_file.make_manifest(version, bundle, keys.pub, min_version)).decode()
-    sig = (signer or keys).sign(manifest.encode())
-    return Release(version, manifest, sig, bundle, files)
-
-
-def failing_selftest_sources() -> dict[str, str]:
-    """tgd/aml.py whose encode() raises: the new firmware's dry alarm path fails its
-    self-test."""
-    src = (FIRMWARE / "tgd" / "aml.py").read_text()
-    src += ("\n\ndef encode(*args, **kwargs):  # a broken release (test)\n"
-            "    raise AmlError('broken on purpose by the OTA test release')\n")
-    return {"tgd/aml.py": src}
 
 
 class OtaServer:
