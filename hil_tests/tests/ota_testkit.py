@@ -3,10 +3,11 @@
 - Releases follow OTA-CONTRACT.md: manifest (canonical JSON) + signature + bundle
   (b"TGDB1\\n", then "<path> <size>\\n" + bytes per file), the bundle a .mpy set
   compiled by build/esp32-vm/mpy-cross from the firmware's own sources with a few
-  changes (the version string, a fault on purpose): `tgd-flash release` packs the whole
-  firmware tree, which does not run from a slot at 48 KB (docs/firmware.md "Updates
-  over the air"), so `make_release` packs the modules that change, with the release
-  tools' own bundle, manifest and signing functions.
+  changes (the version string, a fault on purpose): the modules whose .mpy differ from
+  the factory firmware's (this checkout's firmware/, frozen into the rig's VM), as
+  `tgd-flash release --base` picks them (tgd_flash.release.delta_files; the whole tree
+  does not run from a slot at 48 KB, docs/firmware.md "Updates over the air"), with
+  the release tools' own bundle, manifest and signing functions.
 - Keys and signatures: the release tools' own Ed25519 (tools/tgd_flash/release_sign.py,
   the firmware's curve) and manifest (release_file.py), as `tgd-flash release` writes
   them; the handset verifies with firmware/tgd/crypto/ed25519.py.
@@ -21,16 +22,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import subprocess
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tgd_flash import release as release_tool
 from tgd_flash import release_file, release_sign
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,15 +66,18 @@ def firmware_env() -> dict[str, str]:
 
 
 def compile_mpy(name: str, source: str) -> bytes:
-    """`name`: the module's path in the firmware tree (tgd/device.py), as the release
-    tool compiles it (-s: a traceback names that path)."""
+    """`name`: the module's path in the firmware tree (tgd/device.py), compiled as the
+    release tool compiles it (-s: a traceback names that path)."""
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / name.replace("/", "__")
+        src = Path(tmp) / "m.py"
         src.write_text(source)
-        out = Path(tmp) / (src.name[:-3] + ".mpy")
-        subprocess.run([str(MPY_CROSS), "-o", str(out), "-s", name, str(src)], check=True,
-                       capture_output=True)
-        return out.read_bytes()
+        return release_tool.compile_module(MPY_CROSS, name[:-3], src)
+
+
+@functools.cache
+def factory_mpy() -> tuple[tuple[str, bytes], ...]:
+    """The factory firmware's modules (frozen into the rig's VM), compiled."""
+    return tuple(release_tool.compile_bundle(FIRMWARE, MPY_CROSS))
 
 
 def bundle_bytes(files: dict[str, bytes]) -> bytes:
@@ -105,14 +111,21 @@ def make_release(version: str, keys: Keys, *, min_version: str = "1.0.0",
                  extra_sources: dict[str, str] | None = None,
                  signer: Keys | None = None, pad: int = 0) -> Release:
     """A .mpy-set release: tgd/device.py with `version`, plus `extra_sources` (path in
-    the firmware tree, e.g. tgd/aml.py -> source), each compiled by the VM's mpy-cross
-    into the bundle as the package layout has it (tgd/device.mpy). It overlays the frozen
+    the firmware tree, e.g. tgd/aml.py -> source), the firmware tree so changed compiled
+    by the VM's mpy-cross and its modules that differ from the factory's packed as the
+    package layout has them (tgd/device.mpy), as `tgd-flash release --base`. It overlays the frozen
     firmware (tgd/ota/overlay.py, docs/firmware.md "Updates over the air"). `signer`: sign with another key than
     the one named in the manifest (a forged release). `pad`: that many random bytes in a
     data file `pad.bin`, for a download that lasts (a full .mpy set is ~70 KB)."""
     sources = {"tgd/device.py": versioned_device(version)}
     sources.update(extra_sources or {})
-    files = {name[:-3] + ".mpy": compile_mpy(name, src) for name, src in sources.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "firmware"
+        shutil.copytree(FIRMWARE, tree, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+        for name, src in sources.items():
+            (tree / name).write_text(src)
+        files = dict(release_tool.delta_files(list(factory_mpy()),
+                                              release_tool.compile_bundle(tree, MPY_CROSS)))
     if pad:
         files["pad.bin"] = os.urandom(pad)
     bundle = bundle_bytes(files)
