@@ -7,6 +7,7 @@ the ESP32-faithful VM (build/esp32-vm/mpy-cross)."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import stat
 import subprocess
@@ -17,7 +18,7 @@ from flash_testkit import factory_checkout, git, one_line, run, set_fw_version
 
 from tgd_flash import cli, release_file, release_sign
 from tgd_flash.micropython_vm import micropython
-from tgd_flash.release import BASE_NOTE, MAX_SLOT_MPY, compile_bundle, compile_module
+from tgd_flash.release import BASE_NOTE, SLOT_HEAP_BUDGET, compile_bundle, compile_module
 
 REPO = Path(__file__).resolve().parents[2]
 MPY_CROSS = REPO / "build" / "esp32-vm" / "mpy-cross"
@@ -125,6 +126,7 @@ def test_a_delta_is_against_the_factory_tag_not_the_last_commit(tmp_path, capsys
                           "--base", FACTORY, "--firmware", fw, "--out", rel], capsys)
     assert code == 0, err
     assert "3 modules (tgd/aml.mpy, tgd/device.mpy, tgd/uplink/extra.mpy)" in out, out
+    assert re.search(r"\d+ bytes of heap", out), out
     assert f"delta over the factory firmware {FACTORY}" in out, out
     pub = bytes.fromhex((keys / "release.pub").read_text())
     files = dict(release_file.check_release(rel.read_bytes(), [pub]).files)
@@ -158,7 +160,13 @@ REFUSALS = {
     "boot module": ("1.1.0", [lambda fw: _change(fw, "tgd/ota/slot.py")], 19,
                     "main.py runs it before the slot is loaded"),
     "too big": ("1.1.0", [lambda fw: _change(fw, "tgd/alarm.py"), lambda fw: _change(fw, "tgd/modem/sim7600.py")],
-                19, f"more than the {MAX_SLOT_MPY} a 48 KB handset can load"),
+                19, f"more than the {SLOT_HEAP_BUDGET} its alarm can spare at 48 KB"),
+    # 4.8 KB of .mpy, but imported at boot only from a slot: their tables cost ~9 KB
+    "heavy imports": ("1.1.0", [lambda fw: _change(fw, "tgd/crypto/sha512.py"),
+                                lambda fw: _change(fw, "tgd/crypto/ed25519.py")],
+                      19, f"more than the {SLOT_HEAP_BUDGET} its alarm can spare at 48 KB"),
+    "import fails": ("1.1.0", [lambda fw: _change(fw, "tgd/aml.py", "\nraise ImportError('broken')\n")],
+                     19, "do not load over the firmware on the VM"),
     "same version": (None, [lambda fw: _change(fw, "tgd/aml.py")], 19,
                      "the factory firmware at --base tgd-factory-1.0.0 is already 1.0.0"),
     "bad ref": ("1.1.0", [], 2, "--base nope: no such tag or commit in "),
