@@ -74,10 +74,10 @@ def set_fw_version(fw: Path, version: str) -> None:
     device.write_text(text)
 
 
-def factory_checkout(root: Path, tag: str, extra: dict[str, str] | None = None) -> Path:
+def factory_checkout(root: Path, tag: str | None, extra: dict[str, str] | None = None) -> Path:
     """A git checkout in `root` (created) whose firmware/ is this repository's (plus
-    `extra` files: path -> text), committed and tagged `tag`: the factory firmware a
-    fleet was flashed with. -> its firmware folder."""
+    `extra` files: path -> text), committed and tagged `tag` (None: not tagged): the
+    factory firmware a fleet was flashed with. -> its firmware folder."""
     import shutil
 
     fw = root / "firmware"
@@ -89,5 +89,6 @@ def factory_checkout(root: Path, tag: str, extra: dict[str, str] | None = None) 
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "factory firmware")
-    git(root, "tag", tag)
+    if tag:
+        git(root, "tag", tag)
     return fw
