@@ -1,7 +1,7 @@
 """`tgd-flash release-key | release | release-verify`: signed over-the-air releases.
 
     tgd-flash release-key --out DIR             DIR/release.key (0600) + DIR/release.pub
-    tgd-flash release --key FILE --version X --base REF [--firmware DIR] --out FILE.tgdrel
+    tgd-flash release --key FILE --version X [--base REF] [--firmware DIR] --out FILE.tgdrel
     tgd-flash release-verify FILE.tgdrel --pub FILE
     tgd-flash release-upload FILE.tgdrel --server URL --token-file FILE   (technician token)
 
@@ -46,10 +46,10 @@ COMMANDS = ("release-key", "release", "release-verify", "release-upload")
 # The most heap a release's modules may hold on a 48 KB handset (docs/benchmarks.md
 # "A slot's heap"): the alarm paths' highest peak is 38 896 of 49 152 bytes, which
 # leaves 10 256; 2 KB of that stay for fragmentation. Measured per release on the VM
-# (slot_heap): 0.66-0.89 of a module's .mpy size for what the app imports at boot
-# (tgd/alarm.mpy 9 212 bytes: 7 312), up to 2.1 for one it imports only later
-# (tgd/crypto/sha512.mpy 3 020: 6 400, its tables); the whole tree (80 KB of .mpy)
-# needs 67 KB, and at 48 KB does not even boot (MemoryError in the overlay).
+# (slot_heap; bench/slot_heap.py): 0.69-1.04 of a module's .mpy size (tgd/alarm.mpy,
+# 9 212 bytes: 7 360), up to 2.14 for one the app imports only later (tgd/crypto/
+# sha512.mpy, 3 020: 6 448, its tables); the whole tree (80 KB of .mpy) holds 67 KB,
+# and at 48 KB does not even boot (MemoryError in the overlay).
 SLOT_HEAP_BUDGET = 8192
 _SLOT_HEAP = """
 import gc, sys
