@@ -1,13 +1,15 @@
 """What the OTA rig tests share: test releases, their keys, and a tiny device server.
 
 - Releases (Keys, make_release, failing_selftest_sources: tgd_rig/ota_fleet.py, which
-  the real server's roll-out test uses as well) follow OTA-CONTRACT.md: manifest (canonical JSON) + signature + bundle
+  the real server's roll-out test uses as well) follow docs/protocol.md "Updates":
+  manifest (canonical JSON) + signature + bundle
   (b"TGDB1\\n", then "<path> <size>\\n" + bytes per file), the bundle a .mpy set
   compiled by build/esp32-vm/mpy-cross from the firmware's own sources with a few
-  changes (the version string, a fault on purpose): `tgd-flash release` packs the whole
-  firmware tree, which does not run from a slot at 48 KB (docs/firmware.md "Updates
-  over the air"), so `make_release` packs the modules that change, with the release
-  tools' own bundle, manifest and signing functions.
+  changes (the version string, a fault on purpose): the modules whose .mpy differ from
+  the factory firmware's (this checkout's firmware/, frozen into the rig's VM), as
+  `tgd-flash release --base` picks them (tgd_flash.release.delta_files; the whole tree
+  does not run from a slot at 48 KB, docs/firmware.md "Updates over the air"), with
+  the release tools' own bundle, manifest and signing functions.
 - Keys and signatures: the release tools' own Ed25519 (tools/tgd_flash/release_sign.py,
   the firmware's curve) and manifest (release_file.py), as `tgd-flash release` writes
   them; the handset verifies with firmware/tgd/crypto/ed25519.py.

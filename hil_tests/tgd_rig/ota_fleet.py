@@ -6,10 +6,10 @@ server):
 - `Keys()`: a release key pair made in the test (the release tools' own Ed25519,
   tools/tgd_flash/release_sign.py); the handset gets `pub_hex`, the server trusts it.
 - `make_release(version, keys, ...)`: a `.mpy`-set release of the modules that change
-  (tgd/device.py with `version`, plus `extra_sources`), compiled by the VM's mpy-cross
-  and packed, manifested and signed with the release tools' own functions
-  (tools/tgd_flash/release_file.py). A whole-tree release (`tgd-flash release`) does
-  not run from a slot at 48 KB (docs/firmware.md "Updates over the air"): a delta does.
+  (tgd/device.py with `version`, plus `extra_sources`), picked, packed, manifested and
+  signed with the release tools' own functions, as `tgd-flash release --base` does (a
+  whole-tree release does not run from a slot at 48 KB, docs/firmware.md "Updates over
+  the air": a delta over the factory firmware does).
 - `failing_selftest_sources()`: a release whose new firmware fails its boot self-test.
 
 The rig's real server (`EmulatedRig.server`, a `ServerHarness`), the way a technician
@@ -31,9 +31,11 @@ drives it (docs/technician.md "Releases and roll-outs"):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tgd_flash import release as release_tool
 from tgd_flash import release_file, release_sign
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,15 +77,18 @@ class Keys:
 
 
 def compile_mpy(name: str, source: str) -> bytes:
-    """`name`: the module's path in the firmware tree (tgd/device.py), as the release
-    tool compiles it (-s: a traceback names that path)."""
+    """`name`: the module's path in the firmware tree (tgd/device.py), compiled as the
+    release tool compiles it (-s: a traceback names that path)."""
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / name.replace("/", "__")
+        src = Path(tmp) / "m.py"
         src.write_text(source)
-        out = Path(tmp) / (src.name[:-3] + ".mpy")
-        subprocess.run([str(MPY_CROSS), "-o", str(out), "-s", name, str(src)], check=True,
-                       capture_output=True)
-        return out.read_bytes()
+        return release_tool.compile_module(MPY_CROSS, name[:-3], src)
+
+
+@functools.cache
+def factory_mpy() -> tuple[tuple[str, bytes], ...]:
+    """The factory firmware's modules (frozen into the rig's VM), compiled."""
+    return tuple(release_tool.compile_bundle(FIRMWARE, MPY_CROSS))
 
 
 def bundle_bytes(files: dict[str, bytes]) -> bytes:
@@ -118,15 +124,22 @@ def make_release(version: str, keys: Keys, *, min_version: str = "1.0.0",
                  extra_sources: dict[str, str] | None = None,
                  signer: Keys | None = None, pad: int = 0) -> Release:
     """A .mpy-set release: tgd/device.py with `version`, plus `extra_sources` (path in
-    the firmware tree, e.g. tgd/aml.py -> source), each compiled by the VM's mpy-cross
-    into the bundle as the package layout has it (tgd/device.mpy). It overlays the frozen
-    firmware (tgd/ota/overlay.py, docs/firmware.md "Updates over the air"). `signer`: sign
-    with another key than the one named in the manifest (a forged release). `pad`: that
-    many random bytes in a data file `pad.bin`, for a download that lasts (a full .mpy
-    set is ~70 KB)."""
+    the firmware tree, e.g. tgd/aml.py -> source), the firmware tree so changed compiled
+    by the VM's mpy-cross and its modules that differ from the factory's packed as the
+    package layout has them (tgd/device.mpy), as `tgd-flash release --base` picks them
+    (tgd_flash.release.delta_files). It overlays the frozen firmware (tgd/ota/overlay.py,
+    docs/firmware.md "Updates over the air"). `signer`: sign with another key than the one
+    named in the manifest (a forged release). `pad`: that many random bytes in a data
+    file `pad.bin`, for a download that lasts (a full .mpy set is ~70 KB)."""
     sources = {"tgd/device.py": versioned_device(version)}
     sources.update(extra_sources or {})
-    files = {name[:-3] + ".mpy": compile_mpy(name, src) for name, src in sources.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "firmware"
+        shutil.copytree(FIRMWARE, tree, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+        for name, src in sources.items():
+            (tree / name).write_text(src)
+        files = dict(release_tool.delta_files(list(factory_mpy()),
+                                              release_tool.compile_bundle(tree, MPY_CROSS)))
     if pad:
         files["pad.bin"] = os.urandom(pad)
     bundle = bundle_bytes(files)
@@ -323,7 +336,9 @@ def alarm_reaches_17(rig, handset, hold_ms: int = 600, close: bool = True) -> di
     seq, fw, aid). `close`: the server's operator then closes the alarm through the REST
     API, and the handset ends it."""
     mark, log_mark = rig.events.mark(), handset.log.mark()
-    handset.press(hold_ms / 1000 + 0.2, wait=False)
+    # 0.5 s over the hold: three handsets and a 5 ms heap probe on two cores delayed the
+    # firmware's reading of the press by 0.27 s once (it saw 0.53 s of a 0.8 s press)
+    handset.press(hold_ms / 1000 + 0.5, wait=False)
     aid = handset.log.expect("ALARM", timeout=10, since=log_mark).get("aid")
     rig.wait_call(30, since=mark, caller=handset.identity.special_number)
     deadline = time.monotonic() + 30

@@ -50,3 +50,45 @@ def fake_image(path: Path, chip_id: int) -> Path:
     extended = bytes([0xEE, 0, 0, 0]) + chip_id.to_bytes(2, "little") + bytes(10)
     path.write_bytes(header + extended + bytes(1000))
     return path
+
+
+def git(repo: Path, *args: str) -> str:
+    """`git -C repo ARGS` (a test identity for commits): its stdout."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout
+
+
+def set_fw_version(fw: Path, version: str) -> None:
+    """FW_VERSION = `version` in the firmware tree `fw` (tgd/device.py)."""
+    import re
+
+    device = fw / "tgd" / "device.py"
+    text, n = re.subn(r'^FW_VERSION = "[^"]*"', f'FW_VERSION = "{version}"', device.read_text(),
+                      flags=re.M)
+    assert n == 1
+    device.write_text(text)
+
+
+def factory_checkout(root: Path, tag: str | None, extra: dict[str, str] | None = None) -> Path:
+    """A git checkout in `root` (created) whose firmware/ is this repository's (plus
+    `extra` files: path -> text), committed and tagged `tag` (None: not tagged): the
+    factory firmware a fleet was flashed with. -> its firmware folder."""
+    import shutil
+
+    fw = root / "firmware"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "firmware", fw,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, text in (extra or {}).items():
+        (fw / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fw / rel).write_text(text)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "factory firmware")
+    if tag:
+        git(root, "tag", tag)
+    return fw

@@ -4,7 +4,10 @@ The commands are read from the documents' code blocks, so a document that change
 is tested as it now reads. Substitutions, the only ones: the server
 `https://tgd.opt.nc` is a local test server; the emulator's pty and PWRKEY FIFO,
 the virtual board's URL and its flash directory are those the commands print or a
-test folder. A command that needs a handset (no `--port`, no `--dry-run`, no
+test folder. `git` commands run in a checkout of the firmware (a test one), and
+`tgd-flash release` is that checkout's (TGD_FIRMWARE_DIR), its FW_VERSION set to the
+page's `--version` after the page's `git tag` of the factory firmware (the page's
+procedure: tag at flashing, then a new version). A command that needs a handset (no `--port`, no `--dry-run`, no
 `--host-dir`) must have its virtual form in "Practise without a handset", which
 runs; batch commands run on two virtual boards named in a `port` column. Any other
 command runs exactly as written, so a command added to a page that cannot run
@@ -25,13 +28,13 @@ import time
 from pathlib import Path
 
 import pytest
-from flash_testkit import fake_image, make_modem, start_board
+from flash_testkit import factory_checkout, fake_image, make_modem, set_fw_version, start_board
 
 REPO = Path(__file__).resolve().parents[2]
 TECHNICIAN = REPO / "docs" / "technician.md"
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
-PROGRAMS = ("tgd-flash", "tgd-server", "tgd-rig", "make")
+PROGRAMS = ("tgd-flash", "tgd-server", "tgd-rig", "make", "git")
 DOC_SERVER = "https://tgd.opt.nc"
 PASSWORD = "un mot de passe de banc"
 
@@ -109,10 +112,11 @@ class Bench:
             command = command.replace(doc_value, real)
         return command
 
-    def run(self, command: str, stdin: str = "", timeout: float = 240) -> str:
+    def run(self, command: str, stdin: str = "", timeout: float = 240, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> str:
         real = self.substitute(command)
-        out = subprocess.run(["bash", "-c", real], cwd=self.cwd, env=self.env, input=stdin,
-                             capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(["bash", "-c", real], cwd=cwd or self.cwd, env={**self.env, **(env or {})},
+                             input=stdin, capture_output=True, text=True, timeout=timeout)
         assert out.returncode == 0, f"{real}\nexit {out.returncode}\n{out.stdout}\n{out.stderr}"
         assert "Traceback" not in out.stderr, out.stderr
         self.ran.append(command)
@@ -279,11 +283,30 @@ def _run_the_page(bench: Bench, commands: list[str], network, extra_boards: list
     # exits 16 without ESP-IDF; romfs deploy needs a handset whose image has a ROMFS partition)
     bench.ran.extend(c for c in commands if c.split()[1] in ("build-image", "romfs"))
 
+    # Making a release: the offline PC's checkout, its factory firmware tagged by the
+    # page's `git tag`, then FW_VERSION set to the page's --version, not committed
+    checkout = bench.root / "checkout"
+    firmware = factory_checkout(checkout, None)
+    release = next(c for c in commands if c.split()[:2] == ["tgd-flash", "release"])
+    tagged = False
+
     # Everything else runs as written
     for command in commands:
         if command in bench.ran:
             continue
+        if command.startswith("git "):
+            bench.run(command, cwd=checkout)
+            tagged = True
+            continue
+        if command == release:
+            assert tagged, "the page makes a release before it tags the factory firmware"
+            set_fw_version(firmware, re.search(r"--version (\S+)", release).group(1))
+            output = bench.run(command, env={"TGD_FIRMWARE_DIR": str(firmware)})
+            assert "1 modules (tgd/device.mpy)" in output and "delta over the factory" in output, output
+            continue
         output = bench.run(command)
+        if command.startswith("tgd-flash release-verify"):
+            assert re.search(r"delta over the factory firmware \S+ \(commit [0-9a-f]{12}", output), output
         if command.startswith("tgd-flash provision --host-dir"):
             assert output.splitlines() == doc_output_after(TECHNICIAN, "tgd-flash provision --host-dir")
         if "--dry-run" in command:
