@@ -332,6 +332,52 @@ async def test_httpread_raw_block_with_line_ends_inside():
         at.deinit()
 
 
+async def test_httpread_into_a_buffer_gives_its_length_and_allocates_nothing():
+    body = b'\x00\r\nTGDB1\n' + bytes(range(200))
+    reply = (b"\r\nOK\r\n\r\n+HTTPREAD: DATA,%d\r\n" % len(body)) + body + b"\r\n+HTTPREAD: 0\r\n"
+    buf = bytearray(512)
+    for cut in (1, 17, len(reply) - 3):
+        at, _ = engine([(b"AT+HTTPREAD=0,%d\r" % len(body), [reply[:cut], reply[cut:]])])
+        lines = await at.send("AT+HTTPREAD=0,%d" % len(body), expect="+HTTPREAD: 0", into=buf)
+        assert lines == ["+HTTPREAD: DATA,%d" % len(body), len(body), "+HTTPREAD: 0"], (cut, lines)
+        assert bytes(buf[:len(body)]) == body
+        at.deinit()
+    # a block longer than the buffer is not cut: it comes as bytes, as without `into`
+    at, _ = engine([(b"AT+HTTPREAD=0,4\r", [b"\r\n+HTTPREAD: DATA,4\r\nabcd\r\n+HTTPREAD: 0\r\n\r\nOK\r\n"])])
+    lines = await at.send("AT+HTTPREAD=0,4", expect="+HTTPREAD: 0", into=bytearray(2))
+    assert lines == ["+HTTPREAD: DATA,4", b"abcd", "+HTTPREAD: 0"], lines
+    at.deinit()
+
+
+async def test_a_cancelled_commands_late_ok_does_not_end_the_next_command():
+    # the modem answers one command after the other; with echo off only the order tells
+    # whose OK it is (rig: an alarm's end cancelled a GNSS poll, its OK ended the hang-up's
+    # AT+CLCC with no call in it, and the police call stayed up)
+    at, stream = engine([
+        (b"AT+CGNSSINFO\r", [100, b"\r\n+CGNSSINFO: ,,,,,,,,\r\n\r\nOK\r\n"]),
+        (b"AT+CLCC\r", [150, b'\r\n+CLCC: 1,0,0,0,0,"17",129\r\n\r\nOK\r\n']),
+    ])
+    poll = asyncio.create_task(at.send("AT+CGNSSINFO"))
+    await asyncio.sleep_ms(20)
+    poll.cancel()
+    await asyncio.sleep_ms(0)
+    lines = await at.send("AT+CLCC")
+    assert [x for x in lines if x.startswith("+CLCC")] == ['+CLCC: 1,0,0,0,0,"17",129'], lines
+    assert stream.done()
+    # the late OK already came before the next command: that one is not held back
+    at.deinit()
+    at, stream = engine([
+        (b"AT+CGNSSINFO\r", [30, b"\r\nOK\r\n"]),
+        (b"AT+CSQ\r", [b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"]),
+    ])
+    poll = asyncio.create_task(at.send("AT+CGNSSINFO"))
+    await asyncio.sleep_ms(10)
+    poll.cancel()
+    await asyncio.sleep_ms(60)
+    assert await at.send("AT+CSQ") == ["+CSQ: 20,99"]
+    at.deinit()
+
+
 async def test_expect_line_before_ok_and_without_space():
     reply = b"\r\n+HTTPREAD: DATA,2\r\nhi\r\n+HTTPREAD:0\r\n\r\nOK\r\n"
     at, _ = engine([(b"AT+HTTPREAD=0,2\r", [reply])])

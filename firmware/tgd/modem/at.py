@@ -34,6 +34,12 @@ _CTRL_Z = b"\x1a"
 _ESC = b"\x1b"
 _QUIET_MS = const(300)  # after a timeout: the line must be this quiet before the next command
 _QUIET_MAX_MS = const(2000)
+# A command cancelled after it was written (an alarm cancels the heartbeat's task, an
+# alarm's end its channels' tasks) still gets its final result code from the modem,
+# which answers one command after the other: that OK must not end the next command
+# (with echo off nothing else tells them apart). Such an orphan takes the next final
+# result code, for at most this long.
+_ORPHAN_MS = const(3000)
 
 # Lines that can arrive at any time (sim7600-at.md "Framing"), plus the answers that
 # come after the OK of their command (+HTTPACTION, +CMQTT..., +NETOPEN).
@@ -73,6 +79,7 @@ class _Pending:
         self.error = None
         self.done = False
         self.event = asyncio.Event()
+        self.into = None  # send(into=): the caller's buffer for the raw block
 
     def finish(self, error=None):
         self.error = error
@@ -146,6 +153,7 @@ class AtEngine:
         self._raw_left = 0
         self._raw_urc = None  # the URC line that announced the raw block, if a URC did
         self._task = None
+        self._orphan = None  # (command cancelled before its final result code, until ticks)
         self._timed_out = None  # ticks of the last timeout: a late answer may still come
         self.on_reboot = None  # callback() when "RDY" arrives
         self.on_silent = None  # callback(n) at the n-th command time-out in a row
@@ -237,7 +245,8 @@ class AtEngine:
             await asyncio.sleep_ms(50)
             waited += 50
 
-    async def send(self, cmd, expect=None, timeout_ms=DEFAULT_TIMEOUT_MS, payload=None):
+    async def send(self, cmd, expect=None, timeout_ms=DEFAULT_TIMEOUT_MS, payload=None,
+                   into=None):
         """Send `cmd` ("AT+CSQ"), return its answer lines (str; raw blocks as bytes).
 
         - ends at OK (returned) or ERROR / +CME ERROR / +CMS ERROR (raised; for ATD/ATA
@@ -246,6 +255,9 @@ class AtEngine:
           "+HTTPREAD: 0";
         - `payload` (bytes): sent after the prompt ("> " / ">" / "DOWNLOAD"); an SMS
           payload must end with Ctrl-Z (see sms_payload);
+        - `into` (bytearray): the answer's raw block is received into it, and the lines
+          hold its length (an int) instead of bytes: nothing is allocated for it (an
+          update's download, chunk after chunk, right after an alarm);
         - raises AtTimeout(partial_lines) after `timeout_ms` in all, ModemRebooted
           if "RDY" arrives meanwhile.
         """
@@ -259,12 +271,15 @@ class AtEngine:
             if self._timed_out is not None:
                 await self._wait_quiet()  # a late answer must not end the next command
             p = _Pending(cmd, expect, payload is not None)
+            p.into = into
             self._pending = p
             deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
             payload_sent = False
+            written = False
             try:
                 self._log.debug("AT_TX", cmd=cmd)
                 await self._write(p, cmd.encode() + b"\r")
+                written = True
                 if payload is not None:
                     # The prompt comes at once (sim7600-at.md): a modem that gives none
                     # within prompt_ms is silent, and counts so now, not at the end of
@@ -284,6 +299,10 @@ class AtEngine:
                 if p.error is not None:
                     raise p.error
                 return p.lines
+            except asyncio.CancelledError:
+                if written and not p.done:
+                    self._orphan = (p.cmd, time.ticks_add(time.ticks_ms(), _ORPHAN_MS))
+                raise
             finally:
                 self._pending = None
                 if p.prompted and not payload_sent:
@@ -436,6 +455,12 @@ class AtEngine:
             p.event.set()
 
     def _raw_done(self):
+        p = self._pending
+        if p is not None and self._raw is p.into:
+            self._raw = None  # received into the caller's buffer: its length, no copy
+            if not p.done:
+                p.lines.append(self._raw_len)
+            return
         data = bytes(memoryview(self._raw)[:self._raw_len])
         self._raw = None
         urc = self._raw_urc
@@ -464,6 +489,8 @@ class AtEngine:
         if line == "RDY":
             self._rebooted()
             return
+        if self._orphan is not None and self._orphan_takes(line):
+            return
         if line.startswith(_RAW_PREFIX):
             self._start_raw(line[len(_RAW_PREFIX):], None)
         elif line.startswith(_RAW_URCS[0]) or line.startswith(_RAW_URCS[1]):
@@ -483,6 +510,19 @@ class AtEngine:
             return
         self._log.debug("AT_URC_UNKNOWN", line=line)
 
+    def _orphan_takes(self, line):
+        # True when `line` is the final result code of the command cancelled last.
+        cmd, until = self._orphan
+        if time.ticks_diff(time.ticks_ms(), until) > 0:
+            self._orphan = None
+            return False
+        if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") \
+                or line.startswith("+CMS ERROR:"):
+            self._orphan = None
+            self._log.debug("AT_LATE", cmd=cmd, line=line)
+            return True
+        return False
+
     def _rebooted(self):
         # "RDY": the pending command and every waiter get ModemRebooted (a waiter for
         # "RDY" itself gets the line), then on_reboot. Resident, not loaded per use: a
@@ -495,6 +535,7 @@ class AtEngine:
         self._raw_left = 0
         self._raw = None
         self._raw_urc = None
+        self._orphan = None
         for w in self._waiters:
             if w.prefix == "RDY":
                 if w.line is None:
@@ -552,7 +593,12 @@ class AtEngine:
             return
         if n > _RAW_MAX:
             self._log.error("at_rx", "raw_block_truncated:%d" % n)
-        self._raw = self._raw_keep if n <= _RAW_KEEP else bytearray(min(n, _RAW_MAX))
+        p = self._pending
+        if urc is None and p is not None and not p.done and p.into is not None \
+                and n <= len(p.into):
+            self._raw = p.into
+        else:
+            self._raw = self._raw_keep if n <= _RAW_KEEP else bytearray(min(n, _RAW_MAX))
         self._raw_len = 0
         self._raw_left = n
         self._raw_urc = urc

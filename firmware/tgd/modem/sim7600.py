@@ -722,13 +722,18 @@ class Sim7600:
             await self._http_term()
             raise
 
-    async def http_chunk(self, start, size):
-        """Bytes [start, start+size) of the open session's answer (AT+HTTPREAD=<start>,<size>,
-        at most 4096: the AT engine's raw buffer)."""
-        lines = await self.at.send("AT+HTTPREAD=%d,%d" % (start, size), expect="+HTTPREAD: 0",
-                                    timeout_ms=_HTTP_CMD_MS)
-        parts = [x for x in lines if not isinstance(x, str)]
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+    async def http_chunk(self, start, buf):
+        """Bytes [start, start+len(buf)) of the open session's answer, received into `buf`
+        (AT+HTTPREAD=<start>,<len>; nothing allocated for them). -> how many came."""
+        lines = await self.at.send("AT+HTTPREAD=%d,%d" % (start, len(buf)),
+                                    expect="+HTTPREAD: 0", timeout_ms=_HTTP_CMD_MS, into=buf)
+        n = 0
+        for x in lines:
+            if isinstance(x, int):
+                n += x
+            elif not isinstance(x, str):
+                raise ProtocolError("raw_block_not_in_buffer")  # longer than asked
+        return n
 
     async def http_done(self):
         await self._http_term()

@@ -19,10 +19,11 @@ from tgd.modem.errors import ModemError
 from tgd.ota import offer, report
 from tgd.ota import slot as slots
 
-# bytes per AT+HTTPREAD: the AT engine allocates each chunk twice (its raw buffer, then
-# the bytes it hands over); 1024 failed now and then (MemoryError in at_rx, the heap
-# fragmented just after an alarm, 48 KB); 512 leaves room, and an ESP32 UART (2048-byte
-# receive buffer) never overflows behind a slow flash write
+# bytes per AT+HTTPREAD, received into one buffer made per download (Sim7600.http_chunk):
+# an ESP32 UART (2048-byte receive buffer) never overflows behind a slow flash write.
+# When the AT engine handed each chunk over as new bytes, a 513-byte block failed now and
+# then just after an alarm (MemoryError at_rx, the heap at 48 KB broken up), and the
+# download waited out a 10 s command timeout at every heartbeat.
 CHUNK = const(512)
 WINDOW = const(32768)  # bytes per GET (Range: bytes=N-M): what the modem buffers at once
 _GET_MS = const(60000)
@@ -303,6 +304,8 @@ class Updater:
             have = 0
         full = offer.bundle_url(dev.cfg["server_url"], url)
         modem = dev.modem
+        gc.collect()
+        buf = bytearray(CHUNK)  # every chunk comes into it
         dev.log.event("OTA", step="download", have=have, size=size)
         while have < size:
             end = min(size, have + WINDOW) - 1
@@ -318,16 +321,14 @@ class Updater:
                 off = 0
                 while off < length and have < size:
                     n = min(CHUNK, length - off)
-                    gc.collect()  # the AT engine allocates the chunk twice: room in one piece
                     dev.log.debug("OTA_MEM", free=gc.mem_free(), have=have)
-                    data = await modem.http_chunk(off, n)
-                    if len(data) != n:
+                    view = memoryview(buf)[:n]
+                    if await modem.http_chunk(off, view if n < CHUNK else buf) != n:
                         raise ModemError("short_read")
                     with open(stage, "ab") as f:
-                        f.write(data)
+                        f.write(view)
                     off += n
                     have += n
-                    data = None
                     await asyncio.sleep_ms(0)  # the button loop and an alarm go first
                 await modem.http_done()
             except ModemError as e:
