@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "hil_tests" / "tests"))
 sys.path.insert(0, str(REPO / "hil_tests"))
 
 import ota_testkit as kit  # noqa: E402
+from tgd_flash import release_file  # noqa: E402
 
 from tgd_rig.emulated import EmulatedRig  # noqa: E402
 from tgd_rig.emulator.timing import Timing  # noqa: E402
@@ -51,8 +52,8 @@ def make_release(keys: kit.Keys, bundle: str) -> kit.Release:
     for name, src in full_set().items():
         files["full/" + name[:-3] + ".mpy"] = kit.compile_mpy(name, src)
     data = kit.bundle_bytes(files)
-    manifest = kit.release_file.canonical(
-        kit.release_file.make_manifest("1.1.0", data, keys.pub, "1.0.0")).decode()
+    manifest = release_file.canonical(
+        release_file.make_manifest("1.1.0", data, keys.pub, "1.0.0")).decode()
     return kit.Release("1.1.0", manifest, keys.sign(manifest.encode()), data, files)
 
 
