@@ -80,7 +80,6 @@ def _boot_slot(board, root):
             from tgd.log import Log
             Log().event("OTA", res="rolled_back", why="slot_load:" + type(e).__name__, slot=st["boot"])
             slots.set_result(root, "rolled_back", st["ver"])
-            return False
     try:
         __import__("os").stat(root + "/ota/park.json")
     except OSError:

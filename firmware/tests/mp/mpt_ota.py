@@ -208,3 +208,17 @@ def test_unload_lets_the_update_modules_go_and_keeps_a_slots_own():
     tgd.ota.unload()
     assert sys.modules.get("tgd.ota.offer") is SlotModule  # the running firmware stays
     del sys.modules["tgd.ota.offer"]
+
+
+def test_a_park_that_cannot_be_read_is_dropped_once():
+    # an empty or torn park.json (a MemoryError while writing it) must not make every
+    # later heartbeat reset the handset: the boot's check drops it, whatever it holds
+    root = _root()
+    os.mkdir(root + "/ota")
+    for content in ("", "{\"version\": \"1.1", "[1, 2]"):
+        otaslot.set_park(root, "1.1.0")
+        with open(root + "/ota/park.json", "w") as f:
+            f.write(content)
+        otarun.check_parked(root)
+        assert otarun._size(root + "/ota/park.json") < 0, content
+        assert otaslot.load(root)["park"] is None, content

@@ -179,9 +179,12 @@ class Updater:
             if m is None:
                 # checked at the start of the next boot, the heap empty (main.py ->
                 # check_parked): parked in the flash, then a reset when she is idle
+                text = json.dumps(update)  # first: a MemoryError here leaves no file
+                with open(self._path("park.tmp"), "w") as f:
+                    f.write(text)
+                os.rename(self._path("park.tmp"), self._path("park.json"))
+                text = None
                 self.state = slots.set_park(self.root, ver)
-                with open(self._path("park.json"), "w") as f:
-                    f.write(json.dumps(update))
                 dev.log.event("OTA", res="deferred", why="memory", step="verify_at_boot")
                 await self._reset(True)
                 return
@@ -350,9 +353,15 @@ def check_parked(root):
     try:
         with open(path) as f:
             update = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, MemoryError):
+        update = None
+    # once, whatever it held: a park that cannot be read must not reset the handset again
+    # at every heartbeat (a heap probe run: a MemoryError writing it left it empty, and
+    # the handset reset 93 times in 11 s, a block of sequence numbers each)
+    _remove(path)
+    if update is None:
+        slots.set_park(root, None)
         return
-    _remove(path)  # once: a fault here is not retried at every boot
     from tgd.log import Log
     text = update.get("manifest") if isinstance(update, dict) else None
     if isinstance(text, str):
