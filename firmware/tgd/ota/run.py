@@ -180,6 +180,7 @@ class Updater:
                 # checked at the start of the next boot, the heap empty (main.py ->
                 # check_parked): parked in the flash, then a reset when she is idle
                 text = json.dumps(update)  # first: a MemoryError here leaves no file
+                slots._mkdir(self.root + "/ota")  # a handset never updated has none yet
                 with open(self._path("park.tmp"), "w") as f:
                     f.write(text)
                 os.rename(self._path("park.tmp"), self._path("park.json"))
@@ -413,6 +414,8 @@ async def boot_check(app):
         why = "%s:%s" % (type(e).__name__, e)
     if why is None:
         app.ota.last = report(slots.confirm(root))
+        app.ota.trial = False  # confirmed: the next offer is taken (campaign replay
+        # second_update_ignored_until_a_reboot)
         mark = getattr(app.board, "ota_mark_valid", None)
         if mark is not None:
             mark()
