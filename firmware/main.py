@@ -50,12 +50,20 @@ def boot_slot(board):
     (tgd/ota/slot.py, docs/firmware.md "Updates over the air"); its modules are loaded
     over the frozen (factory) ones (tgd/ota/overlay.py: a slot folder first on sys.path
     would hide every frozen tgd module the release left out). -> True on a new slot's
-    trial boot."""
+    trial boot. The update modules are let go before the app starts (tgd.ota.unload)."""
     root = board.mount_flash()
     try:
         __import__("os").stat(root + "/ota")
     except OSError:
         return False  # never updated: the factory firmware, nothing imported for it
+    from tgd import ota
+    try:
+        return _boot_slot(board, root)
+    finally:
+        ota.unload()
+
+
+def _boot_slot(board, root):
     from tgd.ota import slot as slots
     st, path, trial = slots.boot(root)
     board.update_reset = bool(st["rst"])  # a hold begun during that reset counts (button.py)
@@ -63,11 +71,16 @@ def boot_slot(board):
         from tgd.ota import overlay
         try:
             overlay.load(path)
-        except Exception:
+        except Exception as e:  # noqa: BLE001 - never run half a slot
             if trial:  # the new slot cannot even load: back to the old one at once
                 slots.fail(root, "selftest_failed")
                 board.reset()
-            raise
+            # a confirmed slot that no longer loads (its files damaged): overlay.load put
+            # the frozen modules back; this boot runs the factory firmware, whole
+            from tgd.log import Log
+            Log().event("OTA", res="rolled_back", why="slot_load:" + type(e).__name__, slot=st["boot"])
+            slots.set_result(root, "rolled_back", st["ver"])
+            return False
     try:
         __import__("os").stat(root + "/ota/park.json")
     except OSError:

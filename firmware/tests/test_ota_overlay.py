@@ -77,3 +77,30 @@ except ValueError as e:
 """
     out = run_vm(script)
     assert "RAISED broken release False" in out.stdout, out.stdout + out.stderr
+
+
+@needs_vm
+def test_a_slot_that_fails_halfway_leaves_the_whole_factory_firmware(tmp_path):
+    # device loads (sorted before, needed by nothing), aml cannot: no half release stays
+    slot = tmp_path / "b"
+    device = (REPO / "firmware" / "tgd" / "device.py").read_text()
+    compile_to(slot, "tgd/device.py", device.replace('FW_VERSION = "1.0.0"', 'FW_VERSION = "9.9.9"'))
+    compile_to(slot, "tgd/aml.py", "raise ValueError('broken release')\n")
+    script = f"""
+import sys
+sys.path.insert(0, ".frozen")
+from tgd.ota import overlay
+try:
+    overlay.load({str(slot)!r})
+except ValueError as e:
+    print("RAISED", e)
+import tgd
+print("LEFT", "device" in tgd.__dict__, "tgd.device" in sys.modules)
+from tgd.device import FW_VERSION
+import tgd.aml
+print("VERSION", FW_VERSION, tgd.device.__file__)
+"""
+    out = run_vm(script)
+    assert "RAISED broken release" in out.stdout, out.stdout + out.stderr
+    assert "LEFT False False" in out.stdout, out.stdout
+    assert "VERSION 1.0.0 tgd/device.py" in out.stdout, out.stdout

@@ -39,8 +39,7 @@ class App:
         self.ringing = None  # the task deciding on a ringing call (callback.py)
         self.root = None
         self.button = None
-        self.ota = None  # tgd.ota.run.Updater: release_pub set, or updated before
-        self.trial = False  # this boot runs a new slot not yet confirmed (tgd.ota.run.boot_check)
+        self.ota = None  # tgd.ota.Updates: release_pub set, or updated before
 
     # -- start ----------------------------------------------------------------------
     async def run(self):
@@ -52,9 +51,8 @@ class App:
         self._tasks.append(asyncio.create_task(self._modem_up()))
         if self.dev.safe:
             asyncio.create_task(self.dev.vibrator.play("error"))
-        if self.trial:
-            from tgd.ota.run import boot_check
-            self._tasks.append(asyncio.create_task(boot_check(self)))
+        if self.ota is not None and self.ota.trial:  # a new slot's first boot: its self-test
+            self._tasks.append(asyncio.create_task(self.ota.boot_check()))
         # the heartbeat starts when the modem is up (_modem_up)
         try:
             await asyncio.Event().wait()  # forever; no timer, so nothing wakes the ESP32
@@ -101,12 +99,10 @@ class App:
             self.dev.mqtt = MqttLink(self.dev)
         self.root = root
         if _updated(root) or (cfg["release_pub"] and not safe):
-            # Updates on (tgd/ota/run.py): imported only then; a handset without a release
-            # key that never had an update costs nothing for them.
-            from tgd.ota.run import Updater
-            self.ota = Updater(self.dev, board, root, self.idle, self.release_ended)
-            st = self.ota.state
-            self.trial = st["trial"] is not None and st["boot"] == st["trial"]
+            # Updates on: their resident part only (tgd/ota/__init__.py, a few hundred
+            # bytes); a handset without a release key that never had an update pays nothing.
+            from tgd.ota import Updates
+            self.ota = Updates(self)
             if not safe:
                 self.dev.ota = self.ota
         gc.collect()

@@ -26,7 +26,7 @@ class Device:
         self.cell = None
         self.last_fix = None        # last GNSS fix ({"m":"G",...}), kept between alarms
         self.last_cmd = None        # id of the last server command carried out
-        self.ota = None             # tgd.ota.run.Updater when updates are on (release_pub set)
+        self.ota = None             # tgd.ota.Updates when updates are on (release_pub set)
         self._recovering = False
         # A silent modem gets power-cycled: the AT engine counts the commands in a row
         # that got no answer (a late URC, e.g. a slow network's +HTTPACTION, does not count).

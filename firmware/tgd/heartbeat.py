@@ -42,7 +42,7 @@ class Heartbeat:
                 await self._check_battery()  # a low battery / last gasp goes before the beat
                 if await self.beat() and getattr(dev, "ota", None) is not None:
                     try:
-                        await dev.ota.step()  # an update offered: download while idle (tgd/ota/run.py)
+                        await dev.ota.step()  # an update offered: download while idle (tgd/ota/)
                     except Exception as e:  # noqa: BLE001 - even a MemoryError: beats go on
                         dev.log.error("ota", e)
             elif self._adc and time.ticks_diff(now, self._last_check) >= t.battery_check_ms:

@@ -6,6 +6,7 @@ import json
 import os
 from binascii import unhexlify
 
+import tgd.ota
 from tgd.ota import offer as ota
 from tgd.ota import run as otarun
 from tgd.ota import slot as otaslot
@@ -122,7 +123,7 @@ def test_slots_switch_confirm_and_roll_back():
     assert st["active"] == "b" and st["res"] == "ok"
     st, path, trial = otaslot.boot(root)
     assert path == root + "/ota/b" and not trial and otaslot.inactive(st) == "a"
-    assert ota.report(st) == {"slot": "b", "res": "ok", "ver": "1.1.0"}
+    assert tgd.ota.report(st) == {"slot": "b", "res": "ok", "ver": "1.1.0"}
     otaslot.arm(root, "a", "1.2.0")
     otaslot.boot(root)
     st = otaslot.fail(root, "selftest_failed")
@@ -180,3 +181,30 @@ async def test_sha256_of_the_staged_size_only():
     assert await otarun.sha256_file(root + "/f", 3) == \
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     otaslot.clear_dir(root)
+
+
+def test_unload_lets_the_update_modules_go_and_keeps_a_slots_own():
+    import gc
+    import sys
+    from tgd.ota import run  # noqa: F401 - imported for the test
+    from tgd.crypto import ed25519  # noqa: F401
+    run = ed25519 = None
+    tgd.ota.unload()
+    for name in ("tgd.ota.run", "tgd.ota.offer", "tgd.ota.slot", "tgd.crypto.ed25519",
+                 "tgd.crypto.sha512"):
+        assert name not in sys.modules, name
+    assert "run" not in tgd.ota.__dict__ and "slot" not in tgd.ota.__dict__
+    gc.collect()
+    before = gc.mem_alloc()
+    from tgd.ota import run  # noqa: F811 - again, as a step does
+    run = None
+    tgd.ota.unload()
+    gc.collect()
+    assert gc.mem_alloc() - before < 256, gc.mem_alloc() - before  # what stays (1,952 B loaded)
+
+    class SlotModule:  # a module the running slot loaded from its folder (overlay.py)
+        __file__ = "/flash/ota/b/tgd/ota/offer.mpy"
+    sys.modules["tgd.ota.offer"] = SlotModule
+    tgd.ota.unload()
+    assert sys.modules.get("tgd.ota.offer") is SlotModule  # the running firmware stays
+    del sys.modules["tgd.ota.offer"]

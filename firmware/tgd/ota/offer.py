@@ -1,6 +1,6 @@
 # Updates over the air, the pure part (docs/firmware.md "Updates over the air"):
 # the offer's checks (signature, min, newer), version order, the bundle's entry
-# headers, the heartbeat's `ota` report. No I/O here: tgd/ota/run.py downloads and
+# headers. No I/O here: tgd/ota/run.py downloads and
 # installs, tgd/ota/slot.py keeps the slots and decides at boot.
 import json
 from binascii import hexlify, unhexlify
@@ -127,10 +127,3 @@ def entry(line, remaining):
             raise OtaError("bad_hash", "entry_path")
     return path, int(size)
 
-
-def report(state):
-    """The heartbeat's `ota` object from tgd/ota/slot.py's state, or None (never offered an
-    update: the field is left out, the server accepts its absence)."""
-    if not state or not state.get("res"):
-        return None
-    return {"slot": state.get("boot") or "a", "res": state["res"], "ver": state.get("ver") or ""}

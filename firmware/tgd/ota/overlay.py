@@ -66,7 +66,8 @@ def _load(full, folder, leaf):
 
 
 def load(slot):
-    """Load the slot's modules; -> their names. Raises the error of one that cannot."""
+    """Load the slot's modules; -> their names. Raises the error of one that cannot,
+    with every slot module taken out again."""
     todo = modules(slot)
     for full, _, _ in todo:
         if full not in sys.modules or not isinstance(sys.modules[full], _Pending):
@@ -84,8 +85,14 @@ def load(slot):
                 sys.modules[item[0]] = _Pending()
                 left.append(item)
         if len(left) == len(todo):
-            for full, _, _ in left:
+            # no progress: none of the slot stays (the frozen modules come back on their
+            # next import): never half a release over the factory firmware
+            for full in loaded + [item[0] for item in left]:
                 sys.modules.pop(full, None)
+                parent, name = full.rsplit(".", 1)
+                pkg = sys.modules.get(parent)
+                if pkg is not None and name in pkg.__dict__:
+                    delattr(pkg, name)
             raise err
         todo = left
     return loaded

@@ -16,7 +16,7 @@ import asyncio
 from micropython import const
 
 from tgd.modem.errors import ModemError
-from tgd.ota import offer
+from tgd.ota import offer, report
 from tgd.ota import slot as slots
 
 # bytes per AT+HTTPREAD: the AT engine allocates each chunk twice (its raw buffer, then
@@ -33,6 +33,11 @@ def _size(path):
         return os.stat(path)[6]
     except OSError:
         return -1
+
+
+def _digest(text):
+    import hashlib
+    return hashlib.sha256(text.encode() if isinstance(text, str) else b"").digest()
 
 
 def _remove(path):
@@ -96,22 +101,24 @@ async def unpack(stage, size, dest):
 
 
 class Updater:
-    """One per boot (the app's); `offer` and `step` run in the heartbeat's task."""
+    """One step's (tgd/ota/__init__.py Updates.step makes one per step and lets it go):
+    what it needs between steps is in the flash (tgd/ota/slot.py's state, offer.json,
+    stage.bin) or in `memo` (the app's Updates: the new offer, the manifest checked)."""
 
-    def __init__(self, dev, board, root, is_idle, free_heap=None):
-        self.dev = dev
-        self._free = free_heap  # () -> True when it let something go (App.release_ended)
-        self.board = board
-        self.root = root
-        self._idle = is_idle  # () -> True when no alarm is open
-        self.state = slots.load(root)
+    def __init__(self, memo):
+        app = memo.app
+        self.memo = memo
+        self.dev = app.dev
+        self._free = app.release_ended  # () -> True when it let the ended alarm go
+        self.board = app.board
+        self.root = app.root
+        self._idle = app.idle  # () -> True when no alarm is open and the button is up
+        self.state = slots.load(self.root)
         self.offer_ = None
-        self.halted = False  # the boot self-test failed: the reset comes, nothing else
-        self._new = None  # an offer from the last heartbeat answer, not checked yet
-        self._seen = None  # the manifest text last checked (verified once per boot)
+        self._stored = None  # offer.json's manifest text (verified before it was stored)
         try:
             with open(self._path("checked.txt")) as f:
-                self._seen = f.read()  # checked at this boot's start (check_parked)
+                memo.seen = _digest(f.read())  # checked at this boot's start (check_parked)
             _remove(self._path("checked.txt"))  # this boot's only: a roll-back takes it again
         except OSError:
             pass
@@ -125,34 +132,24 @@ class Updater:
             with open(self._path("offer.json")) as f:
                 o = json.load(f)
             self.offer_ = (json.loads(o["manifest"]), o["url"])
-            self._seen = o["manifest"]  # verified before it was stored
+            self._stored = o["manifest"]
         except (OSError, ValueError, KeyError, TypeError):
             self.offer_ = None
 
-    def report(self):
-        return offer.report(self.state)
-
     def _result(self, res, version, why=None):
         self.state = slots.set_result(self.root, res, version)
+        self.memo.last = report(self.state)
         if why is None:
             self.dev.log.event("OTA", res=res, ver=version)
         else:
             self.dev.log.event("OTA", res=res, ver=version, why=why)
 
-    def offer(self, update):
-        """A heartbeat answer's `update` (never an alarm's): kept for step(), which
-        checks it once the exchange's buffers are free (Ed25519 needs the heap)."""
-        if self.state["trial"] is not None or self.halted:
-            return  # a new slot on trial (or failed, about to reset): nothing else now
-        text = update.get("manifest") if isinstance(update, dict) else None
-        if text is not None and text == self._seen:
-            return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
-        self._new = update
-
     async def _take(self, update):
         """Check an offer (offer.check_offer) and store it, or record why not."""
         dev = self.dev
         text = update.get("manifest") if isinstance(update, dict) else None
+        if isinstance(text, str) and (text == self._stored or _digest(text) == self.memo.seen):
+            return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
         from tgd.crypto.ed25519 import verify  # pure-Python Ed25519, on an offer only
         gc.collect()
         try:
@@ -175,7 +172,7 @@ class Updater:
                     return
             ver = update.get("version") if isinstance(update, dict) else None
             if m is None and self.state.get("park") == ver:
-                self._seen = text  # parked once already: until a newer offer, no more
+                self.memo.seen = _digest(text)  # parked once already: until a newer offer, no more
                 dev.log.event("OTA", res="deferred", why="memory")
                 return
             if m is None:
@@ -190,7 +187,7 @@ class Updater:
         except offer.OtaError as e:
             self._refused(e, update, text)
             return
-        self._seen = text
+        self.memo.seen = _digest(text)
         st = self.state
         if st["res"] == "selftest_failed" and st["ver"] == m["version"]:
             return  # it failed its self-test here once: not again (a newer one will do)
@@ -202,10 +199,11 @@ class Updater:
             f.write(json.dumps({"manifest": update["manifest"], "url": url}))
         os.rename(self._path("offer.tmp"), self._path("offer.json"))
         self.offer_ = (m, url)
+        self._stored = update["manifest"]
         self._result("downloading", m["version"])
 
     def _refused(self, e, update, text):
-        self._seen = text
+        self.memo.seen = _digest(text)
         ver = update.get("version") if isinstance(update, dict) else None
         ver = ver if isinstance(ver, str) else ""
         if e.args[1] == "not_newer":
@@ -236,15 +234,16 @@ class Updater:
         """After a delivered heartbeat (data is up): download, verify, install, switch,
         reset. Returns when deferred or failed (the next heartbeat tries again)."""
         st = self.state
-        if st["trial"] is not None and st["boot"] != st["trial"] and not self.halted:
+        memo = self.memo
+        if st["trial"] is not None and st["boot"] != st["trial"] and not memo.halted:
             await self._reset()  # switched, and an alarm came before the reset: now
         if _size(self._path("park.json")) >= 0:
             await self._reset(True)  # parked, and an alarm came before the reset: now
             return
-        if self._new is not None:
-            update, self._new = self._new, None
+        if memo.new is not None:
+            update, memo.new = memo.new, None
             await self._take(update)
-        if self.offer_ is None or self.halted or st["trial"] is not None:
+        if self.offer_ is None or memo.halted or st["trial"] is not None:
             return
         m, url = self.offer_
         why = self._ready()
@@ -403,14 +402,14 @@ async def boot_check(app):
     except Exception as e:  # noqa: BLE001 - any fault is a failed self-test
         why = "%s:%s" % (type(e).__name__, e)
     if why is None:
-        app.ota.state = slots.confirm(root)
+        app.ota.last = report(slots.confirm(root))
         mark = getattr(app.board, "ota_mark_valid", None)
         if mark is not None:
             mark()
         dev.log.event("OTA", step="selftest", res="ok", ver=dev.fw)
         return
     app.ota.halted = True
-    app.ota.state = slots.fail(root, "selftest_failed")
+    app.ota.last = report(slots.fail(root, "selftest_failed"))
     dev.log.event("OTA", step="selftest", res="selftest_failed", why=why)
     while not app.idle():
         await asyncio.sleep_ms(200)  # an alarm first: the reset waits for its end
