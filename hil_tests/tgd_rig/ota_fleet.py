@@ -31,6 +31,7 @@ drives it (docs/technician.md "Releases and roll-outs"):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -73,16 +74,38 @@ class Keys:
         return release_sign.sign(self.seed, msg)
 
 
+MPY_CACHE = REPO / "build" / "ota-mpy-cache"   # compiled test modules (the campaign's releases)
+_mpy_cross_id: str | None = None
+
+
+def _cache_key(name: str, source: str) -> str:
+    """The same module compiled by the same mpy-cross: the same .mpy (a rebuilt VM, a
+    changed source or version string: another key)."""
+    global _mpy_cross_id
+    if _mpy_cross_id is None:
+        _mpy_cross_id = hashlib.sha256(MPY_CROSS.read_bytes()).hexdigest()
+    return hashlib.sha256(f"{_mpy_cross_id}\0{name}\0{source}".encode()).hexdigest()
+
+
 def compile_mpy(name: str, source: str) -> bytes:
     """`name`: the module's path in the firmware tree (tgd/device.py), as the release
-    tool compiles it (-s: a traceback names that path)."""
+    tool compiles it (-s: a traceback names that path). Cached in build/ota-mpy-cache/
+    by mpy-cross, path and source: a campaign makes a release per update step."""
+    cached = MPY_CACHE / (_cache_key(name, source) + ".mpy")
+    if cached.exists():
+        return cached.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / name.replace("/", "__")
         src.write_text(source)
         out = Path(tmp) / (src.name[:-3] + ".mpy")
         subprocess.run([str(MPY_CROSS), "-o", str(out), "-s", name, str(src)], check=True,
                        capture_output=True)
-        return out.read_bytes()
+        data = out.read_bytes()
+    MPY_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp_file = cached.with_suffix(f".{os.getpid()}.tmp")
+    tmp_file.write_bytes(data)
+    tmp_file.replace(cached)   # two processes may compile the same module: either wins
+    return data
 
 
 def bundle_bytes(files: dict[str, bytes]) -> bytes:
