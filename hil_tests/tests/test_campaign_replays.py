@@ -18,7 +18,12 @@ REPLAYS = Path(__file__).resolve().parents[1] / "campaign_replays"
 
 
 # Bugs found and not fixed yet: strict xfail, so the fix shows (XPASS fails: drop the mark).
-NOT_FIXED: dict[str, str] = {}
+NOT_FIXED: dict[str, str] = {
+    "second_update_ignored_until_a_reboot.json":
+        "after an update's self-test passes, tgd.ota.Updates.trial stays True for the rest of "
+        "that boot and Updates.offer drops every later offer (firmware/tgd/ota/__init__.py, "
+        "tgd/ota/run.py boot_check): the next release is never taken until a reboot",
+}
 
 
 def _cases():
