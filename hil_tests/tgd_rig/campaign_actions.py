@@ -200,7 +200,7 @@ class Releases:
         status = fleet.rollout_status(server)
         if status is not None and status["phase"] in ("canary", "staged"):
             server.request("POST", "/api/v1/rollouts/current/pause", server.tech_token,
-                           {"reason": "replaced by the campaign"}, expect=(200,))
+                           expect=(200,))
         return fleet.start_rollout(server, version, canary, stages=(100,),
                                    canary_timeout_s=self.CANARY_TIMEOUT_S)
 
