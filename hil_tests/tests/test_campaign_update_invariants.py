@@ -150,13 +150,17 @@ def test_an_open_alarm_or_a_low_battery_holds_the_update_up():
     assert "update" in found(s, 200.0 + W + 1)       # then it must come
 
 
-def test_a_paused_rollout_is_a_violation_unless_something_held_the_update_up():
-    s = Stream()
-    factory(s)
-    s.m.release_made("1.1.0", GOOD)
-    s.m.offered("H1", "1.1.0", 10.0)
-    s.m.rollout_ended("1.1.0", "paused", "canary came back and runs 1.0.0", 17.0)
-    assert found(s, 10.0 + W + 1) == ["update"]
+def test_a_paused_rollout_is_a_violation_unless_a_power_cut_came_since_the_offer():
+    for alarm in (False, True):       # an alarm defers an update, it never loses the offer
+        s = Stream()
+        factory(s)
+        s.m.release_made("1.1.0", GOOD)
+        s.m.offered("H1", "1.1.0", 10.0)
+        if alarm:
+            s.good_alarm(11.0)
+            s.log(15.0, "ALARM_END aid=a1 reason=closed")
+        s.m.rollout_ended("1.1.0", "paused", "canary came back and runs 1.0.0", 17.0)
+        assert found(s, 10.0 + W + 1) == ["update"], alarm
     s2 = Stream()
     factory(s2)
     s2.m.release_made("1.1.0", GOOD)

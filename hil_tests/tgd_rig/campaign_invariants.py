@@ -41,7 +41,7 @@ The invariants (docs/hil.md "Campaign"):
   res=downloading ver=V`) ends in `OTA step=selftest res=ok` (of V or newer) within
   update_within_s of the last thing that held it up (an alarm, a low battery, a power
   cut, data, server or modem down); a roll-out the server paused because the handset
-  came back without it is a violation unless something held the update up;
+  came back without it is a violation unless a power cut came since the offer;
   a good release is never refused (`bad_hash`, `bad_sig`) and never fails its
   self-test unless the modem or the power went down meanwhile; a trial rolled back by
   the next boot (no self-test line) needs a power cut during the trial.
@@ -599,13 +599,15 @@ class InvariantMonitor:
         d = ob.data
         if d.get("rollout_ended"):
             # The server paused the roll-out (its canary came back without it, or failed):
-            # nobody is offered it any more. Excused when something held the update up
-            # before (a power cut between the offer and its check, an alarm...); else
-            # the handset let the offer go by itself.
+            # nobody is offered it any more. A handset that keeps the offer reports it in
+            # progress (downloading, deferred: an alarm, a low battery) and the roll-out
+            # waits; only a power cut (or a death) between the offer and its check can
+            # make it come back without it. Else the handset let the offer go by itself.
             t_end, why = d["rollout_ended"]
-            if self._update_held_up(ob, h, (d["t"], t_end)) is not None:
+            if any(d["t"] <= c <= t_end for c in h.power_cuts) or any(
+                    d["t"] <= t <= t_end for t, _ in h.died):
                 return None
-            return f"not taken: {why}, with nothing holding the update up"
+            return f"not taken: {why}, with no power cut since the offer"
         if ob.deadline < d["until"]:
             return None     # the run ended first
         held = self._update_held_up(ob, h)
