@@ -241,18 +241,13 @@ def wait_rollout(server, phase: str, timeout: float = 60.0) -> dict:
 
 def fleet_handset(rig, keys: Keys, device_id: str, *, hold_ms: int = 600,
                   heartbeat_interval_s: int = 60, start: bool = True, **config: Any):
-    """A handset provisioned and registered on the rig's real server, its config's
-    `release_pub` the public key of `keys` (the provisioning tool has no setting for it
-    yet: written into config.json as a provisioning would); powered on and READY unless
-    `start` is False. `heartbeat_interval_s` is in firmware time (the rig's fast timing
-    shrinks it: 60 -> 3 s)."""
+    """A handset provisioned (its config's `release_pub`: the public key of `keys`, as
+    `tgd-flash provision --release-pub` writes it) and registered on the rig's real
+    server; powered on and READY unless `start` is False. `heartbeat_interval_s` is in
+    firmware time (the rig's fast timing shrinks it: 60 -> 3 s)."""
     handset = rig.add_handset(device_id, config={"trigger_hold_ms": hold_ms,
                                                  "heartbeat_interval_s": heartbeat_interval_s,
-                                                 **config})
-    path = handset.flash_dir / "config.json"
-    cfg = json.loads(path.read_text())
-    cfg["release_pub"] = keys.pub_hex
-    path.write_text(json.dumps(cfg))
+                                                 "release_pub": keys.pub_hex, **config})
     if start:
         handset.power_on()
         handset.expect("READY", timeout=30)

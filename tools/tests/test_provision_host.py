@@ -150,3 +150,22 @@ def test_lost_answer_to_the_registration_is_cleaned_up(tmp_path, server):
         httpd.shutdown()
     assert api_get(server, "/api/v1/devices/NC0101")[0] == 404
     assert not (tmp_path / "NC0101" / "config.json").exists()
+
+
+def test_cli_host_release_pub(tmp_path, capsys):
+    """--release-pub: the handset's config gets the release public key it checks updates
+    with (docs/technician.md "The key ceremony"); the private key is refused in one line."""
+    from tgd_flash import release_sign
+
+    pub = release_sign.public_key(bytes(range(32)))
+    (tmp_path / "release.pub").write_text(pub.hex().upper() + "\n")
+    (tmp_path / "release.key").write_text(bytes(range(32)).hex() + "\n")
+    argv = ["provision", "--host-dir", str(tmp_path / "h"), "--device-id", "NC0302",
+            "--special-number", "+687751302", "--sms-number", "+687700100", "--apn", "mobilis",
+            "--device-url", "http://127.0.0.1:9/api/v1/device/messages", "--release-pub"]
+    code = cli.main(argv + [str(tmp_path / "release.key")], out=io.StringIO())
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "private key" in err, err
+    assert not (tmp_path / "h" / "config.json").exists()
+    assert cli.main(argv + [str(tmp_path / "release.pub")], out=io.StringIO()) == 0
+    assert json.loads((tmp_path / "h" / "config.json").read_text())["release_pub"] == pub.hex()

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--police-number", dest="police_numbers", action="append",
                    help="a caller answered silently during an alarm and callback_window_s after it "
                         "(repeat for several; default: the emergency number)")
+    p.add_argument("--release-pub", type=Path,
+                   help="the release public key (release.pub) the handset checks over-the-air "
+                        "updates with (without it, the handset takes no update)")
     p.add_argument("--imei", default="", help="host handsets only (a board's modem is asked)")
     p.add_argument("--iccid", default="", help="host handsets only (a board's modem is asked)")
     p.add_argument("--no-register", action="store_true", help="do not register on the server")
@@ -188,7 +191,10 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     names = ("transport", "mqtt_url", "mqtt_tls", "trigger_hold_ms", "heartbeat_interval_s",
              "track_interval_s", "call_retries", "alarm_timeout_s", "callback_window_s",
              "police_numbers")
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    settings = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if getattr(args, "release_pub", None) is not None:
+        settings["release_pub"] = release.read_pub(args.release_pub, "--release-pub").hex()
+    return settings
 
 
 def cmd_provision(args: argparse.Namespace, out: TextIO, row: batch.BatchRow | None = None) -> int:

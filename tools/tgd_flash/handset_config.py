@@ -27,7 +27,7 @@ TUNABLE = (
     "emergency_number", "sms_number", "apn", "transport", "trigger_hold_ms",
     "heartbeat_interval_s", "track_interval_s", "call_retries", "alarm_timeout_s",
     "low_battery_mv", "cutoff_mv", "mqtt_url", "mqtt_tls", "police_numbers", "callback_window_s",
-    "ota_min_bat_mv",
+    "ota_min_bat_mv", "release_pub",
 )
 
 
@@ -37,6 +37,7 @@ _WHERE = {
     "emergency_number": "--emergency-number", "sms_number": "--sms-number",
     "server_url": "--device-url", "apn": "--apn", "transport": "--transport",
     "mqtt_url": "--mqtt-url", "mqtt_tls": "--mqtt-tls", "police_numbers": "--police-number",
+    "release_pub": "--release-pub",
     "config_version": "config_version",
 }
 # The firmware validator's reasons (compact codes for the handset's log), in words.
