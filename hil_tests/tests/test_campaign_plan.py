@@ -94,3 +94,12 @@ def test_a_missing_replay_file_is_named():
 
 def test_step_text():
     assert str(Step(3, "hold", "H1", {"hold_s": 1.2, "gap_s": 2})) == "#3 H1 hold gap_s=2 hold_s=1.2"
+
+
+def test_update_steps_are_rare_and_every_bad_release_comes_up():
+    from tgd_rig.campaign_plan import BAD_RELEASES
+
+    steps = generate(2, 4000, 1)
+    updates = [s for s in steps if s.kind in ("update_offered", "update_bad")]
+    assert 0 < len(updates) < len([s for s in steps if s.kind == "idle"]) / 2
+    assert {s.params["bad"] for s in steps if s.kind == "update_bad"} == set(BAD_RELEASES)

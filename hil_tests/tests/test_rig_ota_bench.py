@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from rig_testkit import needs_firmware
 
 REPO = Path(__file__).resolve().parents[2]

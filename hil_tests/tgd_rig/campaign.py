@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .campaign_actions import StepExecutor
+from . import ota_fleet as fleet
+from .campaign_actions import StepExecutor, factory_version
 from .campaign_invariants import HandsetConfig, InvariantMonitor
 from .campaign_plan import (
     Step,
@@ -82,18 +83,23 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
     violations: list = []
     rig_error: str | None = None
     executor = None
+    keys = fleet.Keys()    # the campaign's release key: the handsets get its public half
     with rig:
         devices = {}
         configs = {}
         for i, name in enumerate(names):
             device = f"CP{seed % 10000:04d}{i + 1}"
-            handset = rig.add_handset(device, config=dict(HANDSET_CONFIG))
+            config = dict(HANDSET_CONFIG)
+            handset = fleet.fleet_handset(rig, keys, device, hold_ms=config.pop("trigger_hold_ms"),
+                                          heartbeat_interval_s=config.pop("heartbeat_interval_s"),
+                                          start=False, **config)
             devices[name] = device
             configs[name] = HandsetConfig(
                 msisdn=handset.identity.special_number,
                 trigger_hold_s=handset.config["trigger_hold_ms"] / 1000.0,
                 track_interval_s=handset.config["track_interval_s"] * scale,
-                emergency_number=rig.emergency_number, sms_number=rig.sms_number)
+                emergency_number=rig.emergency_number, sms_number=rig.sms_number,
+                factory_fw=None if firmware_main else factory_version())
         monitor = InvariantMonitor(configs, **(monitor_options or {}))
         by_device = {d: n for n, d in devices.items()}
 
@@ -106,7 +112,7 @@ def run_campaign(seed: int, steps: list[Step], outdir: Path, *, handsets: int = 
             rig.handsets[devices[name]].power_on()
         for name in names:
             rig.handsets[devices[name]].expect("READY", timeout=60)
-        executor = StepExecutor(rig, monitor, devices)
+        executor = StepExecutor(rig, monitor, devices, keys)
         events_file = open(outdir / "events.log", "w", encoding="utf-8")
         rig.events.subscribe(lambda ev: events_file.write(str(ev) + "\n"))
         try:

@@ -21,7 +21,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .campaign_invariants import DATA, MODEM, SERVER, SMS, VOICE, InvariantMonitor
+from . import ota_fleet as fleet
+from .campaign_invariants import (
+    DATA,
+    GOOD,
+    MODEM,
+    OTHER_KEY,
+    SELFTEST,
+    SERVER,
+    SMS,
+    TAMPERED,
+    VOICE,
+    InvariantMonitor,
+)
 from .campaign_plan import Step
 from .emulated import EmulatedRig
 from .server_harness import INGEST_PATH
@@ -113,8 +125,89 @@ def create_console_operator(rig: EmulatedRig) -> tuple[str, str]:
     return CONSOLE_USER, password
 
 
+def factory_version() -> str:
+    """FW_VERSION of the firmware tree: what every campaign handset boots first."""
+    text = (fleet.FIRMWARE / "tgd" / "device.py").read_text()
+    return re.search(r'^FW_VERSION = "([^"]*)"', text, re.M).group(1)
+
+
+class Releases:
+    """The campaign's releases over the air, on the rig's real server (ota_fleet's
+    helpers): one release key for the handsets (their `release_pub`), a new version per
+    release (1.1.0, 1.2.0...: always above what any handset runs), a roll-out per offer
+    with that handset as the canary (`stages [100]`: once it is back on the new version,
+    the other handsets are offered it too). Compiled modules are cached (ota_fleet)."""
+
+    CANARY_TIMEOUT_S = 3600    # server time: the campaign's own checks judge the handset
+    # A data file of this many bytes in every release, so that the download lasts (a few
+    # seconds at fast timing) and the campaign's other events fall during it: the changed
+    # modules alone are under 1 KB (a whole .mpy set is ~70 KB).
+    PAD = 24_000
+
+    def __init__(self, rig: EmulatedRig, keys: fleet.Keys):
+        self.rig = rig
+        self.keys = keys
+        self.other: fleet.Keys | None = None
+        self.trusted = False
+        self.count = 0
+        major, minor, _ = (int(p) for p in factory_version().split("."))
+        self.base = (major, minor)
+
+    def next_version(self) -> str:
+        self.count += 1
+        return f"{self.base[0]}.{self.base[1] + self.count}.0"
+
+    def make(self, kind: str) -> fleet.Release:
+        """Build, sign and upload a release of `kind` (GOOD, SELFTEST, OTHER_KEY,
+        TAMPERED); the server must hold it afterwards."""
+        server = self.rig.server
+        if not self.trusted:
+            fleet.trust(server, self.keys)
+            self.trusted = True
+        version = self.next_version()
+        if kind == OTHER_KEY:
+            if self.other is None:
+                # a compromised server made to trust a key the handsets do not know
+                self.other = fleet.Keys()
+                fleet.trust(server, self.other)
+            release = fleet.make_release(version, self.other, pad=self.PAD)
+        elif kind == SELFTEST:
+            release = fleet.make_release(version, self.keys, pad=self.PAD,
+                                         extra_sources=fleet.failing_selftest_sources())
+        else:
+            release = fleet.make_release(version, self.keys, pad=self.PAD)
+        fleet.upload(server, release)
+        if kind == TAMPERED:
+            self._tamper(version)
+        return release
+
+    def _tamper(self, version: str) -> None:
+        """A compromised server changes the stored bundle after the upload (one byte in the
+        middle): the signed manifest's SHA-256 no longer matches what it serves."""
+        from tgd_server import db
+        from tgd_server.models import Release
+
+        with self.rig.server.app.app_context(), db.write_session() as session:
+            row = session.get(Release, version)
+            data = bytearray(row.bundle)
+            data[len(data) // 2] ^= 0x5A
+            row.bundle = bytes(data)
+
+    def rollout(self, version: str, canary: str) -> dict:
+        """A roll-out of `version` with `canary` first; one under way is paused first (a
+        technician replacing it: the server stops it when the new one starts)."""
+        server = self.rig.server
+        status = fleet.rollout_status(server)
+        if status is not None and status["phase"] in ("canary", "staged"):
+            server.request("POST", "/api/v1/rollouts/current/pause", server.tech_token,
+                           expect=(200,))
+        return fleet.start_rollout(server, version, canary, stages=(100,),
+                                   canary_timeout_s=self.CANARY_TIMEOUT_S)
+
+
 class StepExecutor:
-    def __init__(self, rig: EmulatedRig, monitor: InvariantMonitor, names: dict[str, str]):
+    def __init__(self, rig: EmulatedRig, monitor: InvariantMonitor, names: dict[str, str],
+                 keys: fleet.Keys | None = None):
         self.rig = rig
         self.monitor = monitor
         self.names = names                       # H1 -> device id
@@ -128,6 +221,8 @@ class StepExecutor:
         self._timers: list[threading.Timer] = []
         timing = rig.net.timing
         self.reset_s = timing.reset_s[1] + timing.boot_s[1]
+        self.releases = Releases(rig, keys) if keys is not None else None
+        self._rollout: tuple[str, str] | None = None    # (version, phase) last seen
 
     def _wrap(self, app):
         self.faults.app = app
@@ -213,6 +308,25 @@ class StepExecutor:
 
     def run(self, step: Step) -> None:
         getattr(self, "do_" + step.kind)(step.device, **step.params)
+        self.watch_rollout()
+
+    def watch_rollout(self) -> None:
+        """After every step once a roll-out was started: tell the monitor when the server
+        paused it by itself (an update of it not done can no longer be judged)."""
+        if self._rollout is None:
+            return
+        try:
+            status = fleet.rollout_status(self.rig.server)
+        except Exception:  # noqa: BLE001 - the server down (a server_fault): next step
+            return
+        if status is None:
+            return
+        seen = (status["version"], status["phase"])
+        if seen != self._rollout and status["phase"] == "paused":
+            self.monitor.rollout_ended(status["version"], "paused", status.get("reason", ""),
+                                       time.monotonic())
+            self.notes.append(f"roll-out {status['version']} paused: {status.get('reason')}")
+        self._rollout = seen
 
     def do_short_press(self, name, hold_s, gap_s):
         self.press(name, hold_s)
@@ -379,10 +493,45 @@ class StepExecutor:
 
     def do_battery(self, name, mv, gap_s):
         self.handset(name).modem.inject("battery", mv=mv)
+        self.monitor.battery(name, mv, time.monotonic())
         self.wait(gap_s)
 
     def do_idle(self, name, gap_s):
         self.wait(gap_s)
+
+    def do_update_offered(self, name, gap_s):
+        """A new release, above what she runs, offered to her handset (the canary)."""
+        self._offer(name, GOOD)
+        self.wait(gap_s)
+
+    def do_update_bad(self, name, bad, gap_s):
+        """A bad release offered to her handset: it fails its self-test, or is signed with
+        another key (a compromised server trusting it), or was tampered with on the server."""
+        self._offer(name, {"selftest": SELFTEST, "other_key": OTHER_KEY,
+                           "tampered": TAMPERED}[bad])
+        self.wait(gap_s)
+
+    def _offer(self, name: str, kind: str) -> None:
+        if self.releases is None:
+            self.notes.append(f"{name}: no release key on this rig (update step skipped)")
+            return
+        busy = self.monitor.updates_pending()
+        if busy:
+            # one update at a time: a new roll-out would take the offer from the other
+            self.notes.append(f"{name}: an update is under way on {', '.join(busy)} "
+                              "(nothing new offered)")
+            return
+        device = self.names[name]
+        try:
+            release = self.releases.make(kind)
+            self.monitor.release_made(release.version, kind)
+            status = self.releases.rollout(release.version, device)
+        except Exception as exc:  # noqa: BLE001 - the server down (a server_fault) at that moment
+            self.notes.append(f"{name}: update not offered ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})")
+            return
+        self.monitor.offered(name, release.version, time.monotonic())
+        self._rollout = (release.version, status["phase"])
 
     # -- the end ------------------------------------------------------------------------------
 

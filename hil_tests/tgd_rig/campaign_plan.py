@@ -50,6 +50,11 @@ VOCABULARY: dict[str, tuple[float, str]] = {
     "gnss_sky": (2, "handset"),
     "battery": (1, "handset"),
     "idle": (6, "handset"),
+    # updates over the air (rare): a new release offered to this handset through a
+    # roll-out on the rig's real server (it the canary); or a bad one (fails its
+    # self-test, signed with a key the handset does not know, tampered on the server)
+    "update_offered": (1.5, "update"),
+    "update_bad": (0.5, "update"),
     # the module's answer to a second ATD (refuse or hold): drawn once per handset, first
     "second_call_mode": (0, "handset"),
 }
@@ -59,6 +64,7 @@ NETWORK_LOSSES = ("data", "voice", "all")
 SERVER_FAULTS = ("down", "slow", "5xx")
 OPERATOR_ROUTES = ("rest", "console")
 SECOND_CALL_MODES = ("refuse", "hold")
+BAD_RELEASES = ("selftest", "other_key", "tampered")
 
 
 class PlanError(ValueError):
@@ -188,6 +194,10 @@ def _params(rng: random.Random, kind: str, hold: float) -> dict[str, Any]:
         return {"mv": rng.choice((3987, 3987, 3500, 3400)), "gap_s": r3(0.2, 1.0)}
     if kind == "idle":
         return {"gap_s": r3(1.0, 5.0)}
+    if kind == "update_offered":
+        return {"gap_s": r3(1.0, 4.0)}
+    if kind == "update_bad":
+        return {"bad": rng.choice(BAD_RELEASES), "gap_s": r3(1.0, 4.0)}
     if kind == "second_call_mode":
         return {"mode": rng.choice(SECOND_CALL_MODES)}
     raise PlanError(f"no parameters for {kind!r}")   # pragma: no cover - VOCABULARY guards it
