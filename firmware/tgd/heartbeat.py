@@ -36,23 +36,30 @@ class Heartbeat:
             now = time.ticks_ms()
             t = dev.timing
             interval = t.s(dev.cfg["heartbeat_interval_s"])
-            if self._last_beat is None or time.ticks_diff(now, self._last_beat) >= interval:
-                self._last_beat = now
-                self._last_check = now
-                await self._check_battery()  # a low battery / last gasp goes before the beat
-                if await self.beat() and getattr(dev, "ota", None) is not None:
-                    try:
-                        await dev.ota.step()  # an update offered: download while idle (tgd/ota/)
-                    except Exception as e:  # noqa: BLE001 - even a MemoryError: beats go on
-                        dev.log.error("ota", e)
-            elif self._adc and time.ticks_diff(now, self._last_check) >= t.battery_check_ms:
-                self._last_check = now
-                await self._check_battery()
+            try:
+                await self._due(now, interval)
+            except Exception as e:  # noqa: BLE001 - a MemoryError building a beat once ended
+                dev.log.error("heartbeat", e)  # the beats for good (campaign seed 10): not now
             now = time.ticks_ms()
             wait = 0 if self._last_beat is None else interval - time.ticks_diff(now, self._last_beat)
             if self._adc:
                 wait = min(wait, t.battery_check_ms - time.ticks_diff(now, self._last_check))
             await asyncio.sleep_ms(max(0, wait))
+
+    async def _due(self, now, interval):
+        dev = self._dev
+        if self._last_beat is None or time.ticks_diff(now, self._last_beat) >= interval:
+            self._last_beat = now
+            self._last_check = now
+            await self._check_battery()  # a low battery / last gasp goes before the beat
+            if await self.beat() and getattr(dev, "ota", None) is not None:
+                try:
+                    await dev.ota.step()  # an update offered: download while idle (tgd/ota/)
+                except Exception as e:  # noqa: BLE001 - even a MemoryError: beats go on
+                    dev.log.error("ota", e)
+        elif self._adc and time.ticks_diff(now, self._last_check) >= dev.timing.battery_check_ms:
+            self._last_check = now
+            await self._check_battery()
 
     async def _refresh(self):
         dev = self._dev

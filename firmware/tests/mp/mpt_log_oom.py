@@ -56,3 +56,30 @@ async def test_the_button_loop_outlives_a_fault_whose_log_line_does_not_fit():
     await h.until(lambda: "DIAL" in h.names(), "DIAL after the fault")
     assert "LOG_DROPPED" in h.names(), h.lines[-10:]
     h.stop()
+
+
+async def test_a_beat_that_runs_out_of_heap_does_not_end_the_heartbeats():
+    # seed 10 again: the heartbeat task died of a MemoryError in message.build, and with
+    # it every later heartbeat (the app starts a new task only after an alarm)
+    from tgd import message
+    from fake_modem import FakeModem
+    wipe(heartbeat_interval_s=60)
+    build = message.build
+    calls = [0]
+
+    def out_of_memory_once(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise MemoryError("memory allocation failed")
+        return build(*args, **kwargs)
+
+    message.build = out_of_memory_once
+    try:
+        modem = FakeModem()
+        h = Handset(modem=modem)
+        await h.until(lambda: any("where=heartbeat" in ln for ln in h.lines), "the error")
+        await h.until(lambda: "HEARTBEAT" in h.names() and modem.posts, "a heartbeat after it",
+                      20000)
+        h.stop()
+    finally:
+        message.build = build
