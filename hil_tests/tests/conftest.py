@@ -109,3 +109,18 @@ def at(modem):
     client.command("ATE0")
     yield client
     client.close()
+
+
+@pytest.fixture
+def ota_rig(rig_workdir):
+    """The OTA rig tests' world: the rig at fast timing and the OTA test server
+    (ota_testkit.OtaServer) the handsets are pointed to. -> (rig, server)."""
+    from ota_testkit import OtaServer
+    from rig_testkit import needs_firmware
+
+    from tgd_rig.emulated import EmulatedRig
+
+    needs_firmware()
+    with OtaServer() as server, EmulatedRig(rig_workdir, timing="fast",
+                                             police_answer_after_s=0.3) as rig:
+        yield rig, server

@@ -12,30 +12,16 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from ota_testkit import (
     Keys,
     OtaServer,
     alarm_reaches_17,
     failing_selftest_sources,
-    firmware_env,
     make_release,
     ota_handset,
 )
-from rig_testkit import needs_firmware
 
-from tgd_rig.emulated import EmulatedRig
 from tgd_rig.emulator import faults
-
-
-@pytest.fixture
-def ota_rig(rig_workdir, monkeypatch):
-    needs_firmware()
-    for k, v in firmware_env().items():
-        monkeypatch.setenv(k, v)
-    with OtaServer() as server, EmulatedRig(rig_workdir, timing="fast",
-                                             police_answer_after_s=0.3) as rig:
-        yield rig, server
 
 
 def reported(server: OtaServer, device_id: str, res: str, timeout: float = 20.0,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from ota_testkit import (
     HOLD_MS,
     Keys,
@@ -31,16 +30,6 @@ from ota_testkit import (
 from rig_testkit import needs_firmware
 
 from tgd_rig.emulated import EmulatedRig
-
-
-@pytest.fixture
-def ota_rig(rig_workdir, monkeypatch):
-    needs_firmware()
-    for k, v in firmware_env().items():
-        monkeypatch.setenv(k, v)
-    with OtaServer() as server, EmulatedRig(rig_workdir, timing="fast",
-                                             police_answer_after_s=0.3) as rig:
-        yield rig, server
 
 
 def test_an_update_completes_and_the_journal_goes_through(ota_rig):

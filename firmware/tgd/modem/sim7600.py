@@ -651,20 +651,10 @@ class Sim7600:
         network, DNS, timeout...), with an empty answer. Raises AtTimeout,
         AtError, ModemRebooted for the commands themselves.
         """
-        _check_quotable(url, "url")
-        if header:
-            _check_quotable(header, "header")
         at = self.at
+        await self._http_begin(url, header)
         try:
-            await at.send("AT+HTTPINIT")
-        except AtError:
-            # A stale session from an earlier failure: end it and start again.
-            await self._http_term()
-            await at.send("AT+HTTPINIT")
-        try:
-            await at.send('AT+HTTPPARA="URL","%s"' % url)
-            if header:
-                await at.send('AT+HTTPPARA="USERDATA","%s"' % header)
+            await self._http_target(url, header)
             await at.send('AT+HTTPPARA="CONTENT","application/json"')
             await at.send("AT+HTTPDATA=%d,%d" % (len(body), _HTTP_CMD_MS), payload=body,
                           timeout_ms=_HTTP_CMD_MS + 5000)
@@ -694,19 +684,10 @@ class Sim7600:
         """GET `url` with one extra `header` line (e.g. a Range); the session stays open
         for http_chunk() until http_done(). -> (status, length) as +HTTPACTION says
         (600-799: the modem's own error). tgd/ota/run.py's download, in chunks."""
-        _check_quotable(url, "url")
-        if header:
-            _check_quotable(header, "header")
         at = self.at
+        await self._http_begin(url, header)
         try:
-            await at.send("AT+HTTPINIT")
-        except AtError:
-            await self._http_term()  # a stale session (an exchange cut short)
-            await at.send("AT+HTTPINIT")
-        try:
-            await at.send('AT+HTTPPARA="URL","%s"' % url)
-            if header:
-                await at.send('AT+HTTPPARA="USERDATA","%s"' % header)
+            await self._http_target(url, header)
             done = at.urc_waiter("+HTTPACTION:")
             try:
                 await at.send("AT+HTTPACTION=0", timeout_ms=_HTTP_CMD_MS)
@@ -737,6 +718,23 @@ class Sim7600:
 
     async def http_done(self):
         await self._http_term()
+
+    async def _http_begin(self, url, header):
+        """Check what goes between quotes, then AT+HTTPINIT (a stale session from an
+        earlier failure is ended first)."""
+        _check_quotable(url, "url")
+        if header:
+            _check_quotable(header, "header")
+        try:
+            await self.at.send("AT+HTTPINIT")
+        except AtError:
+            await self._http_term()
+            await self.at.send("AT+HTTPINIT")
+
+    async def _http_target(self, url, header):
+        await self.at.send('AT+HTTPPARA="URL","%s"' % url)
+        if header:
+            await self.at.send('AT+HTTPPARA="USERDATA","%s"' % header)
 
     async def _http_read(self, length):
         lines = await self.at.send("AT+HTTPREAD=0,%d" % length, expect="+HTTPREAD: 0",

@@ -152,10 +152,13 @@ class Updater:
         if isinstance(text, str) and (text == self._stored or _digest(text) == self.memo.seen):
             return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
         from tgd.crypto.ed25519 import verify  # pure-Python Ed25519, on an offer only
+        routes = ("mpy", "app") if self._app_route() else ("mpy",)
+
+        def check():
+            return offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify, routes)
         gc.collect()
         try:
-            m, url = offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
-                                     ("mpy", "app") if self._app_route() else ("mpy",))
+            m, url = check()
         except MemoryError:
             # Ed25519 in pure Python wants ~14 KB of heap at once; after an alarm the
             # ended alarm's objects leave less: the app lets them go (its journal has
@@ -164,8 +167,7 @@ class Updater:
             if self._free is not None and self._free():
                 gc.collect()
                 try:
-                    m, url = offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
-                                             ("mpy", "app") if self._app_route() else ("mpy",))
+                    m, url = check()
                 except MemoryError:
                     m = None
                 except offer.OtaError as e:
