@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO / "hil_tests" / "tests"))
 sys.path.insert(0, str(REPO / "hil_tests"))
 
 import ota_testkit as kit  # noqa: E402
-from tgd_flash import release_file  # noqa: E402
 
+from tgd_flash import release_file  # noqa: E402
 from tgd_rig.emulated import EmulatedRig  # noqa: E402
 from tgd_rig.emulator.timing import Timing  # noqa: E402
 

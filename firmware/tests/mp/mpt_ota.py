@@ -186,9 +186,8 @@ async def test_sha256_of_the_staged_size_only():
 def test_unload_lets_the_update_modules_go_and_keeps_a_slots_own():
     import gc
     import sys
-    from tgd.ota import run  # noqa: F401 - imported for the test
-    from tgd.crypto import ed25519  # noqa: F401
-    run = ed25519 = None
+    __import__("tgd.ota.run")  # as a step imports them (no name kept: unload frees them)
+    __import__("tgd.crypto.ed25519")
     tgd.ota.unload()
     for name in ("tgd.ota.run", "tgd.ota.offer", "tgd.ota.slot", "tgd.crypto.ed25519",
                  "tgd.crypto.sha512"):
@@ -196,8 +195,7 @@ def test_unload_lets_the_update_modules_go_and_keeps_a_slots_own():
     assert "run" not in tgd.ota.__dict__ and "slot" not in tgd.ota.__dict__
     gc.collect()
     before = gc.mem_alloc()
-    from tgd.ota import run  # noqa: F811 - again, as a step does
-    run = None
+    __import__("tgd.ota.run")  # again, as a step does
     tgd.ota.unload()
     gc.collect()
     assert gc.mem_alloc() - before < 256, gc.mem_alloc() - before  # what stays (1,952 B loaded)
