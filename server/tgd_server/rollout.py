@@ -154,6 +154,11 @@ def observe(state: RolloutState, report: Report, was_offered: bool, now: float) 
         return replace(state, phase=STAGED, stage=0, phase_started_at=now, reason="")
     if report.res in IN_PROGRESS:
         return state
+    if not on_new and not about_this:
+        # Not taken yet: its report is still about an earlier version (the handset ran
+        # out of heap at that heartbeat before it could say `downloading`: campaign seed
+        # 43 paused a roll-out for it). Its time limit judges it, not this heartbeat.
+        return state
     what = f"runs {report.fw}" if not on_new else f"reports {report.res or 'no ota result'}"
     return pause(state, f"canary {report.device_id} came back after the offer and {what}, "
                         f"not {state.version} with ota.res ok")
