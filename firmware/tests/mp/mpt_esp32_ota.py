@@ -1,0 +1,124 @@
+# Route "app" on the ESP32 boards (docs/firmware.md "Updates over the air"):
+# boards/esp32.py Esp32Board.ota_app_write and ota_mark_valid, on the ESP32-faithful VM.
+#
+# The real `esp32.Partition` writes the chip's flash through ESP-IDF's OTA API: it exists
+# on the ESP32 port only and cannot run off a chip. So `esp32` is a stand-in injected into
+# sys.modules that records what the board asks of it (which partition, each block written,
+# set_boot, mark_app_valid_cancel_rollback); `machine` too, for its watchdog (the unix
+# port's `machine` has no WDT). What this checks is the board's side: blocks in order, the
+# last padded with 0xFF, set_boot once after the last block and never after a short
+# staging file, the watchdog fed at every block. Whether ESP-IDF boots the partition is a
+# bench test on a handset (docs/hil.md), not this.
+import os
+import sys
+
+LOG = []  # what the stand-ins were asked, in order
+
+
+class _WDT:
+    def __init__(self, timeout=0):
+        LOG.append(("wdt", timeout))
+
+    def feed(self):
+        LOG.append(("feed",))
+
+
+class _Machine:
+    Pin = None  # Esp32Board() reads it; every pin of the base class is None
+    WDT = _WDT
+
+
+class _Partition:
+    RUNNING = 0
+
+    def __init__(self, which):
+        LOG.append(("partition", which))
+
+    def get_next_update(self):
+        LOG.append(("next_update",))
+        return self
+
+    def writeblocks(self, block, buf):
+        # the real one copies buf into the flash; the board reuses buf for the next block
+        LOG.append(("write", block, bytes(buf)))
+
+    def set_boot(self):
+        LOG.append(("set_boot",))
+
+    @staticmethod
+    def mark_app_valid_cancel_rollback():
+        LOG.append(("mark_valid",))
+
+
+class _Esp32:
+    Partition = _Partition
+
+
+sys.modules["machine"] = _Machine  # before boards.esp32 imports it
+sys.modules["esp32"] = _Esp32
+from boards.esp32 import Esp32Board  # noqa: E402
+
+ROOT = "/tmp/mpt_esp32_ota_%d" % id(LOG)
+
+
+def _stage(data):
+    try:
+        os.mkdir(ROOT)
+    except OSError:
+        pass
+    path = ROOT + "/stage.bin"
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _image(n):
+    return bytes((i * 7 + 3) & 0xFF for i in range(n))
+
+
+def _run(data, size):
+    board = Esp32Board()
+    del LOG[:]
+    try:
+        board.ota_app_write(_stage(data), size)
+    except OSError as e:
+        return e
+    return None
+
+
+def test_the_image_is_written_in_order_the_last_block_padded_then_set_boot():
+    image = _image(2 * 4096 + 100)
+    assert _run(image, len(image)) is None
+    writes = [e for e in LOG if e[0] == "write"]
+    assert [e[1] for e in writes] == [0, 1, 2], [e[1] for e in writes]
+    assert writes[0][2] == image[:4096] and writes[1][2] == image[4096:8192]
+    last = writes[2][2]
+    assert len(last) == 4096 and last[:100] == image[8192:]
+    assert last[100:] == b"\xff" * 3996  # not the previous block's bytes
+    assert LOG[:2] == [("partition", 0), ("next_update",)], LOG[:2]
+    assert LOG[-1] == ("set_boot",) and LOG.count(("set_boot",)) == 1
+    assert LOG.count(("feed",)) == 3  # once a block: a 1 MB image takes longer than a feed
+
+
+def test_an_image_of_whole_blocks_is_not_padded():
+    image = _image(2 * 4096)
+    assert _run(image, len(image)) is None
+    writes = [e for e in LOG if e[0] == "write"]
+    assert [(e[1], e[2]) for e in writes] == [(0, image[:4096]), (1, image[4096:])]
+    assert LOG[-1] == ("set_boot",)
+
+
+def test_a_staging_file_shorter_than_its_size_raises_and_never_boots():
+    image = _image(5000)
+    e = _run(image, 9000)  # the manifest said 9000, the file holds 5000
+    assert isinstance(e, OSError), e
+    assert ("set_boot",) not in LOG, LOG
+    e = _run(b"", 100)
+    assert isinstance(e, OSError) and ("set_boot",) not in LOG
+
+
+def test_mark_valid_cancels_the_rollback_once():
+    board = Esp32Board()
+    del LOG[:]
+    board.ota_mark_valid()
+    assert LOG == [("mark_valid",)], LOG
