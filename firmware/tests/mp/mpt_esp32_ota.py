@@ -122,3 +122,82 @@ def test_mark_valid_cancels_the_rollback_once():
     del LOG[:]
     board.ota_mark_valid()
     assert LOG == [("mark_valid",)], LOG
+
+
+# -- the whole install step of route "app" (tgd/ota/run.py Updater.step) ----------------
+
+
+class _Memo:
+    """tgd.ota.Updates as the step sees it (the app's few hundred bytes)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.new = None
+        self.seen = None
+        self.halted = False
+        self.last = None
+
+
+class _Dev:
+    def __init__(self):
+        from tgd.log import Log
+        self.log = Log(sink=lambda line: None)
+        self.fw = "1.0.0"
+        self.bat = 4100
+        self.cfg = {"server_url": "https://tgd.example/api/v1/ingest", "ota_min_bat_mv": 3500}
+        self.modem = None  # the bundle is staged whole already: no download
+
+
+class _App:
+    def __init__(self, root):
+        self.dev = _Dev()
+        self.board = Esp32Board()
+        self.root = root
+        self.release_ended = None
+
+    def idle(self):
+        return True
+
+
+def _write(path, data, mode="wb"):
+    with open(path, mode) as f:
+        f.write(data)
+
+
+async def test_an_app_update_boots_the_new_image_without_an_old_slot_over_it():
+    """A handset that ran two `mpy` updates holds the first one's modules in its inactive
+    slot folder; the app image goes into the other partition and that slot is armed: the
+    next boot must run the new image's own frozen firmware, not an old `.mpy` set loaded
+    over it (tgd/ota/overlay.py)."""
+    import json
+    import hashlib
+    from binascii import hexlify
+    from tgd.ota import slot as slots
+    from tgd.ota.run import Updater
+    root = ROOT + "/app"
+    slots.clear_dir(root)
+    os.mkdir(root)
+    os.mkdir(root + "/ota")
+    for d in ("/ota/a", "/ota/a/tgd", "/ota/b", "/ota/b/tgd"):
+        os.mkdir(root + d)
+    _write(root + "/ota/a/tgd/device.mpy", b"release 1.2.0")  # the running slot
+    _write(root + "/ota/b/tgd/device.mpy", b"release 1.1.0")  # an older one, inactive
+    slots.save(root, {"active": "a", "trial": None, "tried": 0, "res": "ok", "ver": "1.2.0",
+                      "boot": "a", "rst": 0, "park": None})
+    image = _image(4096 + 10)
+    m = {"v": 1, "version": "2.0.0", "route": "app", "size": len(image), "min": "0.0.0",
+         "sha256": hexlify(hashlib.sha256(image).digest()).decode(), "key": "0" * 16}
+    # taken and downloaded already (tgd/ota/run.py _take, _download): offer.json, stage.bin
+    _write(root + "/ota/offer.json", json.dumps({"manifest": json.dumps(m),
+                                                 "url": "/api/v1/fw/2.0.0/bundle"}), "w")
+    _write(root + "/ota/stage.bin", image)
+    app = _App(root)
+    del LOG[:]
+    _Machine.reset = staticmethod(lambda: LOG.append(("reset",)))
+    await Updater(_Memo(app)).step()
+    assert [e[1] for e in LOG if e[0] == "write"] == [0, 1], LOG
+    assert LOG[-2:] == [("set_boot",), ("reset",)], LOG[-2:]
+    st, path, trial = slots.boot(root)  # main.py's next boot
+    assert trial and st["boot"] == "b", st
+    assert path is None, path  # no folder: the new image's frozen modules, bare
+    slots.clear_dir(root)

@@ -273,6 +273,9 @@ class Updater:
         log.event("OTA", step="write", slot=slot)
         try:
             if m["route"] == "app":
+                # the new image boots its own frozen modules: an older .mpy set left in
+                # this slot's folder would be loaded over them (tgd/ota/overlay.py)
+                slots.clear_dir(slots.slot_dir(self.root, slot))
                 self.board.ota_app_write(stage, m["size"])  # esp32.Partition (boards/esp32.py)
             else:
                 await unpack(stage, m["size"], slots.slot_dir(self.root, slot))
