@@ -201,3 +201,49 @@ async def test_an_app_update_boots_the_new_image_without_an_old_slot_over_it():
     assert trial and st["boot"] == "b", st
     assert path is None, path  # no folder: the new image's frozen modules, bare
     slots.clear_dir(root)
+
+
+# An app release 2.0.0 signed by the test key bytes(range(32)) (tgd_flash.release_file
+# build_app_release; no key lives in the repository, this one is public test data).
+_PUB = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+_MANIFEST = ('{"key":"56475aa75463474c","min":"0.0.0","route":"app","sha256":"db35650fa0660fd9'
+             'f7b3b379a2b6e07bd1bcb33b700120835d200c75395208c8","size":100,"v":1,"version":"2.0.0"}')
+_SIG = ("73d21fa9a870a5e3c40320ccfee740d9c17f97638f496429e227f43e1de4a3ea"
+        "3170c18ca7000c6ef29499a724a834a4226c3ca54df2ecae8e7de9856f821000")
+
+
+def test_an_app_offer_parked_for_the_boot_is_taken_on_an_esp32_board():
+    """An offer whose Ed25519 check ran out of heap is parked and checked at the start of
+    the next boot (main.py -> tgd.ota.run.check_parked): on an ESP32 board with the
+    routes that board installs, as the app's own check does (an "app" offer was refused
+    there as bad_sig/manifest_fields, and the failure paused the roll-out)."""
+    import json
+    from main import _boot_slot
+    from tgd.ota import slot as slots
+    root = ROOT + "/park"
+    slots.clear_dir(root)
+    os.mkdir(root)
+    os.mkdir(root + "/ota")
+    _write(root + "/config.json", json.dumps({
+        "device_id": "NC0001", "key": "ab" * 32, "server_url": "https://tgd.example/api/v1/ingest",
+        "release_pub": _PUB}), "w")
+    update = {"version": "2.0.0", "manifest": _MANIFEST, "sig": _SIG,
+              "url": "/api/v1/fw/2.0.0/bundle"}
+    _write(root + "/ota/park.json", json.dumps(update), "w")
+    slots.set_park(root, "2.0.0")
+    _boot_slot(Esp32Board(), root)
+    st = slots.load(root)
+    assert (st["res"], st["ver"], st["park"]) == ("downloading", "2.0.0", None), st
+    with open(root + "/ota/offer.json") as f:
+        assert json.load(f)["manifest"] == _MANIFEST
+
+    class HostLike:  # a board without ota_app_write (the host board): "mpy" only
+        def mount_flash(self):
+            return root
+    os.remove(root + "/ota/offer.json")
+    _write(root + "/ota/park.json", json.dumps(update), "w")
+    slots.set_park(root, "2.0.0")
+    _boot_slot(HostLike(), root)
+    st = slots.load(root)
+    assert (st["res"], st["park"]) == ("bad_sig", None), st
+    slots.clear_dir(root)

@@ -41,6 +41,12 @@ def _digest(text):
     return hashlib.sha256(text.encode() if isinstance(text, str) else b"").digest()
 
 
+def routes(board):
+    """The bundle forms `board` installs (tgd/ota/offer.py check_offer): "app" where it
+    has ota_app_write (the ESP32 boards)."""
+    return ("mpy", "app") if getattr(board, "ota_app_write", None) is not None else ("mpy",)
+
+
 def _remove(path):
     try:
         os.remove(path)
@@ -155,7 +161,7 @@ class Updater:
         gc.collect()
         try:
             m, url = offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
-                                     ("mpy", "app") if self._app_route() else ("mpy",))
+                                     routes(self.board))
         except MemoryError:
             # Ed25519 in pure Python wants ~14 KB of heap at once; after an alarm the
             # ended alarm's objects leave less: the app lets them go (its journal has
@@ -165,7 +171,7 @@ class Updater:
                 gc.collect()
                 try:
                     m, url = offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
-                                             ("mpy", "app") if self._app_route() else ("mpy",))
+                                             routes(self.board))
                 except MemoryError:
                     m = None
                 except offer.OtaError as e:
@@ -217,9 +223,6 @@ class Updater:
             self.dev.log.event("OTA", res="refused", ver=ver, why="not_newer")
             return
         self._result(e.args[0], ver, e.args[1])
-
-    def _app_route(self):
-        return getattr(self.board, "ota_app_write", None) is not None
 
     def _drop_offer(self):
         _remove(self._path("offer.json"))
@@ -349,10 +352,10 @@ class Updater:
         return True
 
 
-def check_parked(root):
+def check_parked(root, board=None):
     """At the start of a boot, before the app (main.py): an offer parked by _take when
-    the heap was short is checked now, with the heap empty; taken (offer.json) or its
-    refusal recorded. Nothing of it stays imported."""
+    the heap was short is checked now, with the heap empty, for the routes `board`
+    installs; taken (offer.json) or its refusal recorded. Nothing of it stays imported."""
     path = root + "/ota/park.json"
     try:
         with open(path) as f:
@@ -377,7 +380,7 @@ def check_parked(root):
     cfg = config.load(root + "/config.json")[0]
     st = slots.load(root)
     try:
-        m, url = offer.check_offer(update, FW_VERSION, cfg["release_pub"], verify)
+        m, url = offer.check_offer(update, FW_VERSION, cfg["release_pub"], verify, routes(board))
     except offer.OtaError as e:
         ver = update.get("version") if isinstance(update, dict) else ""
         ver = ver if isinstance(ver, str) else ""
