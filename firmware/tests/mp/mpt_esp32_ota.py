@@ -1,3 +1,4 @@
+# heapsize: 96k (the test module is compiled into the heap, then tgd.ota.run and 4 KB blocks)
 # Route "app" on the ESP32 boards (docs/firmware.md "Updates over the air"):
 # boards/esp32.py Esp32Board.ota_app_write and ota_mark_valid, on the ESP32-faithful VM.
 #
@@ -246,4 +247,47 @@ def test_an_app_offer_parked_for_the_boot_is_taken_on_an_esp32_board():
     _boot_slot(HostLike(), root)
     st = slots.load(root)
     assert (st["res"], st["park"]) == ("bad_sig", None), st
+    slots.clear_dir(root)
+
+
+async def test_an_image_the_partition_refuses_is_dropped_and_reported_once():
+    """esp32.Partition.set_boot raises OSError when ESP-IDF finds the image invalid (and
+    get_next_update when the board has no OTA app partition): the offer and the staged
+    image are dropped and the failure reported, not written again at every heartbeat."""
+    import json
+    import hashlib
+    from binascii import hexlify
+    from tgd.ota import slot as slots
+    from tgd.ota.run import Updater
+    root = ROOT + "/refused"
+    slots.clear_dir(root)
+    os.mkdir(root)
+    os.mkdir(root + "/ota")
+    image = _image(100)
+    m = {"v": 1, "version": "2.0.0", "route": "app", "size": len(image), "min": "0.0.0",
+         "sha256": hexlify(hashlib.sha256(image).digest()).decode(), "key": "0" * 16}
+    _write(root + "/ota/offer.json", json.dumps({"manifest": json.dumps(m),
+                                                 "url": "/api/v1/fw/2.0.0/bundle"}), "w")
+    _write(root + "/ota/stage.bin", image)
+
+    def refuse(self):
+        LOG.append(("set_boot_refused",))
+        raise OSError(-5379)  # ESP_ERR_OTA_VALIDATE_FAILED
+    real = _Partition.set_boot
+    _Partition.set_boot = refuse
+    _Machine.reset = staticmethod(lambda: LOG.append(("reset",)))
+    del LOG[:]
+    try:
+        await Updater(_Memo(_App(root))).step()
+    finally:
+        _Partition.set_boot = real
+    assert ("set_boot_refused",) in LOG and ("reset",) not in LOG, LOG
+    st = slots.load(root)
+    assert (st["res"], st["ver"], st["trial"]) == ("bad_hash", "2.0.0", None), st
+    for name in ("offer.json", "stage.bin"):
+        try:
+            os.stat(root + "/ota/" + name)
+        except OSError:
+            continue
+        raise AssertionError(name + " left: the next heartbeat writes it again")
     slots.clear_dir(root)

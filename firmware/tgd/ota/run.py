@@ -279,7 +279,13 @@ class Updater:
                 # the new image boots its own frozen modules: an older .mpy set left in
                 # this slot's folder would be loaded over them (tgd/ota/overlay.py)
                 slots.clear_dir(slots.slot_dir(self.root, slot))
-                self.board.ota_app_write(stage, m["size"])  # esp32.Partition (boards/esp32.py)
+                try:
+                    self.board.ota_app_write(stage, m["size"])  # esp32.Partition (boards/esp32.py)
+                except OSError as e:
+                    # ESP-IDF refused the image (set_boot), or the board has no OTA app
+                    # partition: tried again at every heartbeat, it rewrote the partition
+                    # each time and never said why
+                    raise offer.OtaError("bad_hash", "app_write:%s" % (e.args[0] if e.args else ""))
             else:
                 await unpack(stage, m["size"], slots.slot_dir(self.root, slot))
         except offer.OtaError as e:
