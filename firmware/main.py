@@ -85,7 +85,7 @@ def _boot_slot(board, root):
     except OSError:
         return trial
     from tgd.ota.run import check_parked  # an offer checked with the heap empty, by
-    check_parked(root)  # the running slot's modules (its FW_VERSION)
+    check_parked(root, board)  # the running slot's modules (its FW_VERSION)
     return trial
 
 

@@ -365,3 +365,58 @@ def test_a_running_rollout_must_be_paused_before_another_starts(ota_app, client,
     second = start_rollout(client, tech, fleet[1].device_id)
     assert second.status_code == 201 and second.get_json()["canary"] == fleet[1].device_id
     assert ("rollout_stop", "1") in [a[:2] for a in audit_actions(ota_app)]
+
+
+# --- route "app": an ESP32 app image as the bundle ---------------------------------------------
+
+def app_image(size=5000) -> bytes:
+    """A synthetic ESP32 app image (no ESP-IDF here): the image header (magic 0xE9), the
+    first segment's header, the application description's magic word, padding."""
+    head = bytes([0xE9, 3, 2, 0x20]) + (0x400D0000).to_bytes(4, "little") + bytes(16)
+    segment = (0x3F400020).to_bytes(4, "little") + (256).to_bytes(4, "little")
+    image = head + segment + (0xABCD5432).to_bytes(4, "little")
+    return image + bytes((i * 7) & 0xFF for i in range(size - len(image)))
+
+
+def test_an_app_release_is_stored_served_and_offered(ota_app, client, tech, make_handset):
+    image = app_image()
+    response = upload(client, tech, release_file.build_app_release(SEED, "1.1.0", image, "1.0.0"))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["route"] == "app" and response.get_json()["size"] == len(image)
+    listed = client.get("/api/v1/releases", headers=tech).get_json()["releases"]
+    assert [(r["version"], r["route"]) for r in listed] == [("1.1.0", "app")]
+    # the bundle the handset downloads is the image itself, resumable
+    assert client.get("/api/v1/fw/1.1.0/bundle").data == image
+    part = client.get("/api/v1/fw/1.1.0/bundle", headers={"Range": "bytes=4096-"})
+    assert part.status_code == 206 and part.data == image[4096:]
+    # the roll-out does not care for the route: the canary is offered it, route "app" signed
+    canary = make_handset()
+    assert start_rollout(client, tech, canary.device_id).status_code == 201
+    offer = canary.post(client, canary.message("heartbeat")).get_json()["update"]
+    assert json.loads(offer["manifest"])["route"] == "app"
+    assert json.loads(offer["manifest"])["sha256"] == hashlib.sha256(image).hexdigest()
+    assert release_sign.verify(PUB, offer["manifest"].encode(), bytes.fromhex(offer["sig"]))
+
+
+APP_REFUSED = {
+    # signed as an app release, but the bundle is a TGDB1 .mpy set
+    "mpy_bundle_as_app": (lambda: signed(manifest_for(_bundle(), route="app"), _bundle()),
+                          "0xE9"),
+    # an ESP image that is no app (a bootloader: no application description)
+    "no_app_desc": (lambda: signed(manifest_for(b"\xe9" + bytes(99), route="app"),
+                                   b"\xe9" + bytes(99)), "application description"),
+    # a route neither the server nor a handset knows
+    "romfs": (lambda: signed(manifest_for(_bundle(), route="romfs"), _bundle()), "'mpy' and 'app'"),
+    # an app release whose image was changed after signing
+    "tampered_image": (lambda: (lambda d: d[:-1] + bytes([d[-1] ^ 1]))(
+        release_file.build_app_release(SEED, "1.1.0", app_image(), "1.0.0")), "SHA-256"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(APP_REFUSED))
+def test_refused_app_releases_store_nothing(ota_app, client, tech, case):
+    data, expected = APP_REFUSED[case]
+    response = upload(client, tech, data())
+    assert response.status_code == 422, response.get_json()
+    assert expected in response.get_json()["detail"]
+    assert count(ota_app, Release) == 0

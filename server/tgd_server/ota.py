@@ -26,8 +26,9 @@ from tgd_flash.release_file import ReleaseError
 from . import rollout as rm
 from .models import AuditLog, Device, DeviceOta, Release, Rollout, User, utcnow
 
-# A release body is refused above this (Flask's own limit, MAX_CONTENT_LENGTH, is 1 MiB).
-MAX_RELEASE_BYTES = 1_000_000
+# A release body is refused above this (Flask's own limit, MAX_CONTENT_LENGTH, is 1 MiB);
+# `tgd-flash release` refuses to make a larger one.
+MAX_RELEASE_BYTES = release_file.MAX_RELEASE_BYTES
 BUNDLE_URL = "/api/v1/fw/{version}/bundle"
 
 
@@ -88,8 +89,13 @@ def store_release(session: Session, data: bytes, pubs: list[bytes], user: User |
     return row
 
 
+def release_route(row: Release) -> str:
+    """"mpy" or "app" (release_file.ROUTES): from its signed manifest, checked at upload."""
+    return json.loads(row.manifest)["route"]
+
+
 def release_json(row: Release) -> dict:
-    return {"version": row.version, "size": row.size, "sha256": row.sha256, "key": row.key_id,
+    return {"version": row.version, "route": release_route(row), "size": row.size, "sha256": row.sha256, "key": row.key_id,
             "min": row.min_version, "uploaded_at": row.uploaded_at.isoformat() if row.uploaded_at else None,
             "url": BUNDLE_URL.format(version=row.version)}
 

@@ -64,7 +64,7 @@ def _configure_release(parser: argparse.ArgumentParser):
                     print(f"trusted release key {release_sign.key_id(key)}  {key.hex()}")
                 for row in db.get_session().scalars(select(Release).order_by(Release.uploaded_at)):
                     info = ota.release_json(row)
-                    print(f"{info['version']}  {info['size']} bytes  sha256 {info['sha256'][:16]}...  "
+                    print(f"{info['version']}  route {info['route']}  {info['size']} bytes  sha256 {info['sha256'][:16]}...  "
                           f"key {info['key']}  min {info['min']}")
                 return 0
             try:
@@ -82,7 +82,8 @@ def _configure_release(parser: argparse.ArgumentParser):
                                                 f"key {info['key']}"))
             except ota.OtaError as exc:
                 return _error(f"{args.file}: refused: {exc.detail}", 3)
-        print(f"release {info['version']} stored ({info['size']} bytes, key {info['key']}); "
+        print(f"release {info['version']} stored (route {info['route']}, {info['size']} bytes, "
+              f"key {info['key']}); "
               f"handsets download it from {info['url']}")
         return 0
 

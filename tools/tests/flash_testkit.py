@@ -52,6 +52,17 @@ def fake_image(path: Path, chip_id: int) -> Path:
     return path
 
 
+def fake_app_image(path: Path, size: int = 5000) -> Path:
+    """A synthetic ESP32 app image (ESP-IDF cannot run here): the image header (magic 0xE9),
+    the first segment's header, the application description's magic word, then bytes."""
+    head = bytes([0xE9, 3, 2, 0x20]) + (0x400D0000).to_bytes(4, "little") + bytes(16)
+    segment = (0x3F400020).to_bytes(4, "little") + (256).to_bytes(4, "little")
+    image = head + segment + (0xABCD5432).to_bytes(4, "little")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image + bytes((i * 7) & 0xFF for i in range(size - len(image))))
+    return path
+
+
 def git(repo: Path, *args: str) -> str:
     """`git -C repo ARGS` (a test identity for commits): its stdout."""
     import os

@@ -28,7 +28,14 @@ import time
 from pathlib import Path
 
 import pytest
-from flash_testkit import factory_checkout, fake_image, make_modem, set_fw_version, start_board
+from flash_testkit import (
+    factory_checkout,
+    fake_app_image,
+    fake_image,
+    make_modem,
+    set_fw_version,
+    start_board,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TECHNICIAN = REPO / "docs" / "technician.md"
@@ -304,8 +311,18 @@ def _run_the_page(bench: Bench, commands: list[str], network, extra_boards: list
             output = bench.run(command, env={"TGD_FIRMWARE_DIR": str(firmware)})
             assert "1 modules (tgd/device.mpy)" in output and "delta over the factory" in output, output
             continue
+        if command.startswith("tgd-flash release ") and "--route app" in command:
+            # the app image build-image built (ESP-IDF is not here): a synthetic one where
+            # the page says, the firmware at the page's --version
+            fake_app_image(bench.cwd / re.search(r"--image (\S+)", command).group(1))
+            set_fw_version(firmware, re.search(r"--version (\S+)", command).group(1))
+            output = bench.run(command, env={"TGD_FIRMWARE_DIR": str(firmware)})
+            assert "route app, the ESP32 app image micropython.bin" in output, output
+            continue
         output = bench.run(command)
-        if command.startswith("tgd-flash release-verify"):
+        if command.startswith("tgd-flash release-verify") and "-app." in command:
+            assert "route app: an ESP32 app image, for ESP32 handsets only" in output, output
+        elif command.startswith("tgd-flash release-verify"):
             assert re.search(r"delta over the factory firmware \S+ \(commit [0-9a-f]{12}", output), output
         if command.startswith("tgd-flash provision --host-dir"):
             assert output.splitlines() == doc_output_after(TECHNICIAN, "tgd-flash provision --host-dir")

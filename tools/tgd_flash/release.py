@@ -2,6 +2,7 @@
 
     tgd-flash release-key --out DIR             DIR/release.key (0600) + DIR/release.pub
     tgd-flash release --key FILE --version X [--base REF] [--firmware DIR] --out FILE.tgdrel
+    tgd-flash release --route app --image micropython.bin --key FILE --version X --out FILE.tgdrel
     tgd-flash release-verify FILE.tgdrel --pub FILE
     tgd-flash release-upload FILE.tgdrel --server URL --token-file FILE   (technician token)
 
@@ -19,6 +20,12 @@ A slot's modules cost the heap their bytecode (and, for a module the app imports
 later, its import), so a release whose modules, loaded on the ESP32-faithful VM as
 main.py loads them, hold more than SLOT_HEAP_BUDGET bytes is refused
 (docs/benchmarks.md "A slot's heap"): the whole tree never fits a 48 KB handset.
+
+`--route app --image FILE` (ESP32 handsets only, docs/technician.md "An app-route
+release"): the bundle is the ESP32 app image `tgd-flash build-image` built (its
+build folder's micropython.bin, the firmware frozen in it), written whole into the
+handset's next OTA app partition (firmware/boards/esp32.py ota_app_write); checked to be
+an app image (release_file.check_app_image) that a handset and the server take.
 """
 
 from __future__ import annotations
@@ -90,6 +97,12 @@ def add_parsers(sub) -> None:
                    help="git tag or commit of the factory firmware the fleet was flashed with: "
                         "the release carries only the modules changed since (always the "
                         "factory's, never the last release's)")
+    p.add_argument("--route", choices=release_file.ROUTES, default=release_file.ROUTE_MPY,
+                   help="the bundle's form: mpy (default), the handset modules as .mpy, for "
+                        "every board; app, an ESP32 app image (--image), for ESP32 handsets only")
+    p.add_argument("--image", type=Path,
+                   help="with --route app: the app image build-image built (micropython.bin "
+                        "in its build folder)")
     p.add_argument("--mpy-cross", type=Path, default=DEFAULT_MPY_CROSS,
                    help="mpy-cross for the handsets (default: build/esp32-vm/mpy-cross)")
     p.add_argument("--out", type=Path, help="the release file to write, e.g. tgd-1.1.0.tgdrel")
@@ -328,6 +341,16 @@ def cmd_release(args: argparse.Namespace, out: TextIO) -> int:
     for flag, value in (("--version", args.version), ("--min", args.min_version)):
         if not release_file.VERSION_RE.match(value):
             raise UsageError(f"{flag} {value}: give a version of numbers and dots, e.g. 1.1.0")
+    if args.route == release_file.ROUTE_APP:
+        if args.base is not None:
+            raise UsageError(f"--base {args.base}: an app image replaces the whole firmware, it is "
+                             "no delta; leave out --base with --route app")
+        if args.image is None:
+            raise UsageError("--image FILE is required with --route app: the micropython.bin "
+                             "of `tgd-flash build-image`'s build folder")
+    elif args.image is not None:
+        raise UsageError(f"--image {args.image}: an image is released with --route app only "
+                         "(ESP32 handsets); add --route app, or leave out --image")
     seed = read_seed(args.key)
     src = args.firmware or firmware_dir()
     if not src.is_dir():
@@ -337,6 +360,8 @@ def cmd_release(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--version {args.version}: the firmware in {src} says FW_VERSION = "
                          f"{declared!r}; set FW_VERSION to {args.version!r} there first (a handset "
                          "reports FW_VERSION, and the roll-out waits for it)")
+    if args.route == release_file.ROUTE_APP:
+        return release_app(args, seed, out)
     files = compile_bundle(src, args.mpy_cross)
     if args.base is not None:
         files, note = delta_over_base(src, args.base, args.version, files, args.mpy_cross)
@@ -360,6 +385,36 @@ def cmd_release(args: argparse.Namespace, out: TextIO) -> int:
     print(f"release {args.version}: {len(modules)} modules ({', '.join(modules)}), "
           f"{mpy_bytes(files)} bytes of .mpy, {cost} bytes of heap, {note}; bundle {len(release.bundle)} bytes, "
           f"sha256 {release.manifest['sha256'][:16]}..., key {release.manifest['key']} -> {args.out}",
+          file=out)
+    return 0
+
+
+def release_app(args: argparse.Namespace, seed: bytes, out: TextIO) -> int:
+    """`--route app`: the image as the bundle, checked, signed."""
+    try:
+        image = args.image.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--image {args.image}: cannot read it ({exc.strerror}); give the "
+                         "micropython.bin that `tgd-flash build-image` built") from exc
+    try:
+        release_file.check_app_kind(image)
+    except release_file.ReleaseError as exc:
+        raise UsageError(f"--image {args.image}: {exc}") from None
+    try:
+        release_file.check_bundle_size(image)
+    except release_file.ReleaseError as exc:
+        raise ReleaseRefused(f"--image {args.image}: {exc}") from None
+    data = release_file.build_app_release(seed, args.version, image, args.min_version)
+    if len(data) > release_file.MAX_RELEASE_BYTES:
+        raise ReleaseRefused(f"--image {args.image}: the release would be {len(data)} bytes, more "
+                             f"than the {release_file.MAX_RELEASE_BYTES} the server takes; make the "
+                             "image smaller (fewer frozen modules or MicroPython features), or "
+                             "flash the handsets over USB")
+    args.out.write_bytes(data)
+    release = release_file.check_release(data, [release_sign.public_key(seed)])
+    print(f"release {args.version}: route app, the ESP32 app image {args.image.name} "
+          f"({len(image)} bytes), for ESP32 handsets only; sha256 "
+          f"{release.manifest['sha256'][:16]}..., key {release.manifest['key']} -> {args.out}",
           file=out)
     return 0
 
@@ -392,8 +447,12 @@ def cmd_release_verify(args: argparse.Namespace, out: TextIO) -> int:
     except release_file.ReleaseError as exc:
         raise ReleaseRefused(f"{args.file}: refused: {exc}") from exc
     m = release.manifest
-    print(f"{args.file}: OK, version {m['version']} (min {m['min']}), {len(release.files)} files, "
-          f"{m['size']} bytes, key {m['key']}, {base_of(release.files)}", file=out)
+    if release.route == release_file.ROUTE_APP:
+        what = "an ESP32 app image, for ESP32 handsets only"
+    else:
+        what = f"{len(release.files)} files, {base_of(release.files)}"
+    print(f"{args.file}: OK, version {m['version']} (min {m['min']}), route {release.route}: "
+          f"{what}, {m['size']} bytes, key {m['key']}", file=out)
     return 0
 
 

@@ -41,6 +41,12 @@ def _digest(text):
     return hashlib.sha256(text.encode() if isinstance(text, str) else b"").digest()
 
 
+def routes(board):
+    """The bundle forms `board` installs (tgd/ota/offer.py check_offer): "app" where it
+    has ota_app_write (the ESP32 boards)."""
+    return ("mpy", "app") if getattr(board, "ota_app_write", None) is not None else ("mpy",)
+
+
 def _remove(path):
     try:
         os.remove(path)
@@ -152,10 +158,9 @@ class Updater:
         if isinstance(text, str) and (text == self._stored or _digest(text) == self.memo.seen):
             return  # checked already (taken, or refused): Ed25519 is not run every heartbeat
         from tgd.crypto.ed25519 import verify  # pure-Python Ed25519, on an offer only
-        routes = ("mpy", "app") if self._app_route() else ("mpy",)
-
         def check():
-            return offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify, routes)
+            return offer.check_offer(update, dev.fw, dev.cfg["release_pub"], verify,
+                                     routes(self.board))
         gc.collect()
         try:
             m, url = check()
@@ -220,9 +225,6 @@ class Updater:
             return
         self._result(e.args[0], ver, e.args[1])
 
-    def _app_route(self):
-        return getattr(self.board, "ota_app_write", None) is not None
-
     def _drop_offer(self):
         _remove(self._path("offer.json"))
         _remove(self._path("stage.bin"))
@@ -275,7 +277,16 @@ class Updater:
         log.event("OTA", step="write", slot=slot)
         try:
             if m["route"] == "app":
-                self.board.ota_app_write(stage, m["size"])  # esp32.Partition (boards/esp32.py)
+                # the new image boots its own frozen modules: an older .mpy set left in
+                # this slot's folder would be loaded over them (tgd/ota/overlay.py)
+                slots.clear_dir(slots.slot_dir(self.root, slot))
+                try:
+                    self.board.ota_app_write(stage, m["size"])  # esp32.Partition (boards/esp32.py)
+                except OSError as e:
+                    # ESP-IDF refused the image (set_boot), or the board has no OTA app
+                    # partition: tried again at every heartbeat, it rewrote the partition
+                    # each time and never said why
+                    raise offer.OtaError("bad_hash", "app_write:%s" % (e.args[0] if e.args else ""))
             else:
                 await unpack(stage, m["size"], slots.slot_dir(self.root, slot))
         except offer.OtaError as e:
@@ -348,10 +359,10 @@ class Updater:
         return True
 
 
-def check_parked(root):
+def check_parked(root, board=None):
     """At the start of a boot, before the app (main.py): an offer parked by _take when
-    the heap was short is checked now, with the heap empty; taken (offer.json) or its
-    refusal recorded. Nothing of it stays imported."""
+    the heap was short is checked now, with the heap empty, for the routes `board`
+    installs; taken (offer.json) or its refusal recorded. Nothing of it stays imported."""
     path = root + "/ota/park.json"
     try:
         with open(path) as f:
@@ -376,7 +387,7 @@ def check_parked(root):
     cfg = config.load(root + "/config.json")[0]
     st = slots.load(root)
     try:
-        m, url = offer.check_offer(update, FW_VERSION, cfg["release_pub"], verify)
+        m, url = offer.check_offer(update, FW_VERSION, cfg["release_pub"], verify, routes(board))
     except offer.OtaError as e:
         ver = update.get("version") if isinstance(update, dict) else ""
         ver = ver if isinstance(ver, str) else ""
