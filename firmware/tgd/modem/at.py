@@ -37,9 +37,11 @@ _QUIET_MAX_MS = const(2000)
 # A command cancelled after it was written (an alarm cancels the heartbeat's task, an
 # alarm's end its channels' tasks) still gets its final result code from the modem,
 # which answers one command after the other: that OK must not end the next command
-# (with echo off nothing else tells them apart). Such an orphan takes the next final
-# result code, for at most this long.
-_ORPHAN_MS = const(3000)
+# (with echo off nothing else tells them apart). The next command waits for it, at most
+# this long, before it is written; a final code that never comes (lost to a MemoryError
+# in the reader, campaign seed 52) then costs the next command, the alarm's dial
+# included, this much and no more. The modem gives a final code within a few ms.
+_ORPHAN_MS = const(200)
 
 # Lines that can arrive at any time (sim7600-at.md "Framing"), plus the answers that
 # come after the OK of their command (+HTTPACTION, +CMQTT..., +NETOPEN).
@@ -148,12 +150,12 @@ class AtEngine:
         self._len = 0
         self._overflow = False
         self._raw = None
-        self._raw_keep = bytearray(_RAW_KEEP)
+        self.raw_buffer = bytearray(_RAW_KEEP)  # send(into=raw_buffer): read in place
         self._raw_len = 0
         self._raw_left = 0
         self._raw_urc = None  # the URC line that announced the raw block, if a URC did
         self._task = None
-        self._orphan = None  # (command cancelled before its final result code, until ticks)
+        self._orphan = None  # (command cancelled before its final result code, its Event)
         self._timed_out = None  # ticks of the last timeout: a late answer may still come
         self.on_reboot = None  # callback() when "RDY" arrives
         self.on_silent = None  # callback(n) at the n-th command time-out in a row
@@ -266,6 +268,8 @@ class AtEngine:
         # command queued behind the one in flight
         await self._lock.acquire()
         try:
+            if self._orphan is not None:
+                await self._settle_orphan()
             if self.wake is not None:
                 await self.wake()
             if self._timed_out is not None:
@@ -301,7 +305,7 @@ class AtEngine:
                 return p.lines
             except asyncio.CancelledError:
                 if written and not p.done:
-                    self._orphan = (p.cmd, time.ticks_add(time.ticks_ms(), _ORPHAN_MS))
+                    self._orphan = (p.cmd, asyncio.Event())
                 raise
             finally:
                 self._pending = None
@@ -510,15 +514,25 @@ class AtEngine:
             return
         self._log.debug("AT_URC_UNKNOWN", line=line)
 
+    async def _settle_orphan(self):
+        # Before the next command: the cancelled one's final code, _ORPHAN_MS at most.
+        orphan = self._orphan
+        timer = _after(_ORPHAN_MS, orphan[1].set)
+        try:
+            await orphan[1].wait()
+        finally:
+            timer.cancel()
+            if self._orphan is orphan:
+                self._orphan = None  # never came: the next command goes anyway
+
     def _orphan_takes(self, line):
-        # True when `line` is the final result code of the command cancelled last.
-        cmd, until = self._orphan
-        if time.ticks_diff(time.ticks_ms(), until) > 0:
-            self._orphan = None
-            return False
+        # True when `line` is the final result code of the command cancelled last (no
+        # other command was written since: _settle_orphan holds it back).
         if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR:") \
                 or line.startswith("+CMS ERROR:"):
+            cmd, done = self._orphan
             self._orphan = None
+            done.set()
             self._log.debug("AT_LATE", cmd=cmd, line=line)
             return True
         return False
@@ -535,7 +549,9 @@ class AtEngine:
         self._raw_left = 0
         self._raw = None
         self._raw_urc = None
-        self._orphan = None
+        if self._orphan is not None:
+            self._orphan[1].set()  # the modem restarted: nothing more will come for it
+            self._orphan = None
         for w in self._waiters:
             if w.prefix == "RDY":
                 if w.line is None:
@@ -598,7 +614,7 @@ class AtEngine:
                 and n <= len(p.into):
             self._raw = p.into
         else:
-            self._raw = self._raw_keep if n <= _RAW_KEEP else bytearray(min(n, _RAW_MAX))
+            self._raw = self.raw_buffer if n <= _RAW_KEEP else bytearray(min(n, _RAW_MAX))
         self._raw_len = 0
         self._raw_left = n
         self._raw_urc = urc

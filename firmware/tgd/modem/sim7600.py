@@ -647,8 +647,10 @@ class Sim7600:
     async def http_post(self, url, body, header, timeout_ms):
         """POST `body` (bytes, JSON) to `url` with one extra `header` line.
 
-        -> (status, answer_bytes); a status 600-799 is the modem's own error (no
-        network, DNS, timeout...), with an empty answer. Raises AtTimeout,
+        -> (status, answer); a status 600-799 is the modem's own error (no
+        network, DNS, timeout...), with an empty answer. `answer`: bytes, or a
+        memoryview of the AT engine's buffer (_http_read) that the caller parses at
+        once, before its next await. Raises AtTimeout,
         AtError, ModemRebooted for the commands themselves.
         """
         at = self.at
@@ -737,9 +739,22 @@ class Sim7600:
             await self.at.send('AT+HTTPPARA="USERDATA","%s"' % header)
 
     async def _http_read(self, length):
+        """The answer's bytes. Up to the AT engine's raw buffer (1 KB): a memoryview of
+        that buffer, valid until the next raw block, so parsed at once by the caller
+        (uplink/http.py: json.loads takes it as it is). Copied out, a 449-byte answer
+        (an update's offer) failed to find its block after an alarm at every heartbeat
+        (MemoryError at_rx, 10 s lost each time: CI run of the hold-during-download test)."""
+        buf = self.at.raw_buffer
+        into = buf if length <= len(buf) else None
         lines = await self.at.send("AT+HTTPREAD=0,%d" % length, expect="+HTTPREAD: 0",
-                                    timeout_ms=_HTTP_CMD_MS)
-        parts = [x for x in lines if not isinstance(x, str)]
+                                    timeout_ms=_HTTP_CMD_MS, into=into)
+        n = 0
+        for x in lines:
+            if isinstance(x, int):
+                n += x
+        if n:
+            return memoryview(buf)[:n]
+        parts = [x for x in lines if not isinstance(x, (str, int))]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _http_term(self):
