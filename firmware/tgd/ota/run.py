@@ -19,7 +19,8 @@ from tgd.modem.errors import ModemError
 from tgd.ota import offer, report
 from tgd.ota import slot as slots
 
-# bytes per AT+HTTPREAD, received into one buffer made per download (Sim7600.http_chunk):
+# bytes per AT+HTTPREAD, received into the AT engine's raw buffer (Sim7600.http_chunk;
+# 640 bytes, made at start: nothing is allocated for a download) and written at once:
 # an ESP32 UART (2048-byte receive buffer) never overflows behind a slow flash write.
 # When the AT engine handed each chunk over as new bytes, a 513-byte block failed now and
 # then just after an alarm (MemoryError at_rx, the heap at 48 KB broken up), and the
@@ -321,8 +322,6 @@ class Updater:
             have = 0
         full = offer.bundle_url(dev.cfg["server_url"], url)
         modem = dev.modem
-        gc.collect()
-        buf = bytearray(CHUNK)  # every chunk comes into it
         dev.log.event("OTA", step="download", have=have, size=size)
         while have < size:
             end = min(size, have + WINDOW) - 1
@@ -336,11 +335,12 @@ class Updater:
                     dev.log.event("OTA", step="download", status=status, length=length)
                     return False
                 off = 0
+                buf = modem.at.raw_buffer  # every chunk comes into it, written before the next
                 while off < length and have < size:
                     n = min(CHUNK, length - off)
                     dev.log.debug("OTA_MEM", free=gc.mem_free(), have=have)
                     view = memoryview(buf)[:n]
-                    if await modem.http_chunk(off, view if n < CHUNK else buf) != n:
+                    if await modem.http_chunk(off, view) != n:
                         raise ModemError("short_read")
                     with open(stage, "ab") as f:
                         f.write(view)
