@@ -660,17 +660,7 @@ class Sim7600:
             await at.send('AT+HTTPPARA="CONTENT","application/json"')
             await at.send("AT+HTTPDATA=%d,%d" % (len(body), _HTTP_CMD_MS), payload=body,
                           timeout_ms=_HTTP_CMD_MS + 5000)
-            done = at.urc_waiter("+HTTPACTION:")
-            try:
-                await at.send("AT+HTTPACTION=1", timeout_ms=_HTTP_CMD_MS)
-            except BaseException:  # also MemoryError, a cancel: no waiter left behind
-                done.cancel()
-                raise
-            line = await done.wait(timeout_ms)
-            parsed = atparse.parse_httpaction(line)
-            if parsed is None:
-                raise ProtocolError(line)
-            status, length = parsed[1], parsed[2]
+            status, length = await self._http_action(1, timeout_ms)
             answer = b""
             if status < 600 and length > 0:
                 try:
@@ -686,21 +676,10 @@ class Sim7600:
         """GET `url` with one extra `header` line (e.g. a Range); the session stays open
         for http_chunk() until http_done(). -> (status, length) as +HTTPACTION says
         (600-799: the modem's own error). tgd/ota/run.py's download, in chunks."""
-        at = self.at
         await self._http_begin(url, header)
         try:
             await self._http_target(url, header)
-            done = at.urc_waiter("+HTTPACTION:")
-            try:
-                await at.send("AT+HTTPACTION=0", timeout_ms=_HTTP_CMD_MS)
-            except BaseException:
-                done.cancel()
-                raise
-            line = await done.wait(timeout_ms)
-            parsed = atparse.parse_httpaction(line)
-            if parsed is None:
-                raise ProtocolError(line)
-            return parsed[1], parsed[2]
+            return await self._http_action(0, timeout_ms)
         except Exception:
             await self._http_term()
             raise
@@ -737,6 +716,21 @@ class Sim7600:
         await self.at.send('AT+HTTPPARA="URL","%s"' % url)
         if header:
             await self.at.send('AT+HTTPPARA="USERDATA","%s"' % header)
+
+    async def _http_action(self, method, timeout_ms):
+        """AT+HTTPACTION=<method> (0 GET, 1 POST), then its +HTTPACTION answer, which
+        comes after the OK. -> (status, length)."""
+        done = self.at.urc_waiter("+HTTPACTION:")
+        try:
+            await self.at.send("AT+HTTPACTION=%d" % method, timeout_ms=_HTTP_CMD_MS)
+        except BaseException:  # also MemoryError, a cancel: no waiter left behind
+            done.cancel()
+            raise
+        line = await done.wait(timeout_ms)
+        parsed = atparse.parse_httpaction(line)
+        if parsed is None:
+            raise ProtocolError(line)
+        return parsed[1], parsed[2]
 
     async def _http_read(self, length):
         """The answer's bytes. Up to the AT engine's raw buffer (1 KB): a memoryview of

@@ -15,16 +15,11 @@
 import os
 import sys
 
+from tgd.ota.slot import is_dir
+
 
 class _Pending:
     """sys.modules' entry of a slot module not loaded yet."""
-
-
-def _is_dir(path):
-    try:
-        return os.stat(path)[0] & 0x4000 != 0
-    except OSError:
-        return False
 
 
 def modules(slot):
@@ -33,11 +28,11 @@ def modules(slot):
     todo = [("tgd", slot + "/tgd")]
     while todo:
         pkg, folder = todo.pop()
-        if not _is_dir(folder):
+        if not is_dir(folder):
             continue
         for name in sorted(os.listdir(folder)):
             path = folder + "/" + name
-            if _is_dir(path):
+            if is_dir(path):
                 todo.append((pkg + "." + name, path))
             elif name.endswith(".mpy") and name != "__init__.mpy":
                 found.append((pkg + "." + name[:-4], folder, name[:-4]))
